@@ -1,0 +1,309 @@
+// The Xen console ring (struct xencons_interface, xen/include/public/io/console.h) as a view over one 4096-byte
+// page of an ArrayBuffer or SharedArrayBuffer, with both ends:
+//   - ConsoleRing         the frontend, used by the device (Xen's side for the vuart): produces out[], consumes in[];
+//   - ConsoleRingBackend  the backend, used by the console daemon (xenconsoled's side): consumes out[], produces in[].
+//
+// Layout (little-endian): in[1024] @0x000, out[2048] @0x400, in_cons @0xC00, in_prod @0xC04, out_cons @0xC08,
+// out_prod @0xC0C, connection (u8) @0xC10. Indices are free-running u32 (ring.h), so all index arithmetic is `>>> 0`.
+//
+// Ordering (Xen: smp_wmb before publishing an index, smp_rmb after reading one): the producer stores the data, then
+// Atomics.store()s its index; the consumer Atomics.load()s the other side's index, then reads the data. Atomics are
+// sequentially consistent, which also gives the "store my index, then load yours" (Dekker) order the wakeup rules
+// below depend on.
+//
+// Hostile indices: the other side (and the guest, since the page is guest memory) can write any index. A distance
+// prod - cons larger than the ring is "corrupt". Xen only masks indices; we also detect it, count it and recover:
+//   - the consumer of that half resynchronises (cons := prod, dropping what was queued) and reports it;
+//   - the producer treats a corrupt half as full (writes nothing) until the consumer has resynchronised.
+// Every access is masked into the page, so no index value can cause an out-of-bounds access, and no copy loop is
+// bounded by an index distance, so none can hang.
+
+export const XENCONS_PAGE_SIZE = 4096;
+export const XENCONS_IN_SIZE = 1024;
+export const XENCONS_OUT_SIZE = 2048;
+
+/** Byte offsets inside the page (console.h). */
+export const XENCONS_IN_OFFSET = 0x000;
+export const XENCONS_OUT_OFFSET = 0x400;
+export const XENCONS_IN_CONS = 0xc00;
+export const XENCONS_IN_PROD = 0xc04;
+export const XENCONS_OUT_CONS = 0xc08;
+export const XENCONS_OUT_PROD = 0xc0c;
+export const XENCONS_CONNECTION = 0xc10;
+
+/** `connection` values (console.h, ddc2dd1264): the backend writes CONNECTED after mapping the ring. */
+export const XENCONSOLE_CONNECTED = 0;
+export const XENCONSOLE_DISCONNECTED = 1;
+
+/** Returned instead of a level, a byte or a count when a half of the ring has prod - cons > its size. */
+export const RING_CORRUPT = -2;
+/** Returned by ConsoleRing.getIn() when the IN half is empty, and by putOut() when the OUT half is full. */
+export const RING_EMPTY = -1;
+export const RING_FULL = -1;
+
+// Word indices of the four u32 indices in the Int32Array that starts at 0xC00.
+const W_IN_CONS = 0;
+const W_IN_PROD = 1;
+const W_OUT_CONS = 2;
+const W_OUT_PROD = 3;
+
+const IN_MASK = XENCONS_IN_SIZE - 1;
+const OUT_MASK = XENCONS_OUT_SIZE - 1;
+
+// Int32Array and Atomics use the host's byte order; the ABI is little-endian. Every Node target we run on
+// (x86-64, arm64) is little-endian; refuse loudly rather than corrupt a ring on anything else.
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** ring.h `xencons_mask(idx, ring_size)`: the index into the data array. */
+export function xenconsMask(idx: number, ringSize: number): number {
+  return (idx & (ringSize - 1)) >>> 0;
+}
+
+/**
+ * ring.h `xencons_queued(prod, cons, ring_size)`, exactly: equal indices are empty, equal masked indices are full,
+ * otherwise the wrapped difference of the masked values. Never more than ringSize, whatever the inputs.
+ */
+export function xenconsQueued(prod: number, cons: number, ringSize: number): number {
+  if (prod >>> 0 === cons >>> 0) return 0;
+  const p = xenconsMask(prod, ringSize);
+  const c = xenconsMask(cons, ringSize);
+  if (p === c) return ringSize;
+  return p > c ? p - c : ringSize - (c - p);
+}
+
+/**
+ * The checked distance the ring code uses: (prod - cons) mod 2^32, or RING_CORRUPT if that exceeds ringSize.
+ * For any non-corrupt pair it equals xenconsQueued().
+ */
+export function ringLevel(prod: number, cons: number, ringSize: number): number {
+  const d = (prod - cons) >>> 0;
+  return d > ringSize ? RING_CORRUPT : d;
+}
+
+export interface RingCorruptionReport {
+  half: 'in' | 'out';
+  prod: number;
+  cons: number;
+}
+
+/** The page and its typed views; shared by both ends. */
+class RingPage {
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+  readonly byteOffset: number;
+  /** The whole 4096-byte page. */
+  readonly page: Uint8Array;
+  protected readonly inData: Uint8Array;
+  protected readonly outData: Uint8Array;
+  protected readonly idx: Int32Array;
+  protected readonly conn: Uint8Array;
+  /** Corrupt-index events this end has seen (each detection counts once). */
+  corruptEvents = 0;
+  /** Optional reporter, called on each detection (for logs); must not throw. */
+  onCorrupt: ((report: RingCorruptionReport) => void) | undefined;
+
+  constructor(buffer: ArrayBuffer | SharedArrayBuffer, byteOffset = 0) {
+    if (!HOST_LITTLE_ENDIAN) throw new Error('ring: the xencons_interface ABI is little-endian; this host is not');
+    if (!Number.isSafeInteger(byteOffset) || byteOffset < 0 || byteOffset % 4 !== 0) {
+      throw new RangeError(`ring: byte offset ${byteOffset} is not a non-negative multiple of 4`);
+    }
+    if (byteOffset + XENCONS_PAGE_SIZE > buffer.byteLength) {
+      throw new RangeError(`ring: page at ${byteOffset} does not fit in a ${buffer.byteLength}-byte buffer`);
+    }
+    this.buffer = buffer;
+    this.byteOffset = byteOffset;
+    this.page = new Uint8Array(buffer, byteOffset, XENCONS_PAGE_SIZE);
+    this.inData = new Uint8Array(buffer, byteOffset + XENCONS_IN_OFFSET, XENCONS_IN_SIZE);
+    this.outData = new Uint8Array(buffer, byteOffset + XENCONS_OUT_OFFSET, XENCONS_OUT_SIZE);
+    this.idx = new Int32Array(buffer, byteOffset + XENCONS_IN_CONS, 4);
+    this.conn = new Uint8Array(buffer, byteOffset + XENCONS_CONNECTION, 1);
+  }
+
+  get inCons(): number {
+    return Atomics.load(this.idx, W_IN_CONS) >>> 0;
+  }
+  get inProd(): number {
+    return Atomics.load(this.idx, W_IN_PROD) >>> 0;
+  }
+  get outCons(): number {
+    return Atomics.load(this.idx, W_OUT_CONS) >>> 0;
+  }
+  get outProd(): number {
+    return Atomics.load(this.idx, W_OUT_PROD) >>> 0;
+  }
+
+  /** IN level (bytes queued for the guest), or RING_CORRUPT. Does not count or repair. */
+  inQueued(): number {
+    return ringLevel(Atomics.load(this.idx, W_IN_PROD), Atomics.load(this.idx, W_IN_CONS), XENCONS_IN_SIZE);
+  }
+
+  /** OUT level (bytes queued for the backend), or RING_CORRUPT. Does not count or repair. */
+  outQueued(): number {
+    return ringLevel(Atomics.load(this.idx, W_OUT_PROD), Atomics.load(this.idx, W_OUT_CONS), XENCONS_OUT_SIZE);
+  }
+
+  get connection(): number {
+    return Atomics.load(this.conn, 0);
+  }
+
+  protected reportCorrupt(half: 'in' | 'out', prod: number, cons: number): void {
+    this.corruptEvents++;
+    const cb = this.onCorrupt;
+    if (cb) {
+      try {
+        cb({ half, prod: prod >>> 0, cons: cons >>> 0 });
+      } catch {
+        // A reporter must not turn a guest's scribble into a host exception.
+      }
+    }
+  }
+}
+
+/**
+ * The frontend: what Xen does for the vuart. Writes out[] and out_prod, reads in[] and in_cons.
+ * The two per-byte operations are allocation-free and cost a few atomic loads and one store.
+ */
+export class ConsoleRing extends RingPage {
+  /**
+   * Push one byte to OUT (Xen's vpl011_write_data). Returns the OUT level after the push, computed with out_cons
+   * loaded *after* publishing out_prod (so a return of 1 means "the backend may have seen OUT empty": wake it),
+   * or RING_FULL (nothing stored) or RING_CORRUPT (nothing stored; reported, counted).
+   */
+  putOut(byte: number): number {
+    const idx = this.idx;
+    const prod = Atomics.load(idx, W_OUT_PROD);
+    const level = ringLevel(prod, Atomics.load(idx, W_OUT_CONS), XENCONS_OUT_SIZE);
+    if (level === RING_CORRUPT) {
+      this.reportCorrupt('out', prod, Atomics.load(idx, W_OUT_CONS));
+      return RING_CORRUPT;
+    }
+    if (level === XENCONS_OUT_SIZE) return RING_FULL;
+    this.outData[prod & OUT_MASK] = byte;
+    const next = (prod + 1) | 0;
+    Atomics.store(idx, W_OUT_PROD, next); // data before index (smp_wmb; out_prod++)
+    const after = ringLevel(next, Atomics.load(idx, W_OUT_CONS), XENCONS_OUT_SIZE);
+    return after;
+  }
+
+  /**
+   * Pop one byte from IN (Xen's vpl011_read_data). Returns the byte (0..255), RING_EMPTY, or RING_CORRUPT: a corrupt
+   * IN half is resynchronised (in_cons := in_prod, the queued bytes are dropped), reported and counted.
+   */
+  getIn(): number {
+    const idx = this.idx;
+    const prod = Atomics.load(idx, W_IN_PROD); // index before data (smp_rmb)
+    const cons = Atomics.load(idx, W_IN_CONS);
+    const level = ringLevel(prod, cons, XENCONS_IN_SIZE);
+    if (level === 0) return RING_EMPTY;
+    if (level === RING_CORRUPT) {
+      this.reportCorrupt('in', prod, cons);
+      Atomics.store(idx, W_IN_CONS, prod);
+      return RING_CORRUPT;
+    }
+    const byte = this.inData[cons & IN_MASK]!;
+    Atomics.store(idx, W_IN_CONS, (cons + 1) | 0); // data read before the index is published (smp_mb)
+    return byte;
+  }
+
+  /**
+   * Check both halves; resynchronise a corrupt IN half (we consume it) and report a corrupt OUT half (the backend
+   * consumes it and will resynchronise). Returns the number of corrupt halves found.
+   */
+  checkIndices(): number {
+    const idx = this.idx;
+    let found = 0;
+    const ip = Atomics.load(idx, W_IN_PROD);
+    const ic = Atomics.load(idx, W_IN_CONS);
+    if (ringLevel(ip, ic, XENCONS_IN_SIZE) === RING_CORRUPT) {
+      this.reportCorrupt('in', ip, ic);
+      Atomics.store(idx, W_IN_CONS, ip);
+      found++;
+    }
+    const op = Atomics.load(idx, W_OUT_PROD);
+    const oc = Atomics.load(idx, W_OUT_CONS);
+    if (ringLevel(op, oc, XENCONS_OUT_SIZE) === RING_CORRUPT) {
+      this.reportCorrupt('out', op, oc);
+      found++;
+    }
+    return found;
+  }
+}
+
+/**
+ * The backend: what xenconsoled does. Reads out[] and writes out_cons; writes in[] and in_prod; owns `connection`.
+ * Bulk copies: at most two `set()` calls per direction (the wrap), bounded by the caller's buffer and the ring size.
+ *
+ * Wakeup rule for a backend loop (ring.h's RING_FINAL_CHECK_FOR_* pattern): the frontend only notifies when OUT goes
+ * non-empty or full, and when a guest read takes IN from full to not full. So, after readOut() publishes out_cons,
+ * check outQueued() again before sleeping; after writeIn() fills IN, check inFree() again before sleeping on space.
+ * Both checks load the other side's index after our store, which (with the frontend doing the mirror image) means
+ * either we see the new data/space or the frontend sees our index and notifies.
+ */
+export class ConsoleRingBackend extends RingPage {
+  /** Free space in IN (what writeIn can accept now); 0 if IN is corrupt (the frontend will resynchronise). */
+  inFree(): number {
+    const level = this.inQueued();
+    return level === RING_CORRUPT ? 0 : XENCONS_IN_SIZE - level;
+  }
+
+  /**
+   * Copy up to dst.length queued OUT bytes into dst and publish out_cons. Returns the count. A corrupt OUT half is
+   * resynchronised (out_cons := out_prod), reported, counted, and 0 is returned.
+   */
+  readOut(dst: Uint8Array): number {
+    const idx = this.idx;
+    const prod = Atomics.load(idx, W_OUT_PROD); // index before data
+    const cons = Atomics.load(idx, W_OUT_CONS);
+    const level = ringLevel(prod, cons, XENCONS_OUT_SIZE);
+    if (level === RING_CORRUPT) {
+      this.reportCorrupt('out', prod, cons);
+      Atomics.store(idx, W_OUT_CONS, prod);
+      return 0;
+    }
+    const n = Math.min(level, dst.length);
+    if (n === 0) return 0;
+    const start = cons & OUT_MASK;
+    const first = Math.min(n, XENCONS_OUT_SIZE - start);
+    dst.set(this.outData.subarray(start, start + first), 0);
+    if (first < n) dst.set(this.outData.subarray(0, n - first), first);
+    Atomics.store(idx, W_OUT_CONS, (cons + n) | 0); // data copied before the index is published (xen_mb)
+    return n;
+  }
+
+  /** readOut into a fresh array of everything queued now (convenience for tools and tests). */
+  drainOut(max = XENCONS_OUT_SIZE): Uint8Array {
+    const buf = new Uint8Array(Math.max(0, Math.min(max, XENCONS_OUT_SIZE)));
+    const n = this.readOut(buf);
+    return buf.subarray(0, n);
+  }
+
+  /**
+   * Write as much of src as fits into IN and publish in_prod (data before index). Returns the count written; 0 if IN
+   * is full or corrupt (a corrupt IN half is reported and counted; the frontend resynchronises it).
+   */
+  writeIn(src: Uint8Array): number {
+    const idx = this.idx;
+    const cons = Atomics.load(idx, W_IN_CONS);
+    const prod = Atomics.load(idx, W_IN_PROD);
+    const level = ringLevel(prod, cons, XENCONS_IN_SIZE);
+    if (level === RING_CORRUPT) {
+      this.reportCorrupt('in', prod, cons);
+      return 0;
+    }
+    const n = Math.min(XENCONS_IN_SIZE - level, src.length);
+    if (n === 0) return 0;
+    const start = prod & IN_MASK;
+    const first = Math.min(n, XENCONS_IN_SIZE - start);
+    this.inData.set(src.subarray(0, first), start);
+    if (first < n) this.inData.set(src.subarray(first, n), 0);
+    Atomics.store(idx, W_IN_PROD, (prod + n) | 0);
+    return n;
+  }
+
+  /** Set the connection byte (xenconsoled writes XENCONSOLE_CONNECTED once the ring is mapped). */
+  setConnection(value: number): void {
+    if (value !== XENCONSOLE_CONNECTED && value !== XENCONSOLE_DISCONNECTED) {
+      throw new RangeError(`ring: bad connection value ${value}`);
+    }
+    Atomics.store(this.conn, 0, value);
+  }
+}
