@@ -1,0 +1,140 @@
+// The guest's device tree: what libxl's libxl__prepare_dtb (tools/libs/light/libxl_arm.c) writes for an arm64
+// guest with vuart = "sbsa_uart", plus /chosen/stdout-path so that plain `earlycon` finds the UART.
+import { Fdt, type FdtNode } from './fdt.js';
+import {
+  GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_PL011_BASE, GUEST_PL011_SIZE,
+  GUEST_TIMER_HYP_PPI, GUEST_TIMER_PHYS_NS_PPI, GUEST_TIMER_PHYS_S_PPI, GUEST_TIMER_VIRT_PPI, GUEST_VPL011_SPI,
+} from './guest-map.js';
+
+export type VuartProfile = 'sbsa_uart' | 'pl011';
+
+export interface GuestDtOptions {
+  ramBase: number;
+  ramSize: number;
+  bootargs: string;
+  /** [start, end) of the initrd in guest-physical memory, when there is one. */
+  initrd?: { start: number; end: number };
+  vuart: VuartProfile;
+}
+
+// Devicetree binding for the GIC (arm,gic.yaml): cell 1 is 0 = SPI, 1 = PPI; cell 3 holds the trigger type in
+// bits 0-3 (4 = level-high, 8 = level-low) and, for PPIs, the CPU mask in bits 8-15. libxl's set_interrupt()
+// puts cpumask 0xf in SPIs too (hence <0 0 0xf04>); we keep its exact bytes.
+const DT_IRQ_TYPE_LEVEL_HIGH = 4;
+const DT_IRQ_TYPE_LEVEL_LOW = 8;
+
+function gicInterrupt(intid: number, cpumask: number, type: number): [number, number, number] {
+  const flags = ((cpumask & 0xff) << 8) | type;
+  if (intid >= 32) return [0, intid - 32, flags];
+  if (intid >= 16) return [1, intid - 16, flags];
+  throw new RangeError(`guest-dt: INTID ${intid} is an SGI, not describable in a DT`);
+}
+
+/** The name of the UART node, which /chosen/stdout-path points at. */
+export function uartNodeName(vuart: VuartProfile): string {
+  // libxl names the sbsa node "sbsa-pl011" without a unit address; we keep Xen's name. The pl011 profile is ours,
+  // named by the usual convention.
+  return vuart === 'sbsa_uart' ? 'sbsa-pl011' : `pl011@${GUEST_PL011_BASE.toString(16)}`;
+}
+
+export function buildGuestDt(opts: GuestDtOptions): Uint8Array {
+  const fdt = new Fdt();
+  const root = fdt.root;
+  // Root compatible: libxl writes "xen,xenvm-<major>.<minor>", "xen,xenvm". We lay the guest out exactly as a
+  // Xen 4.20 guest (addresses, SPI, node names), so we claim that layout, but we do NOT add libxl's /hypervisor
+  // node (compatible "xen,xen"): we offer no hypercalls or grant tables, and Linux would probe them from that node.
+  // "model" says honestly what runs the guest (Linux prints it as "Machine model:").
+  root.strings('compatible', 'xen,xenvm-4.20', 'xen,xenvm');
+  root.string('model', 'vpl011 (Xen 4.20 guest layout, Unicorn vCPU)');
+  root.u32('#address-cells', 2);
+  root.u32('#size-cells', 2);
+  const chosen = root.child('chosen');
+  chosen.string('bootargs', opts.bootargs);
+  // Not in libxl (see xen-vpl011-upstream.md §8): without stdout-path plain `earlycon` has nothing to bind to.
+  // Linux's of_setup_earlycon() matches the node's compatible against OF_EARLYCON_DECLARE tables, and
+  // amba-pl011.c declares both "arm,pl011" and "arm,sbsa-uart".
+  chosen.string('stdout-path', `/${uartNodeName(opts.vuart)}`);
+  if (opts.initrd) {
+    chosen.u64('linux,initrd-start', opts.initrd.start);
+    chosen.u64('linux,initrd-end', opts.initrd.end);
+  }
+
+  const cpus = root.child('cpus');
+  cpus.u32('#address-cells', 1);
+  cpus.u32('#size-cells', 0);
+  const cpu0 = cpus.child('cpu@0');
+  cpu0.string('device_type', 'cpu');
+  cpu0.string('compatible', 'arm,armv8'); // libxl's make_cpus_node for arm64
+  cpu0.u32('reg', 0);
+  cpu0.string('enable-method', 'psci');
+
+  const psci = root.child('psci');
+  psci.strings('compatible', 'arm,psci-1.0', 'arm,psci-0.2');
+  psci.string('method', 'hvc'); // a guest at EL1 calls the hypervisor, as under Xen
+
+  const memory = root.child(`memory@${opts.ramBase.toString(16)}`);
+  memory.string('device_type', 'memory');
+  memory.reg64('reg', [opts.ramBase, opts.ramSize]);
+
+  const gic = makeGic(root);
+  // The root carries interrupt-parent (libxl: GUEST_PHANDLE_GIC); device nodes inherit it.
+  root.u32('interrupt-parent', fdt.phandle(gic));
+  makeTimer(root);
+
+  if (opts.vuart === 'sbsa_uart') {
+    makeSbsaUart(root);
+  } else {
+    makePl011(fdt, root);
+  }
+  return fdt.serialize();
+}
+
+function makeGic(root: FdtNode): FdtNode {
+  const gic = root.child(`interrupt-controller@${GUEST_GICD_BASE.toString(16)}`);
+  gic.string('compatible', 'arm,cortex-a15-gic');
+  gic.u32('#interrupt-cells', 3);
+  gic.u32('#address-cells', 0);
+  gic.empty('interrupt-controller');
+  gic.reg64('reg', [GUEST_GICD_BASE, GUEST_GICD_SIZE], [GUEST_GICC_BASE, GUEST_GICC_SIZE]);
+  return gic;
+}
+
+function makeTimer(root: FdtNode): void {
+  const timer = root.child('timer');
+  timer.string('compatible', 'arm,armv8-timer');
+  // Order per the arm,arch_timer binding: secure phys, non-secure phys, virt, hyp. Level-low with cpumask 0xf,
+  // as libxl's make_timer_node writes its three; the hyp PPI is listed too so the binding's full list is present.
+  const ppis = [GUEST_TIMER_PHYS_S_PPI, GUEST_TIMER_PHYS_NS_PPI, GUEST_TIMER_VIRT_PPI, GUEST_TIMER_HYP_PPI];
+  timer.u32('interrupts', ...ppis.flatMap((p) => gicInterrupt(p, 0xf, DT_IRQ_TYPE_LEVEL_LOW)));
+  // Our vCPU's counter keeps running while the vCPU sits in WFI, so Linux need not look for a broadcast timer.
+  timer.empty('always-on');
+}
+
+/** libxl make_vpl011_uart_node, byte for byte: no clocks, no interrupt-parent (inherited from the root). */
+function makeSbsaUart(root: FdtNode): void {
+  const uart = root.child('sbsa-pl011');
+  uart.string('compatible', 'arm,sbsa-uart');
+  uart.reg64('reg', [GUEST_PL011_BASE, GUEST_PL011_SIZE]);
+  uart.u32('interrupts', ...gicInterrupt(GUEST_VPL011_SPI, 0xf, DT_IRQ_TYPE_LEVEL_HIGH));
+  // Linux's sbsa_uart_probe fails with -EINVAL without current-speed (real-guests.md).
+  uart.u32('current-speed', 115200);
+}
+
+/** The full PL011 profile: a node Linux's AMBA driver and U-Boot's serial_pl011 both bind to. */
+function makePl011(fdt: Fdt, root: FdtNode): void {
+  // The AMBA bus needs the "apb_pclk" clock to read the PrimeCell IDs; the pl011 driver takes the first clock as
+  // its UART clock. 24 MHz, as QEMU's virt board, so the divisors Linux programs are the usual ones.
+  const clk = root.child('apb-pclk');
+  clk.string('compatible', 'fixed-clock');
+  clk.u32('#clock-cells', 0);
+  clk.u32('clock-frequency', 24_000_000);
+  clk.string('clock-output-names', 'clk24mhz');
+  const ph = fdt.phandle(clk);
+  const uart = root.child(uartNodeName('pl011'));
+  uart.strings('compatible', 'arm,pl011', 'arm,primecell');
+  uart.reg64('reg', [GUEST_PL011_BASE, GUEST_PL011_SIZE]);
+  uart.u32('interrupts', ...gicInterrupt(GUEST_VPL011_SPI, 0xf, DT_IRQ_TYPE_LEVEL_HIGH));
+  uart.u32('clocks', ph, ph);
+  uart.strings('clock-names', 'uartclk', 'apb_pclk');
+  uart.u32('current-speed', 115200);
+}
