@@ -1,0 +1,130 @@
+// `vpl011 run`: build a guest, start its vCPU in a worker thread, and be its console backend in this thread, with
+// the console on the terminal (raw mode, Ctrl-] quits) or, when stdin is not a terminal, on plain pipes.
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { resolve } from 'node:path';
+import { ConfigError, defaultGuestConfig, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
+import { BuildError } from '../toolstack/build.js';
+import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
+import { startGuest, type RunningGuest } from '../console/guest-session.js';
+
+export interface RunOptions {
+  config?: string;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  memory?: number;
+  bare?: boolean;
+  mmioPolicy?: string;
+  timeout?: number;
+  log?: string;
+}
+
+const CTRL_RIGHT_BRACKET = 0x1d;
+const say = (s: string) => process.stderr.write(`vpl011: ${s}\n`);
+
+/** Resolve the guest config: a file, or the default guest, with command-line overrides on top. */
+export async function resolveGuestConfig(opts: RunOptions, log: (s: string) => void = say): Promise<GuestConfig> {
+  let config: GuestConfig;
+  if (opts.config) {
+    config = loadConfig(opts.config);
+  } else if (opts.kernel) {
+    config = { ...defaultGuestConfig({ kernel: resolve(opts.kernel), initrd: '' }), name: 'guest' };
+    delete config.ramdisk;
+  } else {
+    config = defaultGuestConfig(await ensureGuestImages({ log }));
+  }
+  if (opts.kernel) config.kernel = resolve(opts.kernel);
+  if (opts.initrd) config.ramdisk = resolve(opts.initrd);
+  if (opts.append !== undefined) config.cmdline = opts.append;
+  if (opts.memory !== undefined) config.memoryMiB = opts.memory;
+  if (opts.bare) config.kind = 'bare';
+  if (opts.mmioPolicy !== undefined) {
+    if (opts.mmioPolicy !== 'abort' && opts.mmioPolicy !== 'crash-domain') {
+      throw new ConfigError([{ file: '--mmio-policy', line: 0, field: 'mmio_policy', message: 'must be "abort" or "crash-domain"' }]);
+    }
+    config.mmioPolicy = opts.mmioPolicy as MmioPolicy;
+  }
+  return config;
+}
+
+export async function runCommand(opts: RunOptions): Promise<number> {
+  let guest: RunningGuest;
+  try {
+    const config = await resolveGuestConfig(opts);
+    await ensureUnicorn({ log: () => {} });
+    guest = await startGuest(config, { report: say });
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof BuildError) {
+      say(e.message);
+      return 2;
+    }
+    say((e as Error).message);
+    return 1;
+  }
+
+  const stdin = process.stdin;
+  const tty = stdin.isTTY === true;
+  let logStream: WriteStream | undefined;
+  if (opts.log) {
+    logStream = createWriteStream(opts.log);
+    guest.console.addSink(logStream, { label: opts.log });
+  }
+  guest.console.addSink(process.stdout, { label: 'stdout' });
+
+  let userQuit = false;
+  const onData = (chunk: Buffer) => {
+    let data: Uint8Array = chunk;
+    if (tty) {
+      const i = chunk.indexOf(CTRL_RIGHT_BRACKET);
+      if (i >= 0) {
+        data = chunk.subarray(0, i);
+        userQuit = true;
+      }
+    }
+    if (data.length > 0 && !guest.console.queueInput(data)) stdin.pause();
+    if (userQuit) void guest.stop('stopped by Ctrl-]');
+  };
+  guest.console.onInputSpace = () => stdin.resume();
+  if (tty) stdin.setRawMode(true);
+  stdin.on('data', onData);
+  stdin.on('error', () => {});
+
+  let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
+  if (opts.timeout !== undefined) {
+    timer = setTimeout(() => {
+      timedOut = true;
+      void guest.stop(`timeout after ${opts.timeout} s`);
+    }, opts.timeout * 1000);
+  }
+
+  const exit = await guest.exited;
+  if (timer) clearTimeout(timer);
+  stdin.off('data', onData);
+  if (tty) stdin.setRawMode(false);
+  stdin.pause();
+  stdin.unref?.();
+  await new Promise<void>((r) => (process.stdout.writableLength === 0 ? r() : process.stdout.once('drain', () => r())));
+  if (logStream) await new Promise<void>((r) => logStream!.end(() => r()));
+
+  if (tty) process.stderr.write('\r\n');
+  if (timedOut) {
+    say(`timed out after ${opts.timeout} s; domain destroyed`);
+    return 124;
+  }
+  switch (exit.reason) {
+    case 'poweroff':
+      say('guest powered off');
+      return 0;
+    case 'reset':
+      say('guest asked for a reset; the run ends here (no reboot)');
+      return 0;
+    case 'stopped':
+      if (userQuit) say('console closed (Ctrl-]); domain destroyed');
+      return 0;
+    case 'crashed':
+    default:
+      say(`domain crashed: ${exit.message ?? 'no reason given'}`);
+      return 1;
+  }
+}

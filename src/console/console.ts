@@ -1,0 +1,256 @@
+// One console of the backend domain: xenconsoled's `struct console` for a vuart (tools/console/daemon/io.c), with
+// Node streams as its sinks. It moves guest output from the OUT ring to every attached sink and user input from an
+// input queue to the IN ring, and it never loses a byte unless a `discard` policy says so (then it counts and marks).
+//
+// Backpressure (policy `keep`, the default): output is taken from the ring only while every sink's backlog
+// (writableLength) is below `limit`. Past it, the ring fills, the vpl011 shows TXFF and the guest waits: exactly
+// xenconsoled's `-o keep`, where it stops reading the event channel once the buffer reaches the limit.
+// Policy `discard`: a sink whose backlog passes the limit misses output until it has drained below half the limit;
+// the bytes it missed are counted and a visible marker is written to it when it resumes. Other sinks are unaffected
+// (xenconsoled drops the middle of one shared buffer; per-sink dropping keeps the log whole while a client lags).
+//
+// Input waits for ring space: queueInput() keeps at most `inputLimit` bytes and says when it is full, so the source
+// pauses (backpressure) instead of anything being dropped.
+//
+// Fairness and latency (instead of xenconsoled's 30 events / 200 ms rate limit, which quantises latency to 200 ms):
+// one service() call moves at most `quantum` bytes out of the ring and then yields; the backend loop calls it again
+// on the next turn if the ring still has data. Data waiting in the ring is never lost, and an interactive console
+// waits at most one turn of the loop behind a busy one.
+import type { Writable } from 'node:stream';
+import { ConsoleRingBackend, XENCONS_OUT_SIZE, XENCONSOLE_CONNECTED, type RingCorruptionReport } from '../xen/ring.js';
+import type { EventChannels } from '../xen/evtchn.js';
+
+export type OverflowPolicy = 'keep' | 'discard';
+
+export interface ConsoleOptions {
+  name: string;
+  domid: number;
+  ring: ConsoleRingBackend;
+  evtchn: EventChannels;
+  /** The backend domain's id and its local port bound to the guest's vuart port. */
+  backendDomid: number;
+  localPort: number;
+  /** Per-sink backlog limit in bytes (LIBXL_XENCONSOLE_LIMIT = 1 MiB). */
+  limit?: number;
+  policy?: OverflowPolicy;
+  /** Bytes moved from the OUT ring per service() call before yielding to other consoles. */
+  quantum?: number;
+  /** Queued user input allowed before queueInput() reports full. */
+  inputLimit?: number;
+  /** Called for corrupt ring indices and other things a user should see; must not throw. */
+  report?: (message: string) => void;
+}
+
+export interface SinkOptions {
+  /** A read-only watcher or a log: it only receives output. (Input comes from sources, not sinks.) */
+  label: string;
+}
+
+interface Sink {
+  stream: Writable;
+  label: string;
+  /** Bytes this sink missed under `discard` since it last caught up. */
+  missed: number;
+  dropping: boolean;
+  onDrain: () => void;
+}
+
+export interface ConsoleCounters {
+  /** Bytes taken from the OUT ring (guest output). */
+  bytesOut: number;
+  /** Bytes put into the IN ring (user input). */
+  bytesIn: number;
+  /** Bytes some sink missed under `discard` (summed over sinks). */
+  dropped: number;
+  /** Corrupt ring indices seen and ignored. */
+  corrupt: number;
+  /** Times output stopped because a sink was full (`keep`). */
+  throttled: number;
+}
+
+export class Console {
+  readonly name: string;
+  readonly domid: number;
+  readonly counters: ConsoleCounters = { bytesOut: 0, bytesIn: 0, dropped: 0, corrupt: 0, throttled: 0 };
+  private readonly ring: ConsoleRingBackend;
+  private readonly evtchn: EventChannels;
+  private readonly backendDomid: number;
+  private readonly localPort: number;
+  private readonly limit: number;
+  private readonly policy: OverflowPolicy;
+  private readonly quantum: number;
+  private readonly inputLimit: number;
+  private readonly report: (message: string) => void;
+  private readonly sinks: Sink[] = [];
+  private readonly scratch = new Uint8Array(XENCONS_OUT_SIZE);
+  private readonly inputQueue: Uint8Array[] = [];
+  private inputQueued = 0;
+  private throttled = false;
+  private closed = false;
+  /** Set by the backend loop: called when this console wants another service() turn (sink drained, input queued). */
+  wake: () => void = () => {};
+  /** Called with every chunk of output, before the sinks (for prompt detection, statistics, tests). */
+  onOutput: ((chunk: Uint8Array) => void) | undefined;
+  /** Called when queued input has all gone into the ring (so a paused source may resume). */
+  onInputSpace: (() => void) | undefined;
+
+  constructor(opts: ConsoleOptions) {
+    this.name = opts.name;
+    this.domid = opts.domid;
+    this.ring = opts.ring;
+    this.evtchn = opts.evtchn;
+    this.backendDomid = opts.backendDomid;
+    this.localPort = opts.localPort;
+    this.limit = opts.limit ?? 1 << 20;
+    this.policy = opts.policy ?? 'keep';
+    this.quantum = opts.quantum ?? 64 * 1024;
+    this.inputLimit = opts.inputLimit ?? 64 * 1024;
+    this.report = opts.report ?? (() => {});
+    this.ring.onCorrupt = (r: RingCorruptionReport) => {
+      this.counters.corrupt++;
+      this.report(
+        `console ${this.name}: corrupt ${r.half.toUpperCase()} ring indices (prod ${r.prod}, cons ${r.cons}); ignored and resynchronised`,
+      );
+    };
+    // xenconsoled sets `connection` once the ring is mapped and the event channel bound.
+    this.ring.setConnection(XENCONSOLE_CONNECTED);
+  }
+
+  addSink(stream: Writable, opts: SinkOptions): () => void {
+    const sink: Sink = {
+      stream,
+      label: opts.label,
+      missed: 0,
+      dropping: false,
+      onDrain: () => this.wake(),
+    };
+    stream.on('drain', sink.onDrain);
+    this.sinks.push(sink);
+    return () => this.removeSink(sink);
+  }
+
+  private removeSink(sink: Sink): void {
+    const i = this.sinks.indexOf(sink);
+    if (i < 0) return;
+    this.sinks.splice(i, 1);
+    sink.stream.off('drain', sink.onDrain);
+    this.wake(); // a slow sink leaving may unblock output
+  }
+
+  get sinkCount(): number {
+    return this.sinks.length;
+  }
+
+  /**
+   * Queue user input for the guest. Returns false when the queue is at its limit: the caller should pause its
+   * source until onInputSpace fires. Input is never dropped here; the bytes passed are always queued.
+   */
+  queueInput(bytes: Uint8Array): boolean {
+    if (this.closed || bytes.length === 0) return this.inputQueued < this.inputLimit;
+    this.inputQueue.push(bytes.slice());
+    this.inputQueued += bytes.length;
+    this.wake();
+    return this.inputQueued < this.inputLimit;
+  }
+
+  get pendingInput(): number {
+    return this.inputQueued;
+  }
+
+  private sinksReady(): boolean {
+    if (this.policy !== 'keep') return true;
+    for (const s of this.sinks) if (s.stream.writableLength >= this.limit) return false;
+    return true;
+  }
+
+  /**
+   * Move data both ways once. Returns true if it should be called again soon (data left in the ring that it did
+   * not take this turn); false when it is waiting for an event (ring empty) or for a sink to drain.
+   */
+  service(): boolean {
+    if (this.closed) return false;
+    let notifyGuest = false;
+
+    // Input first: a keystroke should not wait behind a quantum of output.
+    while (this.inputQueued > 0) {
+      const head = this.inputQueue[0]!;
+      const n = this.ring.writeIn(head);
+      if (n === 0) break;
+      notifyGuest = true;
+      this.counters.bytesIn += n;
+      this.inputQueued -= n;
+      if (n === head.length) this.inputQueue.shift();
+      else this.inputQueue[0] = head.subarray(n);
+    }
+    if (notifyGuest && this.inputQueued < this.inputLimit) this.onInputSpace?.();
+
+    let moved = 0;
+    let again = false;
+    while (moved < this.quantum) {
+      if (!this.sinksReady()) {
+        if (!this.throttled) this.counters.throttled++;
+        this.throttled = true;
+        break;
+      }
+      this.throttled = false;
+      const n = this.ring.readOut(this.scratch);
+      if (n === 0) break;
+      notifyGuest = true;
+      moved += n;
+      this.counters.bytesOut += n;
+      this.deliver(this.scratch.subarray(0, n));
+    }
+    if (moved >= this.quantum) again = true;
+
+    // One notification per turn, not per byte: the vpl011 re-reads both rings' levels on it (TXFF clears, RX state
+    // updates). The evtchn pending bit coalesces further.
+    if (notifyGuest) this.evtchn.notify(this.backendDomid, this.localPort);
+    // Final check (ring.h RING_FINAL_CHECK_FOR_*): data that arrived after our last read, before we go to sleep,
+    // gets another turn rather than waiting for a notification the frontend may have skipped.
+    if (!again && !this.throttled && this.ring.outQueued() > 0) again = true;
+    if (!again && this.inputQueued > 0 && this.ring.inFree() > 0) again = true;
+    return again;
+  }
+
+  private deliver(chunk: Uint8Array): void {
+    this.onOutput?.(chunk);
+    for (const s of this.sinks) {
+      if (this.policy === 'discard') {
+        if (s.dropping) {
+          if (s.stream.writableLength > this.limit / 2) {
+            s.missed += chunk.length;
+            this.counters.dropped += chunk.length;
+            continue;
+          }
+          s.dropping = false;
+          s.stream.write(`\r\n[vpl011: ${s.missed} bytes of output dropped for ${s.label}: it was too slow]\r\n`);
+          s.missed = 0;
+        } else if (s.stream.writableLength >= this.limit) {
+          s.dropping = true;
+          s.missed += chunk.length;
+          this.counters.dropped += chunk.length;
+          continue;
+        }
+      }
+      // Node streams copy nothing: hand each sink its own copy since `chunk` is our reused scratch buffer.
+      s.stream.write(Buffer.from(chunk));
+    }
+  }
+
+  /** Take whatever output is still in the ring (used at shutdown so the last words of a guest are not lost). */
+  flush(): void {
+    for (let i = 0; i < 64 && this.ring.outQueued() > 0; i++) {
+      const n = this.ring.readOut(this.scratch);
+      if (n === 0) break;
+      this.counters.bytesOut += n;
+      this.deliver(this.scratch.subarray(0, n));
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.evtchn.setHandler(this.backendDomid, this.localPort, undefined);
+    for (const s of [...this.sinks]) this.removeSink(s);
+  }
+}

@@ -1,0 +1,82 @@
+// A running guest with its console attached: the toolstack builds the image, the VMM starts the vCPU in a worker
+// thread, and this thread becomes the vuart's backend domain (dom0's xenconsoled for that console): it binds an
+// event channel to the guest's vuart port, maps the ring page (magic page + 3), and serves it.
+import type { GuestConfig } from '../toolstack/config.js';
+import { buildGuest } from '../toolstack/build.js';
+import { EventChannels } from '../xen/evtchn.js';
+import { ConsoleRingBackend } from '../xen/ring.js';
+import { VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
+import { startDomainThread, type DomainExit } from '../vmm/domain-thread.js';
+import { Console, type OverflowPolicy } from './console.js';
+import { ConsoleBackend } from './backend.js';
+
+export const BACKEND_DOMID = 0;
+
+export interface GuestSessionOptions {
+  domid?: number;
+  policy?: OverflowPolicy;
+  report?: (message: string) => void;
+}
+
+export interface RunningGuest {
+  readonly name: string;
+  readonly domid: number;
+  readonly console: Console;
+  readonly exited: Promise<DomainExit>;
+  /** Destroy the domain (idempotent); `exited` resolves with reason 'stopped' unless it had already ended. */
+  stop(reason?: string): Promise<void>;
+}
+
+export async function startGuest(config: GuestConfig, opts: GuestSessionOptions = {}): Promise<RunningGuest> {
+  const domid = opts.domid ?? 1;
+  const report = opts.report ?? (() => {});
+  const image = await buildGuest(config);
+  const dom = startDomainThread({
+    domid,
+    name: config.name,
+    image,
+    policy: config.mmioPolicy,
+    vuart: config.vuart,
+  });
+  let guestPort: number;
+  try {
+    guestPort = await dom.vuartPort;
+  } catch (e) {
+    await dom.stop();
+    throw e;
+  }
+  const evtchn = EventChannels.attach(dom.evtchn);
+  const localPort = evtchn.bindInterdomain(BACKEND_DOMID, domid, guestPort);
+  const ring = new ConsoleRingBackend(dom.magicPages, VUART_PFN_OFFSET * XEN_PAGE_SIZE);
+  const console = new Console({
+    name: config.name,
+    domid,
+    ring,
+    evtchn,
+    backendDomid: BACKEND_DOMID,
+    localPort,
+    policy: opts.policy ?? 'keep',
+    report,
+  });
+  const backend = new ConsoleBackend(BACKEND_DOMID);
+  const detach = backend.add(console, evtchn, localPort);
+  void backend.start();
+
+  const exited = dom.exited.then(async (exit) => {
+    // The guest's last words: whatever is still in the ring when the vCPU stopped.
+    console.flush();
+    detach();
+    await backend.stop();
+    console.close();
+    return exit;
+  });
+  return {
+    name: config.name,
+    domid,
+    console,
+    exited,
+    stop: async (_reason?: string) => {
+      await dom.stop();
+    },
+  };
+}
