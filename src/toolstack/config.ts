@@ -4,6 +4,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import type { VuartProfile } from './guest-dt.js';
+import { GUEST_RAM0_SIZE } from './guest-map.js';
 
 export type { VuartProfile } from './guest-dt.js';
 /** What the domain does on an MMIO access nobody handles: inject a data abort (Xen since 0b6122a117) or crash. */
@@ -28,7 +29,8 @@ export interface GuestConfig {
 }
 
 export const MEMORY_MIN_MIB = 16;
-export const MEMORY_MAX_MIB = 4096;
+/** One RAM bank: GUEST_RAM0_SIZE is 3 GiB (arch-arm.h); Xen's second bank is not modelled. */
+export const MEMORY_MAX_MIB = GUEST_RAM0_SIZE / (1024 * 1024);
 export const DEFAULT_CMDLINE = 'console=ttyAMA0 earlycon';
 export const DEFAULT_MEMORY_MIB = 512;
 

@@ -3,7 +3,7 @@
 import { Fdt, type FdtNode } from './fdt.js';
 import {
   GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_PL011_BASE, GUEST_PL011_SIZE,
-  GUEST_TIMER_HYP_PPI, GUEST_TIMER_PHYS_NS_PPI, GUEST_TIMER_PHYS_S_PPI, GUEST_TIMER_VIRT_PPI, GUEST_VPL011_SPI,
+  GUEST_TIMER_PHYS_NS_PPI, GUEST_TIMER_PHYS_S_PPI, GUEST_TIMER_VIRT_PPI, GUEST_VPL011_SPI,
 } from './guest-map.js';
 
 export type VuartProfile = 'sbsa_uart' | 'pl011';
@@ -102,9 +102,9 @@ function makeGic(root: FdtNode): FdtNode {
 function makeTimer(root: FdtNode): void {
   const timer = root.child('timer');
   timer.string('compatible', 'arm,armv8-timer');
-  // Order per the arm,arch_timer binding: secure phys, non-secure phys, virt, hyp. Level-low with cpumask 0xf,
-  // as libxl's make_timer_node writes its three; the hyp PPI is listed too so the binding's full list is present.
-  const ppis = [GUEST_TIMER_PHYS_S_PPI, GUEST_TIMER_PHYS_NS_PPI, GUEST_TIMER_VIRT_PPI, GUEST_TIMER_HYP_PPI];
+  // libxl's make_timer_node: secure phys, non-secure phys, virt (PPIs 13, 14, 11), level-low, cpumask 0xf.
+  // No hypervisor timer (PPI 10): the guest runs at EL1 and arch-arm.h defines none, as under Xen.
+  const ppis = [GUEST_TIMER_PHYS_S_PPI, GUEST_TIMER_PHYS_NS_PPI, GUEST_TIMER_VIRT_PPI];
   timer.u32('interrupts', ...ppis.flatMap((p) => gicInterrupt(p, 0xf, DT_IRQ_TYPE_LEVEL_LOW)));
   // Our vCPU's counter keeps running while the vCPU sits in WFI, so Linux need not look for a broadcast timer.
   timer.empty('always-on');
