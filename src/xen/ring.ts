@@ -160,71 +160,154 @@ class RingPage {
 
 /**
  * The frontend: what Xen does for the vuart. Writes out[] and out_prod, reads in[] and in_cons.
- * The two per-byte operations are allocation-free and cost a few atomic loads and one store.
+ *
+ * Cost model (measured: one Atomics op is ~7 ns in Node 20, a plain typed-array access ~1 ns): the frontend keeps
+ * private copies of its own indices (out_prod, in_cons: only it may move them, as Xen keeps them in locals and
+ * republishes) and the last values it loaded of the backend's (out_cons, in_prod). Per byte it does exactly one
+ * Atomics.store (publish its index) and one Atomics.load (the backend's index, loaded after that store: the
+ * Dekker half of the wakeup rule, see ConsoleRingBackend). A guest scribbling on out_prod / in_cons in the page
+ * is overwritten by the next publish and, meanwhile, seen and resynchronised by the backend as corruption.
+ *
+ * After each operation, inLevel / outLevel hold the levels computed from the freshest loads.
  */
 export class ConsoleRing extends RingPage {
+  private outProdPriv = 0;
+  private outConsSeen = 0;
+  private inConsPriv = 0;
+  private inProdSeen = 0;
+  /** IN level (bytes queued for the guest) as of the last operation or refresh(). */
+  inLevel = 0;
+  /** OUT level (bytes not yet consumed by the backend) as of the last operation or refresh(). */
+  outLevel = 0;
+
+  constructor(buffer: ArrayBuffer | SharedArrayBuffer, byteOffset = 0) {
+    super(buffer, byteOffset);
+    this.adopt();
+  }
+
+  /**
+   * Take the frontend's own indices from the page (e.g. when attaching to a ring that already carries traffic,
+   * or after restoring a page) and refresh the backend's. Call only while no frontend operation is running.
+   */
+  adopt(): void {
+    this.outProdPriv = Atomics.load(this.idx, W_OUT_PROD);
+    this.inConsPriv = Atomics.load(this.idx, W_IN_CONS);
+    this.refresh();
+  }
+
+  /**
+   * Load the backend's indices (Xen's vpl011_data_avail snapshot) and recompute both levels. A corrupt IN half is
+   * resynchronised (in_cons := in_prod); a corrupt OUT half reads as full until the backend resynchronises it.
+   * Returns the number of corrupt halves found (each also reported and counted).
+   */
+  refresh(): number {
+    const idx = this.idx;
+    let found = 0;
+    const ip = Atomics.load(idx, W_IN_PROD);
+    this.inProdSeen = ip;
+    let inL = (ip - this.inConsPriv) >>> 0;
+    if (inL > XENCONS_IN_SIZE) {
+      this.reportCorrupt('in', ip, this.inConsPriv);
+      this.inConsPriv = ip;
+      Atomics.store(idx, W_IN_CONS, ip);
+      inL = 0;
+      found++;
+    }
+    const oc = Atomics.load(idx, W_OUT_CONS);
+    this.outConsSeen = oc;
+    let outL = (this.outProdPriv - oc) >>> 0;
+    if (outL > XENCONS_OUT_SIZE) {
+      this.reportCorrupt('out', this.outProdPriv, oc);
+      outL = XENCONS_OUT_SIZE;
+      found++;
+    }
+    this.inLevel = inL;
+    this.outLevel = outL;
+    return found;
+  }
+
   /**
    * Push one byte to OUT (Xen's vpl011_write_data). Returns the OUT level after the push, computed with out_cons
-   * loaded *after* publishing out_prod (so a return of 1 means "the backend may have seen OUT empty": wake it),
-   * or RING_FULL (nothing stored) or RING_CORRUPT (nothing stored; reported, counted).
+   * loaded *after* publishing out_prod (so 1 means "the backend may have seen OUT empty": wake it), or RING_FULL
+   * (nothing stored) or RING_CORRUPT (nothing stored; reported, counted; outLevel reads as full).
    */
   putOut(byte: number): number {
     const idx = this.idx;
-    const prod = Atomics.load(idx, W_OUT_PROD);
-    const level = ringLevel(prod, Atomics.load(idx, W_OUT_CONS), XENCONS_OUT_SIZE);
-    if (level === RING_CORRUPT) {
-      this.reportCorrupt('out', prod, Atomics.load(idx, W_OUT_CONS));
-      return RING_CORRUPT;
+    const prod = this.outProdPriv;
+    let level = (prod - this.outConsSeen) >>> 0;
+    if (level >= XENCONS_OUT_SIZE) {
+      // Looks full (or corrupt) from what we last saw: look again.
+      const cons = Atomics.load(idx, W_OUT_CONS);
+      this.outConsSeen = cons;
+      level = (prod - cons) >>> 0;
+      if (level > XENCONS_OUT_SIZE) {
+        this.reportCorrupt('out', prod, cons);
+        this.outLevel = XENCONS_OUT_SIZE;
+        return RING_CORRUPT;
+      }
+      if (level === XENCONS_OUT_SIZE) {
+        this.outLevel = level;
+        return RING_FULL;
+      }
     }
-    if (level === XENCONS_OUT_SIZE) return RING_FULL;
     this.outData[prod & OUT_MASK] = byte;
     const next = (prod + 1) | 0;
+    this.outProdPriv = next;
     Atomics.store(idx, W_OUT_PROD, next); // data before index (smp_wmb; out_prod++)
-    const after = ringLevel(next, Atomics.load(idx, W_OUT_CONS), XENCONS_OUT_SIZE);
-    return after;
+    const cons = Atomics.load(idx, W_OUT_CONS); // after the publish: see the backend's final check
+    this.outConsSeen = cons;
+    level = (next - cons) >>> 0;
+    if (level > XENCONS_OUT_SIZE) {
+      // The backend's index moved somewhere impossible after our check: report; read as full until it resyncs.
+      this.reportCorrupt('out', next, cons);
+      level = XENCONS_OUT_SIZE;
+    }
+    this.outLevel = level;
+    return level;
   }
 
   /**
    * Pop one byte from IN (Xen's vpl011_read_data). Returns the byte (0..255), RING_EMPTY, or RING_CORRUPT: a corrupt
-   * IN half is resynchronised (in_cons := in_prod, the queued bytes are dropped), reported and counted.
+   * IN half is resynchronised (in_cons := in_prod, the queued bytes are dropped), reported and counted. After a
+   * successful pop, inLevel is computed with in_prod loaded after publishing in_cons, so inLevel === size - 1
+   * means "IN was full before this read": a backend waiting for space must be woken.
    */
   getIn(): number {
     const idx = this.idx;
-    const prod = Atomics.load(idx, W_IN_PROD); // index before data (smp_rmb)
-    const cons = Atomics.load(idx, W_IN_CONS);
-    const level = ringLevel(prod, cons, XENCONS_IN_SIZE);
-    if (level === 0) return RING_EMPTY;
-    if (level === RING_CORRUPT) {
-      this.reportCorrupt('in', prod, cons);
-      Atomics.store(idx, W_IN_CONS, prod);
-      return RING_CORRUPT;
+    const cons = this.inConsPriv;
+    let prod = this.inProdSeen;
+    let level = (prod - cons) >>> 0;
+    if (level === 0 || level > XENCONS_IN_SIZE) {
+      prod = Atomics.load(idx, W_IN_PROD); // index before data (smp_rmb)
+      this.inProdSeen = prod;
+      level = (prod - cons) >>> 0;
+      if (level === 0) {
+        this.inLevel = 0;
+        return RING_EMPTY;
+      }
+      if (level > XENCONS_IN_SIZE) {
+        this.reportCorrupt('in', prod, cons);
+        this.inConsPriv = prod;
+        Atomics.store(idx, W_IN_CONS, prod);
+        this.inLevel = 0;
+        return RING_CORRUPT;
+      }
     }
     const byte = this.inData[cons & IN_MASK]!;
-    Atomics.store(idx, W_IN_CONS, (cons + 1) | 0); // data read before the index is published (smp_mb)
+    const next = (cons + 1) | 0;
+    this.inConsPriv = next;
+    Atomics.store(idx, W_IN_CONS, next); // the data is read before the index is published (smp_mb)
+    prod = Atomics.load(idx, W_IN_PROD); // after the publish: see the backend's final check
+    this.inProdSeen = prod;
+    level = (prod - next) >>> 0;
+    if (level > XENCONS_IN_SIZE) {
+      this.reportCorrupt('in', prod, next);
+      this.inConsPriv = prod;
+      Atomics.store(idx, W_IN_CONS, prod);
+      level = 0;
+    }
+    this.inLevel = level;
     return byte;
-  }
-
-  /**
-   * Check both halves; resynchronise a corrupt IN half (we consume it) and report a corrupt OUT half (the backend
-   * consumes it and will resynchronise). Returns the number of corrupt halves found.
-   */
-  checkIndices(): number {
-    const idx = this.idx;
-    let found = 0;
-    const ip = Atomics.load(idx, W_IN_PROD);
-    const ic = Atomics.load(idx, W_IN_CONS);
-    if (ringLevel(ip, ic, XENCONS_IN_SIZE) === RING_CORRUPT) {
-      this.reportCorrupt('in', ip, ic);
-      Atomics.store(idx, W_IN_CONS, ip);
-      found++;
-    }
-    const op = Atomics.load(idx, W_OUT_PROD);
-    const oc = Atomics.load(idx, W_OUT_CONS);
-    if (ringLevel(op, oc, XENCONS_OUT_SIZE) === RING_CORRUPT) {
-      this.reportCorrupt('out', op, oc);
-      found++;
-    }
-    return found;
   }
 }
 

@@ -1,0 +1,384 @@
+// The vpl011 device core: Xen's xen/arch/arm/vpl011.c (domain-backend mode) as a pure state machine.
+// Inputs: guest register accesses (read/write, from the MMIO bus) and backend events (notification(), Xen's
+// vpl011_notification). Outputs through ports only: the console ring (bytes), the interrupt line (level), and a
+// notify callback (the event channel to the console backend). No I/O, timers, threads or globals.
+//
+// Semantics are upstream Xen's (HEAD, see docs/DEVICE.md for the table and sources), not the seed patch's:
+//   - FR resets to TXFE|RXFE = 0x90 (b4637ed6cd); TXFF and BUSY only when the OUT ring is full (393a541f7d);
+//   - TXI while at least 16 bytes of OUT are free; RXI when IN holds >= size-16; RTI while IN is not empty
+//     (bb2c1a1cc9, thresholds against the ring sizes as upstream);
+//   - exact register offsets only; 8/16/32-bit accesses; a 64-bit access is refused (the domain's policy decides
+//     what the guest sees, 0b6122a117); non-SBSA offsets are RAZ/WI with a rate-limited log (b8d5ea6de0);
+//     an ICR read is refused, as Xen's handler returns IO_ABORT for it; FR/RIS/MIS writes are ignored before
+//     the width check, as upstream;
+//   - an empty DR read returns 0, is counted and logged (rate-limited).
+//
+// Interrupt: a true level (as Xen with CONFIG_NEW_VGIC, 31286f7a38): line = (RIS & IMSC) != 0, re-derived by
+// update() at the end of every public method. RIS holds latched TXI/RXI/RTI: an ICR write clears them; a "data
+// event" (DR read, DR write, backend notification, IMSC write) re-latches every condition that holds; a condition
+// that stops holding clears its bit at once. So an ICR that clears a still-true condition cannot lose it: the next
+// event re-asserts it. Deviation from upstream (which re-latches only on DR/notification events): an IMSC write is
+// an event too, because Linux's open sequence drains at most 64 bytes, ICR-clears RX|RT and then unmasks them;
+// with upstream's rule any bytes left in the 1024-byte IN ring sit there with no interrupt until the user types
+// again (a guest can wedge); here the unmask raises RTI at once.
+//
+// Backend wakeups (coalesced, never lost; proved in test/device-notify.test.ts), instead of upstream's notify on
+// every DR access:
+//   - a DR write that takes OUT from empty to non-empty, or to full, notifies (the level is computed with out_cons
+//     loaded after out_prod is published, so a backend that drained concurrently is either seen as "empty" and
+//     notified or will see our byte in its final re-check: ConsoleRingBackend's rule);
+//   - a DR read that takes IN from full to not full notifies (a backend waits for IN space only when it left the
+//     ring full; same Dekker argument with in_cons/in_prod);
+//   - a corrupt ring notifies, so the backend resynchronises its half.
+// The backend, in turn, notifies after each batch it drains from OUT or adds to IN (the event channel coalesces).
+//
+// Performance: DR write / DR read are allocation-free: a switch, one Atomics.store and one Atomics.load (see
+// ConsoleRing); FR/RIS/MIS/IMSC reads return state kept current by every event, with no ring access.
+
+import { type AccessWidth, type MmioHandler, MMIO_ABORT } from '../xen/mmio.js';
+import type { IrqLine } from '../xen/vgic.js';
+import { type ConsoleRing, RING_CORRUPT, RING_EMPTY, XENCONS_IN_SIZE, XENCONS_OUT_SIZE } from '../xen/ring.js';
+import { RateLimitedLog, type LogSink } from '../util/ratelimit.js';
+import { vregReg32Clearbits, vregReg32Extract, vregReg32Update } from '../util/vreg.js';
+import { DR_DATA_MASK, FR, FR_RESET, INT, INT_DRIVEN, Reg, SBSA_UART_FIFO_LEVEL } from './spec.js';
+
+export type Vpl011Profile = 'sbsa';
+
+export interface Vpl011Ports {
+  ring: ConsoleRing;
+  irq: IrqLine;
+  /** Signal the console backend (notify_via_xen_event_channel). Called at most once per public method. */
+  notify: () => void;
+  /** Diagnostics (Xen's gprintk); rate-limited by the device. */
+  log?: LogSink;
+}
+
+export interface Vpl011Counters {
+  /** Bytes the guest wrote to DR that went into OUT. */
+  bytesOut: number;
+  /** Bytes the guest read from DR that came from IN. */
+  bytesIn: number;
+  /** DR writes dropped because OUT was full (or corrupt). */
+  txDropped: number;
+  /** DR reads of an empty IN ring (returned 0). */
+  emptyDrReads: number;
+  /** Corrupt ring-index detections (the ring's own counter). */
+  corruptRingEvents: number;
+  /** Accesses refused (64-bit width, ICR read): the domain's policy decides the guest's fate. */
+  refusedAccesses: number;
+  /** RAZ/WI accesses to offsets that are not SBSA registers. */
+  unhandledAccesses: number;
+  /** Backend notifications sent. */
+  notifies: number;
+  /** Backend events received (notification()). */
+  backendEvents: number;
+}
+
+/** The device's own state; FR and the line are re-derived from it and the ring. */
+export interface Vpl011State {
+  version: 1;
+  profile: Vpl011Profile;
+  /** Latched RIS bits (only RXI/TXI/RTI are ever raised). */
+  ris: number;
+  /** IMSC as written (Xen stores reserved bits too). */
+  imsc: number;
+  counters: Vpl011Counters;
+}
+
+const IN_RXI_LEVEL = XENCONS_IN_SIZE - SBSA_UART_FIFO_LEVEL; // 1008
+const OUT_TXI_LEVEL = XENCONS_OUT_SIZE - SBSA_UART_FIFO_LEVEL; // 2032
+
+function hex(n: number, digits = 3): string {
+  return '0x' + (n >>> 0).toString(16).padStart(digits, '0');
+}
+
+function zeroCounters(): Vpl011Counters {
+  return {
+    bytesOut: 0,
+    bytesIn: 0,
+    txDropped: 0,
+    emptyDrReads: 0,
+    corruptRingEvents: 0,
+    refusedAccesses: 0,
+    unhandledAccesses: 0,
+    notifies: 0,
+    backendEvents: 0,
+  };
+}
+
+export class Vpl011 implements MmioHandler {
+  readonly profile: Vpl011Profile = 'sbsa';
+  private readonly ring: ConsoleRing;
+  private readonly irq: IrqLine;
+  private readonly notifyPort: () => void;
+
+  private uartfr = FR_RESET;
+  private uartris = 0;
+  private uartimsc = 0;
+  private line = false;
+  private inLevel = 0;
+  private outLevel = 0;
+  private pendingNotify = false;
+
+  private readonly counts: Vpl011Counters = zeroCounters();
+  private readonly logUnhandled: RateLimitedLog;
+  private readonly logWidth: RateLimitedLog;
+  private readonly logEmpty: RateLimitedLog;
+  private readonly logFull: RateLimitedLog;
+  private readonly logCorrupt: RateLimitedLog;
+
+  constructor(ports: Vpl011Ports) {
+    this.ring = ports.ring;
+    this.irq = ports.irq;
+    this.notifyPort = ports.notify;
+    this.logUnhandled = new RateLimitedLog(ports.log);
+    this.logWidth = new RateLimitedLog(ports.log);
+    this.logEmpty = new RateLimitedLog(ports.log);
+    this.logFull = new RateLimitedLog(ports.log);
+    this.logCorrupt = new RateLimitedLog(ports.log);
+    const prev = this.ring.onCorrupt;
+    this.ring.onCorrupt = (r) => {
+      if (prev) prev(r);
+      if (this.logCorrupt.wouldLog()) {
+        this.logCorrupt.log(`vpl011: corrupt ${r.half} ring indices prod=${hex(r.prod, 8)} cons=${hex(r.cons, 8)}`);
+      } else this.logCorrupt.skip();
+    };
+    // Drive the line to a known level once; afterwards only changes are signalled.
+    this.irq.set(false);
+    this.ring.refresh();
+    this.update(false);
+  }
+
+  // ---- MmioHandler ------------------------------------------------------------------------------------------
+
+  read(offset: number, width: AccessWidth): number {
+    switch (offset) {
+      case Reg.DR:
+        if (width === 8) return this.refuse('read', offset, width);
+        return this.readData() & (width === 1 ? 0xff : 0xffff); // a byte; no error bits (Xen never sets OE/BE/PE/FE)
+      case Reg.FR:
+        if (width === 8) return this.refuse('read', offset, width);
+        return width === 1 ? this.uartfr & 0xff : this.uartfr; // FR is kept current by every event
+      case Reg.RSR:
+        if (width === 8) return this.refuse('read', offset, width);
+        return 0; // no physical errors
+      case Reg.RIS:
+        if (width === 8) return this.refuse('read', offset, width);
+        return vregReg32Extract(this.uartris, 0, width);
+      case Reg.MIS:
+        if (width === 8) return this.refuse('read', offset, width);
+        return vregReg32Extract(this.uartris & this.uartimsc, 0, width);
+      case Reg.IMSC:
+        if (width === 8) return this.refuse('read', offset, width);
+        return vregReg32Extract(this.uartimsc, 0, width);
+      case Reg.ICR:
+        // Write-only: Xen's vpl011_mmio_read returns 0 (IO_ABORT) for it, at any width.
+        return this.refuse('read', offset, width);
+      default:
+        this.unhandled('read', offset, width);
+        return 0;
+    }
+  }
+
+  write(offset: number, width: AccessWidth, value: number): boolean {
+    switch (offset) {
+      case Reg.DR:
+        if (width === 8) return this.refuse('write', offset, width) === 0;
+        this.writeData(value & DR_DATA_MASK);
+        return true;
+      case Reg.RSR:
+        if (width === 8) return this.refuse('write', offset, width) === 0;
+        return true; // ECR: nothing to clear
+      case Reg.FR:
+      case Reg.RIS:
+      case Reg.MIS:
+        return true; // read-only; upstream ignores the write before checking the width
+      case Reg.IMSC:
+        if (width === 8) return this.refuse('write', offset, width) === 0;
+        this.uartimsc = vregReg32Update(this.uartimsc, value, 0, width);
+        this.update(true);
+        return true;
+      case Reg.ICR:
+        if (width === 8) return this.refuse('write', offset, width) === 0;
+        this.uartris = vregReg32Clearbits(this.uartris, value, 0, width);
+        this.update(false);
+        return true;
+      default:
+        this.unhandled('write', offset, width);
+        return true;
+    }
+  }
+
+  // ---- backend ----------------------------------------------------------------------------------------------
+
+  /** Xen's vpl011_notification: the backend moved data (drained OUT or filled IN). Re-latches conditions. */
+  notification(): void {
+    this.counts.backendEvents++;
+    if (this.ring.refresh() > 0) this.pendingNotify = true; // corrupt: let the backend resynchronise its half
+    this.update(true);
+    this.flushNotify();
+  }
+
+  // ---- inspection -------------------------------------------------------------------------------------------
+
+  /** The interrupt line level the device drives. */
+  get irqLevel(): boolean {
+    return this.line;
+  }
+
+  /** Current register view (no side effects on the ring). */
+  registers(): { fr: number; ris: number; imsc: number; mis: number; inLevel: number; outLevel: number } {
+    return {
+      fr: this.uartfr,
+      ris: this.uartris,
+      imsc: this.uartimsc,
+      mis: (this.uartris & this.uartimsc) >>> 0,
+      inLevel: this.inLevel,
+      outLevel: this.outLevel,
+    };
+  }
+
+  /** A copy of the counters. */
+  get counters(): Readonly<Vpl011Counters> {
+    return { ...this.counts, corruptRingEvents: this.ring.corruptEvents };
+  }
+
+  snapshot(): Vpl011State {
+    return { version: 1, profile: this.profile, ris: this.uartris, imsc: this.uartimsc, counters: this.counters };
+  }
+
+  /**
+   * Rebuild a device from a snapshot over (a copy of) its ring. Every field is validated; FR and the line are
+   * re-derived from the state and the ring, never taken from the snapshot.
+   */
+  static restore(state: unknown, ports: Vpl011Ports): Vpl011 {
+    const s = state as Partial<Vpl011State> | null;
+    if (typeof s !== 'object' || s === null) throw new TypeError('vpl011 restore: state is not an object');
+    if (s.version !== 1) throw new RangeError(`vpl011 restore: unsupported version ${String(s.version)}`);
+    if (s.profile !== 'sbsa') throw new RangeError(`vpl011 restore: unsupported profile ${String(s.profile)}`);
+    const u32 = (v: unknown, name: string): number => {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+        throw new RangeError(`vpl011 restore: ${name} is not a u32`);
+      }
+      return v;
+    };
+    const ris = u32(s.ris, 'ris');
+    if ((ris & ~INT_DRIVEN) !== 0) throw new RangeError(`vpl011 restore: ris ${hex(ris)} has bits vpl011 never raises`);
+    const imsc = u32(s.imsc, 'imsc');
+    const counters = zeroCounters();
+    if (s.counters !== undefined) {
+      if (typeof s.counters !== 'object' || s.counters === null) throw new TypeError('vpl011 restore: bad counters');
+      const c = s.counters as unknown as Record<string, unknown>;
+      for (const key of Object.keys(counters) as (keyof Vpl011Counters)[]) {
+        const v = c[key];
+        if (v === undefined) continue;
+        if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+          throw new RangeError(`vpl011 restore: counter ${key} is not a non-negative integer`);
+        }
+        counters[key] = v;
+      }
+    }
+    const dev = new Vpl011(ports);
+    dev.uartris = ris;
+    dev.uartimsc = imsc;
+    Object.assign(dev.counts, counters);
+    dev.ring.refresh();
+    dev.update(false);
+    return dev;
+  }
+
+  // ---- the FIFO core ----------------------------------------------------------------------------------------
+
+  private readData(): number {
+    const b = this.ring.getIn();
+    if (b >= 0) {
+      this.counts.bytesIn++;
+    } else if (b === RING_EMPTY) {
+      this.counts.emptyDrReads++;
+      if (this.logEmpty.wouldLog()) this.logEmpty.log('vpl011: Unexpected IN ring buffer empty');
+      else this.logEmpty.skip();
+    } else {
+      this.pendingNotify = true; // RING_CORRUPT: resynchronised; tell the backend it has space again
+    }
+    this.update(true);
+    // Full -> not full frees space a backend may be waiting for (inLevel uses in_prod loaded after our in_cons).
+    if (b >= 0 && this.inLevel === XENCONS_IN_SIZE - 1) this.pendingNotify = true;
+    this.flushNotify();
+    return b >= 0 ? b : 0;
+  }
+
+  private writeData(byte: number): void {
+    const r = this.ring.putOut(byte);
+    if (r > 0) {
+      this.counts.bytesOut++;
+      if (r === 1 || r === XENCONS_OUT_SIZE) this.pendingNotify = true;
+    } else {
+      this.counts.txDropped++;
+      if (r === RING_CORRUPT) this.pendingNotify = true;
+      else if (this.logFull.wouldLog()) this.logFull.log('vpl011: Unexpected OUT ring buffer full');
+      else this.logFull.skip();
+    }
+    this.update(true);
+    this.flushNotify();
+  }
+
+  private flushNotify(): void {
+    if (this.pendingNotify) {
+      this.pendingNotify = false;
+      this.counts.notifies++;
+      this.notifyPort();
+    }
+  }
+
+  /**
+   * Re-derive FR, RIS and the line from the ring levels (as of the last ring operation or refresh) and the latched
+   * state. `event` re-latches every RIS condition that holds (a data event); otherwise RIS bits can only clear
+   * (a condition stopped holding). No ring access here: the levels are state, loaded by the data paths.
+   */
+  private update(event: boolean): void {
+    const ring = this.ring;
+    const inL = ring.inLevel;
+    const outL = ring.outLevel;
+    this.inLevel = inL;
+    this.outLevel = outL;
+
+    let cond = 0;
+    if (outL <= OUT_TXI_LEVEL) cond |= INT.TX;
+    if (inL >= IN_RXI_LEVEL) cond |= INT.RX;
+    if (inL > 0) cond |= INT.RT;
+    this.uartris = event ? cond : this.uartris & cond;
+
+    let fr = 0;
+    if (inL === 0) fr |= FR.RXFE;
+    else if (inL === XENCONS_IN_SIZE) fr |= FR.RXFF;
+    if (outL === 0) fr |= FR.TXFE;
+    else if (outL === XENCONS_OUT_SIZE) fr |= FR.TXFF | FR.BUSY;
+    this.uartfr = fr;
+
+    const level = (this.uartris & this.uartimsc) !== 0;
+    if (level !== this.line) {
+      this.line = level;
+      this.irq.set(level);
+    }
+  }
+
+  // ---- refused and unhandled accesses -----------------------------------------------------------------------
+
+  private refuse(dir: 'read' | 'write', offset: number, width: number): number {
+    this.counts.refusedAccesses++;
+    if (this.logWidth.wouldLog()) {
+      this.logWidth.log(
+        offset === Reg.ICR && dir === 'read' && width !== 8
+          ? `vpl011: ICR is write-only (read refused)`
+          : `vpl011: bad ${dir} width ${width} offset ${hex(offset)}`,
+      );
+    } else this.logWidth.skip();
+    return MMIO_ABORT;
+  }
+
+  private unhandled(dir: 'read' | 'write', offset: number, width: number): void {
+    this.counts.unhandledAccesses++;
+    if (this.logUnhandled.wouldLog()) this.logUnhandled.log(`vpl011: unhandled ${dir} w${width} offset ${hex(offset)}`);
+    else this.logUnhandled.skip();
+  }
+}
