@@ -26,15 +26,13 @@ function dts(dtb: Uint8Array): string {
   return dtc(dtb, 'dtb', 'dts').toString();
 }
 
-/** Our own DTS rendering of a model tree: every value as raw bytes, so dtc alone decides the final text. */
-function renderDts(node: FdtNode, indent = ''): string {
-  const lines: string[] = [];
-  for (const [name, value] of node.props) {
-    lines.push(value.length === 0 ? `${indent}  ${name};` : `${indent}  ${name} = [${[...value].map((b) => b.toString(16).padStart(2, '0')).join(' ')}];`);
-  }
-  if (node.phandleValue) lines.push(`${indent}  phandle = <${node.phandleValue}>;`);
-  for (const c of node.children) lines.push(`${indent}  ${c.name} {`, renderDts(c, indent + '  '), `${indent}  };`);
-  return lines.join('\n');
+/** A DTS string literal, escaped as dtc's lexer reads it. */
+function dtsString(v: string): string {
+  return '"' + [...v].map((ch) => {
+    const c = ch.charCodeAt(0);
+    if (ch === '"' || ch === '\\') return '\\' + ch;
+    return c < 0x20 || c > 0x7e ? `\\x${c.toString(16).padStart(2, '0')}` : ch;
+  }).join('') + '"';
 }
 
 test('header: DTB v17 magic, version, offsets and sizes that add up (spec 5.2)', () => {
@@ -125,12 +123,31 @@ test('random trees round-trip through dtc byte for byte (our DTB and dtc\'s comp
     if (phandles) fdt.phandle(node);
     for (const c of t.children) build(node.child(c.name), c.tree, fdt, phandles);
   };
+  /** The same tree written as DTS source, in dtc's own value syntax: a check of our value encoders too. */
+  let nextPh = 1;
+  const render = (t: Tree, indent: string, phandles: boolean): string => {
+    const lines: string[] = [];
+    for (const p of t.props) {
+      const v = p.v;
+      let value = '';
+      if (p.kind === 'u32') value = `<${(v as number[]).map((x) => `0x${x.toString(16)}`).join(' ')}>`;
+      else if (p.kind === 'u64') value = `/bits/ 64 <${(v as bigint[]).map((x) => `0x${x.toString(16)}`).join(' ')}>`;
+      else if (p.kind === 'str') value = dtsString(v as string);
+      else if (p.kind === 'strs') value = (v as string[]).map(dtsString).join(', ');
+      else if (p.kind === 'bytes') value = `[${[...(v as Uint8Array)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}]`;
+      lines.push(p.kind === 'empty' ? `${indent}${p.name};` : `${indent}${p.name} = ${value};`);
+    }
+    if (phandles) lines.push(`${indent}phandle = <${nextPh++}>;`);
+    for (const c of t.children) lines.push(`${indent}${c.name} {`, render(c.tree, indent + '  ', phandles), `${indent}};`);
+    return lines.join('\n');
+  };
   fc.assert(
     fc.property(tree, fc.boolean(), (t, phandles) => {
       const fdt = new Fdt();
       build(fdt.root, t, fdt, phandles);
       const ours = dts(fdt.serialize());
-      const reference = dts(dtc(`/dts-v1/;\n/ {\n${renderDts(fdt.root)}\n};\n`, 'dts', 'dtb'));
+      nextPh = 1;
+      const reference = dts(dtc(`/dts-v1/;\n/ {\n${render(t, '  ', phandles)}\n};\n`, 'dts', 'dtb'));
       assert.equal(ours, reference);
     }),
     { numRuns: 40 },
