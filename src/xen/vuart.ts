@@ -1,0 +1,120 @@
+// Domain vuart init / deinit: Xen's domain_vpl011_init / domain_vpl011_deinit (xen/arch/arm/vpl011.c), reached by
+// XEN_DOMCTL_vuart_op (cmd INIT, type VPL011). init maps the ring gfn, allocates an unbound event channel for the
+// console backend domain, reserves SPI 32, builds the device and registers its MMIO window; it returns the port.
+// Every failure point undoes exactly what was done before it (08bbc1c02d), and never frees an SPI this call did
+// not reserve (upstream's unwinding deinit frees the virq even when the reservation failed because another device
+// holds it). deinit is idempotent.
+
+import { Vpl011 } from '../device/vpl011.js';
+import type { LogSink } from '../util/ratelimit.js';
+import { GUEST_PL011_BASE, GUEST_PL011_SIZE, GUEST_VPL011_SPI } from './arch-arm.js';
+import type { Domain } from './domain.js';
+import type { MmioRegion } from './mmio.js';
+import type { ConsoleRing } from './ring.js';
+import { spiLine } from './vgic.js';
+
+export class VuartError extends Error {
+  constructor(
+    readonly code: 'EINVAL' | 'EEXIST' | 'EBUSY' | 'ENOENT' | 'ENOSPC',
+    message: string,
+    cause?: unknown,
+  ) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'VuartError';
+  }
+}
+
+/** XEN_DOMCTL_vuart_op INIT arguments: the console backend's domain and the ring page's gfn. */
+export interface VuartInitInfo {
+  consoleDomid: number;
+  gfn: number;
+}
+
+/** d->arch.vpl011 once initialised. */
+export interface VuartInstance {
+  readonly device: Vpl011;
+  readonly ring: ConsoleRing;
+  /** The guest-side port (what the domctl returns; xenconsoled binds to it). */
+  readonly evtchn: number;
+  readonly spi: number;
+  readonly region: MmioRegion;
+  readonly consoleDomid: number;
+  readonly gfn: number;
+}
+
+export function vuartOf(d: Domain): VuartInstance | undefined {
+  return d.vpl011 as VuartInstance | undefined;
+}
+
+function errCode(e: unknown): VuartError['code'] {
+  const c = (e as { code?: unknown } | null)?.code;
+  return c === 'ENOENT' || c === 'ENOSPC' || c === 'EBUSY' || c === 'EEXIST' ? c : 'EINVAL';
+}
+
+/** domain_vpl011_init for a backend in a domain. Returns the event-channel port. Throws VuartError. */
+export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: LogSink } = {}): number {
+  if (d.vpl011 !== undefined) throw new VuartError('EEXIST', `d${d.domid}: vuart already initialised`);
+  if (!Number.isInteger(info.consoleDomid) || info.consoleDomid < 0 || info.consoleDomid >= d.evtchn.maxDomains) {
+    throw new VuartError('EINVAL', `d${d.domid}: bad console backend domain ${String(info.consoleDomid)}`);
+  }
+
+  // 1. prepare_ring_for_helper: nothing to undo if it fails.
+  let ring: ConsoleRing;
+  try {
+    ring = d.prepareRingForHelper(info.gfn);
+  } catch (e) {
+    throw new VuartError(errCode(e), `d${d.domid}: vuart ring: ${(e as Error).message}`, e);
+  }
+
+  // 2. alloc_unbound_xen_event_channel; the handler reaches the device built below.
+  let device: Vpl011 | undefined;
+  let port: number;
+  try {
+    port = d.evtchn.allocUnbound(d.domid, info.consoleDomid, () => device?.notification());
+  } catch (e) {
+    throw new VuartError(errCode(e), `d${d.domid}: vuart event channel: ${(e as Error).message}`, e);
+  }
+
+  // 3. vgic_reserve_virq: on failure undo 2 only; the SPI is someone else's, so it is left alone.
+  const spi = GUEST_VPL011_SPI;
+  if (!d.vgic.reserveSpi(spi)) {
+    d.evtchn.close(d.domid, port);
+    throw new VuartError('EBUSY', `d${d.domid}: vuart SPI ${spi} is not available (reserved by another device?)`);
+  }
+
+  // 4. the device and register_mmio_handler: on failure undo 3 and 2.
+  let region: MmioRegion;
+  try {
+    const domid = d.domid;
+    const evtchn = d.evtchn;
+    const log = opts.log;
+    device = new Vpl011({
+      ring,
+      irq: spiLine(d.vgic, spi),
+      notify: () => void evtchn.notify(domid, port),
+      ...(log ? { log: (m: string) => log(`d${domid} ${m}`) } : {}),
+    });
+    region = d.mmio.register(GUEST_PL011_BASE, GUEST_PL011_SIZE, device, 'vpl011');
+  } catch (e) {
+    device = undefined;
+    d.vgic.setLevel(spi, false);
+    d.vgic.freeSpi(spi);
+    d.evtchn.close(d.domid, port);
+    throw new VuartError(errCode(e), `d${d.domid}: vuart MMIO: ${(e as Error).message}`, e);
+  }
+
+  const inst: VuartInstance = { device, ring, evtchn: port, spi, region, consoleDomid: info.consoleDomid, gfn: info.gfn };
+  d.vpl011 = inst;
+  return port;
+}
+
+/** domain_vpl011_deinit: idempotent; undoes init in reverse order. */
+export function domainVpl011Deinit(d: Domain): void {
+  const inst = vuartOf(d);
+  if (inst === undefined) return;
+  d.vpl011 = undefined;
+  d.mmio.unregister(inst.region);
+  d.vgic.setLevel(inst.spi, false);
+  d.vgic.freeSpi(inst.spi);
+  d.evtchn.close(d.domid, inst.evtchn);
+}
