@@ -1,0 +1,255 @@
+// `vpl011 replay <script>`: run a register-access script against a fresh vpl011 and print one line per step.
+// The device is built the way a guest gets it: a Domain with the magic pages in a SharedArrayBuffer, vuart init at
+// GFN 0x39003 (SPI 32, a real event channel to a backend domain 0), a SpiLevels vGIC. The script's backend steps act
+// as xenconsoled: they use the ring's backend end and notify over the event channel; the domain's events are then
+// dispatched to the device (as the vCPU thread would).
+//
+// Script: one step per line, `#` starts a comment (outside quotes), numbers are hex (0x..) or decimal.
+//   profile sbsa|pl011        (before any other step)
+//   write <off> <value> [width]    read <off> [width]    expect <off> <value> [width]     (width 1|2|4|8, default 4)
+//   backend-in "<text with \n \r \t \\ \" \xNN escapes>"    backend-drain [n]    irq
+// Exit code: 0 all expectations met, 1 a mismatch, 2 a bad script.
+
+import { GUEST_MAGIC_BASE, GUEST_PL011_BASE, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
+import { Domain, type MmioAccess } from '../xen/domain.js';
+import { EventChannels } from '../xen/evtchn.js';
+import type { AccessWidth } from '../xen/mmio.js';
+import { ConsoleRingBackend, XENCONS_OUT_SIZE } from '../xen/ring.js';
+import { SpiLevels } from '../xen/spi-levels.js';
+import { domainVpl011Init, vuartOf } from '../xen/vuart.js';
+
+type Step =
+  | { line: number; op: 'read' | 'expect'; off: number; width: AccessWidth; value: number }
+  | { line: number; op: 'write'; off: number; width: AccessWidth; value: number }
+  | { line: number; op: 'backend-in'; bytes: Uint8Array }
+  | { line: number; op: 'backend-drain'; max: number }
+  | { line: number; op: 'irq' };
+
+class ScriptError extends Error {}
+
+function parseNumber(tok: string | undefined, what: string, max: number): number {
+  if (tok === undefined) throw new ScriptError(`missing ${what}`);
+  if (!/^(0[xX][0-9a-fA-F]+|[0-9]+)$/.test(tok)) throw new ScriptError(`bad ${what} "${tok}"`);
+  const v = Number(tok);
+  if (!Number.isSafeInteger(v) || v > max) throw new ScriptError(`${what} ${tok} out of range (max 0x${max.toString(16)})`);
+  return v;
+}
+
+function parseWidth(tok: string | undefined): AccessWidth {
+  if (tok === undefined) return 4;
+  const w = parseNumber(tok, 'width', 8);
+  if (w !== 1 && w !== 2 && w !== 4 && w !== 8) throw new ScriptError(`bad width ${tok} (1, 2, 4 or 8)`);
+  return w;
+}
+
+/** Split a line into tokens; a "..." token keeps its escapes raw. Strips a # comment outside quotes. */
+function tokenize(text: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (c === '#') break;
+    if (c === ' ' || c === '\t' || c === '\r') {
+      i++;
+      continue;
+    }
+    if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (j >= text.length) throw new ScriptError('unterminated string');
+      out.push(text.slice(i, j + 1));
+      i = j + 1;
+      continue;
+    }
+    let j = i;
+    while (j < text.length && !' \t\r#"'.includes(text[j]!)) j++;
+    out.push(text.slice(i, j));
+    i = j;
+  }
+  return out;
+}
+
+function unescape(quoted: string): Uint8Array {
+  const body = quoted.slice(1, -1);
+  const bytes: number[] = [];
+  const enc = new TextEncoder();
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (c !== '\\') {
+      const cp = body.codePointAt(i)!;
+      const ch = String.fromCodePoint(cp);
+      for (const b of enc.encode(ch)) bytes.push(b);
+      i += ch.length - 1;
+      continue;
+    }
+    const e = body[++i];
+    if (e === 'n') bytes.push(0x0a);
+    else if (e === 'r') bytes.push(0x0d);
+    else if (e === 't') bytes.push(0x09);
+    else if (e === '\\') bytes.push(0x5c);
+    else if (e === '"') bytes.push(0x22);
+    else if (e === 'x' && /^[0-9a-fA-F]{2}$/.test(body.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(body.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else throw new ScriptError(`bad escape \\${e ?? ''}`);
+  }
+  return Uint8Array.from(bytes);
+}
+
+/** Bytes as a quoted string with the same escapes the script accepts. */
+export function quoteBytes(bytes: Uint8Array): string {
+  let s = '"';
+  for (const b of bytes) {
+    if (b === 0x0a) s += '\\n';
+    else if (b === 0x0d) s += '\\r';
+    else if (b === 0x09) s += '\\t';
+    else if (b === 0x5c) s += '\\\\';
+    else if (b === 0x22) s += '\\"';
+    else if (b >= 0x20 && b < 0x7f) s += String.fromCharCode(b);
+    else s += '\\x' + b.toString(16).padStart(2, '0');
+  }
+  return s + '"';
+}
+
+function parseScript(text: string): { steps: Step[]; errors: string[] } {
+  const steps: Step[] = [];
+  const errors: string[] = [];
+  let sawStep = false;
+  text.split('\n').forEach((raw, i) => {
+    const line = i + 1;
+    try {
+      const t = tokenize(raw);
+      if (t.length === 0) return;
+      const [op, a, b, c] = t;
+      const extra = (n: number): void => {
+        if (t.length > n) throw new ScriptError(`unexpected "${t[n]}"`);
+      };
+      switch (op) {
+        case 'profile':
+          extra(2);
+          if (sawStep) throw new ScriptError('profile must come before any other step');
+          if (a === 'pl011') throw new ScriptError('profile pl011 not available');
+          if (a !== 'sbsa') throw new ScriptError(`unknown profile "${a ?? ''}" (sbsa or pl011)`);
+          return;
+        case 'read':
+          extra(3);
+          steps.push({ line, op: 'read', off: parseNumber(a, 'offset', 0xfff), width: parseWidth(b), value: 0 });
+          break;
+        case 'write':
+        case 'expect':
+          extra(4);
+          steps.push({
+            line,
+            op,
+            off: parseNumber(a, 'offset', 0xfff),
+            value: parseNumber(b, 'value', 0xffffffff),
+            width: parseWidth(c),
+          });
+          break;
+        case 'backend-in':
+          extra(2);
+          if (a === undefined || !a.startsWith('"')) throw new ScriptError('backend-in needs a "quoted string"');
+          steps.push({ line, op: 'backend-in', bytes: unescape(a) });
+          break;
+        case 'backend-drain':
+          extra(2);
+          steps.push({ line, op: 'backend-drain', max: a === undefined ? XENCONS_OUT_SIZE : parseNumber(a, 'count', 1 << 20) });
+          break;
+        case 'irq':
+          extra(1);
+          steps.push({ line, op: 'irq' });
+          break;
+        default:
+          throw new ScriptError(`unknown step "${op ?? ''}"`);
+      }
+      sawStep = true;
+    } catch (e) {
+      if (!(e instanceof ScriptError)) throw e;
+      errors.push(`line ${line}: ${e.message}`);
+    }
+  });
+  return { steps, errors };
+}
+
+const hex3 = (n: number): string => '0x' + n.toString(16).padStart(3, '0');
+const hex8 = (n: number): string => '0x' + (n >>> 0).toString(16).padStart(8, '0');
+
+/** Run a replay script; `write` gets each output line. Returns the exit code (0 ok, 1 mismatch, 2 bad script). */
+export function runReplay(scriptText: string, write: (line: string) => void): number {
+  const { steps, errors } = parseScript(scriptText);
+  if (errors.length > 0) {
+    for (const e of errors) write(e);
+    return 2;
+  }
+
+  // A fresh machine: backend domain 0, guest domain 1 with the magic pages, vuart initialised as libxl does.
+  const BACKEND = 0;
+  const evtchn = EventChannels.create({ maxDomains: 2, portsPerDomain: 8 });
+  const vgic = new SpiLevels();
+  const d = new Domain({ domid: 1, name: 'replay', vgic, evtchn });
+  const magic = new SharedArrayBuffer(NR_MAGIC_PAGES * XEN_PAGE_SIZE);
+  d.addMemory({ name: 'magic', base: GUEST_MAGIC_BASE, size: magic.byteLength, buffer: magic, byteOffset: 0 });
+  const port = domainVpl011Init(d, { consoleDomid: BACKEND, gfn: GUEST_VUART_GFN });
+  const inst = vuartOf(d)!;
+  const page = d.mapGuestPage(GUEST_VUART_GFN);
+  const backend = new ConsoleRingBackend(page.buffer, page.byteOffset);
+  backend.setConnection(0);
+  const bport = evtchn.bindInterdomain(BACKEND, d.domid, port, () => {});
+  const deliver = (): void => {
+    evtchn.notify(BACKEND, bport);
+    evtchn.dispatch(d.domid); // what the vCPU thread does when its doorbell rings
+  };
+
+  const acc: MmioAccess = { addr: 0, width: 4, write: false, value: 0 };
+  let failed = 0;
+  for (const s of steps) {
+    switch (s.op) {
+      case 'read':
+      case 'expect': {
+        acc.addr = GUEST_PL011_BASE + s.off;
+        acc.width = s.width;
+        acc.write = false;
+        acc.value = 0;
+        const r = d.handleMmio(acc);
+        if (s.op === 'read') {
+          write(r === 'ok' ? `read ${hex3(s.off)} w${s.width} = ${hex8(acc.value)}` : `abort read ${hex3(s.off)} w${s.width}`);
+        } else if (r !== 'ok') {
+          failed++;
+          write(`abort read ${hex3(s.off)} w${s.width} (line ${s.line}: expected ${hex8(s.value)})`);
+        } else if (acc.value >>> 0 !== s.value >>> 0) {
+          failed++;
+          write(`expect ${hex3(s.off)} w${s.width} = ${hex8(acc.value)} MISMATCH (line ${s.line}: expected ${hex8(s.value)})`);
+        } else {
+          write(`expect ${hex3(s.off)} w${s.width} = ${hex8(acc.value)} ok`);
+        }
+        break;
+      }
+      case 'write': {
+        acc.addr = GUEST_PL011_BASE + s.off;
+        acc.width = s.width;
+        acc.write = true;
+        acc.value = s.value;
+        const r = d.handleMmio(acc);
+        write(r === 'ok' ? `write ${hex3(s.off)} w${s.width} ${'0x' + s.value.toString(16)}` : `abort write ${hex3(s.off)} w${s.width}`);
+        break;
+      }
+      case 'backend-in': {
+        const n = backend.writeIn(s.bytes);
+        if (n > 0) deliver();
+        write(`in ${n} of ${s.bytes.length}`);
+        break;
+      }
+      case 'backend-drain': {
+        const got = backend.drainOut(s.max);
+        if (got.length > 0) deliver();
+        write(`drained ${quoteBytes(got)}`);
+        break;
+      }
+      case 'irq':
+        write(`irq ${vgic.level(inst.spi) ? 1 : 0}`);
+        break;
+    }
+  }
+  write(failed === 0 ? 'ok' : `failed ${failed}`);
+  return failed === 0 ? 0 : 1;
+}
