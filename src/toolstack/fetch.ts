@@ -205,6 +205,7 @@ function run(cmd: string, argv: string[], opts: { cwd?: string; showProgress?: b
     });
     child.stderr?.on('data', (b: Buffer) => {
       if (stderr.length < 1 << 20) stderr += b.toString();
+      if (opts.showProgress) process.stderr.write(b);
     });
     child.on('error', (e) => reject(new FetchError(`cannot run ${cmd}: ${e.message}`)));
     child.on('close', (code, signal) => {
@@ -222,11 +223,18 @@ async function aptUpdate(apt: PrivateApt, opts: FetchOptions): Promise<void> {
   const log = opts.log ?? defaultLog;
   log(`vpl011: fetching Debian package lists (${apt.sources.map((s) => s.split(' ').slice(-2, -1)[0]).join(', ')}, ${apt.arch}) into ${apt.root}`);
   const { cmd, argv } = aptCommand(apt, 'apt-get', ['-q', 'update']);
+  const mirrors = apt.sources.map((s) => s.split(' ')[2]).join(' and ');
+  let result: RunResult;
   try {
-    await run(cmd, argv, { showProgress: !opts.quiet });
+    result = await run(cmd, argv, { showProgress: !opts.quiet });
   } catch (e) {
-    throw new FetchError(`could not fetch Debian package lists from ${apt.sources.map((s) => s.split(' ')[2]).join(' and ')} `
-      + `(no network, or the mirror is unreachable?)\n${(e as Error).message}`);
+    throw new FetchError(`could not fetch Debian package lists from ${mirrors} (no network, or the mirror is unreachable?)\n${(e as Error).message}`);
+  }
+  // apt-get update exits 0 when an index could not be downloaded ("W: Failed to fetch ..."); a download from
+  // stale or missing lists would then fail obscurely, so treat it as the network error it is.
+  const failed = result.stderr.split('\n').filter((l) => /^(W: Failed to fetch|E: )/.test(l));
+  if (failed.length > 0) {
+    throw new FetchError(`could not fetch Debian package lists from ${mirrors} (no network, or the mirror is unreachable?)\n${failed.slice(0, 4).join('\n')}`);
   }
 }
 
