@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { BuildError, buildGuest, layoutBare, layoutLinux } from '../src/toolstack/build.js';
-import type { GuestConfig } from '../src/toolstack/config.js';
+import { defaultGuestConfig, type GuestConfig } from '../src/toolstack/config.js';
 import { guestPaths } from '../src/toolstack/fetch.js';
 import { ImageError, loadElf64, loadRaw, parseArm64ImageHeader } from '../src/toolstack/image.js';
 
@@ -179,4 +179,19 @@ test('buildGuest reads the files named in the config and reports unreadable ones
   await assert.rejects(buildGuest(config({ kernel: join(work, 'nope') })), /^BuildError: kernel: cannot read .*nope: ENOENT/);
   writeFileSync(join(work, 'notimage'), 'hello');
   await assert.rejects(buildGuest(config({ kernel: join(work, 'notimage') })), /not an arm64 Linux Image/);
+});
+
+test('the default guest (cached Debian kernel + initramfs, 512 MiB) lays out: kernel at the RAM base, initrd and DTB above its bss', async (t) => {
+  const p = guestPaths();
+  if (!existsSync(p.kernel) || !existsSync(p.initrd)) {
+    t.skip('guest images not fetched yet (run scripts/setup.sh)');
+    return;
+  }
+  const img = await buildGuest(defaultGuestConfig({ kernel: p.kernel, initrd: p.initrd }));
+  const seg = (w: string) => img.segments.find((s) => s.what === w)!;
+  assert.equal(seg('kernel').addr, 0x40000000, 'Debian 6.1: text_offset 0');
+  const hdr = parseArm64ImageHeader(seg('kernel').data);
+  assert.ok(seg('initrd').addr >= 0x40000000 + hdr.imageSize);
+  assert.equal(img.x0, 0x40000000 + 512 * MiB - 2 * MiB);
+  for (const s of img.segments) assert.ok(s.addr >= img.ramBase && s.addr + s.data.length <= img.ramBase + img.ramSize, s.what);
 });
