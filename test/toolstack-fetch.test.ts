@@ -109,3 +109,32 @@ test('ensureUnicorn and ensureGuestImages: fetch when missing, then a second cal
   assert.match(lines[1]!, /guest images present .*nothing to fetch/);
   assert.deepEqual([lib, images.kernel, images.initrd].map((f) => statSync(f).mtimeMs), stamp);
 });
+
+test('a changed /init script rebuilds only the initramfs, from the cached busybox, without apt', async () => {
+  const cache = join(work, 'cache-rebuild');
+  const saved = process.env.VPL011_CACHE;
+  process.env.VPL011_CACHE = cache;
+  try {
+    const p = guestPaths();
+    mkdirSync(p.guestDir, { recursive: true });
+    writeFileSync(p.kernel, 'kernel bytes');
+    writeFileSync(p.busybox, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 1, 2, 3]));
+    writeFileSync(p.initrd, 'stale');
+    writeFileSync(p.manifest, JSON.stringify({ kernelPackage: 'k', busyboxPackage: 'b', initSha256: 'an older script' }));
+    const lines: string[] = [];
+    const r = await ensureGuestImages({ log: (s) => lines.push(s), quiet: true });
+    assert.equal(r.initrd, p.initrd);
+    assert.ok(lines.some((l) => /building the initramfs/.test(l)), lines.join('\n'));
+    assert.ok(!lines.some((l) => /downloading|package lists/.test(l)), lines.join('\n'));
+    assert.notEqual(readFileSync(p.initrd, 'utf8'), 'stale');
+    assert.equal(readFileSync(p.kernel, 'utf8'), 'kernel bytes');
+    assert.equal(JSON.parse(readFileSync(p.manifest, 'utf8')).kernelPackage, 'k');
+    // And now it is current.
+    lines.length = 0;
+    await ensureGuestImages({ log: (s) => lines.push(s) });
+    assert.match(lines.join('\n'), /nothing to fetch/);
+  } finally {
+    if (saved === undefined) delete process.env.VPL011_CACHE;
+    else process.env.VPL011_CACHE = saved;
+  }
+});

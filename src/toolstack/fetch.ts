@@ -323,6 +323,9 @@ export async function ensureGuestImages(opts: FetchOptions = {}): Promise<{ kern
     writeAtomic(p.busybox, await extractFile(busyboxDeb!, 'bin/busybox', join(p.guestDir, 'unpack-busybox')), 0o755);
     manifest.kernelPackage = debLabel(kernelDeb!);
     manifest.busyboxPackage = debLabel(busyboxDeb!);
+    // The artefacts are what we keep; the .debs (60 MB of kernel modules) are not needed again.
+    rmSync(kernelDeb!, { force: true });
+    rmSync(busyboxDeb!, { force: true });
   }
   log(`vpl011: building the initramfs ${p.initrd}`);
   writeAtomic(p.initrd, buildDefaultInitramfs(new Uint8Array(readFileSync(p.busybox))));
@@ -351,6 +354,7 @@ export async function ensureUnicorn(opts: FetchOptions = {}): Promise<string> {
   await run('dpkg', ['-x', deb!, tmp]);
   rmSync(dest, { recursive: true, force: true });
   renameSync(tmp, dest);
+  rmSync(deb!, { force: true });
   if (!existsSync(lib)) throw new FetchError(`${deb} unpacked, but ${lib} is not in it`);
   log(`vpl011: unicorn library ready: ${lib} (${debLabel(deb!)})`);
   return lib;
