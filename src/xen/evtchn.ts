@@ -54,6 +54,18 @@ export interface EvtchnOptions {
 
 export type WaitResult = 'ok' | 'not-equal' | 'timed-out';
 
+/**
+ * How doorbells wake and sleep. Default (a SharedArrayBuffer table shared by threads): Atomics.notify / wait /
+ * waitAsync. For a table in cross-process shared memory (a plain ArrayBuffer over a MAP_SHARED mapping, where
+ * Atomics.wait is unavailable and would not cross processes anyway) the host layer supplies a futex-based waker
+ * (src/host/futex.ts FutexWaker). `wait` must return at once when the word no longer equals `seen`.
+ */
+export interface DoorbellWaker {
+  wake(words: Int32Array, index: number): void;
+  wait(words: Int32Array, index: number, seen: number, timeoutMs: number): WaitResult;
+  waitAsync(words: Int32Array, index: number, seen: number, timeoutMs: number): Promise<WaitResult>;
+}
+
 // Atomics.waitAsync is ES2024 (Node >= 16 has it); the project's lib is ES2022.
 type WaitAsyncFn = (
   ta: Int32Array,
@@ -63,7 +75,7 @@ type WaitAsyncFn = (
 ) => { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
 
 export class EventChannels {
-  readonly buffer: SharedArrayBuffer;
+  readonly buffer: SharedArrayBuffer | ArrayBuffer;
   readonly maxDomains: number;
   readonly portsPerDomain: number;
   private readonly words: Int32Array;
@@ -74,8 +86,14 @@ export class EventChannels {
   handlerErrors = 0;
   lastHandlerError: unknown = undefined;
 
-  private constructor(buffer: SharedArrayBuffer) {
-    if (!(buffer instanceof SharedArrayBuffer)) throw new EvtchnError('EINVAL', 'the table must be a SharedArrayBuffer');
+  /** Set for a table in cross-process shared memory; undefined for a SharedArrayBuffer table. */
+  private readonly waker: DoorbellWaker | undefined;
+
+  private constructor(buffer: SharedArrayBuffer | ArrayBuffer, waker?: DoorbellWaker) {
+    if (waker === undefined && !(buffer instanceof SharedArrayBuffer)) {
+      throw new EvtchnError('EINVAL', 'the table must be a SharedArrayBuffer (or come with a cross-process waker)');
+    }
+    this.waker = waker;
     if (buffer.byteLength < HEADER_WORDS * 4) throw new EvtchnError('EINVAL', 'buffer too small for an event-channel table');
     const words = new Int32Array(buffer);
     if (Atomics.load(words, 0) !== MAGIC || Atomics.load(words, 1) !== VERSION) {
@@ -117,8 +135,48 @@ export class EventChannels {
   }
 
   /** Attach another thread to an existing table (validates the header). */
-  static attach(buffer: SharedArrayBuffer): EventChannels {
-    return new EventChannels(buffer);
+  static attach(buffer: SharedArrayBuffer): EventChannels;
+  /** Attach to a table in cross-process shared memory (src/host/shm.ts), sleeping and waking through `waker`. */
+  static attach(buffer: ArrayBuffer | SharedArrayBuffer, waker: DoorbellWaker): EventChannels;
+  static attach(buffer: ArrayBuffer | SharedArrayBuffer, waker?: DoorbellWaker): EventChannels {
+    return new EventChannels(buffer, waker);
+  }
+
+  /** Bytes a table with these options needs (to size a shared-memory object). */
+  static byteLength(opts: EvtchnOptions = {}): number {
+    const { maxDomains, ports } = EventChannels.checkOptions(opts);
+    return EventChannels.wordsFor(maxDomains, ports) * 4;
+  }
+
+  /**
+   * Initialise a table in place in cross-process shared memory (zero-filled, at least byteLength(opts) bytes) and
+   * attach to it. If the memory already holds a valid table (a restarted daemon), it is attached as it is: ports,
+   * pending bits and doorbells survive the restart.
+   */
+  static createIn(buffer: ArrayBuffer, opts: EvtchnOptions, waker: DoorbellWaker): EventChannels {
+    const { maxDomains, ports } = EventChannels.checkOptions(opts);
+    const w = new Int32Array(buffer);
+    if (w.length >= HEADER_WORDS && Atomics.load(w, 0) === MAGIC) return new EventChannels(buffer, waker);
+    if (buffer.byteLength < EventChannels.wordsFor(maxDomains, ports) * 4) {
+      throw new EvtchnError('EINVAL', 'shared memory too small for this event-channel table');
+    }
+    Atomics.store(w, 2, maxDomains);
+    Atomics.store(w, 3, ports);
+    Atomics.store(w, 1, VERSION);
+    Atomics.store(w, 0, MAGIC);
+    return new EventChannels(buffer, waker);
+  }
+
+  private static checkOptions(opts: EvtchnOptions): { maxDomains: number; ports: number } {
+    const maxDomains = opts.maxDomains ?? 16;
+    const ports = opts.portsPerDomain ?? 64;
+    if (!Number.isInteger(maxDomains) || maxDomains < 1 || maxDomains > 1024) {
+      throw new EvtchnError('EINVAL', `maxDomains ${maxDomains} out of range 1..1024`);
+    }
+    if (!Number.isInteger(ports) || ports < 2 || ports > 4096) {
+      throw new EvtchnError('EINVAL', `portsPerDomain ${ports} out of range 2..4096`);
+    }
+    return { maxDomains, ports };
   }
 
   // ---- validation -------------------------------------------------------------------------------------------
@@ -321,7 +379,8 @@ export class EventChannels {
   private ring(domid: number): void {
     const i = HEADER_WORDS + domid;
     Atomics.add(this.words, i, 1);
-    Atomics.notify(this.words, i);
+    if (this.waker) this.waker.wake(this.words, i);
+    else Atomics.notify(this.words, i);
   }
 
   // ---- consumer side ----------------------------------------------------------------------------------------
@@ -364,12 +423,14 @@ export class EventChannels {
    * timeoutMs (Infinity allowed). Not for a browser main thread; fine in Node's main thread and workers.
    */
   waitSync(domid: number, seen: number, timeoutMs: number): WaitResult {
-    return Atomics.wait(this.words, this.doorbellIndex(domid), seen, timeoutMs);
+    if (this.waker) return this.waker.wait(this.words, this.doorbellIndex(domid), seen, timeoutMs);
+    return Atomics.wait(this.words as Int32Array<SharedArrayBuffer>, this.doorbellIndex(domid), seen, timeoutMs);
   }
 
   /** Asynchronous wait for the backend (Atomics.waitAsync): resolves when the doorbell moves or the timeout ends. */
   waitAsync(domid: number, seen: number, timeoutMs: number): Promise<WaitResult> {
     const i = this.doorbellIndex(domid);
+    if (this.waker) return this.waker.waitAsync(this.words, i, seen, timeoutMs);
     const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsyncFn }).waitAsync;
     if (typeof waitAsync !== 'function') {
       return Promise.reject(new Error('evtchn: Atomics.waitAsync is not available (Node >= 16 required)'));

@@ -352,6 +352,60 @@ export class ConsoleRingBackend extends RingPage {
     return n;
   }
 
+  /**
+   * The first half of readOut, for a backend that must make the bytes durable before releasing them (the daemon's
+   * exactly-once log): copy up to dst.length queued OUT bytes into dst WITHOUT publishing out_cons. Returns the
+   * count; a corrupt OUT half is resynchronised, reported, counted, and 0 is returned (as readOut). The out_cons the
+   * copy started at is in `peekedCons` until commitOut().
+   */
+  peekOut(dst: Uint8Array): number {
+    const idx = this.idx;
+    const prod = Atomics.load(idx, W_OUT_PROD); // index before data
+    const cons = Atomics.load(idx, W_OUT_CONS);
+    const level = ringLevel(prod, cons, XENCONS_OUT_SIZE);
+    this.peekedCons = cons >>> 0;
+    this.peeked = 0;
+    if (level === RING_CORRUPT) {
+      this.reportCorrupt('out', prod, cons);
+      Atomics.store(idx, W_OUT_CONS, prod);
+      this.peekedCons = prod >>> 0;
+      return 0;
+    }
+    const n = Math.min(level, dst.length);
+    if (n === 0) return 0;
+    const start = cons & OUT_MASK;
+    const first = Math.min(n, XENCONS_OUT_SIZE - start);
+    dst.set(this.outData.subarray(start, start + first), 0);
+    if (first < n) dst.set(this.outData.subarray(0, n - first), first);
+    this.peeked = n;
+    return n;
+  }
+
+  /** out_cons as read by the last peekOut(). */
+  peekedCons = 0;
+  private peeked = 0;
+
+  /**
+   * The second half: publish out_cons = peekedCons + n for n <= the last peek's count. Returns false (and publishes
+   * nothing) if n is out of range or out_cons moved since the peek (only this backend may move it, so that means
+   * the guest scribbled on it: the batch is not trusted twice).
+   */
+  commitOut(n: number): boolean {
+    if (!Number.isInteger(n) || n < 0 || n > this.peeked) return false;
+    const cons = this.peekedCons;
+    if (Atomics.load(this.idx, W_OUT_CONS) >>> 0 !== cons) return false;
+    this.peeked = 0;
+    if (n === 0) return true;
+    Atomics.store(this.idx, W_OUT_CONS, (cons + n) | 0); // data copied (and made durable) before the index (xen_mb)
+    this.peekedCons = (cons + n) >>> 0;
+    return true;
+  }
+
+  /** Publish out_cons directly (a restarted daemon completing a batch its journal says is already in the log). */
+  setOutCons(value: number): void {
+    Atomics.store(this.idx, W_OUT_CONS, value | 0);
+  }
+
   /** readOut into a fresh array of everything queued now (convenience for tools and tests). */
   drainOut(max = XENCONS_OUT_SIZE): Uint8Array {
     const buf = new Uint8Array(Math.max(0, Math.min(max, XENCONS_OUT_SIZE)));

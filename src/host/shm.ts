@@ -1,0 +1,124 @@
+// POSIX shared memory objects (/dev/shm) mapped MAP_SHARED: what lets the console daemon, in its own process, see a
+// domain's magic pages and the hypervisor-wide event-channel table exactly as the domain's vCPU thread does (Xen's
+// xenforeignmemory_map of the vuart page). The view is a plain ArrayBuffer (koffi.view); Atomics load/store/add/
+// compareExchange work on it and are visible to other processes. Atomics.wait/notify do not cross processes: use
+// ./futex.ts for sleeping.
+import { EEXIST, ENOENT, MAP_SHARED, O_CREAT, O_EXCL, O_RDWR, PROT_READ, PROT_WRITE, addressOf, libc, viewOf } from './libc.js';
+
+export class ShmError extends Error {
+  constructor(
+    readonly code: 'ENOENT' | 'EEXIST' | 'EINVAL' | 'EIO',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ShmError';
+  }
+}
+
+export interface SharedMapping {
+  /** The shm object's name, "/..." */
+  readonly name: string;
+  readonly size: number;
+  /** The mapping; stays valid until close(). */
+  readonly buffer: ArrayBuffer;
+  /** Its address in this process (for futex and for unicorn's uc_mem_map_ptr). */
+  readonly address: bigint;
+  /** The raw pointer (koffi) for native calls that take void*. */
+  readonly pointer: unknown;
+  /** munmap (idempotent). Views of buffer must not be used afterwards. */
+  close(): void;
+  /** shm_unlink the name (idempotent; the mapping stays valid until close()). */
+  unlink(): void;
+}
+
+export interface OpenOptions {
+  /** Create it if missing (O_CREAT), sized to `size` and zero-filled. */
+  create?: boolean;
+  /** Fail with EEXIST if it exists (O_EXCL). */
+  exclusive?: boolean;
+  /** For an existing object: the expected size (default: whatever it is, which must be > 0). */
+  size?: number;
+}
+
+const NAME_RE = /^\/[A-Za-z0-9._-]{1,200}$/;
+
+export function validShmName(name: string): boolean {
+  return NAME_RE.test(name);
+}
+
+/** Open (or create) and map an shm object. Throws ShmError. */
+export function openSharedMapping(name: string, opts: OpenOptions = {}): SharedMapping {
+  if (!validShmName(name)) throw new ShmError('EINVAL', `shm: bad object name ${JSON.stringify(name)}`);
+  const c = libc();
+  const create = opts.create === true;
+  if (create && (opts.size === undefined || !Number.isSafeInteger(opts.size) || opts.size <= 0)) {
+    throw new ShmError('EINVAL', `shm ${name}: creating needs a positive size`);
+  }
+  const flags = O_RDWR | (create ? O_CREAT : 0) | (opts.exclusive ? O_EXCL : 0);
+  const fd = c.shm_open(name, flags, 0o600);
+  if (fd < 0) {
+    const e = c.errno();
+    if (e === ENOENT) throw new ShmError('ENOENT', `shm ${name}: no such object`);
+    if (e === EEXIST) throw new ShmError('EEXIST', `shm ${name}: already exists`);
+    throw new ShmError('EIO', `shm ${name}: shm_open failed (errno ${e})`);
+  }
+  let size: number;
+  try {
+    const current = c.fstat_size(fd);
+    if (create && current === 0) {
+      if (c.ftruncate(fd, opts.size!) !== 0) throw new ShmError('EIO', `shm ${name}: ftruncate failed (errno ${c.errno()})`);
+      size = opts.size!;
+    } else {
+      size = current;
+      if (size <= 0) throw new ShmError('EINVAL', `shm ${name}: object is empty (being created?)`);
+      if (opts.size !== undefined && size !== opts.size) {
+        throw new ShmError('EINVAL', `shm ${name}: size ${size}, expected ${opts.size}`);
+      }
+    }
+  } catch (e) {
+    c.close(fd);
+    throw e;
+  }
+  const ptr = c.mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  c.close(fd); // the mapping keeps the object alive
+  const address = addressOf(ptr);
+  if (address === 0xffffffffffffffffn || address === 0n) {
+    throw new ShmError('EIO', `shm ${name}: mmap failed (errno ${c.errno()})`);
+  }
+  const buffer = viewOf(ptr, size);
+  let mapped = true;
+  let linked = true;
+  return {
+    name,
+    size,
+    buffer,
+    address,
+    pointer: ptr,
+    close() {
+      if (!mapped) return;
+      mapped = false;
+      c.munmap(ptr, size);
+    },
+    unlink() {
+      if (!linked) return;
+      linked = false;
+      c.shm_unlink(name);
+    },
+  };
+}
+
+/** shm_unlink by name; true if it existed. */
+export function unlinkShared(name: string): boolean {
+  if (!validShmName(name)) return false;
+  return libc().shm_unlink(name) === 0;
+}
+
+/** Whether an shm object exists (without mapping it). */
+export function sharedExists(name: string): boolean {
+  if (!validShmName(name)) return false;
+  const c = libc();
+  const fd = c.shm_open(name, O_RDWR, 0);
+  if (fd < 0) return false;
+  c.close(fd);
+  return true;
+}
