@@ -1,0 +1,181 @@
+// The vCPU as the VMM sees it, so another backend can replace unicorn, and the unicorn implementation of it.
+import { EXCP, REG, SYS, Uc, loadUnicorn, type UnicornLibrary } from './unicorn.js';
+import { SyncEntry, dabtSyndrome } from './exception.js';
+import { VirtTimer } from './timer.js';
+import { psciCall, type PsciAction } from './psci.js';
+
+/** Why a run() returned. */
+export type RunExit =
+  | { kind: 'wfi' }
+  | { kind: 'psci'; action: Exclude<PsciAction, 'none'> }
+  | { kind: 'stopped' }
+  | { kind: 'error'; message: string };
+
+export interface VcpuHooks {
+  /** Called at every safe point (between TBs): the machine may raise the IRQ line here. */
+  safePoint(): void;
+  /** MMIO trap: returns the value, or null if the access is refused. */
+  mmioRead(addr: number, width: 1 | 2 | 4): number | null;
+  mmioWrite(addr: number, width: 1 | 2 | 4, value: number): boolean;
+}
+
+export interface Vcpu {
+  loadMemory(addr: number, data: Uint8Array): void;
+  mapRam(addr: number, size: number): void;
+  mapShared(addr: number, buf: SharedArrayBuffer): void;
+  mapMmio(base: number, size: number): void;
+  reset(pc: bigint, x0: bigint): void;
+  /** Run until WFI, PSCI off/reset, stop or error. */
+  run(): RunExit;
+  /** Drive the CPU's IRQ input. Raising is only legal at safe points (inside hooks.safePoint or between runs). */
+  setIrq(level: boolean): void;
+  /** Inject a data abort for a refused access at the next safe point. */
+  queueDataAbort(addr: number, write: boolean): void;
+  /** Stop the current run from inside a callback (crash); the machine does not resume afterwards. */
+  requestStop(): void;
+  readonly timer: VirtTimer;
+  readonly stats: { mmio: number; sync: number; hvc: number; irqRaises: number; aborts: number };
+  close(): void;
+}
+
+/** SCR_EL3 = RES1 (0x30) | NS | HCE | RW: EL1 AArch64 non-secure (unicorn-notes §1); HCE makes HVC trap, not UNDEF. */
+export const SCR_EL3_VALUE = 0x531n;
+/** HCR_EL2 = RW (EL1 is AArch64) | IMO | FMO (HCR_EL2.VI becomes the guest's IRQ line). */
+export const HCR_EL2_BASE = (1n << 31n) | (1n << 4n) | (1n << 3n);
+export const HCR_EL2_VI = 1n << 7n;
+
+export class UnicornVcpu implements Vcpu {
+  readonly uc: Uc;
+  readonly sync: SyncEntry;
+  readonly timer: VirtTimer;
+  readonly stats = { mmio: 0, sync: 0, hvc: 0, irqRaises: 0, aborts: 0 };
+  private irq = false;
+  private hcrVi = false;
+  private exit: RunExit | null = null;
+  private pendingAbort: { addr: number; write: boolean } | null = null;
+  private readonly sync1: (intno: number) => void;
+
+  constructor(libOrPath: UnicornLibrary | string, private readonly hooks: VcpuHooks) {
+    const lib = typeof libOrPath === 'string' ? loadUnicorn(libOrPath) : libOrPath;
+    const u = (this.uc = new Uc(lib));
+    u.setSys(SYS.SCR_EL3, SCR_EL3_VALUE);
+    u.setSys(SYS.HCR_EL2, HCR_EL2_BASE);
+    this.sync = new SyncEntry(u);
+    this.timer = new VirtTimer(u);
+    this.sync1 = (intno) => this.onIntr(intno);
+    u.hookIntr(this.sync1);
+    u.hookMsr((op0, op1, crn, crm, op2, cp) => {
+      const skip = this.timer.msr(op0, op1, crn, crm, op2, () => Uc.msrValue(cp));
+      // A sysreg write ends the TB and no memory access follows before its end: a safe point (unicorn-notes §3).
+      this.safe();
+      return skip;
+    });
+  }
+
+  private safe(): void {
+    if (this.pendingAbort) this.deliverAbort();
+    this.hooks.safePoint();
+  }
+
+  private onIntr(intno: number): void {
+    if (intno === EXCP.HVC) {
+      this.stats.hvc++;
+      const fid = Number(this.uc.reg(REG.X0) & 0xffffffffn);
+      const r = psciCall(fid, this.uc.reg(REG.X0 + 1));
+      this.uc.setReg(REG.X0, r.x0);
+      if (r.action !== 'none') {
+        this.exit = { kind: 'psci', action: r.action };
+        this.uc.stop(); // PC already points after the HVC and we never resume: the stop's PC does not matter
+        return;
+      }
+      this.safe();
+      return;
+    }
+    if (intno === EXCP.UDEF || intno === EXCP.SWI || intno === EXCP.PREFETCH_ABORT || intno === EXCP.DATA_ABORT || intno === EXCP.BKPT) {
+      this.stats.sync++;
+      this.sync.takeFromHook(intno);
+      this.safe();
+      return;
+    }
+    this.exit = { kind: 'error', message: `unhandled exception ${intno} at pc 0x${this.uc.reg(REG.PC).toString(16)}` };
+    this.uc.stop();
+  }
+
+  private deliverAbort(): void {
+    const a = this.pendingAbort!;
+    this.pendingAbort = null;
+    this.stats.aborts++;
+    const fromEl = Number((this.uc.reg(REG.PSTATE) >> 2n) & 3n);
+    this.sync.enter('sync', dabtSyndrome(fromEl, a.write), BigInt(a.addr));
+  }
+
+  loadMemory(addr: number, data: Uint8Array): void {
+    this.uc.memWrite(addr, data);
+  }
+  mapRam(addr: number, size: number): void {
+    this.uc.memMap(addr, size);
+  }
+  mapShared(addr: number, buf: SharedArrayBuffer): void {
+    this.uc.memMapPtr(addr, buf);
+  }
+  mapMmio(base: number, size: number): void {
+    const h = this.hooks;
+    const st = this.stats;
+    this.uc.mmioMap(
+      base,
+      size,
+      (off, sz) => {
+        st.mmio++;
+        const v = h.mmioRead(base + off, sz as 1 | 2 | 4);
+        if (v === null) {
+          this.queueDataAbort(base + off, false);
+          return 0;
+        }
+        return v >>> 0;
+      },
+      (off, sz, v) => {
+        st.mmio++;
+        if (!h.mmioWrite(base + off, sz as 1 | 2 | 4, v >>> 0)) this.queueDataAbort(base + off, true);
+      },
+    );
+  }
+  reset(pc: bigint, x0: bigint): void {
+    this.uc.setReg(REG.PC, pc);
+    this.uc.setReg(REG.X0, x0);
+    this.uc.setReg(REG.PSTATE, 0x3c5n);
+  }
+  setIrq(level: boolean): void {
+    this.irq = level;
+    if (level !== this.hcrVi) {
+      this.hcrVi = level;
+      if (level) this.stats.irqRaises++;
+      // Writing HCR_EL2.VI runs arm_cpu_update_virq -> cpu_interrupt(VIRQ); QEMU then takes the IRQ itself at the next
+      // TB boundary when PSTATE.I = 0. Raising requests a TB exit, so only at safe points (unicorn-notes §3).
+      this.uc.setSys(SYS.HCR_EL2, HCR_EL2_BASE | (level ? HCR_EL2_VI : 0n));
+    }
+  }
+  get irqLevel(): boolean {
+    return this.irq;
+  }
+  queueDataAbort(addr: number, write: boolean): void {
+    // 2.1.1 cannot give the faulting PC inside an MMIO callback (see docs/CPU.md): the abort is taken at the next
+    // safe point, with ELR there. Only the first refused access before that point is reported.
+    if (!this.pendingAbort) this.pendingAbort = { addr, write };
+  }
+  requestStop(): void {
+    if (!this.exit) this.exit = { kind: 'stopped' };
+    this.uc.stop();
+  }
+  run(): RunExit {
+    this.exit = null;
+    if (this.pendingAbort) this.deliverAbort();
+    const e = this.uc.start(this.uc.reg(REG.PC));
+    if (this.exit) return this.exit;
+    if (e !== 0) return { kind: 'error', message: `unicorn: ${this.uc.strerror(e)} at pc 0x${this.uc.reg(REG.PC).toString(16)}` };
+    // uc_emu_start returns by itself only at WFI (EXCP_HLT), PC after the WFI.
+    return { kind: 'wfi' };
+  }
+  close(): void {
+    this.uc.close();
+  }
+}
