@@ -36,7 +36,7 @@ test('a mismatch is reported and gives exit code 1', () => {
   assert.equal(out.at(-1), 'failed 1');
 });
 
-test('bad lines give "line N: reason" and exit code 2; pl011 profile not available yet', () => {
+test('bad lines give "line N: reason" and exit code 2; profile only first, sbsa or pl011', () => {
   const { code, out } = run('read 0x18\nfrob 1\nwrite 0x1000 1\nread 0 3\nbackend-in "x\nprofile pl011');
   assert.equal(code, 2);
   assert.equal(out[0], 'line 2: unknown step "frob"');
@@ -44,7 +44,35 @@ test('bad lines give "line N: reason" and exit code 2; pl011 profile not availab
   assert.match(out[2]!, /^line 4: bad width/);
   assert.match(out[3]!, /^line 5: unterminated/);
   assert.equal(out[4], 'line 6: profile must come before any other step');
-  assert.equal(run('profile pl011').out[0], 'line 1: profile pl011 not available');
+  assert.equal(run('profile pl012').out[0], 'line 1: unknown profile "pl012" (sbsa or pl011)');
+  assert.equal(run('irq 2').out[0], 'line 1: bad irq level "2" (0 or 1)');
+  assert.equal(run('expect-out x').out[0], 'line 1: expect-out needs a "quoted string"');
+});
+
+test('profile pl011 builds the full PL011: PeriphID/PCellID read, CR resets to 0x300 (sbsa: RAZ)', () => {
+  const pl = run('profile pl011\nread 0xfe0\nread 0xfe8\nread 0xff0\nread 0xffc\nread 0x30\nread 0x34');
+  assert.deepEqual(pl.out.slice(0, 6), [
+    'read 0xfe0 w4 = 0x00000011',
+    'read 0xfe8 w4 = 0x00000034',
+    'read 0xff0 w4 = 0x0000000d',
+    'read 0xffc w4 = 0x000000b1',
+    'read 0x030 w4 = 0x00000300',
+    'read 0x034 w4 = 0x00000012',
+  ]);
+  assert.equal(pl.code, 0);
+  const sb = run('profile sbsa\nread 0xfe0\nread 0x30');
+  assert.deepEqual(sb.out.slice(0, 2), ['read 0xfe0 w4 = 0x00000000', 'read 0x030 w4 = 0x00000000']);
+});
+
+test('irq 0|1 and expect-out are expectations: a difference is a mismatch (exit 1)', () => {
+  const good = run('write 0 0x41 1\nwrite 0 0x42 1\nexpect-out "AB"\nirq 0\nwrite 0x38 0x20\nirq 1');
+  assert.deepEqual(good.out, ['write 0x000 w1 0x41', 'write 0x000 w1 0x42', 'drained "AB" ok', 'irq 0 ok', 'write 0x038 w4 0x20', 'irq 1 ok', 'ok']);
+  assert.equal(good.code, 0);
+  const bad = run('write 0 0x41 1\nexpect-out "AB"\nirq 1');
+  assert.equal(bad.code, 1);
+  assert.equal(bad.out[1], 'drained "A" MISMATCH (line 2: expected "AB")');
+  assert.equal(bad.out[2], 'irq 0 MISMATCH (line 3: expected 1)');
+  assert.equal(bad.out.at(-1), 'failed 2');
 });
 
 test('backend-in puts only what fits (1024) and \\xNN escapes', () => {

@@ -7,7 +7,9 @@
 // Script: one step per line, `#` starts a comment (outside quotes), numbers are hex (0x..) or decimal.
 //   profile sbsa|pl011        (before any other step)
 //   write <off> <value> [width]    read <off> [width]    expect <off> <value> [width]     (width 1|2|4|8, default 4)
-//   backend-in "<text with \n \r \t \\ \" \xNN escapes>"    backend-drain [n]    irq
+//   backend-in "<text with \n \r \t \\ \" \xNN escapes>"    backend-drain [n]    irq [0|1]
+//   expect-out "<bytes>"       (the backend drains all of OUT; it must be exactly these bytes)
+// `irq 0|1` and `expect-out` are expectations like `expect`: a difference is a mismatch.
 // Exit code: 0 all expectations met, 1 a mismatch, 2 a bad script.
 
 import { GUEST_MAGIC_BASE, GUEST_PL011_BASE, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
@@ -17,13 +19,15 @@ import type { AccessWidth } from '../xen/mmio.js';
 import { ConsoleRingBackend, XENCONS_OUT_SIZE } from '../xen/ring.js';
 import { SpiLevels } from '../xen/spi-levels.js';
 import { domainVpl011Init, vuartOf } from '../xen/vuart.js';
+import type { Vpl011Profile } from '../device/vpl011.js';
 
 type Step =
   | { line: number; op: 'read' | 'expect'; off: number; width: AccessWidth; value: number }
   | { line: number; op: 'write'; off: number; width: AccessWidth; value: number }
   | { line: number; op: 'backend-in'; bytes: Uint8Array }
   | { line: number; op: 'backend-drain'; max: number }
-  | { line: number; op: 'irq' };
+  | { line: number; op: 'expect-out'; bytes: Uint8Array }
+  | { line: number; op: 'irq'; expect: 0 | 1 | undefined };
 
 class ScriptError extends Error {}
 
@@ -111,9 +115,10 @@ export function quoteBytes(bytes: Uint8Array): string {
   return s + '"';
 }
 
-function parseScript(text: string): { steps: Step[]; errors: string[] } {
+function parseScript(text: string): { steps: Step[]; errors: string[]; profile: Vpl011Profile } {
   const steps: Step[] = [];
   const errors: string[] = [];
+  let profile: Vpl011Profile = 'sbsa';
   let sawStep = false;
   text.split('\n').forEach((raw, i) => {
     const line = i + 1;
@@ -128,8 +133,8 @@ function parseScript(text: string): { steps: Step[]; errors: string[] } {
         case 'profile':
           extra(2);
           if (sawStep) throw new ScriptError('profile must come before any other step');
-          if (a === 'pl011') throw new ScriptError('profile pl011 not available');
-          if (a !== 'sbsa') throw new ScriptError(`unknown profile "${a ?? ''}" (sbsa or pl011)`);
+          if (a !== 'sbsa' && a !== 'pl011') throw new ScriptError(`unknown profile "${a ?? ''}" (sbsa or pl011)`);
+          profile = a;
           return;
         case 'read':
           extra(3);
@@ -151,13 +156,19 @@ function parseScript(text: string): { steps: Step[]; errors: string[] } {
           if (a === undefined || !a.startsWith('"')) throw new ScriptError('backend-in needs a "quoted string"');
           steps.push({ line, op: 'backend-in', bytes: unescape(a) });
           break;
+        case 'expect-out':
+          extra(2);
+          if (a === undefined || !a.startsWith('"')) throw new ScriptError('expect-out needs a "quoted string"');
+          steps.push({ line, op: 'expect-out', bytes: unescape(a) });
+          break;
         case 'backend-drain':
           extra(2);
           steps.push({ line, op: 'backend-drain', max: a === undefined ? XENCONS_OUT_SIZE : parseNumber(a, 'count', 1 << 20) });
           break;
         case 'irq':
-          extra(1);
-          steps.push({ line, op: 'irq' });
+          extra(2);
+          if (a !== undefined && a !== '0' && a !== '1') throw new ScriptError(`bad irq level "${a}" (0 or 1)`);
+          steps.push({ line, op: 'irq', expect: a === undefined ? undefined : a === '1' ? 1 : 0 });
           break;
         default:
           throw new ScriptError(`unknown step "${op ?? ''}"`);
@@ -168,7 +179,7 @@ function parseScript(text: string): { steps: Step[]; errors: string[] } {
       errors.push(`line ${line}: ${e.message}`);
     }
   });
-  return { steps, errors };
+  return { steps, errors, profile };
 }
 
 const hex3 = (n: number): string => '0x' + n.toString(16).padStart(3, '0');
@@ -176,7 +187,7 @@ const hex8 = (n: number): string => '0x' + (n >>> 0).toString(16).padStart(8, '0
 
 /** Run a replay script; `write` gets each output line. Returns the exit code (0 ok, 1 mismatch, 2 bad script). */
 export function runReplay(scriptText: string, write: (line: string) => void): number {
-  const { steps, errors } = parseScript(scriptText);
+  const { steps, errors, profile } = parseScript(scriptText);
   if (errors.length > 0) {
     for (const e of errors) write(e);
     return 2;
@@ -189,7 +200,7 @@ export function runReplay(scriptText: string, write: (line: string) => void): nu
   const d = new Domain({ domid: 1, name: 'replay', vgic, evtchn });
   const magic = new SharedArrayBuffer(NR_MAGIC_PAGES * XEN_PAGE_SIZE);
   d.addMemory({ name: 'magic', base: GUEST_MAGIC_BASE, size: magic.byteLength, buffer: magic, byteOffset: 0 });
-  const port = domainVpl011Init(d, { consoleDomid: BACKEND, gfn: GUEST_VUART_GFN });
+  const port = domainVpl011Init(d, { consoleDomid: BACKEND, gfn: GUEST_VUART_GFN, profile });
   const inst = vuartOf(d)!;
   const page = d.mapGuestPage(GUEST_VUART_GFN);
   const backend = new ConsoleRingBackend(page.buffer, page.byteOffset);
@@ -245,9 +256,27 @@ export function runReplay(scriptText: string, write: (line: string) => void): nu
         write(`drained ${quoteBytes(got)}`);
         break;
       }
-      case 'irq':
-        write(`irq ${vgic.level(inst.spi) ? 1 : 0}`);
+      case 'expect-out': {
+        const got = backend.drainOut(XENCONS_OUT_SIZE);
+        if (got.length > 0) deliver();
+        const same = got.length === s.bytes.length && got.every((b, i) => b === s.bytes[i]);
+        if (same) write(`drained ${quoteBytes(got)} ok`);
+        else {
+          failed++;
+          write(`drained ${quoteBytes(got)} MISMATCH (line ${s.line}: expected ${quoteBytes(s.bytes)})`);
+        }
         break;
+      }
+      case 'irq': {
+        const level = vgic.level(inst.spi) ? 1 : 0;
+        if (s.expect === undefined) write(`irq ${level}`);
+        else if (s.expect === level) write(`irq ${level} ok`);
+        else {
+          failed++;
+          write(`irq ${level} MISMATCH (line ${s.line}: expected ${s.expect})`);
+        }
+        break;
+      }
     }
   }
   write(failed === 0 ? 'ok' : `failed ${failed}`);

@@ -71,3 +71,79 @@ export const SBSA_UART_FIFO_LEVEL = SBSA_UART_FIFO_SIZE / 2;
 
 /** DR: the data bits written to / read from the ring; bits 8-11 are OE/BE/PE/FE, never set by vpl011. */
 export const DR_DATA_MASK = 0xff;
+
+// ---- the full PL011 (profile `pl011`): registers the SBSA subset leaves out --------------------------------------
+
+/** UARTCR bits (TRM 3.3.8). Bits 6:3 are reserved. */
+export const enum CR {
+  UARTEN = 1 << 0,
+  SIREN = 1 << 1,
+  SIRLP = 1 << 2,
+  LBE = 1 << 7,
+  TXE = 1 << 8,
+  RXE = 1 << 9,
+  DTR = 1 << 10,
+  RTS = 1 << 11,
+  OUT1 = 1 << 12,
+  OUT2 = 1 << 13,
+  RTSEN = 1 << 14,
+  CTSEN = 1 << 15,
+}
+/** UARTCR reset value: TXE | RXE (TRM 3.3.8). */
+export const CR_RESET = CR.TXE | CR.RXE; // 0x300
+/** The UARTCR bits a write stores (15:7 and 2:0; 6:3 reserved). */
+export const CR_MASK = 0xff87;
+
+/** UARTLCR_H bits (TRM 3.3.7). */
+export const enum LCRH {
+  BRK = 1 << 0,
+  PEN = 1 << 1,
+  EPS = 1 << 2,
+  STP2 = 1 << 3,
+  FEN = 1 << 4,
+  WLEN_SHIFT = 5, // bits 6:5, 0b11 = 8 bits
+  SPS = 1 << 7,
+}
+export const LCRH_MASK = 0xff;
+
+/** UARTIFLS (TRM 3.3.9): TXIFLSEL in bits 2:0, RXIFLSEL in bits 5:3; reset 0x12 = both 1/2. */
+export const IFLS_RESET = 0x12;
+export const IFLS_MASK = 0x3f;
+export const IFLS_RX_SHIFT = 3;
+export const IFLS_SEL_MASK = 0x7;
+
+/** Register widths (TRM 3.2): IBRD 16 bits, FBRD 6 bits, ILPR 8 bits. */
+export const IBRD_MASK = 0xffff;
+export const FBRD_MASK = 0x3f;
+export const ILPR_MASK = 0xff;
+
+/** PL011 FIFO depth from r1p5 on (TRM 2.1: 32x8 transmit, 32x12 receive; PeriphID2 revision 3). */
+export const PL011_FIFO_SIZE = 32;
+
+/**
+ * Trigger level in bytes of a 32-entry FIFO for an IFLS selector (TRM 3.3.9): b000..b100 = 1/8, 1/4, 1/2, 3/4, 7/8.
+ * b101-b111 are reserved; they are treated as the reset level, 1/2.
+ */
+export function iflsTriggerBytes(sel: number): number {
+  switch (sel & IFLS_SEL_MASK) {
+    case 0:
+      return 4;
+    case 1:
+      return 8;
+    case 3:
+      return 24;
+    case 4:
+      return 28;
+    default:
+      return 16; // b010, and the reserved encodings
+  }
+}
+
+/**
+ * UARTPeriphID0-3 (TRM 3.3.15-3.3.18) for r1p5: part 0x011, designer 0x41 (ARM), revision 3, configuration 0.
+ * Linux's amba bus assembles the low bytes of four 32-bit reads; its pl011 driver takes revision >= 3 as a 32-byte
+ * FIFO (get_fifosize_arm), which matches what IFLS levels mean here. (QEMU reports revision 1 with a 16-byte FIFO.)
+ */
+export const PL011_PERIPH_ID = [0x11, 0x10, 0x34, 0x00] as const;
+/** UARTPCellID0-3 (TRM 3.3.19-3.3.22): 0xB105F00D, the PrimeCell identification Linux's amba bus checks. */
+export const PL011_PCELL_ID = [0x0d, 0xf0, 0x05, 0xb1] as const;

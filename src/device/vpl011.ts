@@ -34,15 +34,47 @@
 //
 // Performance: DR write / DR read are allocation-free: a switch, one Atomics.store and one Atomics.load (see
 // ConsoleRing); FR/RIS/MIS/IMSC reads return state kept current by every event, with no ring access.
+//
+// Profiles (docs/DEVICE.md): a profile is a register decode, reset values and what the FIFO levels mean; both share
+// the FIFO/interrupt core below (readData / writeData / update). `sbsa` is Xen's. `pl011` is a full PL011 r1p5
+// (the TRM, ARM DDI 0183G) for Linux's AMBA driver and U-Boot: PeriphID/PCellID, ILPR, IBRD/FBRD latched by LCR_H,
+// LCR_H (FEN), CR, IFLS, DMACR RAZ/WI. The ring is still the FIFO (FR from the ring levels, as sbsa); only the
+// interrupt thresholds change: TXI/RXI compare the levels, seen through a 32-byte FIFO window, with IFLS
+// (depth 1 when LCR_H.FEN = 0). RTI = "data present" as upstream (there is no time to time out). CR.RXE = 0 holds
+// input in the ring (never dropped); UARTEN/TXE = 0 do not stop TX (earlycon never sets UARTEN).
 
 import { type AccessWidth, type MmioHandler, MMIO_ABORT } from '../xen/mmio.js';
 import type { IrqLine } from '../xen/vgic.js';
 import { type ConsoleRing, RING_CORRUPT, RING_EMPTY, XENCONS_IN_SIZE, XENCONS_OUT_SIZE } from '../xen/ring.js';
 import { RateLimitedLog, type LogSink } from '../util/ratelimit.js';
 import { vregReg32Clearbits, vregReg32Extract, vregReg32Update } from '../util/vreg.js';
-import { DR_DATA_MASK, FR, FR_RESET, INT, INT_DRIVEN, Reg, SBSA_UART_FIFO_LEVEL } from './spec.js';
+import {
+  CR,
+  CR_MASK,
+  CR_RESET,
+  DR_DATA_MASK,
+  FBRD_MASK,
+  FR,
+  FR_RESET,
+  IBRD_MASK,
+  IFLS_MASK,
+  IFLS_RESET,
+  IFLS_RX_SHIFT,
+  ILPR_MASK,
+  INT,
+  INT_DRIVEN,
+  LCRH,
+  LCRH_MASK,
+  PL011_FIFO_SIZE,
+  PL011_PCELL_ID,
+  PL011_PERIPH_ID,
+  Reg,
+  SBSA_UART_FIFO_LEVEL,
+  iflsTriggerBytes,
+} from './spec.js';
 
-export type Vpl011Profile = 'sbsa';
+export type Vpl011Profile = 'sbsa' | 'pl011';
+export const VPL011_PROFILES: readonly Vpl011Profile[] = ['sbsa', 'pl011'];
 
 export interface Vpl011Ports {
   ring: ConsoleRing;
@@ -51,6 +83,23 @@ export interface Vpl011Ports {
   notify: () => void;
   /** Diagnostics (Xen's gprintk); rate-limited by the device. */
   log?: LogSink;
+}
+
+/** Construction: the ports plus the profile (default 'sbsa', Xen's). */
+export interface Vpl011Options extends Vpl011Ports {
+  profile?: Vpl011Profile;
+}
+
+/** The `pl011` profile's own registers, as the guest reads them back (masked to the TRM's widths). */
+export interface Pl011Registers {
+  ilpr: number;
+  ibrd: number;
+  fbrd: number;
+  lcrh: number;
+  cr: number;
+  ifls: number;
+  /** (IBRD << 6) | FBRD as latched by the last LCR_H write (TRM 3.3.6: the three form one 30-bit register). */
+  divisor: number;
 }
 
 export interface Vpl011Counters {
@@ -72,6 +121,10 @@ export interface Vpl011Counters {
   notifies: number;
   /** Backend events received (notification()). */
   backendEvents: number;
+  /** pl011: DR writes with CR.UARTEN or CR.TXE clear (accepted anyway; see docs/DEVICE.md). */
+  txWhileDisabled: number;
+  /** pl011: DR reads with CR.RXE clear (returned 0; input stays in the ring). */
+  rxWhileDisabled: number;
 }
 
 /** The device's own state; FR and the line are re-derived from it and the ring. */
@@ -83,6 +136,8 @@ export interface Vpl011State {
   /** IMSC as written (Xen stores reserved bits too). */
   imsc: number;
   counters: Vpl011Counters;
+  /** Present exactly when profile is 'pl011'. */
+  pl011?: Pl011Registers;
 }
 
 const IN_RXI_LEVEL = XENCONS_IN_SIZE - SBSA_UART_FIFO_LEVEL; // 1008
@@ -103,11 +158,19 @@ function zeroCounters(): Vpl011Counters {
     unhandledAccesses: 0,
     notifies: 0,
     backendEvents: 0,
+    txWhileDisabled: 0,
+    rxWhileDisabled: 0,
   };
 }
 
+function pl011Reset(): Pl011Registers {
+  return { ilpr: 0, ibrd: 0, fbrd: 0, lcrh: 0, cr: CR_RESET, ifls: IFLS_RESET, divisor: 0 };
+}
+
 export class Vpl011 implements MmioHandler {
-  readonly profile: Vpl011Profile = 'sbsa';
+  readonly profile: Vpl011Profile;
+  /** profile === 'pl011': the extra registers decode. */
+  private readonly full: boolean;
   private readonly ring: ConsoleRing;
   private readonly irq: IrqLine;
   private readonly notifyPort: () => void;
@@ -120,14 +183,34 @@ export class Vpl011 implements MmioHandler {
   private outLevel = 0;
   private pendingNotify = false;
 
+  // What the levels mean (the profile's part of the shared core), derived by deriveLevels():
+  /** TXI while the OUT level is <= this. sbsa: 2048 - 16 (bb2c1a1cc9). */
+  private txiMaxOut = OUT_TXI_LEVEL;
+  /** RXI while the visible IN level is >= this (>= 1). sbsa: 1024 - 16. */
+  private rxiMinIn = IN_RXI_LEVEL;
+  /** The receiver is on: IN is visible to the guest (pl011: CR.RXE). */
+  private rxOn = true;
+  /** pl011: CR.UARTEN or CR.TXE is clear (DR writes are still accepted, and counted). */
+  private txOff = false;
+  /** pl011 registers (unused by sbsa). */
+  private readonly regs: Pl011Registers = pl011Reset();
+  private warnedTxOff = false;
+  private warnedLoopback = false;
+
   private readonly counts: Vpl011Counters = zeroCounters();
   private readonly logUnhandled: RateLimitedLog;
   private readonly logWidth: RateLimitedLog;
   private readonly logEmpty: RateLimitedLog;
   private readonly logFull: RateLimitedLog;
   private readonly logCorrupt: RateLimitedLog;
+  private readonly logDma: RateLimitedLog;
+  private readonly logSink: LogSink | undefined;
 
-  constructor(ports: Vpl011Ports) {
+  constructor(ports: Vpl011Options) {
+    const profile = ports.profile ?? 'sbsa';
+    if (profile !== 'sbsa' && profile !== 'pl011') throw new RangeError(`vpl011: unknown profile ${String(profile)}`);
+    this.profile = profile;
+    this.full = profile === 'pl011';
     this.ring = ports.ring;
     this.irq = ports.irq;
     this.notifyPort = ports.notify;
@@ -136,6 +219,8 @@ export class Vpl011 implements MmioHandler {
     this.logEmpty = new RateLimitedLog(ports.log);
     this.logFull = new RateLimitedLog(ports.log);
     this.logCorrupt = new RateLimitedLog(ports.log);
+    this.logDma = new RateLimitedLog(ports.log);
+    this.logSink = ports.log;
     const prev = this.ring.onCorrupt;
     this.ring.onCorrupt = (r) => {
       if (prev) prev(r);
@@ -143,6 +228,7 @@ export class Vpl011 implements MmioHandler {
         this.logCorrupt.log(`vpl011: corrupt ${r.half} ring indices prod=${hex(r.prod, 8)} cons=${hex(r.cons, 8)}`);
       } else this.logCorrupt.skip();
     };
+    this.deriveLevels();
     // Drive the line to a known level once; afterwards only changes are signalled.
     this.irq.set(false);
     this.ring.refresh();
@@ -175,6 +261,7 @@ export class Vpl011 implements MmioHandler {
         // Write-only: Xen's vpl011_mmio_read returns 0 (IO_ABORT) for it, at any width.
         return this.refuse('read', offset, width);
       default:
+        if (this.full) return this.readPl011(offset, width);
         this.unhandled('read', offset, width);
         return 0;
     }
@@ -204,8 +291,154 @@ export class Vpl011 implements MmioHandler {
         this.update(false);
         return true;
       default:
+        if (this.full) return this.writePl011(offset, width, value);
         this.unhandled('write', offset, width);
         return true;
+    }
+  }
+
+  // ---- the pl011 profile's decode (TRM 3.2); the shared registers above decode identically -------------------
+
+  private readPl011(offset: number, width: AccessWidth): number {
+    const r = this.regs;
+    let v: number;
+    switch (offset) {
+      case Reg.ILPR:
+        v = r.ilpr;
+        break;
+      case Reg.IBRD:
+        v = r.ibrd;
+        break;
+      case Reg.FBRD:
+        v = r.fbrd;
+        break;
+      case Reg.LCR_H:
+        v = r.lcrh;
+        break;
+      case Reg.CR:
+        v = r.cr;
+        break;
+      case Reg.IFLS:
+        v = r.ifls;
+        break;
+      case Reg.DMACR:
+        if (width === 8) return this.refuse('read', offset, width);
+        this.dma('read', 0);
+        return 0;
+      case Reg.PERIPH_ID0:
+      case Reg.PERIPH_ID1:
+      case Reg.PERIPH_ID2:
+      case Reg.PERIPH_ID3:
+        v = PL011_PERIPH_ID[(offset - Reg.PERIPH_ID0) >> 2]!;
+        break;
+      case Reg.PCELL_ID0:
+      case Reg.PCELL_ID1:
+      case Reg.PCELL_ID2:
+      case Reg.PCELL_ID3:
+        v = PL011_PCELL_ID[(offset - Reg.PCELL_ID0) >> 2]!;
+        break;
+      default:
+        this.unhandled('read', offset, width);
+        return 0;
+    }
+    if (width === 8) return this.refuse('read', offset, width);
+    return vregReg32Extract(v, 0, width);
+  }
+
+  private writePl011(offset: number, width: AccessWidth, value: number): boolean {
+    const r = this.regs;
+    switch (offset) {
+      case Reg.ILPR:
+      case Reg.IBRD:
+      case Reg.FBRD:
+      case Reg.LCR_H:
+      case Reg.CR:
+      case Reg.IFLS:
+      case Reg.DMACR:
+        if (width === 8) return this.refuse('write', offset, width) === 0;
+        break;
+      default:
+        // PeriphID/PCellID are read-only; anything else is not a PL011 register.
+        this.unhandled('write', offset, width);
+        return true;
+    }
+    switch (offset) {
+      case Reg.ILPR:
+        r.ilpr = vregReg32Update(r.ilpr, value, 0, width) & ILPR_MASK;
+        return true;
+      case Reg.IBRD:
+        // TRM 3.3.6: takes effect only when LCR_H is written next (Linux writes IBRD, FBRD, then LCR_H).
+        r.ibrd = vregReg32Update(r.ibrd, value, 0, width) & IBRD_MASK;
+        return true;
+      case Reg.FBRD:
+        r.fbrd = vregReg32Update(r.fbrd, value, 0, width) & FBRD_MASK;
+        return true;
+      case Reg.LCR_H:
+        r.lcrh = vregReg32Update(r.lcrh, value, 0, width) & LCRH_MASK;
+        r.divisor = ((r.ibrd << 6) | r.fbrd) >>> 0; // the 30-bit IBRD:FBRD:LCR_H latch (TRM 3.3.6)
+        break;
+      case Reg.CR:
+        r.cr = vregReg32Update(r.cr, value, 0, width) & CR_MASK;
+        break;
+      case Reg.IFLS:
+        r.ifls = vregReg32Update(r.ifls, value, 0, width) & IFLS_MASK;
+        break;
+      case Reg.DMACR:
+        this.dma('write', value);
+        return true;
+    }
+    // LCR_H.FEN, CR and IFLS change what the levels mean: a data event, so a condition that now holds asserts at
+    // once (as an IMSC write; enabling RXE with input waiting raises RTI rather than waiting for more input).
+    this.deriveLevels();
+    this.update(true);
+    this.flushNotify();
+    return true;
+  }
+
+  /** The profile's part of the core: what ring levels mean for TXI/RXI and whether the receiver is on. */
+  private deriveLevels(): void {
+    if (!this.full) {
+      this.txiMaxOut = OUT_TXI_LEVEL;
+      this.rxiMinIn = IN_RXI_LEVEL;
+      this.rxOn = true;
+      this.txOff = false;
+      return;
+    }
+    const r = this.regs;
+    if ((r.lcrh & LCRH.FEN) !== 0) {
+      // A 32-byte virtual FIFO (TRM 2.1, r1p5) over the ring: TX sees the last 32 bytes of OUT space, so TXI means
+      // "at least 32 - trigger bytes free" and a driver that writes that many blindly (Linux: fifosize/2 per TXI)
+      // never overflows; RX sees the first 32 bytes of IN, so RXI means "at least trigger bytes to read".
+      this.txiMaxOut = XENCONS_OUT_SIZE - PL011_FIFO_SIZE + iflsTriggerBytes(r.ifls);
+      this.rxiMinIn = iflsTriggerBytes(r.ifls >> IFLS_RX_SHIFT);
+    } else {
+      // Character mode (TRM 2.4.3): a 1-byte holding register. TXI while one more byte fits; RXI on one byte.
+      this.txiMaxOut = XENCONS_OUT_SIZE - 1;
+      this.rxiMinIn = 1;
+    }
+    this.rxOn = (r.cr & CR.RXE) !== 0;
+    this.txOff = (r.cr & (CR.UARTEN | CR.TXE)) !== (CR.UARTEN | CR.TXE);
+    if ((r.cr & CR.LBE) !== 0 && !this.warnedLoopback) {
+      this.warnedLoopback = true;
+      this.say('vpl011: loopback (CR.LBE) is not emulated; data still goes to the console');
+    }
+  }
+
+  private dma(dir: 'read' | 'write', value: number): void {
+    this.counts.unhandledAccesses++;
+    if (this.logDma.wouldLog()) {
+      this.logDma.log(
+        dir === 'read' ? 'vpl011: DMACR read (no DMA: reads as 0)' : `vpl011: DMACR write ${hex(value, 2)} ignored (no DMA)`,
+      );
+    } else this.logDma.skip();
+  }
+
+  private say(message: string): void {
+    if (!this.logSink) return;
+    try {
+      this.logSink(message);
+    } catch {
+      // A broken log sink must not turn a guest access into a host exception.
     }
   }
 
@@ -238,13 +471,20 @@ export class Vpl011 implements MmioHandler {
     };
   }
 
+  /** The pl011 profile's registers (undefined for sbsa). */
+  pl011Registers(): Pl011Registers | undefined {
+    return this.full ? { ...this.regs } : undefined;
+  }
+
   /** A copy of the counters. */
   get counters(): Readonly<Vpl011Counters> {
     return { ...this.counts, corruptRingEvents: this.ring.corruptEvents };
   }
 
   snapshot(): Vpl011State {
-    return { version: 1, profile: this.profile, ris: this.uartris, imsc: this.uartimsc, counters: this.counters };
+    const s: Vpl011State = { version: 1, profile: this.profile, ris: this.uartris, imsc: this.uartimsc, counters: this.counters };
+    if (this.full) s.pl011 = { ...this.regs };
+    return s;
   }
 
   /**
@@ -255,7 +495,10 @@ export class Vpl011 implements MmioHandler {
     const s = state as Partial<Vpl011State> | null;
     if (typeof s !== 'object' || s === null) throw new TypeError('vpl011 restore: state is not an object');
     if (s.version !== 1) throw new RangeError(`vpl011 restore: unsupported version ${String(s.version)}`);
-    if (s.profile !== 'sbsa') throw new RangeError(`vpl011 restore: unsupported profile ${String(s.profile)}`);
+    if (s.profile !== 'sbsa' && s.profile !== 'pl011') {
+      throw new RangeError(`vpl011 restore: unsupported profile ${String(s.profile)}`);
+    }
+    const profile: Vpl011Profile = s.profile;
     const u32 = (v: unknown, name: string): number => {
       if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
         throw new RangeError(`vpl011 restore: ${name} is not a u32`);
@@ -278,10 +521,33 @@ export class Vpl011 implements MmioHandler {
         counters[key] = v;
       }
     }
-    const dev = new Vpl011(ports);
+    let regs: Pl011Registers | undefined;
+    if (profile === 'pl011') {
+      const p = s.pl011 as unknown as Record<string, unknown> | undefined;
+      if (typeof p !== 'object' || p === null) throw new TypeError('vpl011 restore: pl011 state without its registers');
+      const field = (name: keyof Pl011Registers, mask: number): number => {
+        const v = u32(p[name], `pl011.${name}`);
+        if ((v & ~mask) !== 0) throw new RangeError(`vpl011 restore: pl011.${name} ${hex(v)} has bits outside ${hex(mask)}`);
+        return v;
+      };
+      regs = {
+        ilpr: field('ilpr', ILPR_MASK),
+        ibrd: field('ibrd', IBRD_MASK),
+        fbrd: field('fbrd', FBRD_MASK),
+        lcrh: field('lcrh', LCRH_MASK),
+        cr: field('cr', CR_MASK),
+        ifls: field('ifls', IFLS_MASK),
+        divisor: field('divisor', (IBRD_MASK << 6) | FBRD_MASK),
+      };
+    } else if (s.pl011 !== undefined) {
+      throw new RangeError('vpl011 restore: sbsa state carries pl011 registers');
+    }
+    const dev = new Vpl011({ ring: ports.ring, irq: ports.irq, notify: ports.notify, ...(ports.log ? { log: ports.log } : {}), profile });
     dev.uartris = ris;
     dev.uartimsc = imsc;
     Object.assign(dev.counts, counters);
+    if (regs) Object.assign(dev.regs, regs);
+    dev.deriveLevels();
     dev.ring.refresh();
     dev.update(false);
     return dev;
@@ -290,6 +556,7 @@ export class Vpl011 implements MmioHandler {
   // ---- the FIFO core ----------------------------------------------------------------------------------------
 
   private readData(): number {
+    if (!this.rxOn) return this.readDataRxOff();
     const b = this.ring.getIn();
     if (b >= 0) {
       this.counts.bytesIn++;
@@ -307,7 +574,19 @@ export class Vpl011 implements MmioHandler {
     return b >= 0 ? b : 0;
   }
 
+  /**
+   * pl011 with CR.RXE clear: the receiver is off, so nothing is received; input stays in the ring (the backend is
+   * held back by the ring, as by a full FIFO) and appears when RXE is set again. The guest sees RXFE and reads 0.
+   */
+  private readDataRxOff(): number {
+    this.counts.rxWhileDisabled++;
+    if (this.logEmpty.wouldLog()) this.logEmpty.log('vpl011: DR read with the receiver disabled (CR.RXE = 0)');
+    else this.logEmpty.skip();
+    return 0;
+  }
+
   private writeData(byte: number): void {
+    if (this.txOff) this.noteTxOff();
     const r = this.ring.putOut(byte);
     if (r > 0) {
       this.counts.bytesOut++;
@@ -320,6 +599,20 @@ export class Vpl011 implements MmioHandler {
     }
     this.update(true);
     this.flushNotify();
+  }
+
+  /**
+   * pl011 DR write with UARTEN or TXE clear. The TRM (3.3.8) says such data is not transmitted until enabled, but
+   * Linux's earlycon writes with CR at its reset value (UARTEN = 0) and never enables, and holding bytes back would
+   * need a second, unbounded buffer; so the byte goes to the ring as always (QEMU does the same, 68bf5e6909 logs it
+   * once). Counted; logged once.
+   */
+  private noteTxOff(): void {
+    this.counts.txWhileDisabled++;
+    if (!this.warnedTxOff) {
+      this.warnedTxOff = true;
+      this.say('vpl011: data written with CR.UARTEN or CR.TXE clear (sent anyway; logged once)');
+    }
   }
 
   private flushNotify(): void {
@@ -342,15 +635,17 @@ export class Vpl011 implements MmioHandler {
     this.inLevel = inL;
     this.outLevel = outL;
 
+    // The receiver's view of IN: empty while it is off (pl011 CR.RXE = 0).
+    const rxL = this.rxOn ? inL : 0;
     let cond = 0;
-    if (outL <= OUT_TXI_LEVEL) cond |= INT.TX;
-    if (inL >= IN_RXI_LEVEL) cond |= INT.RX;
-    if (inL > 0) cond |= INT.RT;
+    if (outL <= this.txiMaxOut) cond |= INT.TX;
+    if (rxL >= this.rxiMinIn) cond |= INT.RX;
+    if (rxL > 0) cond |= INT.RT; // "receive timeout" = data present (bb2c1a1cc9): no time to time out here
     this.uartris = event ? cond : this.uartris & cond;
 
     let fr = 0;
-    if (inL === 0) fr |= FR.RXFE;
-    else if (inL === XENCONS_IN_SIZE) fr |= FR.RXFF;
+    if (rxL === 0) fr |= FR.RXFE;
+    else if (rxL === XENCONS_IN_SIZE) fr |= FR.RXFF;
     if (outL === 0) fr |= FR.TXFE;
     else if (outL === XENCONS_OUT_SIZE) fr |= FR.TXFF | FR.BUSY;
     this.uartfr = fr;

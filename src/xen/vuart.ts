@@ -5,7 +5,7 @@
 // not reserve (upstream's unwinding deinit frees the virq even when the reservation failed because another device
 // holds it). deinit is idempotent.
 
-import { Vpl011 } from '../device/vpl011.js';
+import { Vpl011, type Vpl011Profile } from '../device/vpl011.js';
 import type { LogSink } from '../util/ratelimit.js';
 import { GUEST_PL011_BASE, GUEST_PL011_SIZE, GUEST_VPL011_SPI } from './arch-arm.js';
 import type { Domain } from './domain.js';
@@ -24,10 +24,14 @@ export class VuartError extends Error {
   }
 }
 
-/** XEN_DOMCTL_vuart_op INIT arguments: the console backend's domain and the ring page's gfn. */
+/**
+ * XEN_DOMCTL_vuart_op INIT arguments: the console backend's domain and the ring page's gfn; `profile` is ours
+ * (not in Xen's domctl): 'sbsa' (default, Xen's SBSA UART) or 'pl011' (the full PL011, docs/DEVICE.md).
+ */
 export interface VuartInitInfo {
   consoleDomid: number;
   gfn: number;
+  profile?: Vpl011Profile;
 }
 
 /** d->arch.vpl011 once initialised. */
@@ -40,6 +44,7 @@ export interface VuartInstance {
   readonly region: MmioRegion;
   readonly consoleDomid: number;
   readonly gfn: number;
+  readonly profile: Vpl011Profile;
 }
 
 export function vuartOf(d: Domain): VuartInstance | undefined {
@@ -56,6 +61,10 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
   if (d.vpl011 !== undefined) throw new VuartError('EEXIST', `d${d.domid}: vuart already initialised`);
   if (!Number.isInteger(info.consoleDomid) || info.consoleDomid < 0 || info.consoleDomid >= d.evtchn.maxDomains) {
     throw new VuartError('EINVAL', `d${d.domid}: bad console backend domain ${String(info.consoleDomid)}`);
+  }
+  const profile = info.profile ?? 'sbsa';
+  if (profile !== 'sbsa' && profile !== 'pl011') {
+    throw new VuartError('EINVAL', `d${d.domid}: unknown vuart profile ${String(profile)} (sbsa or pl011)`);
   }
 
   // 1. prepare_ring_for_helper: nothing to undo if it fails.
@@ -93,6 +102,7 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
       irq: spiLine(d.vgic, spi),
       notify: () => void evtchn.notify(domid, port),
       ...(log ? { log: (m: string) => log(`d${domid} ${m}`) } : {}),
+      profile,
     });
     region = d.mmio.register(GUEST_PL011_BASE, GUEST_PL011_SIZE, device, 'vpl011');
   } catch (e) {
@@ -103,7 +113,16 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
     throw new VuartError(errCode(e), `d${d.domid}: vuart MMIO: ${(e as Error).message}`, e);
   }
 
-  const inst: VuartInstance = { device, ring, evtchn: port, spi, region, consoleDomid: info.consoleDomid, gfn: info.gfn };
+  const inst: VuartInstance = {
+    device,
+    ring,
+    evtchn: port,
+    spi,
+    region,
+    consoleDomid: info.consoleDomid,
+    gfn: info.gfn,
+    profile,
+  };
   d.vpl011 = inst;
   return port;
 }
