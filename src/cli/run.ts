@@ -23,7 +23,13 @@ const CTRL_RIGHT_BRACKET = 0x1d;
 const say = (s: string) => process.stderr.write(`vpl011: ${s}\n`);
 
 /** Resolve the guest config: a file, or the default guest, with command-line overrides on top. */
-export async function resolveGuestConfig(opts: RunOptions, log: (s: string) => void = say): Promise<GuestConfig> {
+export async function resolveGuestConfig(
+  opts: RunOptions,
+  // Only what is being fetched is worth a line; "already present" is not.
+  log: (s: string) => void = (s) => {
+    if (!/nothing to fetch|library present/.test(s)) process.stderr.write(s + '\n');
+  },
+): Promise<GuestConfig> {
   let config: GuestConfig;
   if (opts.config) {
     config = loadConfig(opts.config);
