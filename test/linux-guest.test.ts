@@ -51,9 +51,12 @@ describe('default Linux guest on the vpl011 console', () => {
   });
 
   test('64 KiB pasted into `cat > /tmp/f` arrives intact (no input lost under RX backpressure)', async () => {
-    const start = g.out.length;
-    g.type('cat > /tmp/f\n');
-    await g.expect(/cat > \/tmp\/f\r?\n/, 10_000, start);
+    // No echo: the pasted text must not be mistaken for a prompt, and the test measures input, not output.
+    // One command line, so the shell reads no further input until cat is done; RE''ADY (echoed as typed) does not
+    // match READY, which only the echo command prints, right before cat starts reading.
+    const cmdAt = g.out.length;
+    g.type("stty -echo; echo RE''ADY; cat > /tmp/f; stty echo\n");
+    await g.expect(/READY\r?\n/, 10_000, cmdAt);
     // Printable text in 64-byte lines (a canonical-mode tty line holds at most 4095 bytes).
     const raw = randomBytes(64 * 1024);
     let text = '';

@@ -1,0 +1,69 @@
+// Bare-metal guests on real unicorn in a worker thread, through the vpl011, the console ring and event channels.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startDomainThread, type DomainThread } from '../src/vmm/domain-thread.js';
+import { buildBareGuest, BARE_LOAD_ADDR, type BareGuest } from '../src/vmm/bare-guests.js';
+import { EventChannels } from '../src/xen/evtchn.js';
+import { ConsoleRingBackend } from '../src/xen/ring.js';
+import { VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../src/xen/arch-arm.js';
+import type { GuestImage } from '../src/toolstack/guest-image.js';
+
+function image(name: BareGuest, x1 = 0): GuestImage {
+  const data = buildBareGuest(name);
+  void x1;
+  return { ramBase: BARE_LOAD_ADDR, ramSize: 0x200000, segments: [{ addr: BARE_LOAD_ADDR, data, what: name }], entry: BARE_LOAD_ADDR, x0: 0 };
+}
+
+/** A minimal console backend in the test: drains OUT, feeds IN, notifies like xenconsoled. */
+async function serve(dom: DomainThread, input: Uint8Array): Promise<{ out: () => string; stop: () => void }> {
+  const port = await dom.vuartPort;
+  const ev = EventChannels.attach(dom.evtchn);
+  const local = ev.bindInterdomain(0, 1, port);
+  const ring = new ConsoleRingBackend(dom.magicPages, VUART_PFN_OFFSET * XEN_PAGE_SIZE);
+  let out = '';
+  let fed = 0;
+  let running = true;
+  const buf = new Uint8Array(2048);
+  void (async () => {
+    while (running) {
+      const seen = ev.doorbell(0);
+      ev.clearPending(0, local);
+      let moved = false;
+      for (let n; (n = ring.readOut(buf)) > 0; ) { out += Buffer.from(buf.subarray(0, n)).toString('latin1'); moved = true; }
+      if (fed < input.length && ring.inFree() > 0) { fed += ring.writeIn(input.subarray(fed)); moved = true; }
+      if (moved) ev.notify(0, local);
+      await ev.waitAsync(0, seen, 20);
+    }
+  })();
+  return { out: () => out, stop: () => { running = false; } };
+}
+
+test('hello: polled TX banner, polled RX echo until EOT, PSCI SYSTEM_OFF ends with poweroff (PL011 TRM FR.TXFF/RXFE)', async () => {
+  const dom = startDomainThread({ domid: 1, name: 'hello', image: image('hello') });
+  const be = await serve(dom, new TextEncoder().encode('abc\x04'));
+  const exit = await dom.exited;
+  be.stop();
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(exit.reason, 'poweroff', exit.message);
+  assert.equal(be.out(), 'hello from bare metal\nabc');
+  assert.ok(exit.stats && exit.stats.mmio > 0);
+});
+
+test("refused access (UARTICR read) under 'crash-domain' ends with 'crashed' naming the access (Xen domain_crash)", async () => {
+  const dom = startDomainThread({ domid: 1, name: 'bad', image: image('bad-access'), policy: 'crash-domain' });
+  const exit = await dom.exited;
+  assert.equal(exit.reason, 'crashed');
+  assert.match(exit.message ?? '', /refused MMIO read/);
+  assert.match(exit.message ?? '', /vpl011/);
+});
+
+test("refused access under 'abort': the guest's EL1 vector gets a data abort (EC 0x25, FAR = UART) and powers off", async () => {
+  const dom = startDomainThread({ domid: 1, name: 'bad', image: image('bad-access'), policy: 'abort' });
+  const be = await serve(dom, new Uint8Array());
+  const exit = await dom.exited;
+  be.stop();
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(exit.reason, 'poweroff', exit.message);
+  assert.equal(be.out(), 'ABORT\n');
+  assert.equal(exit.stats?.aborts, 1);
+});
