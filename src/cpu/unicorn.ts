@@ -219,7 +219,7 @@ export class Uc {
    */
   memMapPtr(addr: number, buf: SharedArrayBuffer | ArrayBuffer, perms = UC_PROT_ALL): void {
     this.keep.push(buf);
-    this.check(this.lib.api.uc_mem_map_ptr(this.h, BigInt(addr), buf.byteLength, perms, buf as ArrayBuffer), `uc_mem_map_ptr 0x${addr.toString(16)}`);
+    this.check(this.lib.api.uc_mem_map_ptr(this.h, BigInt(addr), buf.byteLength, perms, new Uint8Array(buf)), `uc_mem_map_ptr 0x${addr.toString(16)}`);
   }
 
   memWrite(addr: number, data: Uint8Array): void {

@@ -1,0 +1,76 @@
+// Start one domain in a worker thread; the main thread gets the shared pages and event channels for its console
+// backend, the vuart port, and the exit.
+import { Worker } from 'node:worker_threads';
+import { EventChannels } from '../xen/evtchn.js';
+import type { GuestImage } from '../toolstack/guest-image.js';
+import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
+import type { MachineStats } from './machine.js';
+import type { WorkerInit } from './worker.js';
+
+export interface DomainExit {
+  reason: 'poweroff' | 'reset' | 'crashed' | 'stopped';
+  message?: string;
+  stats?: MachineStats;
+}
+
+export interface DomainThreadOptions {
+  domid: number;
+  name: string;
+  image: GuestImage;
+  policy?: 'abort' | 'crash-domain';
+  /** Accepted for the toolstack's config; the sbsa profile is what domain_vpl011_init builds. */
+  vuart?: string;
+  /** An existing event-channel table to share (default: a new one). */
+  evtchn?: SharedArrayBuffer;
+  libraryPath?: string;
+}
+
+export interface DomainThread {
+  readonly magicPages: SharedArrayBuffer;
+  readonly evtchn: SharedArrayBuffer;
+  readonly vuartPort: Promise<number>;
+  readonly exited: Promise<DomainExit>;
+  stop(): Promise<void>;
+}
+
+export function startDomainThread(opts: DomainThreadOptions): DomainThread {
+  const evtchn: SharedArrayBuffer = opts.evtchn ?? (EventChannels.create().buffer as SharedArrayBuffer);
+  const magicPages = new SharedArrayBuffer(NR_MAGIC_PAGES * XEN_PAGE_SIZE);
+  const control = new SharedArrayBuffer(4);
+  const init: WorkerInit = {
+    domid: opts.domid, name: opts.name, image: opts.image, policy: opts.policy ?? 'abort', evtchn, magicPages, control,
+    ...(opts.libraryPath ? { libraryPath: opts.libraryPath } : {}),
+  };
+  const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
+  let resolvePort!: (p: number) => void;
+  let rejectPort!: (e: Error) => void;
+  const vuartPort = new Promise<number>((res, rej) => { resolvePort = res; rejectPort = rej; });
+  vuartPort.catch(() => {}); // a caller that only awaits `exited` must not see an unhandled rejection
+  let done: DomainExit | undefined;
+  const exited = new Promise<DomainExit>((resolve) => {
+    worker.on('message', (m: { type: string; port?: number; exit?: DomainExit; stats?: MachineStats }) => {
+      if (m.type === 'vuart') resolvePort(m.port!);
+      else if (m.type === 'exit') {
+        done = { ...m.exit!, ...(m.stats ? { stats: m.stats } : {}) };
+        rejectPort(new Error(`d${opts.domid} exited before its vuart was ready: ${done.message ?? done.reason}`));
+      }
+    });
+    worker.on('error', (e) => { done ??= { reason: 'crashed', message: `d${opts.domid} worker: ${e.message}` }; });
+    worker.on('exit', () => {
+      const d = done ?? { reason: 'crashed' as const, message: `d${opts.domid}: worker ended without an exit report` };
+      rejectPort(new Error(d.message ?? d.reason));
+      resolve(d);
+    });
+  });
+  const ctl = new Int32Array(control);
+  return {
+    magicPages, evtchn, vuartPort, exited,
+    async stop() {
+      Atomics.store(ctl, 0, 1);
+      // A vCPU idling in WFI rechecks the stop flag at least every second (machine.ts MAX_IDLE_MS).
+      const timer = setTimeout(() => void worker.terminate(), 2000); // a guest that never reaches a safe point
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,153 @@
+// One domain's machine (one vCPU): guest RAM, the magic pages, the MMIO bus (GICv2, vpl011), the arch timer, PSCI,
+// and the run loop. Runs in the domain's worker thread; MMIO traps are handled synchronously, as on Xen's pCPU.
+import type { GuestImage } from '../toolstack/guest-image.js';
+import { UnicornVcpu, type RunExit } from '../cpu/vcpu.js';
+import { unicornLibraryPath } from '../toolstack/cache.js';
+import { Gicv2 } from '../xen/gicv2.js';
+import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain.js';
+import { EventChannels } from '../xen/evtchn.js';
+import { domainVpl011Init } from '../xen/vuart.js';
+import {
+  GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_MAGIC_BASE, GUEST_PL011_BASE,
+  GUEST_TIMER_VIRT_PPI, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE,
+} from '../xen/arch-arm.js';
+
+export type ExitReason = 'poweroff' | 'reset' | 'crashed' | 'stopped';
+export interface MachineExit {
+  reason: ExitReason;
+  message?: string;
+}
+export interface MachineStats {
+  mmio: number;
+  irqs: number;
+  wfiSleeps: number;
+  sync: number;
+  hvc: number;
+  aborts: number;
+}
+
+export interface MachineOptions {
+  domid: number;
+  name: string;
+  image: GuestImage;
+  policy?: RefusedAccessPolicy;
+  evtchn: EventChannels;
+  magicPages: SharedArrayBuffer;
+  /** The console backend's domain (dom0). */
+  backendDomid?: number;
+  libraryPath?: string;
+  /** Polled between runs: true ends the run with 'stopped'. */
+  shouldStop?: () => boolean;
+}
+
+const MAX_IDLE_MS = 1000; // a WFI with no timer armed still rechecks shouldStop() this often
+
+export class Machine {
+  readonly domain: Domain;
+  readonly gic = new Gicv2();
+  readonly vcpu: UnicornVcpu;
+  readonly vuartPort: number;
+  private readonly access: MmioAccess = { addr: 0, width: 4, write: false, value: 0 };
+  private crashMsg: string | null = null;
+  private wfiSleeps = 0;
+
+  constructor(private readonly opts: MachineOptions) {
+    const { image } = opts;
+    this.domain = new Domain({ domid: opts.domid, name: opts.name, vgic: this.gic, evtchn: opts.evtchn, policy: opts.policy ?? 'abort' });
+    this.domain.mmio.register(GUEST_GICD_BASE, GUEST_GICD_SIZE, this.gic.distributor, 'gicd');
+    this.domain.mmio.register(GUEST_GICC_BASE, GUEST_GICC_SIZE, this.gic.cpuInterface, 'gicc');
+    this.domain.addMemory({ name: 'magic', base: GUEST_MAGIC_BASE, size: NR_MAGIC_PAGES * XEN_PAGE_SIZE, buffer: opts.magicPages, byteOffset: 0 });
+    this.vuartPort = domainVpl011Init(this.domain, { consoleDomid: opts.backendDomid ?? 0, gfn: GUEST_VUART_GFN });
+
+    const vpl011Base = GUEST_PL011_BASE;
+    const vpl011End = GUEST_PL011_BASE + XEN_PAGE_SIZE;
+    this.vcpu = new UnicornVcpu(opts.libraryPath ?? unicornLibraryPath(), {
+      safePoint: () => this.safePoint(),
+      mmioRead: (addr, width) => {
+        // A guest spinning on FR must see the backend's progress without an interrupt: run pending event handlers
+        // (vpl011_notification) before each vpl011 access.
+        if (addr >= vpl011Base && addr < vpl011End) opts.evtchn.dispatch(opts.domid);
+        const a = this.access;
+        a.addr = addr; a.width = width; a.write = false; a.value = 0;
+        const r = this.domain.handleMmio(a);
+        if (r === 'ok') return a.value;
+        if (r === 'crashed') return this.crash(this.domain.crashReason ?? 'refused access'), 0;
+        return null;
+      },
+      mmioWrite: (addr, width, value) => {
+        if (addr >= vpl011Base && addr < vpl011End) opts.evtchn.dispatch(opts.domid);
+        const a = this.access;
+        a.addr = addr; a.width = width; a.write = true; a.value = value;
+        const r = this.domain.handleMmio(a);
+        if (r === 'ok') return true;
+        if (r === 'crashed') return this.crash(this.domain.crashReason ?? 'refused access'), true;
+        return false;
+      },
+    });
+    // The vpl011 drives SPI 32 from inside MMIO callbacks; the GIC only records the level there, the vCPU line is
+    // raised at the next safe point. Lowering is safe anywhere (cpu_reset_interrupt requests no exit).
+    this.gic.onChange = (level) => { if (!level) this.vcpu.setIrq(false); };
+
+    const v = this.vcpu;
+    v.mapRam(image.ramBase, image.ramSize);
+    for (const s of image.segments) {
+      if (s.addr < image.ramBase || s.addr + s.data.length > image.ramBase + image.ramSize) {
+        throw new Error(`machine: segment ${s.what} at 0x${s.addr.toString(16)} is outside guest RAM`);
+      }
+      v.loadMemory(s.addr, s.data);
+    }
+    // The SAB's backing store never moves and this Machine (through the Uc) keeps it referenced, so the raw pointer
+    // unicorn keeps stays valid until close().
+    v.mapShared(GUEST_MAGIC_BASE, opts.magicPages);
+    for (const r of this.domain.mmio.list()) v.mapMmio(r.base, r.size);
+    v.reset(BigInt(image.entry), BigInt(image.x0));
+  }
+
+  private crash(msg: string): void {
+    if (this.crashMsg === null) this.crashMsg = msg;
+    this.vcpu.requestStop();
+  }
+
+  /** Between TBs: timer, pending events, then the IRQ line. */
+  private safePoint(): void {
+    const t = this.vcpu.timer.poll();
+    this.gic.setLevel(GUEST_TIMER_VIRT_PPI, t.level);
+    this.opts.evtchn.dispatch(this.opts.domid);
+    this.vcpu.setIrq(this.gic.irqOut);
+  }
+
+  stats(): MachineStats {
+    const s = this.vcpu.stats;
+    return { mmio: s.mmio, irqs: s.irqRaises, wfiSleeps: this.wfiSleeps, sync: s.sync, hvc: s.hvc, aborts: s.aborts };
+  }
+
+  run(): MachineExit {
+    const { evtchn, domid } = this.opts;
+    for (;;) {
+      if (this.opts.shouldStop?.()) return { reason: 'stopped' };
+      let exit: RunExit;
+      try {
+        exit = this.vcpu.run();
+      } catch (e) {
+        return { reason: 'crashed', message: `vCPU error: ${(e as Error).message}` };
+      }
+      if (this.crashMsg !== null) return { reason: 'crashed', message: `d${domid} crashed: ${this.crashMsg}` };
+      if (exit.kind === 'psci') return { reason: exit.action === 'poweroff' ? 'poweroff' : 'reset' };
+      if (exit.kind === 'error') return { reason: 'crashed', message: `d${domid}: ${exit.message}` };
+      if (exit.kind === 'stopped') return { reason: 'stopped' };
+      // WFI: sleep until the timer deadline or an event (doorbell), never busy-polling.
+      const seen = evtchn.doorbell(domid);
+      this.safePoint();
+      if (this.gic.irqOut) continue; // an interrupt is already due: WFI completes
+      const t = this.vcpu.timer.poll();
+      const ms = t.ticksLeft === null ? MAX_IDLE_MS : Math.min(MAX_IDLE_MS, Math.ceil(Number(t.ticksLeft * 1000n) / Number(this.vcpu.timer.freq)));
+      this.wfiSleeps++;
+      evtchn.waitSync(domid, seen, ms);
+      this.safePoint();
+    }
+  }
+
+  close(): void {
+    this.vcpu.close();
+  }
+}

@@ -1,0 +1,38 @@
+// The domain's worker-thread entry: builds the Machine on the SABs it is given, reports the vuart port, runs, and
+// reports the exit and the stats. Nothing escapes: every error becomes a 'crashed' exit message.
+import { parentPort, workerData } from 'node:worker_threads';
+import { Machine } from './machine.js';
+import { EventChannels } from '../xen/evtchn.js';
+import type { GuestImage } from '../toolstack/guest-image.js';
+
+export interface WorkerInit {
+  domid: number;
+  name: string;
+  image: GuestImage;
+  policy: 'abort' | 'crash-domain';
+  evtchn: SharedArrayBuffer;
+  magicPages: SharedArrayBuffer;
+  /** Word 0: set to 1 by the main thread to stop the vCPU. */
+  control: SharedArrayBuffer;
+  libraryPath?: string;
+}
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const control = new Int32Array(init.control);
+let machine: Machine | undefined;
+try {
+  const evtchn = EventChannels.attach(init.evtchn);
+  machine = new Machine({
+    domid: init.domid, name: init.name, image: init.image, policy: init.policy, evtchn, magicPages: init.magicPages,
+    ...(init.libraryPath ? { libraryPath: init.libraryPath } : {}),
+    shouldStop: () => Atomics.load(control, 0) !== 0,
+  });
+  port.postMessage({ type: 'vuart', port: machine.vuartPort });
+  const exit = machine.run();
+  port.postMessage({ type: 'exit', exit, stats: machine.stats() });
+} catch (e) {
+  port.postMessage({ type: 'exit', exit: { reason: 'crashed', message: `d${init.domid}: ${(e as Error).message}` }, stats: machine?.stats() });
+} finally {
+  try { machine?.close(); } catch { /* closing after a failure: nothing more to report */ }
+}
