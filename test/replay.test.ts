@@ -89,3 +89,12 @@ for (const f of readdirSync(fixtures).filter((n) => n.endsWith('.txt'))) {
     assert.equal(code, 0);
   });
 }
+
+test('the pl011 fixtures depend on the profile: run as sbsa they fail (IDs RAZ, CR RAZ)', () => {
+  for (const f of ['pl011-linux-amba.txt', 'pl011-uboot.txt']) {
+    const text = readFileSync(fixtures + f, 'utf8').replace('profile pl011', 'profile sbsa');
+    const { code, out } = run(text);
+    assert.equal(code, 1, f);
+    assert.ok(out.some((l) => l.includes('MISMATCH')), f);
+  }
+});
