@@ -2,6 +2,7 @@
 // `vpl011 replay` never loads the CPU library and `vpl011 list` never loads the toolstack.
 import { Command, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { registerDaemonCommands } from './daemon-commands.js';
 
 function positiveSeconds(v: string): number {
   const n = Number(v);
@@ -56,6 +57,7 @@ export function buildProgram(): Command {
       process.exitCode = runReplay(text, (line) => process.stdout.write(line + '\n'));
     });
 
+  registerDaemonCommands(program);
   return program;
 }
 

@@ -19,6 +19,7 @@
 import type { Writable } from 'node:stream';
 import { ConsoleRingBackend, XENCONS_OUT_SIZE, XENCONSOLE_CONNECTED, type RingCorruptionReport } from '../xen/ring.js';
 import type { EventChannels } from '../xen/evtchn.js';
+import { RateLimitedLog } from '../util/ratelimit.js';
 
 export type OverflowPolicy = 'keep' | 'discard';
 
@@ -39,6 +40,12 @@ export interface ConsoleOptions {
   inputLimit?: number;
   /** Called for corrupt ring indices and other things a user should see; must not throw. */
   report?: (message: string) => void;
+  /**
+   * Make each batch durable before it leaves the ring (the daemon's exactly-once log, src/daemon/durable-log.ts):
+   * called with the bytes and the out_cons they started at, after peekOut and before commitOut. If it throws, the
+   * batch stays in the ring (nothing published, nothing delivered) and is retried later.
+   */
+  recorder?: (chunk: Uint8Array, consBefore: number) => void;
 }
 
 export interface SinkOptions {
@@ -81,6 +88,8 @@ export class Console {
   private readonly quantum: number;
   private readonly inputLimit: number;
   private readonly report: (message: string) => void;
+  private readonly recorder: ((chunk: Uint8Array, consBefore: number) => void) | undefined;
+  private recordRetry: NodeJS.Timeout | undefined;
   private readonly sinks: Sink[] = [];
   private readonly scratch = new Uint8Array(XENCONS_OUT_SIZE);
   private readonly inputQueue: Uint8Array[] = [];
@@ -106,9 +115,16 @@ export class Console {
     this.quantum = opts.quantum ?? 64 * 1024;
     this.inputLimit = opts.inputLimit ?? 64 * 1024;
     this.report = opts.report ?? (() => {});
+    this.recorder = opts.recorder;
+    // A guest scribbling on its ring page in a loop must not flood the daemon's log: first 10, then every 2^k-th.
+    const corruptLog = new RateLimitedLog(this.report);
     this.ring.onCorrupt = (r: RingCorruptionReport) => {
       this.counters.corrupt++;
-      this.report(
+      if (!corruptLog.wouldLog()) {
+        corruptLog.skip();
+        return;
+      }
+      corruptLog.log(
         `console ${this.name}: corrupt ${r.half.toUpperCase()} ring indices (prod ${r.prod}, cons ${r.cons}); ignored and resynchronised`,
       );
     };
@@ -193,7 +209,8 @@ export class Console {
         break;
       }
       this.throttled = false;
-      const n = this.ring.readOut(this.scratch);
+      const n = this.takeOut();
+      if (n < 0) break; // the recorder failed: retry later
       if (n === 0) break;
       notifyGuest = true;
       moved += n;
@@ -210,6 +227,31 @@ export class Console {
     if (!again && !this.throttled && this.ring.outQueued() > 0) again = true;
     if (!again && this.inputQueued > 0 && this.ring.inFree() > 0) again = true;
     return again;
+  }
+
+  /** One batch out of the ring into scratch: readOut, or peek/record/commit with a recorder. -1: record failed. */
+  private takeOut(): number {
+    const rec = this.recorder;
+    if (!rec) return this.ring.readOut(this.scratch);
+    if (this.recordRetry) return -1;
+    const n = this.ring.peekOut(this.scratch);
+    if (n === 0) return 0;
+    try {
+      rec(this.scratch.subarray(0, n), this.ring.peekedCons);
+    } catch (e) {
+      this.report(`console ${this.name}: cannot record output (${(e as Error).message}); kept in the ring, retrying`);
+      this.recordRetry = setTimeout(() => {
+        this.recordRetry = undefined;
+        this.wake();
+      }, 200);
+      return -1;
+    }
+    if (!this.ring.commitOut(n)) {
+      // out_cons moved under us: only a guest scribbling on its ring page does that. The bytes are recorded once.
+      this.counters.corrupt++;
+      this.report(`console ${this.name}: out_cons changed during a read (guest scribbled on the ring); ignored`);
+    }
+    return n;
   }
 
   private deliver(chunk: Uint8Array): void {
@@ -240,8 +282,8 @@ export class Console {
   /** Take whatever output is still in the ring (used at shutdown so the last words of a guest are not lost). */
   flush(): void {
     for (let i = 0; i < 64 && this.ring.outQueued() > 0; i++) {
-      const n = this.ring.readOut(this.scratch);
-      if (n === 0) break;
+      const n = this.takeOut();
+      if (n <= 0) break;
       this.counters.bytesOut += n;
       this.deliver(this.scratch.subarray(0, n));
     }
@@ -250,6 +292,7 @@ export class Console {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.recordRetry) clearTimeout(this.recordRetry);
     this.evtchn.setHandler(this.backendDomid, this.localPort, undefined);
     for (const s of [...this.sinks]) this.removeSink(s);
   }

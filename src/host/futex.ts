@@ -48,7 +48,7 @@ interface Watch {
 export class FutexWaker implements DoorbellWaker {
   private readonly watches = new Map<number, Watch>();
 
-  constructor(private readonly mapping: SharedMapping) {}
+  constructor(private readonly mapping: Pick<SharedMapping, 'address'>) {}
 
   private addr(words: Int32Array, index: number): bigint {
     return this.mapping.address + BigInt(words.byteOffset + index * 4);

@@ -383,6 +383,15 @@ export class EventChannels {
     else Atomics.notify(this.words, i);
   }
 
+  /**
+   * Ring a domain's doorbell without marking any port pending: wakes a sleeper on that domain so it re-checks its
+   * own state (e.g. a vCPU idle in WFI told to stop). Never a substitute for notify().
+   */
+  kick(domid: number): void {
+    this.checkDom(domid);
+    this.ring(domid);
+  }
+
   // ---- consumer side ----------------------------------------------------------------------------------------
 
   /** The domain's doorbell counter: read it before dispatch(), wait on it after. */

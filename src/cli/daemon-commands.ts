@@ -1,0 +1,182 @@
+// `vpl011 daemon | up | list | destroy | console` (and the hidden `domain-host`): the console daemon and its
+// clients (docs/DAEMON.md). Modules are imported lazily so `vpl011 list` never loads the toolstack or koffi's CPU.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { resolve } from 'node:path';
+
+function runDirOf(opts: { runDir?: string }): Promise<string> {
+  return import('../daemon/paths.js').then((m) => opts.runDir ?? m.defaultRunDir());
+}
+
+function ms(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of milliseconds');
+  return n;
+}
+
+const say = (s: string) => process.stderr.write(`vpl011: ${s}\n`);
+
+export function registerDaemonCommands(program: Command): void {
+  const runDirOpt = () => new Option('--run-dir <dir>', 'runtime directory (default $VPL011_RUN_DIR, $XDG_RUNTIME_DIR/vpl011, ...)');
+
+  program
+    .command('daemon')
+    .description('run the console daemon (xenconsoled): serves the console of every domain started with `up`')
+    .addOption(runDirOpt())
+    .option('--foreground', 'stay in the foreground (default: start in the background and return)')
+    .option('--log-dir <dir>', 'where guest-<name>-vuart0.log files go')
+    .addOption(new Option('--timestamp <mode>', 'prefix each log line with the time').choices(['none', 'guest']).default('none'))
+    .addOption(new Option('-o, --overflow <policy>', 'slow clients: keep (backpressure) or discard').choices(['keep', 'discard']).default('keep'))
+    .action(async (opts: { runDir?: string; foreground?: boolean; logDir?: string; timestamp: string; overflow: string }) => {
+      const runDir = await runDirOf(opts);
+      if (!opts.foreground) {
+        const { ensureDaemon } = await import('../console/client.js');
+        try {
+          await ensureDaemon(runDir, { ...(opts.logDir ? { logDir: resolve(opts.logDir) } : {}), timestamp: opts.timestamp, overflow: opts.overflow });
+        } catch (e) {
+          say((e as Error).message);
+          process.exitCode = 1;
+        }
+        return;
+      }
+      const { Daemon } = await import('../daemon/daemon.js');
+      const d = new Daemon({
+        runDir,
+        ...(opts.logDir ? { logDir: resolve(opts.logDir) } : {}),
+        timestamps: opts.timestamp as 'none' | 'guest',
+        policy: opts.overflow as 'keep' | 'discard',
+      });
+      try {
+        await d.start();
+      } catch (e) {
+        say((e as Error).message);
+        process.exitCode = 1;
+        return;
+      }
+      process.on('SIGHUP', () => d.reopenLogs());
+      const quit = () => void d.stop().then(() => process.exit(0));
+      process.on('SIGTERM', quit);
+      process.on('SIGINT', quit);
+    });
+
+  program
+    .command('domain-host', { hidden: true })
+    .argument('<spec>', 'domain spec written by the daemon')
+    .action(async (spec: string) => {
+      const { runDomainHost } = await import('../daemon/domain-host.js');
+      try {
+        process.exitCode = await runDomainHost(spec);
+      } catch (e) {
+        say(`domain-host: ${(e as Error).message}`);
+        process.exitCode = 1;
+      }
+      // Worker threads of the futex waiter must not keep us alive.
+      setTimeout(() => process.exit(), 50).unref();
+    });
+
+  program
+    .command('up')
+    .description('start a domain in the background under the console daemon; prints its name')
+    .argument('[config]', 'guest config file (default: the default guest of `vpl011 run`)')
+    .addOption(runDirOpt())
+    .option('-n, --name <name>', 'domain name')
+    .option('--tcp <host:port>', 'also expose the console as raw TCP (loopback addresses only)')
+    .addOption(new Option('--program <name>', 'a built-in test guest instead of a config').hideHelp())
+    .addOption(new Option('--count <n>', 'test guest argument').hideHelp())
+    .addOption(new Option('--seed <n>', 'test guest argument').hideHelp())
+    .action(async (config: string | undefined, opts: { runDir?: string; name?: string; tcp?: string; program?: string; count?: string; seed?: string }) => {
+      const runDir = await runDirOf(opts);
+      const { ensureDaemon, controlRequest } = await import('../console/client.js');
+      try {
+        await ensureDaemon(runDir);
+        const args: Record<string, number> = {};
+        if (opts.count !== undefined) args.count = Number(opts.count);
+        if (opts.seed !== undefined) args.seed = Number(opts.seed);
+        const req = {
+          op: 'up' as const,
+          ...(opts.name ? { name: opts.name } : {}),
+          ...(config ? { config: resolve(config) } : {}),
+          ...(opts.program ? { program: opts.program as never, ...(Object.keys(args).length ? { args } : {}) } : {}),
+          ...(opts.tcp ? { tcp: opts.tcp } : {}),
+        };
+        const res = await controlRequest(runDir, req);
+        if (!res.ok) {
+          say(res.error);
+          process.exitCode = 2;
+          return;
+        }
+        process.stdout.write(`${res.name}\n`);
+      } catch (e) {
+        say((e as Error).message);
+        process.exitCode = 1;
+      }
+    });
+
+  program
+    .command('list')
+    .description('list domains: id, name, state, console bytes in/out, clients')
+    .addOption(runDirOpt())
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { runDir?: string; json?: boolean }) => {
+      const runDir = await runDirOf(opts);
+      const { controlRequest } = await import('../console/client.js');
+      try {
+        const res = await controlRequest(runDir, { op: 'list' });
+        if (!res.ok) throw new Error(res.error);
+        const doms = res.domains ?? [];
+        if (opts.json) {
+          process.stdout.write(JSON.stringify(doms) + '\n');
+          return;
+        }
+        const rows = [['ID', 'NAME', 'STATE', 'IN', 'OUT', 'CLIENTS', 'DROPPED']];
+        for (const d of doms) rows.push([String(d.id), d.name, d.state + (d.reason ? ` (${d.reason})` : ''), String(d.bytesIn), String(d.bytesOut), String(d.clients), String(d.dropped)]);
+        const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+        for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n');
+      } catch (e) {
+        say((e as Error).message);
+        process.exitCode = 1;
+      }
+    });
+
+  program
+    .command('destroy')
+    .description('stop a domain and free its resources')
+    .argument('<domain>', 'name or id')
+    .addOption(runDirOpt())
+    .action(async (domain: string, opts: { runDir?: string }) => {
+      const runDir = await runDirOf(opts);
+      const { controlRequest } = await import('../console/client.js');
+      try {
+        const res = await controlRequest(runDir, { op: 'destroy', domain });
+        if (!res.ok) {
+          say(res.error);
+          process.exitCode = 2;
+        }
+      } catch (e) {
+        say((e as Error).message);
+        process.exitCode = 1;
+      }
+    });
+
+  program
+    .command('console')
+    .description("attach to a domain's console (Ctrl-] detaches; scriptable when stdin is not a terminal)")
+    .argument('<domain>', 'name or id')
+    .addOption(runDirOpt())
+    .option('-r, --read-only', 'watch only: typing is not delivered')
+    .option('--linger <ms>', 'with piped input: after it ends, wait until output is quiet this long', ms, 500)
+    .option('--timeout <ms>', 'detach after this long', ms)
+    .action(async (domain: string, opts: { runDir?: string; readOnly?: boolean; linger: number; timeout?: number }) => {
+      const runDir = await runDirOf(opts);
+      const { attachConsole } = await import('../console/client.js');
+      try {
+        process.exitCode = await attachConsole(runDir, domain, {
+          readOnly: opts.readOnly === true,
+          lingerMs: opts.linger,
+          ...(opts.timeout !== undefined ? { timeoutMs: opts.timeout } : {}),
+        });
+      } catch (e) {
+        say((e as Error).message);
+        process.exitCode = 1;
+      }
+    });
+}

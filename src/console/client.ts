@@ -1,0 +1,181 @@
+// Clients of the console daemon: one-shot control requests (list, up, destroy), starting the daemon when needed,
+// and attaching a terminal or pipes to a domain's console (`vpl011 console`, xenconsole's job).
+import { spawn } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { Response } from '../daemon/protocol.js';
+import { ensurePrivateDir, runPaths } from '../daemon/paths.js';
+import { socketAnswers } from '../daemon/daemon.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
+const CTRL_RIGHT_BRACKET = 0x1d;
+
+export class ClientError extends Error {}
+
+function connect(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(path);
+    s.once('connect', () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+    s.once('error', (e) => reject(new ClientError(`cannot reach the console daemon at ${path}: ${e.message}`)));
+  });
+}
+
+/** Read one response line; the rest of the stream is left in `leftover`. */
+function readResponse(s: Socket): Promise<{ res: Response; leftover: Buffer }> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const onData = (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      const i = buf.indexOf(0x0a);
+      if (i < 0) {
+        if (buf.length > 1 << 20) fail(new ClientError('response too long'));
+        return;
+      }
+      s.off('data', onData);
+      s.off('end', onEnd);
+      s.pause();
+      try {
+        resolve({ res: JSON.parse(buf.subarray(0, i).toString('utf8')) as Response, leftover: buf.subarray(i + 1) });
+      } catch {
+        reject(new ClientError('malformed response from the daemon'));
+      }
+    };
+    const onEnd = () => fail(new ClientError('the daemon closed the connection'));
+    const fail = (e: Error) => {
+      s.off('data', onData);
+      reject(e);
+    };
+    s.on('data', onData);
+    s.once('end', onEnd);
+  });
+}
+
+/** Send one request and return the response (throws ClientError on transport errors; {ok:false} is returned). */
+export async function controlRequest(runDir: string, req: { op: string; [k: string]: unknown }): Promise<Response> {
+  const s = await connect(runPaths(runDir).controlSocket);
+  try {
+    s.write(JSON.stringify(req) + '\n');
+    return (await readResponse(s)).res;
+  } finally {
+    s.destroy();
+  }
+}
+
+export interface DaemonStartOptions {
+  logDir?: string;
+  timestamp?: string;
+  overflow?: string;
+}
+
+/** Start a background daemon unless one answers; resolves once its control socket accepts. */
+export async function ensureDaemon(runDir: string, opts: DaemonStartOptions = {}): Promise<void> {
+  const p = runPaths(runDir);
+  if (await socketAnswers(p.controlSocket)) return;
+  ensurePrivateDir(runDir);
+  const args = [BIN, 'daemon', '--foreground', '--run-dir', runDir];
+  if (opts.logDir) args.push('--log-dir', opts.logDir);
+  if (opts.timestamp) args.push('--timestamp', opts.timestamp);
+  if (opts.overflow) args.push('--overflow', opts.overflow);
+  const out = openSync(p.daemonLog, 'a', 0o600);
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out] });
+  closeSync(out);
+  child.unref();
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (await socketAnswers(p.controlSocket)) return;
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new ClientError(`the console daemon did not start (see ${p.daemonLog})`);
+}
+
+export interface AttachOptions {
+  readOnly?: boolean;
+  input?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+  output?: NodeJS.WritableStream;
+  /** With non-TTY input: after input ends, stay until output has been quiet this long (ms). */
+  lingerMs?: number;
+  /** Detach after this long (ms) in any case. */
+  timeoutMs?: number;
+}
+
+/**
+ * Attach to a domain's console. TTY input: raw mode, Ctrl-] detaches. Pipe input: stays until the input ends and
+ * output has been quiet for lingerMs (or the daemon closes the console, or timeoutMs). Resolves with an exit code.
+ */
+export async function attachConsole(runDir: string, domain: string, opts: AttachOptions = {}): Promise<number> {
+  const input = opts.input ?? process.stdin;
+  const output = opts.output ?? process.stdout;
+  const s = await connect(runPaths(runDir).controlSocket);
+  s.write(JSON.stringify({ op: 'attach', domain, readOnly: opts.readOnly === true }) + '\n');
+  const { res, leftover } = await readResponse(s);
+  if (!res.ok) {
+    s.destroy();
+    throw new ClientError(res.error);
+  }
+  if (leftover.length > 0) output.write(leftover);
+  const tty = input.isTTY === true && typeof input.setRawMode === 'function';
+  const linger = opts.lingerMs ?? 500;
+
+  return new Promise<number>((resolve) => {
+    let done = false;
+    let lingerTimer: NodeJS.Timeout | undefined;
+    let inputEnded = false;
+    const finish = (code: number) => {
+      if (done) return;
+      done = true;
+      if (lingerTimer) clearTimeout(lingerTimer);
+      if (timeout) clearTimeout(timeout);
+      input.off('data', onInput);
+      input.off('end', onEnd);
+      if (tty) input.setRawMode!(false);
+      input.pause();
+      s.end();
+      s.destroy();
+      resolve(code);
+    };
+    const armLinger = () => {
+      if (!inputEnded) return;
+      if (lingerTimer) clearTimeout(lingerTimer);
+      lingerTimer = setTimeout(() => finish(0), linger);
+    };
+    const onInput = (chunk: Buffer | string) => {
+      let b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      if (tty) {
+        const i = b.indexOf(CTRL_RIGHT_BRACKET);
+        if (i >= 0) {
+          if (i > 0 && !opts.readOnly) s.write(b.subarray(0, i));
+          return finish(0);
+        }
+      }
+      if (opts.readOnly) return; // a watcher's keystrokes go nowhere (the daemon drops them too)
+      if (!s.write(b)) {
+        input.pause();
+        s.once('drain', () => input.resume());
+      }
+    };
+    const onEnd = () => {
+      inputEnded = true;
+      armLinger();
+    };
+    s.on('data', (c: Buffer) => {
+      if (!output.write(c)) {
+        s.pause();
+        output.once('drain', () => s.resume());
+      }
+      armLinger();
+    });
+    s.on('end', () => finish(0));
+    s.on('error', () => finish(1));
+    s.resume();
+    if (tty) input.setRawMode!(true);
+    input.on('data', onInput);
+    input.on('end', onEnd);
+    input.resume();
+    const timeout = opts.timeoutMs !== undefined ? setTimeout(() => finish(0), opts.timeoutMs) : undefined;
+  });
+}

@@ -1,0 +1,575 @@
+// The console daemon (xenconsoled's job, tools/console/daemon/io.c), one long-lived process serving the vuart
+// console of every domain started with `vpl011 up`. It is the backend domain (domid 0): it owns the hypervisor-wide
+// event-channel table in shared memory, maps each domain's ring page from the domain host's shm object
+// (xenforeignmemory_map), binds an event channel to the domain's vuart port, sets the ring's `connection` byte, and
+// moves bytes between the ring, the domain's log and the attached clients. It discovers domains from their records
+// in <run>/domains (the role xenstore watches play in Xen), and it can be killed at any instant and restarted: the
+// log is exactly-once (./durable-log.ts) and the bindings are adopted from the shared table.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, openSync, closeSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { createServer, createConnection, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FutexWaker } from '../host/futex.js';
+import { openSharedMapping, unlinkShared, type SharedMapping } from '../host/shm.js';
+import { ECS_INTERDOMAIN, ECS_UNBOUND, EventChannels } from '../xen/evtchn.js';
+import { ConsoleRingBackend, XENCONSOLE_CONNECTED } from '../xen/ring.js';
+import { NR_MAGIC_PAGES, VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
+import { Console, type OverflowPolicy } from '../console/console.js';
+import { ConsoleBackend } from '../console/backend.js';
+import { ConfigError, loadConfig } from '../toolstack/config.js';
+import { DurableLog, type TimestampMode } from './durable-log.js';
+import { EVTCHN_GEOMETRY, defaultLogDir, ensurePrivateDir, ensureSubdir, magicShmName, runPaths, type RunPaths } from './paths.js';
+import { LineReader, parseRequest, type DomainInfo, type Request, type Response } from './protocol.js';
+import { listRecords, pidAlive, readRecord, removeRecord, type DomainRecord } from './records.js';
+import type { DomainSpec } from './domain-host.js';
+
+export const BACKEND_DOMID = 0;
+
+export interface DaemonOptions {
+  runDir: string;
+  logDir?: string;
+  timestamps?: TimestampMode;
+  policy?: OverflowPolicy;
+  /** Per-client backlog limit (bytes). */
+  limit?: number;
+  /** Where the daemon's own messages go (default: stderr). */
+  log?: (line: string) => void;
+}
+
+interface Client {
+  socket: Socket;
+  readOnly: boolean;
+  removeSink: () => void;
+}
+
+interface Served {
+  rec: DomainRecord;
+  magic: SharedMapping;
+  ring: ConsoleRingBackend;
+  console: Console;
+  log: DurableLog;
+  localPort: number;
+  detach: () => void;
+  clients: Set<Client>;
+  paused: Set<Socket>;
+  discardedInput: number;
+  tcp?: Server;
+}
+
+const MAGIC_SIZE = NR_MAGIC_PAGES * XEN_PAGE_SIZE;
+const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
+
+export class DaemonError extends Error {}
+
+export class Daemon {
+  readonly paths: RunPaths;
+  readonly logDir: string;
+  private readonly opts: DaemonOptions;
+  private readonly say: (line: string) => void;
+  private evtchnMap: SharedMapping | undefined;
+  private waker: FutexWaker | undefined;
+  private evtchn!: EventChannels;
+  private readonly backend = new ConsoleBackend(BACKEND_DOMID);
+  private server: Server | undefined;
+  private watcher: FSWatcher | undefined;
+  private scanTimer: NodeJS.Timeout | undefined;
+  private readonly served = new Map<number, Served>();
+  /** domids handed out by `up` whose host has not written a record yet. */
+  private readonly reserved = new Set<number>();
+  private readonly badRecords = new Set<string>();
+  private stopped = false;
+
+  constructor(opts: DaemonOptions) {
+    this.opts = opts;
+    this.paths = runPaths(opts.runDir);
+    this.logDir = opts.logDir ?? defaultLogDir(opts.runDir);
+    this.say = opts.log ?? ((l) => process.stderr.write(`vpl011 daemon: ${l}\n`));
+  }
+
+  async start(): Promise<void> {
+    const p = this.paths;
+    ensurePrivateDir(p.runDir);
+    ensureSubdir(p.domainsDir);
+    ensureSubdir(p.journalDir);
+    ensureSubdir(this.logDir);
+    if (await socketAnswers(p.controlSocket)) throw new DaemonError(`a daemon is already running on ${p.controlSocket}`);
+    rmSync(p.controlSocket, { force: true });
+
+    const size = EventChannels.byteLength(EVTCHN_GEOMETRY);
+    this.evtchnMap = openSharedMapping(p.evtchnShm, { create: true, size });
+    this.waker = new FutexWaker(this.evtchnMap);
+    this.evtchn = EventChannels.createIn(this.evtchnMap.buffer, EVTCHN_GEOMETRY, this.waker);
+    void this.backend.start();
+
+    // Adopt every running domain before accepting clients (a restart picks up where the killed daemon stopped).
+    this.scan();
+
+    const server = createServer((s) => this.onControl(s));
+    const oldMask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(p.controlSocket, () => resolve());
+      });
+    } finally {
+      process.umask(oldMask);
+    }
+    chmodSync(p.controlSocket, 0o600);
+    server.on('error', (e) => this.say(`control socket: ${e.message}`));
+    this.server = server;
+    writeFileSync(p.daemonPid, `${process.pid}\n`, { mode: 0o600 });
+
+    try {
+      this.watcher = watch(p.domainsDir, () => this.scheduleScan());
+      this.watcher.on('error', () => {});
+    } catch {
+      // fs.watch unavailable: the periodic scan still finds everything.
+    }
+    this.scanTimer = setInterval(() => this.scan(), 500);
+    this.say(`serving ${p.runDir} (pid ${process.pid}; logs in ${this.logDir})`);
+  }
+
+  /** SIGHUP: reopen every log (logrotate). */
+  reopenLogs(): void {
+    for (const s of this.served.values()) {
+      try {
+        s.log.reopen();
+      } catch (e) {
+        this.say(`d${s.rec.domid}: cannot reopen ${s.log.path}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** Stop serving (domains keep running; a new daemon adopts them). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.scanTimer) clearInterval(this.scanTimer);
+    this.watcher?.close();
+    this.server?.close();
+    rmSync(this.paths.controlSocket, { force: true });
+    rmSync(this.paths.daemonPid, { force: true });
+    for (const s of this.served.values()) {
+      for (const c of s.clients) c.socket.destroy();
+      s.tcp?.close();
+      s.detach();
+      s.console.close();
+      s.log.close();
+    }
+    this.served.clear();
+    await this.backend.stop();
+    await this.waker?.close();
+  }
+
+  // ---- discovery ---------------------------------------------------------------------------------------------
+
+  private scanQueued = false;
+  private scheduleScan(): void {
+    if (this.scanQueued || this.stopped) return;
+    this.scanQueued = true;
+    setTimeout(() => {
+      this.scanQueued = false;
+      this.scan();
+    }, 10);
+  }
+
+  private scan(): void {
+    if (this.stopped) return;
+    const records = listRecords(this.paths.domainsDir, (f, why) => {
+      if (!this.badRecords.has(f)) this.say(`ignoring record ${f}: ${why}`);
+      this.badRecords.add(f);
+    });
+    const seen = new Set<number>();
+    for (const rec of records) {
+      seen.add(rec.domid);
+      let s = this.served.get(rec.domid);
+      if (s && s.rec.instance !== rec.instance) {
+        this.finish(s, 'replaced by a new instance');
+        s = undefined;
+      }
+      const alive = pidAlive(rec.pid);
+      if (!s) {
+        if (rec.state === 'starting' && alive) continue;
+        try {
+          s = this.connect(rec);
+        } catch (e) {
+          this.say(`d${rec.domid} (${rec.name}): cannot serve its console: ${(e as Error).message}`);
+          if (!alive) this.cleanupDead(rec);
+          continue;
+        }
+        if (!s) continue;
+      } else {
+        s.rec = rec;
+      }
+      if (rec.state === 'shutdown' || rec.state === 'crashed') {
+        this.finish(s, rec.state === 'crashed' ? `crashed: ${rec.message ?? rec.reason ?? 'no reason'}` : `shut down (${rec.reason ?? 'poweroff'})`);
+      } else if (!alive) {
+        this.finish(s, `domain host (pid ${rec.pid}) died`);
+      }
+    }
+    for (const [domid, s] of this.served) if (!seen.has(domid)) this.finish(s, 'record removed');
+  }
+
+  /** Map the ring, recover the log, bind or adopt the event channel, and start serving. */
+  private connect(rec: DomainRecord): Served | undefined {
+    const magic = openSharedMapping(rec.magicShm, { size: MAGIC_SIZE });
+    let log: DurableLog | undefined;
+    try {
+      const ring = new ConsoleRingBackend(magic.buffer, VUART_PFN_OFFSET * XEN_PAGE_SIZE);
+      log = new DurableLog(
+        join(this.logDir, `guest-${rec.name}-vuart0.log`),
+        join(this.paths.journalDir, `${rec.instance}.journal`),
+        this.opts.timestamps ?? 'none',
+      );
+      const r = log.recover(ring);
+      if (r.action !== 'none' && r.action !== 'redo') this.say(`d${rec.domid}: log recovery: ${r.action}${r.detail ? ` (${r.detail})` : ''}`);
+      const localPort = this.bindPort(rec);
+      const served: Served = {
+        rec,
+        magic,
+        ring,
+        log,
+        localPort,
+        console: undefined as unknown as Console,
+        detach: () => {},
+        clients: new Set(),
+        paused: new Set(),
+        discardedInput: 0,
+      };
+      const lg = log;
+      served.console = new Console({
+        name: rec.name,
+        domid: rec.domid,
+        ring,
+        evtchn: this.evtchn,
+        backendDomid: BACKEND_DOMID,
+        localPort: localPort > 0 ? localPort : 1,
+        policy: this.opts.policy ?? 'keep',
+        ...(this.opts.limit !== undefined ? { limit: this.opts.limit } : {}),
+        report: (m) => this.say(`d${rec.domid}: ${m}`),
+        recorder: (chunk, cons) => lg.record(chunk, cons),
+      });
+      served.console.onInputSpace = () => {
+        for (const sock of served.paused) sock.resume();
+        served.paused.clear();
+      };
+      if (localPort > 0) served.detach = this.backend.add(served.console, this.evtchn, localPort);
+      this.served.set(rec.domid, served);
+      if (rec.tcp) this.listenTcp(served, rec.tcp);
+      this.say(`d${rec.domid} (${rec.name}): console connected (port ${localPort > 0 ? localPort : 'none'})`);
+      return served;
+    } catch (e) {
+      log?.close();
+      magic.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Our port for the domain's vuart: adopt the one a previous daemon bound (state survives in the shared table,
+   * as xenconsoled skips rebinding when the port is unchanged), else bind. 0 when the guest port is gone.
+   */
+  private bindPort(rec: DomainRecord): number {
+    const ev = this.evtchn;
+    const gp = rec.vuartPort;
+    if (gp <= 0 || gp >= ev.portsPerDomain) return 0;
+    const st = ev.state(rec.domid, gp);
+    if (st === ECS_INTERDOMAIN) {
+      const peer = ev.peer(rec.domid, gp);
+      if (peer && peer.domid === BACKEND_DOMID) {
+        const back = ev.peer(BACKEND_DOMID, peer.port);
+        if (back && back.domid === rec.domid && back.port === gp) return peer.port;
+      }
+      return 0;
+    }
+    if (st === ECS_UNBOUND && ev.remoteDomain(rec.domid, gp) === BACKEND_DOMID) {
+      return ev.bindInterdomain(BACKEND_DOMID, rec.domid, gp);
+    }
+    return 0;
+  }
+
+  /** Drain what is left, note it in the log, release everything; removing the record lets the host exit. */
+  private finish(s: Served, why: string): void {
+    if (this.served.get(s.rec.domid) !== s) return;
+    this.served.delete(s.rec.domid);
+    const rec = readRecord(this.paths.domainsDir, s.rec.domid) ?? s.rec;
+    try {
+      s.console.flush();
+    } catch (e) {
+      this.say(`d${rec.domid}: final drain failed: ${(e as Error).message}`);
+    }
+    s.detach();
+    s.console.close();
+    for (const c of s.clients) c.socket.end(`\r\n[vpl011: domain ${rec.name} ${why}]\r\n`);
+    s.tcp?.close();
+    try {
+      s.log.note(`domain ${rec.name} (d${rec.domid}) ${why}`);
+    } catch {
+      // the log is best effort here
+    }
+    s.log.close(true);
+    if (s.localPort > 0) this.evtchn.close(BACKEND_DOMID, s.localPort);
+    const alive = pidAlive(rec.pid);
+    s.magic.close();
+    if (!alive) this.cleanupDead(rec);
+    else removeRecord(this.paths.domainsDir, rec.domid);
+    this.say(`d${rec.domid} (${rec.name}): ${why}; console closed`);
+  }
+
+  /** A domain host that died without tearing down: free its port and shared pages for it. */
+  private cleanupDead(rec: DomainRecord): void {
+    try {
+      if (rec.vuartPort > 0) this.evtchn.close(rec.domid, rec.vuartPort);
+    } catch {
+      // a bad port in a record: nothing to free
+    }
+    unlinkShared(rec.magicShm);
+    removeRecord(this.paths.domainsDir, rec.domid);
+    rmSync(join(this.paths.domainsDir, `${rec.domid}.spec.json`), { force: true });
+  }
+
+  // ---- control socket ----------------------------------------------------------------------------------------
+
+  private onControl(sock: Socket): void {
+    const reader = new LineReader();
+    let attached = false;
+    // Requests on one connection are answered in order, one line each.
+    let chain: Promise<void> = Promise.resolve();
+    const reply = (r: Response) => {
+      if (!sock.destroyed) sock.write(JSON.stringify(r) + '\n');
+    };
+    sock.on('error', () => {});
+    const onData = (chunk: Buffer) => {
+      if (attached) return;
+      reader.push(chunk);
+      for (;;) {
+        const line = reader.next();
+        if (line === undefined) return;
+        if (line === 'overflow') {
+          sock.off('data', onData);
+          chain = chain.then(() => {
+            reply({ ok: false, error: 'request line too long' });
+            sock.end();
+          });
+          return;
+        }
+        if (line.trim() === '') continue;
+        const req = parseRequest(line);
+        if (typeof req === 'string') {
+          chain = chain.then(() => reply({ ok: false, error: req }));
+          continue;
+        }
+        if (req.op === 'attach') {
+          attached = true;
+          sock.off('data', onData);
+          sock.pause(); // console bytes wait in the socket until the client is attached
+          const early = reader.rest();
+          chain = chain.then(() => this.attach(sock, req, early, reply));
+          return;
+        }
+        chain = chain.then(() =>
+          this.handle(req).then(reply, (e: unknown) => reply({ ok: false, error: (e as Error).message })),
+        );
+      }
+    };
+    sock.on('data', onData);
+  }
+
+  private find(ref: string): Served | undefined {
+    if (/^\d+$/.test(ref)) return this.served.get(Number(ref));
+    for (const s of this.served.values()) if (s.rec.name === ref) return s;
+    return undefined;
+  }
+
+  private async handle(req: Exclude<Request, { op: 'attach' }>): Promise<Response> {
+    switch (req.op) {
+      case 'ping':
+        return { ok: true, pid: process.pid };
+      case 'list':
+        return { ok: true, domains: this.list() };
+      case 'up':
+        return this.up(req);
+      case 'destroy':
+        return this.destroy(req.domain);
+    }
+  }
+
+  private list(): DomainInfo[] {
+    const out: DomainInfo[] = [];
+    for (const rec of listRecords(this.paths.domainsDir)) {
+      const s = this.served.get(rec.domid);
+      const c = s?.console.counters;
+      out.push({
+        id: rec.domid,
+        name: rec.name,
+        state: pidAlive(rec.pid) ? rec.state : 'dead',
+        bytesIn: c?.bytesIn ?? 0,
+        bytesOut: c?.bytesOut ?? 0,
+        clients: s?.clients.size ?? 0,
+        dropped: c?.dropped ?? 0,
+        corrupt: c?.corrupt ?? 0,
+        discardedInput: s?.discardedInput ?? 0,
+        ...(rec.reason ? { reason: rec.message ? `${rec.reason}: ${rec.message}` : rec.reason } : {}),
+      });
+    }
+    return out;
+  }
+
+  private async up(req: Extract<Request, { op: 'up' }>): Promise<Response> {
+    const records = listRecords(this.paths.domainsDir);
+    let guest: DomainSpec['guest'];
+    let name: string;
+    if (req.program) {
+      guest = { kind: 'program', program: req.program, args: req.args ?? {} };
+      name = req.name ?? req.program;
+    } else {
+      let config;
+      try {
+        config = req.config ? loadConfig(req.config) : undefined;
+      } catch (e) {
+        if (e instanceof ConfigError) return { ok: false, error: e.message };
+        return { ok: false, error: `config: ${(e as Error).message}` };
+      }
+      guest = { kind: 'config', ...(config ? { config } : {}) };
+      name = req.name ?? config?.name ?? 'guest';
+    }
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) return { ok: false, error: `name: ${JSON.stringify(name)} is not a valid domain name` };
+    if (records.some((r) => r.name === name) || [...this.served.values()].some((s) => s.rec.name === name)) {
+      return { ok: false, error: `name: a domain called ${name} already exists` };
+    }
+    let domid = 0;
+    for (let d = 1; d < this.evtchn.maxDomains; d++) {
+      if (this.reserved.has(d) || this.served.has(d) || records.some((r) => r.domid === d)) continue;
+      if (existsSync(join(this.paths.domainsDir, `${d}.json`))) continue;
+      domid = d;
+      break;
+    }
+    if (domid === 0) return { ok: false, error: 'no free domain id' };
+    const instance = randomBytes(8).toString('hex');
+    const spec: DomainSpec = {
+      domid,
+      name,
+      instance,
+      runDir: this.paths.runDir,
+      evtchnShm: this.paths.evtchnShm,
+      evtchnSize: this.evtchnMap!.size,
+      magicShm: magicShmName(this.paths, domid, instance),
+      guest,
+      ...(req.tcp ? { tcp: req.tcp } : {}),
+    };
+    const specPath = join(this.paths.domainsDir, `${domid}.spec.json`);
+    writeFileSync(specPath, JSON.stringify(spec), { mode: 0o600 });
+    this.reserved.add(domid);
+    try {
+      const errFd = openSync(join(this.paths.domainsDir, `${domid}.stderr`), 'w', 0o600);
+      const child = spawn(process.execPath, [BIN, 'domain-host', specPath], {
+        detached: true,
+        stdio: ['ignore', 'ignore', errFd],
+      });
+      closeSync(errFd);
+      child.unref();
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 20));
+        this.scan();
+        const s = this.served.get(domid);
+        if (s && s.ring.connection === XENCONSOLE_CONNECTED) return { ok: true, domid, name };
+        const rec = readRecord(this.paths.domainsDir, domid);
+        if (rec && (rec.state === 'crashed' || rec.state === 'shutdown')) {
+          return { ok: false, error: `domain ${name} ended while starting: ${rec.message ?? rec.reason ?? rec.state}` };
+        }
+        if (child.exitCode !== null || Date.now() > deadline) {
+          return { ok: false, error: `domain ${name} did not start (see ${join(this.paths.domainsDir, `${domid}.stderr`)})` };
+        }
+      }
+    } finally {
+      this.reserved.delete(domid);
+    }
+  }
+
+  private async destroy(ref: string): Promise<Response> {
+    let rec: DomainRecord | undefined;
+    for (const r of listRecords(this.paths.domainsDir)) if (String(r.domid) === ref || r.name === ref) rec = r;
+    if (!rec) return { ok: false, error: `domain: no domain ${ref}` };
+    try {
+      process.kill(rec.pid, 'SIGTERM');
+    } catch {
+      // already gone: the scan cleans up
+    }
+    const deadline = Date.now() + 10_000;
+    let killed = false;
+    while (readRecord(this.paths.domainsDir, rec.domid)?.instance === rec.instance) {
+      await new Promise((r) => setTimeout(r, 20));
+      this.scan();
+      if (!killed && Date.now() > deadline) {
+        killed = true;
+        try {
+          process.kill(rec.pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+    }
+    return { ok: true, domid: rec.domid, name: rec.name };
+  }
+
+  private attach(sock: Socket, req: Extract<Request, { op: 'attach' }>, early: Buffer, reply: (r: Response) => void): void {
+    const s = this.find(req.domain);
+    if (!s) {
+      reply({ ok: false, error: `domain: no running console for ${req.domain}` });
+      sock.end();
+      return;
+    }
+    reply({ ok: true, domid: s.rec.domid, name: s.rec.name });
+    this.addClient(s, sock, req.readOnly, early);
+  }
+
+  private addClient(s: Served, sock: Socket, readOnly: boolean, early: Buffer = Buffer.alloc(0)): void {
+    const removeSink = s.console.addSink(sock, { label: readOnly ? 'read-only client' : 'client' });
+    const client: Client = { socket: sock, readOnly, removeSink };
+    s.clients.add(client);
+    const input = (chunk: Buffer) => {
+      if (chunk.length === 0) return;
+      if (client.readOnly) {
+        // A watcher cannot type: its bytes are counted and dropped, never delivered.
+        s.discardedInput += chunk.length;
+        return;
+      }
+      if (!s.console.queueInput(chunk)) {
+        sock.pause();
+        s.paused.add(sock);
+      }
+    };
+    sock.on('data', input);
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      s.clients.delete(client);
+      s.paused.delete(sock);
+      removeSink();
+    });
+    input(early);
+    if (!s.paused.has(sock)) sock.resume();
+  }
+
+  private listenTcp(s: Served, ep: { host: string; port: number }): void {
+    const server = createServer((sock) => this.addClient(s, sock, false));
+    server.on('error', (e) => this.say(`d${s.rec.domid}: tcp ${ep.host}:${ep.port}: ${e.message}`));
+    server.listen(ep.port, ep.host);
+    s.tcp = server;
+  }
+}
+
+/** Whether something accepts connections on a unix socket path. */
+export function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (!existsSync(path)) return resolve(false);
+    const c = createConnection(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}

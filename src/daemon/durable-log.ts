@@ -1,0 +1,193 @@
+// A console's log file with exactly-once semantics across a daemon killed at any instant (issue #4 item 3).
+//
+// The ring is the guest's buffer; the log is the record. Per batch the daemon:
+//   1. copies bytes from the OUT ring without publishing out_cons (ConsoleRingBackend.peekOut),
+//   2. writes a journal entry {consBefore, n, logSizeBefore, logBytes} with a synchronous pwrite,
+//   3. appends the (possibly timestamped) bytes to the log with synchronous writes (once writeSync returns the
+//      kernel owns the bytes, even if we are killed next),
+//   4. publishes out_cons = consBefore + n (commitOut).
+// A restarted daemon, before serving the ring, looks at the journal: if out_cons is still consBefore, the batch was
+// not published; the log size tells how far step 3 got: all of it -> publish; none -> the batch is simply read
+// again; part -> truncate back to logSizeBefore and read it again. If out_cons moved on, the batch was published.
+// So no byte is lost (out_cons never passes bytes not in the log) and none is written twice.
+import { closeSync, fstatSync, ftruncateSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+
+const JOURNAL_MAGIC = 0x4a4c5056; // "VPLJ"
+const JOURNAL_BYTES = 32;
+
+export type TimestampMode = 'none' | 'guest';
+
+export interface RecoveryResult {
+  action: 'none' | 'published' | 'redo' | 'truncated-redo' | 'ignored';
+  detail?: string;
+}
+
+/** The slice of ConsoleRingBackend recovery needs. */
+export interface OutCursor {
+  readonly outCons: number;
+  setOutCons(value: number): void;
+}
+
+export class DurableLog {
+  private fd = -1;
+  private jfd = -1;
+  private size = 0;
+  private atLineStart = true;
+  private readonly jbuf = Buffer.alloc(JOURNAL_BYTES);
+  /** Bytes written to the log (after formatting). */
+  bytesWritten = 0;
+
+  constructor(
+    readonly path: string,
+    readonly journalPath: string,
+    private readonly timestamps: TimestampMode = 'none',
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.open();
+    this.jfd = openSync(journalPath, 'a+', 0o600);
+    closeSync(this.jfd);
+    this.jfd = openSync(journalPath, 'r+');
+  }
+
+  private open(): void {
+    this.fd = openSync(this.path, 'a', 0o640);
+    this.size = fstatSync(this.fd).size;
+    this.atLineStart = this.size === 0 || this.lastByte() === 0x0a;
+  }
+
+  private lastByte(): number {
+    if (this.size === 0) return -1;
+    const fd = openSync(this.path, 'r');
+    try {
+      const b = Buffer.alloc(1);
+      readSync(fd, b, 0, 1, this.size - 1);
+      return b[0]!;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** SIGHUP: reopen the file (logrotate moved it away). */
+  reopen(): void {
+    closeSync(this.fd);
+    this.open();
+  }
+
+  /**
+   * Finish (or undo) the batch a killed daemon left half-done. Call once, before the first record(), with the
+   * ring's cursor.
+   */
+  recover(ring: OutCursor): RecoveryResult {
+    const b = this.jbuf;
+    const got = readSync(this.jfd, b, 0, JOURNAL_BYTES, 0);
+    if (got < JOURNAL_BYTES || b.readUInt32LE(0) !== JOURNAL_MAGIC) return { action: 'none' };
+    const consBefore = b.readUInt32LE(4);
+    const n = b.readUInt32LE(8);
+    const logBytes = b.readUInt32LE(12);
+    const sizeBefore = b.readDoubleLE(16);
+    const cons = ring.outCons >>> 0;
+    if (cons !== consBefore) {
+      if (((consBefore + n) >>> 0) === cons) return { action: 'none' }; // published before we died
+      return { action: 'ignored', detail: `journal cons ${consBefore}+${n} does not match out_cons ${cons}` };
+    }
+    const size = fstatSync(this.fd).size;
+    if (size >= sizeBefore + logBytes) {
+      ring.setOutCons((consBefore + n) | 0);
+      this.clearJournal();
+      return { action: 'published', detail: `${n} bytes were in the log but not released from the ring` };
+    }
+    if (size === sizeBefore) {
+      this.clearJournal();
+      return { action: 'redo' };
+    }
+    ftruncateSync(this.fd, sizeBefore);
+    this.size = sizeBefore;
+    this.atLineStart = this.size === 0 || this.lastByte() === 0x0a;
+    this.clearJournal();
+    return { action: 'truncated-redo', detail: `${size - sizeBefore} partial bytes removed` };
+  }
+
+  private clearJournal(): void {
+    this.jbuf.fill(0);
+    writeSync(this.jfd, this.jbuf, 0, JOURNAL_BYTES, 0);
+  }
+
+  /**
+   * Steps 2 and 3 for one batch of ring bytes that started at out_cons `consBefore`. Throws if the log cannot be
+   * written (the caller then does not publish: the bytes stay in the ring).
+   */
+  record(chunk: Uint8Array, consBefore: number): void {
+    const out = this.format(chunk);
+    const b = this.jbuf;
+    b.writeUInt32LE(JOURNAL_MAGIC, 0);
+    b.writeUInt32LE(consBefore >>> 0, 4);
+    b.writeUInt32LE(chunk.length, 8);
+    b.writeUInt32LE(out.length, 12);
+    b.writeDoubleLE(this.size, 16);
+    writeSync(this.jfd, b, 0, JOURNAL_BYTES, 0);
+    let off = 0;
+    while (off < out.length) off += writeSync(this.fd, out, off, out.length - off);
+    this.size += out.length;
+    this.bytesWritten += out.length;
+  }
+
+  /** Append a line of the daemon's own (e.g. "domain crashed"), outside the ring accounting. */
+  note(text: string): void {
+    const prefix = this.atLineStart ? '' : '\n';
+    const buf = Buffer.from(`${prefix}[vpl011: ${text}]\n`);
+    let off = 0;
+    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+    this.size += buf.length;
+    this.atLineStart = true;
+  }
+
+  /** xenconsoled's --timestamp: "[YYYY-mm-dd HH:MM:SS] " at each line start; a '\r' right after '\n' is dropped. */
+  private format(chunk: Uint8Array): Buffer {
+    if (this.timestamps === 'none') {
+      if (chunk.length > 0) this.atLineStart = chunk[chunk.length - 1] === 0x0a;
+      return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    }
+    const stamp = Buffer.from(`[${stampOf(this.now())}] `);
+    const parts: Buffer[] = [];
+    let start = 0;
+    let i = 0;
+    let prevNl = this.atLineStart;
+    while (i < chunk.length) {
+      const c = chunk[i]!;
+      if (prevNl && c === 0x0d) {
+        if (i > start) parts.push(Buffer.from(chunk.subarray(start, i)));
+        start = i + 1;
+        i++;
+        continue;
+      }
+      if (prevNl) {
+        if (i > start) parts.push(Buffer.from(chunk.subarray(start, i)));
+        parts.push(stamp);
+        start = i;
+      }
+      prevNl = c === 0x0a;
+      i++;
+    }
+    if (start < chunk.length) parts.push(Buffer.from(chunk.subarray(start)));
+    this.atLineStart = prevNl;
+    return Buffer.concat(parts);
+  }
+
+  close(removeJournal = false): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    if (this.jfd >= 0) closeSync(this.jfd);
+    this.fd = this.jfd = -1;
+    if (removeJournal) {
+      // Only once the domain is gone: its journal has nothing left to say.
+      rmSync(this.journalPath, { force: true });
+    }
+  }
+}
+
+function pad(n: number): string {
+  return n < 10 ? '0' + n : String(n);
+}
+
+export function stampOf(d: Date): string {
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}

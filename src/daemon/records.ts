@@ -1,0 +1,123 @@
+// Per-domain records (<run>/domains/<domid>.json): written atomically (temp file + rename) by the domain host,
+// read by the daemon and `vpl011 list`. A record is input from another process: every field is validated and a
+// bad record is skipped with a reason, never trusted.
+import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export type DomainState = 'starting' | 'running' | 'shutdown' | 'crashed';
+
+export interface DomainRecord {
+  domid: number;
+  name: string;
+  /** Random per boot: keys the journal and shm names so a reused domid never meets an old instance's state. */
+  instance: string;
+  pid: number;
+  state: DomainState;
+  magicShm: string;
+  /** The guest-side event-channel port of the vuart (what XEN_DOMCTL_vuart_op returns). */
+  vuartPort: number;
+  /** e.g. "program stream" or "linux /path/Image". */
+  summary: string;
+  /** Loopback TCP endpoint the daemon should expose this console on, if any. */
+  tcp?: { host: string; port: number };
+  /** Why it stopped, once state is shutdown/crashed. */
+  reason?: string;
+  message?: string;
+  startedAt: string;
+}
+
+const STATES: readonly DomainState[] = ['starting', 'running', 'shutdown', 'crashed'];
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const INSTANCE_RE = /^[0-9a-f]{8,32}$/;
+
+function isInt(v: unknown, lo: number, hi: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
+}
+
+/** Validate a parsed record; returns it or a reason. */
+export function validateRecord(v: unknown): DomainRecord | string {
+  if (typeof v !== 'object' || v === null) return 'not an object';
+  const r = v as Record<string, unknown>;
+  if (!isInt(r.domid, 1, 1023)) return 'domid: not an integer 1..1023';
+  if (typeof r.name !== 'string' || !NAME_RE.test(r.name)) return 'name: invalid';
+  if (typeof r.instance !== 'string' || !INSTANCE_RE.test(r.instance)) return 'instance: invalid';
+  if (!isInt(r.pid, 1, 0x7fffffff)) return 'pid: invalid';
+  if (typeof r.state !== 'string' || !STATES.includes(r.state as DomainState)) return 'state: invalid';
+  if (typeof r.magicShm !== 'string' || !/^\/[A-Za-z0-9._-]{1,200}$/.test(r.magicShm)) return 'magicShm: invalid';
+  if (!isInt(r.vuartPort, 0, 4095)) return 'vuartPort: invalid';
+  if (typeof r.summary !== 'string' || r.summary.length > 1024) return 'summary: invalid';
+  if (typeof r.startedAt !== 'string' || r.startedAt.length > 64) return 'startedAt: invalid';
+  if (r.tcp !== undefined) {
+    const t = r.tcp as Record<string, unknown>;
+    if (typeof t !== 'object' || t === null || typeof t.host !== 'string' || !isInt(t.port, 0, 65535)) return 'tcp: invalid';
+  }
+  for (const k of ['reason', 'message'] as const) {
+    if (r[k] !== undefined && (typeof r[k] !== 'string' || (r[k] as string).length > 4096)) return `${k}: invalid`;
+  }
+  return r as unknown as DomainRecord;
+}
+
+export function recordPath(domainsDir: string, domid: number): string {
+  return join(domainsDir, `${domid}.json`);
+}
+
+export function writeRecord(domainsDir: string, rec: DomainRecord): void {
+  const path = recordPath(domainsDir, rec.domid);
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(rec) + '\n', { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+export function readRecord(domainsDir: string, domid: number): DomainRecord | undefined {
+  try {
+    const v = validateRecord(JSON.parse(readFileSync(recordPath(domainsDir, domid), 'utf8')));
+    return typeof v === 'string' ? undefined : v;
+  } catch {
+    return undefined;
+  }
+}
+
+export function removeRecord(domainsDir: string, domid: number): void {
+  rmSync(recordPath(domainsDir, domid), { force: true });
+}
+
+/** All valid records; `bad` gets the file names of invalid ones with the reason. */
+export function listRecords(domainsDir: string, bad?: (file: string, reason: string) => void): DomainRecord[] {
+  let files: string[];
+  try {
+    files = readdirSync(domainsDir);
+  } catch {
+    return [];
+  }
+  const out: DomainRecord[] = [];
+  for (const f of files) {
+    const m = /^(\d+)\.json$/.exec(f);
+    if (!m) continue;
+    let v: DomainRecord | string;
+    try {
+      v = validateRecord(JSON.parse(readFileSync(join(domainsDir, f), 'utf8')));
+    } catch (e) {
+      v = `unreadable: ${(e as Error).message}`;
+    }
+    if (typeof v === 'string') {
+      bad?.(f, v);
+      continue;
+    }
+    if (String(v.domid) !== m[1]) {
+      bad?.(f, 'domid does not match the file name');
+      continue;
+    }
+    out.push(v);
+  }
+  return out.sort((a, b) => a.domid - b.domid);
+}
+
+/** Whether a process exists (signal 0). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
