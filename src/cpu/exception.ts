@@ -8,7 +8,10 @@ import { REG, SYS, type Uc } from './unicorn.js';
  * fault address have no public API in 2.1.1, so they are read from a uc_context copy of the env; selftest.ts proves
  * these offsets on the loaded library before any guest runs.
  */
-export const ENV = { XREGS: 64, PC: 320, PSTATE: 328, AARCH64: 332, EXC_SYNDROME: 3024, EXC_VADDRESS: 3032, EXC_TARGET_EL: 3040 } as const;
+export interface EnvLayout {
+  XREGS: number; PC: number; PSTATE: number; AARCH64: number; EXC_SYNDROME: number; EXC_VADDRESS: number; EXC_TARGET_EL: number;
+}
+export const ENV: Readonly<EnvLayout> = { XREGS: 64, PC: 320, PSTATE: 328, AARCH64: 332, EXC_SYNDROME: 3024, EXC_VADDRESS: 3032, EXC_TARGET_EL: 3040 };
 
 /** PSTATE after entry: EL1h with D, A, I, F masked (0x3c5). */
 export const PSTATE_EL1H_MASKED = 0x3c5n;
@@ -58,7 +61,11 @@ export class SyncEntry {
   private readonly env: DataView;
   readonly envOffset: number;
 
-  constructor(private readonly u: Uc, envOffset?: number) {
+  constructor(
+    private readonly u: Uc,
+    envOffset?: number,
+    private readonly layout: Readonly<EnvLayout> = ENV,
+  ) {
     const { ctx, bytes } = u.contextAlloc();
     this.ctx = ctx;
     this.envOffset = envOffset ?? findEnvOffset(u, ctx, bytes);
@@ -72,9 +79,9 @@ export class SyncEntry {
   readException(): { syndrome: number; vaddress: bigint; targetEl: number } {
     this.u.contextSave(this.ctx);
     return {
-      syndrome: this.env.getUint32(ENV.EXC_SYNDROME, true),
-      vaddress: this.env.getBigUint64(ENV.EXC_VADDRESS, true),
-      targetEl: this.env.getUint32(ENV.EXC_TARGET_EL, true),
+      syndrome: this.env.getUint32(this.layout.EXC_SYNDROME, true),
+      vaddress: this.env.getBigUint64(this.layout.EXC_VADDRESS, true),
+      targetEl: this.env.getUint32(this.layout.EXC_TARGET_EL, true),
     };
   }
 

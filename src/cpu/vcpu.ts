@@ -3,6 +3,7 @@ import { EXCP, REG, SYS, Uc, loadUnicorn, type UnicornLibrary } from './unicorn.
 import { SyncEntry, dabtSyndrome } from './exception.js';
 import { VirtTimer } from './timer.js';
 import { psciCall, type PsciAction } from './psci.js';
+import { ensureSelfTest } from './selftest.js';
 
 /** Why a run() returned. */
 export type RunExit =
@@ -43,6 +44,8 @@ export const SCR_EL3_VALUE = 0x531n;
 /** HCR_EL2 = RW (EL1 is AArch64) | IMO | FMO (HCR_EL2.VI becomes the guest's IRQ line). */
 export const HCR_EL2_BASE = (1n << 31n) | (1n << 4n) | (1n << 3n);
 export const HCR_EL2_VI = 1n << 7n;
+/** Identical back-to-back synchronous exceptions before the vCPU is declared looping. */
+export const SYNC_LOOP_LIMIT = 1000;
 
 export class UnicornVcpu implements Vcpu {
   readonly uc: Uc;
@@ -54,9 +57,13 @@ export class UnicornVcpu implements Vcpu {
   private exit: RunExit | null = null;
   private pendingAbort: { addr: number; write: boolean } | null = null;
   private readonly sync1: (intno: number) => void;
+  private lastSyncPc = -1n;
+  private lastSyncEsr = -1;
+  private sameSync = 0;
 
   constructor(libOrPath: UnicornLibrary | string, private readonly hooks: VcpuHooks) {
     const lib = typeof libOrPath === 'string' ? loadUnicorn(libOrPath) : libOrPath;
+    ensureSelfTest(lib); // once per thread: refuses an unknown library or a changed internal layout
     const u = (this.uc = new Uc(lib));
     u.setSys(SYS.SCR_EL3, SCR_EL3_VALUE);
     u.setSys(SYS.HCR_EL2, HCR_EL2_BASE);
@@ -93,7 +100,19 @@ export class UnicornVcpu implements Vcpu {
     }
     if (intno === EXCP.UDEF || intno === EXCP.SWI || intno === EXCP.PREFETCH_ABORT || intno === EXCP.DATA_ABORT || intno === EXCP.BKPT) {
       this.stats.sync++;
-      this.sync.takeFromHook(intno);
+      const rec = this.sync.takeFromHook(intno);
+      // A vector that faults again at the same place with the same syndrome would loop forever: crash the domain.
+      if (rec.pc === this.lastSyncPc && rec.syndrome === this.lastSyncEsr) {
+        if (++this.sameSync >= SYNC_LOOP_LIMIT) {
+          this.exit = { kind: 'error', message: `exception loop: ${SYNC_LOOP_LIMIT} identical synchronous exceptions (ESR 0x${rec.syndrome.toString(16)}) at pc 0x${rec.pc.toString(16)}` };
+          this.uc.stop();
+          return;
+        }
+      } else {
+        this.lastSyncPc = rec.pc;
+        this.lastSyncEsr = rec.syndrome;
+        this.sameSync = 0;
+      }
       this.safe();
       return;
     }
