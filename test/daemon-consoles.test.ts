@@ -1,0 +1,129 @@
+// The console daemon serving several domains (issue #4 items 2, 4, 5): consoles are isolated, clients attach over a
+// 0600 socket in a 0700 run dir, read-only watchers cannot type, the control protocol survives bad clients, and the
+// domain lifecycle (up/list/destroy) frees what it allocated.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, statSync, existsSync, readdirSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { Harness, runCli } from './daemon-harness.js';
+import { ensurePrivateDir, RunDirError, runPaths } from '../src/daemon/paths.js';
+import { MAX_REQUEST_LINE, parseTcp } from '../src/daemon/protocol.js';
+
+const h = new Harness();
+before(async () => {
+  await h.startDaemon();
+  await h.up('alpha', 'echo');
+  await h.up('beta', 'echo');
+});
+after(() => h.cleanup());
+
+test('two guests under one daemon, each typed into through `vpl011 console`: outputs never mix', async () => {
+  const a = await runCli(['console', 'alpha', '--run-dir', h.runDir, '--linger', '300'], 'one\ntwo\n');
+  const b = await runCli(['console', 'beta', '--run-dir', h.runDir, '--linger', '300'], 'three\n');
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(b.code, 0, b.stderr);
+  assert.match(a.stdout, /alpha: one\nalpha: two\n/);
+  assert.match(b.stdout, /beta: three\n/);
+  assert.doesNotMatch(a.stdout, /beta/);
+  assert.doesNotMatch(b.stdout, /alpha/);
+  // The logs hold each guest's own output, from its banner on.
+  assert.equal(h.log('alpha').toString(), 'alpha ready\nalpha: one\nalpha: two\n');
+  assert.equal(h.log('beta').toString(), 'beta ready\nbeta: three\n');
+  const info = await h.info('alpha');
+  assert.equal(info?.bytesIn, 8);
+  assert.equal(info?.state, 'running');
+});
+
+test('several clients see the same output; a read-only watcher cannot type (input counted, never delivered)', async () => {
+  const rw = await h.attach('beta');
+  const ro = await h.attach('beta', true);
+  ro.sock.write('sneaky\n');
+  await h.until(async () => (await h.info('beta'))?.discardedInput === 7, 'discarded input counted');
+  rw.sock.write('typed\n');
+  await h.until(() => rw.received().includes('beta: typed\n') && ro.received().includes('beta: typed\n'), 'echo to both');
+  assert.equal((await h.info('beta'))?.clients, 2);
+  assert.ok(!rw.received().includes('sneaky'), 'the watcher typed nothing into the guest');
+  assert.ok(!h.log('beta').includes('sneaky'));
+  rw.close();
+  ro.close();
+  await h.until(async () => (await h.info('beta'))?.clients === 0, 'clients gone');
+});
+
+test('run dir 0700 and control socket 0600; a group/world-accessible run dir is refused', () => {
+  assert.equal(statSync(h.runDir).mode & 0o777, 0o700);
+  assert.equal(statSync(runPaths(h.runDir).controlSocket).mode & 0o777, 0o600);
+  const open = join(h.runDir, 'too-open');
+  mkdirSync(open);
+  chmodSync(open, 0o755);
+  assert.throws(() => ensurePrivateDir(open), RunDirError);
+  chmodSync(open, 0o700);
+  assert.doesNotThrow(() => ensurePrivateDir(open));
+});
+
+test('the control protocol answers bad requests with errors and the daemon stays up', async () => {
+  const bad = async (line: string) => {
+    const s = createConnection(runPaths(h.runDir).controlSocket);
+    let got = '';
+    s.on('data', (b: Buffer) => (got += b.toString()));
+    s.on('error', () => {});
+    s.write(line);
+    await h.until(() => got.includes('\n'), 'an answer');
+    s.destroy();
+    return JSON.parse(got.split('\n')[0]!) as { ok: boolean; error?: string };
+  };
+  assert.match((await bad('not json\n')).error ?? '', /JSON/);
+  assert.match((await bad('{"op":"format-disk"}\n')).error ?? '', /op: unknown/);
+  assert.match((await bad('{"op":"attach","domain":{}}\n')).error ?? '', /domain/);
+  assert.match((await bad('{"op":"up","program":"stream","args":{"count":-1}}\n')).error ?? '', /args.count/);
+  assert.match((await bad('{"op":"up","program":"echo","tcp":"0.0.0.0:7000"}\n')).error ?? '', /not a loopback/);
+  assert.match((await bad('{"op":"up","program":"echo","name":"alpha"}\n')).error ?? '', /name: a domain called alpha already exists/);
+  assert.match((await bad('x'.repeat(MAX_REQUEST_LINE + 10))).error ?? '', /too long/);
+  assert.equal((await h.request({ op: 'ping' })).ok, true);
+});
+
+test('up validates a config file with errors naming the field', async () => {
+  const cfg = join(h.runDir, 'bad.cfg');
+  (await import('node:fs')).writeFileSync(cfg, 'name = "x"\nmemory = "lots"\n');
+  const r = await h.request({ op: 'up', config: cfg });
+  assert.equal(r.ok, false);
+  assert.match((r as { error: string }).error, /memory/);
+});
+
+test('parseTcp: loopback only', () => {
+  assert.deepEqual(parseTcp('127.0.0.1:7000'), { host: '127.0.0.1', port: 7000 });
+  assert.deepEqual(parseTcp('[::1]:7000'), { host: '::1', port: 7000 });
+  assert.equal(typeof parseTcp('192.168.1.2:7000'), 'string');
+  assert.equal(typeof parseTcp('127.0.0.1:99999'), 'string');
+});
+
+test('raw TCP on loopback reaches the console', async () => {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  await h.up('gamma', 'echo', undefined, { tcp: `127.0.0.1:${port}` });
+  const s = createConnection(port, '127.0.0.1');
+  let got = '';
+  s.on('data', (b: Buffer) => (got += b.toString()));
+  s.on('error', () => {});
+  await new Promise((r) => s.once('connect', r));
+  s.write('over tcp\n');
+  await h.until(() => got.includes('gamma: over tcp\n'), 'tcp echo');
+  s.destroy();
+});
+
+test('destroy stops a domain and frees its record, shm pages and event channel; the log says why', async () => {
+  await h.up('delta', 'echo');
+  const shmBefore = readdirSync('/dev/shm').filter((f) => f.includes('-d') && f.startsWith(runPaths(h.runDir).evtchnShm.slice(1, -7)));
+  const d = await h.info('delta');
+  assert.ok(d);
+  const r = await h.request({ op: 'destroy', domain: 'delta' });
+  assert.equal(r.ok, true);
+  assert.equal(await h.info('delta'), undefined);
+  assert.equal(existsSync(join(runPaths(h.runDir).domainsDir, `${d.id}.json`)), false);
+  await h.until(
+    () => readdirSync('/dev/shm').filter((f) => shmBefore.includes(f)).length === shmBefore.length - 1,
+    'magic pages unlinked',
+  );
+  assert.match(h.log('delta').toString(), /\[vpl011: domain delta \(d\d+\) shut down \(stopped\)\]\n$/);
+  // The domid is free again for the next domain.
+  assert.equal(await h.up('delta2', 'echo'), d.id);
+});
