@@ -58,7 +58,11 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   try {
     const config = await resolveGuestConfig(opts);
     await ensureUnicorn({ log: () => {} });
-    guest = await startGuest(config, { report: say });
+    guest = await startGuest(config, {
+      report: say,
+      // A person at a terminal types after seeing the prompt; a script's input is there from the start.
+      holdInputUntilListening: !process.stdin.isTTY && config.kind === 'linux',
+    });
   } catch (e) {
     if (e instanceof ConfigError || e instanceof BuildError) {
       say(e.message);

@@ -102,6 +102,11 @@ export class Console {
   onOutput: ((chunk: Uint8Array) => void) | undefined;
   /** Called when queued input has all gone into the ring (so a paused source may resume). */
   onInputSpace: (() => void) | undefined;
+  /**
+   * While true, queued input stays queued (nothing goes into the IN ring). Used for scripted input to a guest whose
+   * driver would discard what it finds waiting when it opens the port (see Vpl011.receiveInterruptsUnmasked).
+   */
+  holdInput = false;
 
   constructor(opts: ConsoleOptions) {
     this.name = opts.name;
@@ -188,7 +193,7 @@ export class Console {
     let notifyGuest = false;
 
     // Input first: a keystroke should not wait behind a quantum of output.
-    while (this.inputQueued > 0) {
+    while (this.inputQueued > 0 && !this.holdInput) {
       const head = this.inputQueue[0]!;
       const n = this.ring.writeIn(head);
       if (n === 0) break;
@@ -225,7 +230,7 @@ export class Console {
     // Final check (ring.h RING_FINAL_CHECK_FOR_*): data that arrived after our last read, before we go to sleep,
     // gets another turn rather than waiting for a notification the frontend may have skipped.
     if (!again && !this.throttled && this.ring.outQueued() > 0) again = true;
-    if (!again && this.inputQueued > 0 && this.ring.inFree() > 0) again = true;
+    if (!again && this.inputQueued > 0 && !this.holdInput && this.ring.inFree() > 0) again = true;
     return again;
   }
 
@@ -277,6 +282,11 @@ export class Console {
       // Node streams copy nothing: hand each sink its own copy since `chunk` is our reused scratch buffer.
       s.stream.write(Buffer.from(chunk));
     }
+  }
+
+  releaseInput(): void {
+    this.holdInput = false;
+    this.wake();
   }
 
   /** Take whatever output is still in the ring (used at shutdown so the last words of a guest are not lost). */

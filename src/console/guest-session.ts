@@ -16,7 +16,14 @@ export interface GuestSessionOptions {
   domid?: number;
   policy?: OverflowPolicy;
   report?: (message: string) => void;
+  /**
+   * Hold user input until the guest's driver listens (has unmasked a receive interrupt). For scripted input to a
+   * Linux guest: amba-pl011.c drains and discards up to 64 waiting bytes when the port opens.
+   */
+  holdInputUntilListening?: boolean;
 }
+
+const LISTEN_POLL_MS = 20;
 
 export interface RunningGuest {
   readonly name: string;
@@ -58,6 +65,16 @@ export async function startGuest(config: GuestConfig, opts: GuestSessionOptions 
     policy: opts.policy ?? 'keep',
     report,
   });
+  if (opts.holdInputUntilListening) {
+    console.holdInput = true;
+    const poll = setInterval(() => {
+      if (dom.receiverListening()) {
+        clearInterval(poll);
+        console.releaseInput();
+      }
+    }, LISTEN_POLL_MS);
+    void dom.exited.then(() => clearInterval(poll));
+  }
   const backend = new ConsoleBackend(BACKEND_DOMID);
   const detach = backend.add(console, evtchn, localPort);
   void backend.start();

@@ -459,6 +459,15 @@ export class Vpl011 implements MmioHandler {
     return this.line;
   }
 
+  /**
+   * Whether the guest has unmasked a receive interrupt (IMSC.RXIM or RTIM). Linux's driver does that at the end of
+   * opening the port, after draining up to 2 x fifosize bytes it finds waiting (amba-pl011.c
+   * pl011_enable_interrupts): a backend with scripted input holds it until then, so nothing is eaten by the drain.
+   */
+  get receiveInterruptsUnmasked(): boolean {
+    return (this.uartimsc & (INT.RX | INT.RT)) !== 0;
+  }
+
   /** Current register view (no side effects on the ring). */
   registers(): { fr: number; ris: number; imsc: number; mis: number; inLevel: number; outLevel: number } {
     return {

@@ -6,6 +6,7 @@ import type { GuestImage } from '../toolstack/guest-image.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import type { MachineStats } from './machine.js';
 import type { WorkerInit } from './worker.js';
+import { CONTROL_BYTES, CONTROL_RX_LISTENING } from './control.js';
 
 export interface DomainExit {
   reason: 'poweroff' | 'reset' | 'crashed' | 'stopped';
@@ -18,8 +19,8 @@ export interface DomainThreadOptions {
   name: string;
   image: GuestImage;
   policy?: 'abort' | 'crash-domain';
-  /** Accepted for the toolstack's config; the sbsa profile is what domain_vpl011_init builds. */
-  vuart?: string;
+  /** The toolstack's vuart type: "sbsa_uart" (default) or "pl011" (the full PL011 profile). */
+  vuart?: 'sbsa_uart' | 'pl011';
   /** An existing event-channel table to share (default: a new one). */
   evtchn?: SharedArrayBuffer;
   libraryPath?: string;
@@ -30,15 +31,18 @@ export interface DomainThread {
   readonly evtchn: SharedArrayBuffer;
   readonly vuartPort: Promise<number>;
   readonly exited: Promise<DomainExit>;
+  /** The guest has unmasked a vuart receive interrupt (its driver is listening; see Vpl011.receiveInterruptsUnmasked). */
+  receiverListening(): boolean;
   stop(): Promise<void>;
 }
 
 export function startDomainThread(opts: DomainThreadOptions): DomainThread {
   const evtchn: SharedArrayBuffer = opts.evtchn ?? (EventChannels.create().buffer as SharedArrayBuffer);
   const magicPages = new SharedArrayBuffer(NR_MAGIC_PAGES * XEN_PAGE_SIZE);
-  const control = new SharedArrayBuffer(4);
+  const control = new SharedArrayBuffer(CONTROL_BYTES);
   const init: WorkerInit = {
     domid: opts.domid, name: opts.name, image: opts.image, policy: opts.policy ?? 'abort', evtchn, magicPages, control,
+    profile: opts.vuart === 'pl011' ? 'pl011' : 'sbsa',
     ...(opts.libraryPath ? { libraryPath: opts.libraryPath } : {}),
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
@@ -62,11 +66,16 @@ export function startDomainThread(opts: DomainThreadOptions): DomainThread {
       resolve(d);
     });
   });
+  // Keep the main thread's event loop alive while the domain runs: a caller awaiting only Atomics.waitAsync promises
+  // (which hold no reference on the loop) would otherwise see Node exit with 13 "unsettled top-level await".
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  void exited.finally(() => clearInterval(keepAlive));
   const ctl = new Int32Array(control);
   return {
     magicPages, evtchn, vuartPort, exited,
+    receiverListening: () => Atomics.load(ctl, CONTROL_RX_LISTENING) !== 0,
     async stop() {
-      Atomics.store(ctl, 0, 1);
+      Atomics.store(ctl, CONTROL_STOP, 1);
       // A vCPU idling in WFI rechecks the stop flag at least every second (machine.ts MAX_IDLE_MS).
       const timer = setTimeout(() => void worker.terminate(), 2000); // a guest that never reaches a safe point
       await exited;

@@ -6,7 +6,7 @@ import { unicornLibraryPath } from '../toolstack/cache.js';
 import { Gicv2 } from '../xen/gicv2.js';
 import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain.js';
 import { EventChannels } from '../xen/evtchn.js';
-import { domainVpl011Init } from '../xen/vuart.js';
+import { domainVpl011Init, vuartOf } from '../xen/vuart.js';
 import {
   GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_MAGIC_BASE, GUEST_PL011_BASE,
   GUEST_TIMER_VIRT_PPI, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE,
@@ -38,6 +38,10 @@ export interface MachineOptions {
   libraryPath?: string;
   /** Polled between runs: true ends the run with 'stopped'. */
   shouldStop?: () => boolean;
+  /** The vuart profile: 'sbsa' (Xen's SBSA UART, default) or 'pl011'. */
+  profile?: 'sbsa' | 'pl011';
+  /** Told (at safe points) when the guest starts or stops listening for vuart input (receive interrupts unmasked). */
+  onReceiverListening?: (listening: boolean) => void;
 }
 
 const MAX_IDLE_MS = 1000; // a WFI with no timer armed still rechecks shouldStop() this often
@@ -50,6 +54,7 @@ export class Machine {
   private readonly access: MmioAccess = { addr: 0, width: 4, write: false, value: 0 };
   private crashMsg: string | null = null;
   private wfiSleeps = 0;
+  private receiverListening = false;
 
   constructor(private readonly opts: MachineOptions) {
     const { image } = opts;
@@ -57,7 +62,11 @@ export class Machine {
     this.domain.mmio.register(GUEST_GICD_BASE, GUEST_GICD_SIZE, this.gic.distributor, 'gicd');
     this.domain.mmio.register(GUEST_GICC_BASE, GUEST_GICC_SIZE, this.gic.cpuInterface, 'gicc');
     this.domain.addMemory({ name: 'magic', base: GUEST_MAGIC_BASE, size: NR_MAGIC_PAGES * XEN_PAGE_SIZE, buffer: opts.magicPages, byteOffset: 0 });
-    this.vuartPort = domainVpl011Init(this.domain, { consoleDomid: opts.backendDomid ?? 0, gfn: GUEST_VUART_GFN });
+    this.vuartPort = domainVpl011Init(this.domain, {
+      consoleDomid: opts.backendDomid ?? 0,
+      gfn: GUEST_VUART_GFN,
+      profile: opts.profile ?? 'sbsa',
+    });
 
     const vpl011Base = GUEST_PL011_BASE;
     const vpl011End = GUEST_PL011_BASE + XEN_PAGE_SIZE;
@@ -114,6 +123,11 @@ export class Machine {
     this.gic.setLevel(GUEST_TIMER_VIRT_PPI, t.level);
     this.opts.evtchn.dispatch(this.opts.domid);
     this.vcpu.setIrq(this.gic.irqOut);
+    const listening = vuartOf(this.domain)?.device.receiveInterruptsUnmasked ?? false;
+    if (listening !== this.receiverListening) {
+      this.receiverListening = listening;
+      this.opts.onReceiverListening?.(listening);
+    }
   }
 
   stats(): MachineStats {

@@ -2,20 +2,10 @@
 // reports the exit and the stats. Nothing escapes: every error becomes a 'crashed' exit message.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Machine } from './machine.js';
+import { CONTROL_RX_LISTENING, CONTROL_STOP } from './control.js';
 import { EventChannels } from '../xen/evtchn.js';
-import type { GuestImage } from '../toolstack/guest-image.js';
+import { CONTROL_RX_LISTENING, CONTROL_STOP, type WorkerInit } from './control.js';
 
-export interface WorkerInit {
-  domid: number;
-  name: string;
-  image: GuestImage;
-  policy: 'abort' | 'crash-domain';
-  evtchn: SharedArrayBuffer;
-  magicPages: SharedArrayBuffer;
-  /** Word 0: set to 1 by the main thread to stop the vCPU. */
-  control: SharedArrayBuffer;
-  libraryPath?: string;
-}
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -26,7 +16,9 @@ try {
   machine = new Machine({
     domid: init.domid, name: init.name, image: init.image, policy: init.policy, evtchn, magicPages: init.magicPages,
     ...(init.libraryPath ? { libraryPath: init.libraryPath } : {}),
-    shouldStop: () => Atomics.load(control, 0) !== 0,
+    profile: init.profile,
+    shouldStop: () => Atomics.load(control, CONTROL_STOP) !== 0,
+    onReceiverListening: (on) => Atomics.store(control, CONTROL_RX_LISTENING, on ? 1 : 0),
   });
   port.postMessage({ type: 'vuart', port: machine.vuartPort });
   const exit = machine.run();

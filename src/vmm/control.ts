@@ -1,0 +1,20 @@
+// What the main thread and a domain's worker share at start-up: the worker's init data and the control words.
+// Kept out of worker.ts, whose top level runs the machine: importing it from the main thread would start one there.
+import type { GuestImage } from '../toolstack/guest-image.js';
+
+export interface WorkerInit {
+  domid: number;
+  name: string;
+  image: GuestImage;
+  policy: 'abort' | 'crash-domain';
+  evtchn: SharedArrayBuffer;
+  magicPages: SharedArrayBuffer;
+  /** Word 0: set to 1 by the main thread to stop the vCPU. Word 1: vuart receiver listening (set by the vCPU). */
+  control: SharedArrayBuffer;
+  profile: 'sbsa' | 'pl011';
+  libraryPath?: string;
+}
+
+export const CONTROL_STOP = 0;
+export const CONTROL_RX_LISTENING = 1;
+export const CONTROL_BYTES = 8;
