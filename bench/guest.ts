@@ -1,0 +1,230 @@
+// Guest workloads, side by side: our VMM (`node bin/vpl011.js run`) and QEMU 7.2 on the same Debian kernel and
+// busybox initramfs, console on each VMM's stdin/stdout pipes, in the same run (issue #3). Prints a table with the
+// ratios and whether each goal is met, and replaces the "Guest workloads vs QEMU" section of bench/RESULTS.md.
+// Run: npm run build && node dist/bench/guest.js [--runs N] [--only qemu|vpl011] [--no-results]
+// (also part of `npm run bench`, or alone: node dist/bench/run.js guest). $VPL011_BENCH_RUNS sets the default N.
+import { execFileSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ensureGuestImages } from '../src/toolstack/fetch.js';
+import { ConsoleProcess, killAll } from './lib/console-process.js';
+import { markdownTable, replaceSection } from './lib/results.js';
+import { median } from './lib/stats.js';
+import { QEMU, qemuBareArgs, qemuLinuxArgs, repoRoot, vpl011BareArgs, vpl011Command, vpl011LinuxArgs } from './lib/targets.js';
+import { bareRun, DEFAULT_LIMITS, linuxSession, type BareRun, type LinuxRun } from './lib/workloads.js';
+import { BARE_TX_BYTES, buildBareTx, checkBareTxOutput, QEMU_VIRT_UART, XEN_GUEST_PL011 } from './qemu/bare-tx.js';
+
+export const SECTION = 'Guest workloads vs QEMU';
+
+/** QEMU 7.2 on this 2-core machine, median of 5 (docs real-guests.md): shown next to this run's own QEMU figures. */
+const REFERENCE = { bootS: 1.13, txMBs: 1.33, rxMBs: 0.15, echoP50Ms: 1.04, echoP99Ms: 1.84, idlePct: 0.3, bareMBs: 1.06 };
+
+type Target = 'qemu' | 'vpl011';
+
+interface Options {
+  runs: number;
+  targets: Target[];
+  writeResults: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const envRuns = Number(process.env.VPL011_BENCH_RUNS);
+  const o: Options = { runs: Number.isInteger(envRuns) && envRuns > 0 ? envRuns : 3, targets: ['qemu', 'vpl011'], writeResults: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--runs') {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 1 || n > 50) throw new Error('--runs expects a whole number 1..50');
+      o.runs = n;
+    } else if (a === '--only') {
+      const t = argv[++i];
+      if (t !== 'qemu' && t !== 'vpl011') throw new Error('--only expects qemu or vpl011');
+      o.targets = [t];
+    } else if (a === '--no-results') {
+      o.writeResults = false;
+    }
+  }
+  return o;
+}
+
+const say = (s: string) => process.stdout.write(`[guest] ${s}\n`);
+
+interface Collected {
+  linux: Record<Target, LinuxRun[]>;
+  bare: Record<Target | 'qemu-file', BareRun[]>;
+  notes: string[];
+}
+
+function fmt(x: number | undefined, digits: number): string {
+  return x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits);
+}
+
+function med(runs: LinuxRun[] | BareRun[], key: string): number {
+  return median(runs.map((r) => (r as unknown as Record<string, unknown>)[key]).filter((v): v is number => typeof v === 'number'));
+}
+
+function okCount(runs: Array<{ ok?: boolean } | LinuxRun>, key: 'ok' | 'txOk' | 'rxOk'): string {
+  const vals = runs.map((r) => (r as Record<string, unknown>)[key]).filter((v) => typeof v === 'boolean');
+  return `${vals.filter((v) => v).length}/${runs.length}`;
+}
+
+/** One table row: our figure against this run's QEMU figure, the ratio, the goal, met or not. */
+function row(name: string, q: number, v: number, digits: number, goal: string, met: (ratio: number) => boolean, extra = true): string[] {
+  const ratio = v / q;
+  const have = Number.isFinite(q) && Number.isFinite(v) && q > 0;
+  return [name, fmt(q, digits), fmt(v, digits), have ? `${ratio.toFixed(2)}×` : '—', goal, have ? (met(ratio) && extra ? 'met' : 'NOT met') : 'not measured'];
+}
+
+function report(c: Collected, opts: Options, cmdline: string): string {
+  const q = c.linux.qemu;
+  const v = c.linux.vpl011;
+  const qb = c.bare.qemu;
+  const qf = c.bare['qemu-file'];
+  const vb = c.bare.vpl011;
+  const rxLossFree = v.length > 0 && v.every((r) => r.rxOk === true);
+  const txAllOk = v.length > 0 && v.every((r) => r.txOk === true);
+  // Bare metal: judged against the faster QEMU configuration (-serial stdio or -serial file:/dev/null).
+  const qemuBare = Math.max(med(qb, 'mbs'), Number.isFinite(med(qf, 'mbs')) ? med(qf, 'mbs') : -Infinity);
+  const rows = [
+    row('boot to first prompt (s)', med(q, 'bootS'), med(v, 'bootS'), 2, '≤ 1.0×', (r) => r <= 1.0),
+    row('tx: cat 4 MiB file (MB/s)', med(q, 'txMBs'), med(v, 'txMBs'), 2, '≥ 3×, every byte', (r) => r >= 3, txAllOk),
+    row('rx: 1 MiB into head -c (MB/s)', med(q, 'rxMBs'), med(v, 'rxMBs'), 3, '≥ 10×, md5 equal', (r) => r >= 10, rxLossFree),
+    row('echo round trip p50 (ms)', med(q, 'echoP50Ms'), med(v, 'echoP50Ms'), 3, '(info)', () => true),
+    row('echo round trip p99 (ms)', med(q, 'echoP99Ms'), med(v, 'echoP99Ms'), 3, '≤ 0.5×', (r) => r <= 0.5),
+    row('idle at the prompt (% of a core)', med(q, 'idlePct'), med(v, 'idlePct'), 2, '≤ QEMU', (r) => r <= 1.0),
+    row('bare metal 4,400,000 bytes (MB/s)', qemuBare, med(vb, 'mbs'), 3, '≥ 3×', (r) => r >= 3, vb.every((r) => r.ok === true)),
+  ];
+  const table = markdownTable(['workload', 'QEMU 7.2', 'vpl011', 'vpl011 / QEMU', 'goal', 'result'], rows);
+  const checks = [
+    `- tx bytes complete and equal (onlcr applied): QEMU ${okCount(q, 'txOk')}, vpl011 ${okCount(v, 'txOk')}`,
+    `- rx md5 equal: QEMU ${okCount(q, 'rxOk')}, vpl011 ${okCount(v, 'rxOk')}`,
+    `- bare metal output complete and equal: QEMU -serial stdio ${okCount(qb, 'ok')}, vpl011 ${okCount(vb, 'ok')}; `
+      + `QEMU -serial stdio ${fmt(med(qb, 'mbs'), 3)} MB/s, QEMU -serial file:/dev/null ${fmt(med(qf, 'mbs'), 3)} MB/s (the faster is the baseline)`,
+  ];
+  const perRun = (name: string, runs: LinuxRun[]) => runs.map((r, i) => `- ${name} run ${i + 1}: boot ${fmt(r.bootS, 2)} s, idle ${fmt(r.idlePct, 2)} %, `
+    + `tx ${fmt(r.txMBs, 2)} MB/s${r.txDetail ? ` (${r.txDetail})` : ''}, echo p50/p99 ${fmt(r.echoP50Ms, 3)}/${fmt(r.echoP99Ms, 3)} ms, `
+    + `rx ${fmt(r.rxMBs, 3)} MB/s${r.rxDetail ? ` (${r.rxDetail})` : ''}; ${r.exit ?? ''}${r.error ? `; FAILED: ${r.error.split('\n')[0]}` : ''}`);
+  const bareRuns = (name: string, runs: BareRun[]) => runs.map((r, i) => `- ${name} bare run ${i + 1}: ${fmt(r.seconds, 2)} s, ${fmt(r.mbs, 3)} MB/s`
+    + `${r.detail ? ` (${r.detail})` : ''}${r.error ? `; FAILED: ${r.error.split('\n')[0]}` : ''}`);
+  let qemuVersion = 'unknown';
+  try {
+    qemuVersion = execFileSync(QEMU, ['--version'], { encoding: 'utf8', timeout: 10_000 }).split('\n')[0]!;
+  } catch {
+    // reported as unknown
+  }
+  return [
+    `Measured ${new Date().toISOString()} with \`${cmdline}\` (this part alone: \`node dist/bench/guest.js\`; median of ${opts.runs} run(s) per VMM, alternating; `
+      + `${cpus().length} host CPUs, ${cpus()[0]?.model ?? ''}, node ${process.version}, ${qemuVersion}).`,
+    '',
+    table,
+    '',
+    'Ratios are vpl011 / QEMU of the figure shown (for times lower is better, for rates higher is better).',
+    `Reference QEMU figures from docs (real-guests.md, median of 5): boot ${REFERENCE.bootS} s, tx ${REFERENCE.txMBs} MB/s, `
+      + `rx ${REFERENCE.rxMBs} MB/s, echo ${REFERENCE.echoP50Ms}/${REFERENCE.echoP99Ms} ms, idle ${REFERENCE.idlePct} %, bare ${REFERENCE.bareMBs} MB/s.`,
+    '',
+    'Checks:',
+    ...checks,
+    ...c.notes.map((n) => `- ${n}`),
+    '',
+    'How it is measured (bench/guest.ts, bench/lib/workloads.ts):',
+    `- QEMU: \`${QEMU} ${qemuLinuxArgs('<Image>', '<initramfs>').map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}\` `
+      + '(`-nographic -serial stdio` together are refused by QEMU 7.2: "cannot use stdio by multiple character devices"; '
+      + '`-display none -monitor none -serial stdio` is the same console without the monitor). '
+      + `Ours: \`node bin/vpl011.js ${vpl011LinuxArgs(300).join(' ')}\` (default guest, \`console=ttyAMA0 earlycon\`). `
+      + 'Same Debian kernel and busybox initramfs (ensureGuestImages()), console on stdin/stdout pipes.',
+    '- boot: from just before spawn() to the first `/ # ` on stdout.',
+    '- idle: 1 s after the prompt, CPU time of every thread of the VMM process (/proc/<pid>/task/*/schedstat) over 10 s.',
+    '- tx: `mount -t tmpfs tmpfs /tmp; sh -c \'yes LINE | head -c 4194304 >/tmp/tx\'` (not timed; through `sh -c` because '
+      + 'a pipeline forked by the interactive ash keeps its unbuffered stdio and `yes` then writes 5 bytes per write(): 110 s under QEMU), then '
+      + '`cat /tmp/tx; echo TX-END-$((n+1))` timed from the write of that line to the marker; MB/s = 4,194,304 / s / 10^6; '
+      + 'the bytes between the echoed command and the marker must be exactly the file with \\n → \\r\\n.',
+    `- echo: \`stty raw -echo isig\`, then \`echo EC-GO-$((n+1)); cat\`; ${20} warm-up and 200 measured single characters, `
+      + 'each sent after the previous one came back; ^C ends cat, `stty sane`.',
+    '- rx: `stty raw -echo`, then `echo RX-GO-$((n+1)); head -c 1048576 > /tmp/in; md5sum /tmp/in`; after the marker the host '
+      + 'writes 1 MiB of random bytes 0x20..0x7e in 64 KiB writes, each waiting for the pipe to drain; timed to the md5sum line; '
+      + 'MB/s = 1,048,576 / s / 10^6; md5 compared with the host\'s.',
+    `- bare metal: bench/qemu/bare-tx.ts (our assembly, built with aarch64-linux-gnu-as/ld into the cache) writes `
+      + `${BARE_TX_BYTES.toLocaleString('en-US')} bytes polling FR.TXFF, waits for FR.BUSY clear, PSCI SYSTEM_OFF by hvc; `
+      + `UART at 0x${QEMU_VIRT_UART.toString(16)} for QEMU (\`${QEMU} ${qemuBareArgs('<elf>', 'stdio').join(' ')}\`, and with `
+      + `\`-serial file:/dev/null\`), at 0x${XEN_GUEST_PL011.toString(16)} for ours (\`node bin/vpl011.js ${vpl011BareArgs('<elf>', 300).join(' ')}\`); `
+      + 'the VMM\'s stdout is a regular file (checked byte for byte after the run, not a pipe to node, whose reading of '
+      + 'one-byte writes would be what is measured); wall time from spawn to exit.',
+    '',
+    'Per run:',
+    ...perRun('QEMU', q),
+    ...perRun('vpl011', v),
+    ...bareRuns('QEMU (-serial stdio)', qb),
+    ...bareRuns('QEMU (-serial file:/dev/null)', qf),
+    ...bareRuns('vpl011', vb),
+  ].join('\n');
+}
+
+export async function run(argv: string[] = []): Promise<void> {
+  const opts = parseOptions(argv);
+  const c: Collected = { linux: { qemu: [], vpl011: [] }, bare: { qemu: [], 'qemu-file': [], vpl011: [] }, notes: [] };
+  const images = await ensureGuestImages({ log: say, quiet: true });
+  const ours = vpl011Command();
+  const targets = opts.targets.filter((t) => {
+    if (t === 'vpl011' && !ours) {
+      c.notes.push('vpl011 not measured: bin/vpl011.js is not in the tree');
+      say('bin/vpl011.js is missing: our VMM is not measured');
+      return false;
+    }
+    return true;
+  });
+  const start = (t: Target, args: string[]) => (stdoutFd?: number) =>
+    t === 'qemu'
+      ? new ConsoleProcess('qemu', QEMU, args, { stdoutFd })
+      : new ConsoleProcess('vpl011', ours!.cmd, [...ours!.args, ...args], { cwd: ours!.cwd, stdoutFd });
+  const sessionTimeoutS = 600;
+
+  try {
+    for (let i = 0; i < opts.runs; i++) {
+      for (const t of targets) {
+        say(`Linux session ${i + 1}/${opts.runs} on ${t}`);
+        const args = t === 'qemu' ? qemuLinuxArgs(images.kernel, images.initrd) : vpl011LinuxArgs(sessionTimeoutS);
+        c.linux[t].push(await linuxSession(start(t, args), DEFAULT_LIMITS, (s) => say(`  ${t}: ${s}`)));
+      }
+    }
+    const bareElf: Record<Target, string | undefined> = { qemu: undefined, vpl011: undefined };
+    for (const t of targets) {
+      try {
+        bareElf[t] = buildBareTx(t === 'qemu' ? QEMU_VIRT_UART : XEN_GUEST_PL011);
+      } catch (e) {
+        c.notes.push(`bare metal on ${t} not measured: ${(e as Error).message}`);
+      }
+    }
+    const check = (out: Buffer) => checkBareTxOutput(out);
+    for (let i = 0; i < opts.runs; i++) {
+      for (const t of targets) {
+        const elf = bareElf[t];
+        if (!elf) continue;
+        say(`bare metal ${i + 1}/${opts.runs} on ${t}`);
+        if (t === 'qemu') {
+          c.bare.qemu.push(await bareRun(start('qemu', qemuBareArgs(elf, 'stdio')), BARE_TX_BYTES, 180_000, check));
+          c.bare['qemu-file'].push(await bareRun(start('qemu', qemuBareArgs(elf, 'file:/dev/null')), BARE_TX_BYTES, 180_000));
+        } else {
+          c.bare.vpl011.push(await bareRun(start('vpl011', vpl011BareArgs(elf, 170)), BARE_TX_BYTES, 180_000, check));
+        }
+        const last = (t === 'qemu' ? c.bare.qemu : c.bare.vpl011).at(-1)!;
+        say(`  ${t}: ${fmt(last.mbs, 3)} MB/s ${last.detail ?? ''}${last.error ? ` FAILED: ${last.error}` : ''}`);
+      }
+    }
+  } finally {
+    killAll();
+  }
+
+  const cmdline = argv.length > 0 ? `node dist/bench/guest.js ${argv.join(' ')}` : 'npm run bench';
+  const text = report(c, opts, cmdline);
+  process.stdout.write(`\n## ${SECTION}\n\n${text}\n`);
+  if (opts.writeResults && opts.targets.length === 2) {
+    const file = join(repoRoot(), 'bench', 'RESULTS.md');
+    replaceSection(file, SECTION, text);
+    say(`section "${SECTION}" of ${file} replaced`);
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  await run(process.argv.slice(2));
+}

@@ -1,0 +1,244 @@
+// A VMM process whose guest console is on its stdin/stdout pipes, as the benchmark drives both ours and QEMU:
+// spawn, collect every output byte (bounded), wait for strings with a hard deadline, write input with pipe
+// backpressure, read the process's CPU time, and kill it (and never leave it behind).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Output kept per process: the 4 MiB tx workload produces ~5 MiB; anything far beyond that is a runaway guest. */
+const MAX_OUTPUT = 64 << 20;
+
+export class BenchTimeout extends Error {
+  override name = 'BenchTimeout';
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** Kills every process this module started that is still running (on our exit, even an abnormal one). */
+export function killAll(): void {
+  for (const c of live) {
+    try {
+      c.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  live.clear();
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', killAll);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export class ConsoleProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** hrtime (ns) just before spawn(): "process start" for the boot figure. */
+  readonly startNs: bigint;
+  readonly exited: Promise<Exit>;
+  private buf = Buffer.alloc(1 << 20);
+  private len = 0;
+  private waiters = new Set<() => void>();
+  private exitInfo: Exit | undefined;
+  private stderrTail = '';
+  /** Called with each output chunk and the hrtime (ns) of its arrival; used by the echo workload. */
+  onData: ((chunk: Buffer, atNs: bigint) => void) | undefined;
+
+  /**
+   * `stdoutFd`: give the VMM this file descriptor (e.g. a regular file) as stdout instead of a pipe to us, so a
+   * flood of tiny writes is not slowed by our reading; the output is then not seen here.
+   */
+  constructor(readonly label: string, cmd: string, args: string[], opts: { cwd?: string; stdoutFd?: number } = {}) {
+    installExitHook();
+    this.startNs = process.hrtime.bigint();
+    this.child = spawn(cmd, args, { cwd: opts.cwd, stdio: ['pipe', opts.stdoutFd ?? 'pipe', 'pipe'] });
+    if (this.child.pid === undefined) throw new Error(`${label}: cannot start ${cmd}`);
+    this.pid = this.child.pid;
+    live.add(this.child);
+    this.child.stdout?.on('data', (b: Buffer) => this.append(b));
+    this.child.stderr!.on('data', (b: Buffer) => {
+      this.stderrTail = (this.stderrTail + b.toString('latin1')).slice(-2000);
+    });
+    this.child.stdin!.on('error', () => {}); // EPIPE when the VMM exits first: reported through `exited`
+    this.exited = new Promise<Exit>((resolve) => {
+      this.child.on('close', (code, signal) => {
+        live.delete(this.child);
+        this.exitInfo = { code, signal };
+        this.wake();
+        resolve(this.exitInfo);
+      });
+      this.child.on('error', (e) => {
+        live.delete(this.child);
+        this.stderrTail += `\nspawn error: ${e.message}`;
+        this.exitInfo = { code: null, signal: null };
+        this.wake();
+        resolve(this.exitInfo);
+      });
+    });
+  }
+
+  private append(b: Buffer): void {
+    const at = process.hrtime.bigint();
+    if (this.len + b.length > MAX_OUTPUT) {
+      this.stderrTail += `\n[bench: output beyond ${MAX_OUTPUT} bytes dropped]`;
+      b = b.subarray(0, Math.max(0, MAX_OUTPUT - this.len));
+    }
+    if (this.len + b.length > this.buf.length) {
+      let size = this.buf.length;
+      while (size < this.len + b.length) size *= 2;
+      const nb = Buffer.alloc(Math.min(size, MAX_OUTPUT));
+      this.buf.copy(nb, 0, 0, this.len);
+      this.buf = nb;
+    }
+    b.copy(this.buf, this.len);
+    this.len += b.length;
+    this.onData?.(b, at);
+    this.wake();
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  /** Bytes received so far. */
+  get length(): number {
+    return this.len;
+  }
+
+  /** A copy-free view of received bytes [from, to). */
+  output(from = 0, to = this.len): Buffer {
+    return this.buf.subarray(from, to);
+  }
+
+  get stderr(): string {
+    return this.stderrTail;
+  }
+
+  get exitStatus(): Exit | undefined {
+    return this.exitInfo;
+  }
+
+  /**
+   * Resolves with the offset of the first `needle` at or after `from` and the hrtime when it was seen; rejects
+   * with BenchTimeout after `timeoutMs`, or if the process exits first.
+   */
+  waitFor(needle: string | Buffer, from: number, timeoutMs: number, what = `"${needle.toString()}"`): Promise<{ at: number; ns: bigint }> {
+    const pat = typeof needle === 'string' ? Buffer.from(needle, 'latin1') : needle;
+    let scanFrom = from;
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const i = this.buf.subarray(0, this.len).indexOf(pat, scanFrom);
+        if (i >= 0) {
+          done();
+          resolve({ at: i, ns: process.hrtime.bigint() });
+          return true;
+        }
+        // Only the last pat.length-1 bytes can start a match that later data completes.
+        scanFrom = Math.max(from, this.len - pat.length + 1);
+        if (this.exitInfo) {
+          done();
+          reject(new BenchTimeout(`${this.label}: exited (${this.exitInfo.signal ?? `code ${this.exitInfo.code}`}) while waiting for ${what}${this.tail()}`));
+          return true;
+        }
+        return false;
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new BenchTimeout(`${this.label}: no ${what} within ${(timeoutMs / 1000).toFixed(0)} s${this.tail()}`));
+      }, timeoutMs);
+      const waiter = () => void check();
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(waiter);
+      };
+      this.waiters.add(waiter);
+      check();
+    });
+  }
+
+  private tail(): string {
+    const out = this.buf.subarray(Math.max(0, this.len - 300), this.len).toString('latin1').replace(/[^\x20-\x7e\n]/g, '.');
+    const err = this.stderrTail.trim().split('\n').slice(-5).join('\n');
+    return `\n  last output: ${JSON.stringify(out)}${err ? `\n  stderr: ${err}` : ''}`;
+  }
+
+  /** Writes to the console input; resolves once the pipe has accepted it (backpressure: waits for 'drain'). */
+  write(data: string | Uint8Array): Promise<void> {
+    const stdin = this.child.stdin!;
+    return new Promise((resolve, reject) => {
+      if (this.exitInfo || stdin.destroyed) {
+        reject(new Error(`${this.label}: console input closed`));
+        return;
+      }
+      const ok = stdin.write(data, (err) => {
+        if (err) reject(err);
+      });
+      if (ok) resolve();
+      else {
+        const onDrain = () => {
+          this.child.off('close', onClose);
+          resolve();
+        };
+        const onClose = () => {
+          stdin.off('drain', onDrain);
+          reject(new Error(`${this.label}: exited while console input was blocked`));
+        };
+        stdin.once('drain', onDrain);
+        this.child.once('close', onClose);
+      }
+    });
+  }
+
+  /** CPU time (ns) used so far by every thread of the process, from /proc/<pid>/task/<tid>/schedstat. */
+  cpuNs(): number {
+    return processCpuNs(this.pid);
+  }
+
+  /** Ends the process: SIGTERM, then SIGKILL after `graceMs`. */
+  async kill(graceMs = 2000): Promise<Exit> {
+    if (!this.exitInfo) {
+      this.child.kill('SIGTERM');
+      const t = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+      await this.exited;
+      clearTimeout(t);
+    }
+    return this.exitInfo!;
+  }
+}
+
+/**
+ * CPU time of a whole process in ns. schedstat (first field: ns on the CPU) is per thread and precise; summing the
+ * threads alive now misses threads that already ended, which is right for an idle window. Falls back to
+ * /proc/<pid>/stat utime+stime (clock ticks, assumed 100 Hz) when schedstat is not available.
+ */
+export function processCpuNs(pid: number): number {
+  try {
+    let total = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const f = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ');
+      total += Number(f[0]);
+    }
+    if (Number.isFinite(total)) return total;
+  } catch {
+    // fall through
+  }
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may contain spaces.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(rest[11]);
+  const stime = Number(rest[12]);
+  return (utime + stime) * 10_000_000;
+}

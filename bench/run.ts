@@ -1,0 +1,48 @@
+// `npm run bench`: every benchmark module in turn, each exporting run(): Promise<void>. A module that is missing
+// or fails is reported and skipped, so one unfinished part does not hide the others.
+// Select parts by name: node dist/bench/run.js guest   (or several: device bare)
+const PARTS = ['device', 'bare', 'guest'] as const;
+
+interface BenchModule {
+  run?: () => Promise<void>;
+}
+
+async function main(args: string[]): Promise<number> {
+  const unknown = args.filter((a) => !(PARTS as readonly string[]).includes(a));
+  if (unknown.length > 0) {
+    process.stderr.write(`bench: unknown part(s) ${unknown.join(', ')}; parts: ${PARTS.join(', ')}\n`);
+    return 2;
+  }
+  const selected = args.length > 0 ? PARTS.filter((p) => args.includes(p)) : [...PARTS];
+  const summary: string[] = [];
+  for (const part of selected) {
+    process.stdout.write(`\n=== bench/${part} ===\n`);
+    let mod: BenchModule;
+    try {
+      mod = (await import(`./${part}.js`)) as BenchModule;
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const missing = err.code === 'ERR_MODULE_NOT_FOUND' && err.message.includes(`${part}.js`);
+      const why = missing ? 'module not built or not in the tree' : `cannot load: ${err.message}`;
+      process.stdout.write(`bench/${part}: skipped (${why})\n`);
+      summary.push(`${part}: skipped (${why.split('\n')[0]})`);
+      continue;
+    }
+    if (typeof mod.run !== 'function') {
+      summary.push(`${part}: skipped (exports no run())`);
+      continue;
+    }
+    const t0 = Date.now();
+    try {
+      await mod.run();
+      summary.push(`${part}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    } catch (e) {
+      process.stdout.write(`bench/${part} failed: ${(e as Error).stack ?? e}\n`);
+      summary.push(`${part}: FAILED (${(e as Error).message.split('\n')[0]})`);
+    }
+  }
+  process.stdout.write(`\n=== summary ===\n${summary.join('\n')}\n`);
+  return summary.some((s) => s.includes('FAILED')) ? 1 : 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));
