@@ -5,8 +5,7 @@ import { EventChannels } from '../xen/evtchn.js';
 import type { GuestImage } from '../toolstack/guest-image.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import type { MachineStats } from './machine.js';
-import type { WorkerInit } from './worker.js';
-import { CONTROL_BYTES, CONTROL_RX_LISTENING } from './control.js';
+import { CONTROL_BYTES, CONTROL_RX_LISTENING, CONTROL_STOP, type WorkerInit } from './control.js';
 
 export interface DomainExit {
   reason: 'poweroff' | 'reset' | 'crashed' | 'stopped';

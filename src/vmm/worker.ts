@@ -2,10 +2,8 @@
 // reports the exit and the stats. Nothing escapes: every error becomes a 'crashed' exit message.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Machine } from './machine.js';
-import { CONTROL_RX_LISTENING, CONTROL_STOP } from './control.js';
 import { EventChannels } from '../xen/evtchn.js';
 import { CONTROL_RX_LISTENING, CONTROL_STOP, type WorkerInit } from './control.js';
-
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
