@@ -283,8 +283,9 @@ export class Uc {
     const rcb = this.register(((_uc: unknown, off: number | bigint, sz: number) => read(Number(off), sz)) as never, protos.mmioRead);
     const wcb = this.register(
       ((_uc: unknown, off: number | bigint, sz: number, val: number | bigint) => {
-        const b = BigInt(val);
-        write(Number(off), sz, Number(b & 0xffffffffn), Number((b >> 32n) & 0xffffffffn));
+        // koffi gives a number when the value is a safe integer (always, with 4-byte callbacks): avoid BigInt per access.
+        if (typeof val === 'number') write(Number(off), sz, val % 4294967296, Math.floor(val / 4294967296));
+        else write(Number(off), sz, Number(val & 0xffffffffn), Number((val >> 32n) & 0xffffffffn));
       }) as never,
       protos.mmioWrite,
     );
