@@ -59,6 +59,7 @@ export class UnicornVcpu implements Vcpu {
   private readonly sync1: (intno: number) => void;
   private lastSyncPc = -1n;
   private lastSyncEsr = -1;
+  private lastSyncFar = -1n;
   private sameSync = 0;
 
   constructor(libOrPath: UnicornLibrary | string, private readonly hooks: VcpuHooks) {
@@ -101,16 +102,20 @@ export class UnicornVcpu implements Vcpu {
     if (intno === EXCP.UDEF || intno === EXCP.SWI || intno === EXCP.PREFETCH_ABORT || intno === EXCP.DATA_ABORT || intno === EXCP.BKPT) {
       this.stats.sync++;
       const rec = this.sync.takeFromHook(intno);
-      // A vector that faults again at the same place with the same syndrome would loop forever: crash the domain.
-      if (rec.pc === this.lastSyncPc && rec.syndrome === this.lastSyncEsr) {
+      // A vector that faults again at the same place, address and syndrome would loop forever: crash the domain.
+      // Only aborts count: an SVC or a trapped instruction at one PC can legitimately repeat without end (a loop of
+      // write() calls, an emulated MRS in a loop), because their handlers return past the instruction.
+      const isAbort = intno === EXCP.PREFETCH_ABORT || intno === EXCP.DATA_ABORT;
+      if (isAbort && rec.pc === this.lastSyncPc && rec.syndrome === this.lastSyncEsr && rec.vaddress === this.lastSyncFar) {
         if (++this.sameSync >= SYNC_LOOP_LIMIT) {
-          this.exit = { kind: 'error', message: `exception loop: ${SYNC_LOOP_LIMIT} identical synchronous exceptions (ESR 0x${rec.syndrome.toString(16)}) at pc 0x${rec.pc.toString(16)}` };
+          this.exit = { kind: 'error', message: `exception loop: ${SYNC_LOOP_LIMIT} identical aborts (ESR 0x${rec.syndrome.toString(16)}, FAR 0x${rec.vaddress.toString(16)}) at pc 0x${rec.pc.toString(16)}` };
           this.uc.stop();
           return;
         }
       } else {
-        this.lastSyncPc = rec.pc;
+        this.lastSyncPc = isAbort ? rec.pc : -1n;
         this.lastSyncEsr = rec.syndrome;
+        this.lastSyncFar = rec.vaddress;
         this.sameSync = 0;
       }
       this.safe();
