@@ -103,14 +103,32 @@ test('scripted: piped commands run and the run exits 0 at poweroff (stdin is not
   assert.match(g.out, /scripted-42/);
 });
 
+// iomem=relaxed: Debian's kernel has IO_STRICT_DEVMEM, so /dev/mem refuses ranges a driver claimed (the uart).
+const RELAXED = ['--append', 'console=ttyAMA0 earlycon iomem=relaxed'];
+
 test('crash-domain policy: a refused MMIO access (ICR read) crashes the domain; the run ends non-zero with the reason', async () => {
-  const g = new ConsoleProcess(['run', '--mmio-policy', 'crash-domain', '--timeout', '120']);
+  const g = new ConsoleProcess(['run', '--mmio-policy', 'crash-domain', '--timeout', '120', ...RELAXED]);
   try {
     await g.expect(PROMPT, BOOT_MS);
     g.type('devmem 0x22000044 32\n');
     const { code } = await g.exited;
     assert.equal(code, 1);
     assert.match(g.err, /domain crashed: .*(0x22000044|ICR|refused)/i);
+  } finally {
+    g.kill();
+  }
+});
+
+test('abort policy (default): a refused MMIO access gives the guest a data abort; the process gets SIGBUS, the guest lives', async () => {
+  const g = new ConsoleProcess(['run', '--timeout', '120', ...RELAXED]);
+  try {
+    await g.expect(PROMPT, BOOT_MS);
+    const fr = await sh(g, 'devmem 0x22000018 32');
+    assert.match(fr, /0x000000[0-9A-F]0/i, 'FR reads fine through /dev/mem');
+    const icr = await sh(g, 'devmem 0x22000044 32; echo rc=$?');
+    assert.match(icr, /Bus error/, 'the refused ICR read became a bus error for the process');
+    assert.match(icr, /rc=135/, 'killed by SIGBUS (128 + 7)');
+    assert.match(await sh(g, 'echo alive'), /alive/);
   } finally {
     g.kill();
   }
