@@ -209,7 +209,10 @@ export class Daemon {
         this.finish(s, `domain host (pid ${rec.pid}) died`);
       }
     }
-    for (const [domid, s] of this.served) if (!seen.has(domid)) this.finish(s, 'record removed');
+    for (const [domid, s] of this.served) {
+      // Only trust an absence that a direct read confirms (a listing can race with the host's atomic rename).
+      if (!seen.has(domid) && readRecord(this.paths.domainsDir, domid)?.instance !== s.rec.instance) this.finish(s, 'record removed');
+    }
   }
 
   /** Map the ring, recover the log, bind or adopt the event channel, and start serving. */
@@ -293,6 +296,7 @@ export class Daemon {
   /** Drain what is left, note it in the log, release everything; removing the record lets the host exit. */
   private finish(s: Served, why: string): void {
     if (this.served.get(s.rec.domid) !== s) return;
+    this.say(`d${s.rec.domid} (${s.rec.name}): ${why}; draining and closing its console`);
     this.served.delete(s.rec.domid);
     const rec = readRecord(this.paths.domainsDir, s.rec.domid) ?? s.rec;
     try {
@@ -411,6 +415,7 @@ export class Daemon {
         dropped: c?.dropped ?? 0,
         corrupt: c?.corrupt ?? 0,
         discardedInput: s?.discardedInput ?? 0,
+        throttled: c?.throttled ?? 0,
         ...(rec.reason ? { reason: rec.message ? `${rec.reason}: ${rec.message}` : rec.reason } : {}),
       });
     }

@@ -31,6 +31,8 @@ export interface DomainInfo {
   dropped: number;
   corrupt: number;
   discardedInput: number;
+  /** Times output stopped because a client was full (`keep`): the guest was throttled. */
+  throttled: number;
   reason?: string;
 }
 
