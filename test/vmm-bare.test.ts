@@ -67,3 +67,14 @@ test("refused access under 'abort': the guest's EL1 vector gets a data abort (EC
   assert.equal(be.out(), 'ABORT ok\n'); // the guest checked ESR_EL1.EC/DFSC and FAR_EL1 itself
   assert.equal(exit.stats?.aborts, 1);
 });
+
+test("stop() ends a guest that spins on FR waiting for input with 'stopped' (checked at UART accesses)", async () => {
+  const dom = startDomainThread({ domid: 1, name: 'hello', image: image('hello') });
+  const be = await serve(dom, new Uint8Array()); // no input: the guest polls FR.RXFE forever
+  await new Promise((r) => setTimeout(r, 200));
+  await dom.stop();
+  be.stop();
+  const exit = await dom.exited;
+  assert.equal(exit.reason, 'stopped');
+  assert.equal(be.out(), 'hello from bare metal\n');
+});

@@ -75,6 +75,7 @@ export function startDomainThread(opts: DomainThreadOptions): DomainThread {
     receiverListening: () => Atomics.load(ctl, CONTROL_RX_LISTENING) !== 0,
     async stop() {
       Atomics.store(ctl, CONTROL_STOP, 1);
+      EventChannels.attach(evtchn).kick(opts.domid); // wake a vCPU sleeping in WFI now rather than within 1 s
       // A vCPU idling in WFI rechecks the stop flag at least every second (machine.ts MAX_IDLE_MS).
       const timer = setTimeout(() => void worker.terminate(), 2000); // a guest that never reaches a safe point
       await exited;

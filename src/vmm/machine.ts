@@ -55,6 +55,7 @@ export class Machine {
   private crashMsg: string | null = null;
   private wfiSleeps = 0;
   private lastDoorbell = NaN;
+  private stopRequested = false;
   private receiverListening = false;
 
   constructor(private readonly opts: MachineOptions) {
@@ -124,6 +125,11 @@ export class Machine {
    * while the common case (a guest polling FR) costs one Atomics.load instead of a scan of every port.
    */
   private pollEvents(): void {
+    // A guest spinning on the UART never returns to the run loop: notice stop() here too.
+    if (this.opts.shouldStop?.() && !this.stopRequested) {
+      this.stopRequested = true;
+      this.vcpu.requestStop();
+    }
     const db = this.opts.evtchn.doorbell(this.opts.domid);
     if (db !== this.lastDoorbell) {
       this.lastDoorbell = db;
@@ -160,6 +166,7 @@ export class Machine {
         return { reason: 'crashed', message: `vCPU error: ${(e as Error).message}` };
       }
       if (this.crashMsg !== null) return { reason: 'crashed', message: `d${domid} crashed: ${this.crashMsg}` };
+      if (this.stopRequested) return { reason: 'stopped' };
       if (exit.kind === 'psci') return { reason: exit.action === 'poweroff' ? 'poweroff' : 'reset' };
       if (exit.kind === 'error') return { reason: 'crashed', message: `d${domid}: ${exit.message}` };
       if (exit.kind === 'stopped') return { reason: 'stopped' };
