@@ -180,7 +180,9 @@ const U64_MASK = (1n << 64n) - 1n;
 export class Uc {
   readonly lib: UnicornLibrary;
   private h: UcHandle;
-  private readonly keep: unknown[] = []; // registered callbacks and mapped buffers: keep them alive as long as the engine
+  private readonly keep: unknown[] = []; // mapped buffers and contexts: keep them alive as long as the engine
+  private readonly callbacks: unknown[] = []; // koffi trampolines (a bounded pool): released in close()
+  private readonly contexts: unknown[] = []; // uc_context_alloc'd blobs: uc_context_free'd in close()
   private readonly r64 = new BigUint64Array(1);
   private readonly cp = new Uint8Array(32);
   private readonly cpView = new DataView(this.cp.buffer);
@@ -270,7 +272,7 @@ export class Uc {
 
   private register(fn: (...a: never[]) => unknown, proto: unknown): unknown {
     const cb = koffi.register(fn as (...a: unknown[]) => unknown, koffi.pointer(proto as TypeObject));
-    this.keep.push(cb);
+    this.callbacks.push(cb);
     return cb;
   }
 
@@ -335,7 +337,7 @@ export class Uc {
     this.check(this.lib.api.uc_context_alloc(this.h, out), 'uc_context_alloc');
     const size = Number(this.lib.api.uc_context_size(this.h));
     const bytes = new Uint8Array(koffi.view(out[0], size));
-    this.keep.push(out[0]);
+    this.contexts.push(out[0]);
     return { ctx: out[0], bytes };
   }
 
@@ -348,7 +350,9 @@ export class Uc {
     this.closed = true;
     this.lib.api.uc_close(this.h);
     this.h = null;
-    // Callbacks are left registered: koffi trampolines are a bounded resource but the engine may be re-created in
-    // the same thread only a few times (tests), and unregistering after uc_close is harmless yet not needed.
+    // After uc_close nothing can call the trampolines any more; give them back to koffi's bounded pool.
+    for (const cb of this.callbacks.splice(0)) koffi.unregister(cb as bigint);
+    for (const c of this.contexts.splice(0)) this.lib.api.uc_context_free(c);
+    this.keep.length = 0;
   }
 }
