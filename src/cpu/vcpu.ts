@@ -46,6 +46,10 @@ export const HCR_EL2_BASE = (1n << 31n) | (1n << 4n) | (1n << 3n);
 export const HCR_EL2_VI = 1n << 7n;
 /** Identical back-to-back synchronous exceptions before the vCPU is declared looping. */
 export const SYNC_LOOP_LIMIT = 1000;
+/** Exceptions UC_HOOK_INTR reports that are synchronous to an instruction. */
+const SYNC_EXCEPTIONS: ReadonlySet<number> = new Set([
+  EXCP.UDEF, EXCP.SWI, EXCP.PREFETCH_ABORT, EXCP.DATA_ABORT, EXCP.BKPT, EXCP.HVC,
+]);
 
 export class UnicornVcpu implements Vcpu {
   readonly uc: Uc;
@@ -86,6 +90,15 @@ export class UnicornVcpu implements Vcpu {
   }
 
   private onIntr(intno: number): void {
+    if (this.pendingAbort && SYNC_EXCEPTIONS.has(intno)) {
+      // A refused access earlier in program order comes first: take its abort instead of this exception, which is
+      // taken again when the guest returns (an SVC/HVC leaves PC after itself: rewind to re-execute it). So a user
+      // process whose access was refused gets its abort from EL0, as with Xen, not inside the syscall it makes next.
+      if (intno === EXCP.SWI || intno === EXCP.HVC) this.uc.setReg(REG.PC, this.uc.reg(REG.PC) - 4n);
+      this.deliverAbort();
+      this.hooks.safePoint();
+      return;
+    }
     if (intno === EXCP.HVC) {
       this.stats.hvc++;
       const fid = Number(this.uc.reg(REG.X0) & 0xffffffffn);
