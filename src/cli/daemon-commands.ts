@@ -80,22 +80,15 @@ export function registerDaemonCommands(program: Command): void {
     .addOption(runDirOpt())
     .option('-n, --name <name>', 'domain name')
     .option('--tcp <host:port>', 'also expose the console as raw TCP (loopback addresses only)')
-    .addOption(new Option('--program <name>', 'a built-in test guest instead of a config').hideHelp())
-    .addOption(new Option('--count <n>', 'test guest argument').hideHelp())
-    .addOption(new Option('--seed <n>', 'test guest argument').hideHelp())
-    .action(async (config: string | undefined, opts: { runDir?: string; name?: string; tcp?: string; program?: string; count?: string; seed?: string }) => {
+    .action(async (config: string | undefined, opts: { runDir?: string; name?: string; tcp?: string }) => {
       const runDir = await runDirOf(opts);
       const { ensureDaemon, controlRequest } = await import('../console/client.js');
       try {
         await ensureDaemon(runDir);
-        const args: Record<string, number> = {};
-        if (opts.count !== undefined) args.count = Number(opts.count);
-        if (opts.seed !== undefined) args.seed = Number(opts.seed);
         const req = {
           op: 'up' as const,
           ...(opts.name ? { name: opts.name } : {}),
           ...(config ? { config: resolve(config) } : {}),
-          ...(opts.program ? { program: opts.program as never, ...(Object.keys(args).length ? { args } : {}) } : {}),
           ...(opts.tcp ? { tcp: opts.tcp } : {}),
         };
         const res = await controlRequest(runDir, req);

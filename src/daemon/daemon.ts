@@ -18,7 +18,8 @@ import { ConsoleRingBackend, XENCONSOLE_CONNECTED } from '../xen/ring.js';
 import { NR_MAGIC_PAGES, VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { Console, type OverflowPolicy } from '../console/console.js';
 import { ConsoleBackend } from '../console/backend.js';
-import { ConfigError, loadConfig } from '../toolstack/config.js';
+import { ConfigError, defaultGuestConfig, loadConfig, type GuestConfig } from '../toolstack/config.js';
+import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { DurableLog, type TimestampMode } from './durable-log.js';
 import { EVTCHN_GEOMETRY, defaultLogDir, ensurePrivateDir, ensureSubdir, magicShmName, runPaths, type RunPaths } from './paths.js';
 import { LineReader, parseRequest, type DomainInfo, type Request, type Response } from './protocol.js';
@@ -422,24 +423,23 @@ export class Daemon {
     return out;
   }
 
+  /** Fetch progress is worth a line in the daemon's output; "already present" is not. */
+  private fetchLog(m: string): void {
+    if (!/nothing to fetch|library present/.test(m)) this.say(m.replace(/^vpl011: /, ''));
+  }
+
   private async up(req: Extract<Request, { op: 'up' }>): Promise<Response> {
     const records = listRecords(this.paths.domainsDir);
-    let guest: DomainSpec['guest'];
-    let name: string;
-    if (req.program) {
-      guest = { kind: 'program', program: req.program, args: req.args ?? {} };
-      name = req.name ?? req.program;
-    } else {
-      let config;
-      try {
-        config = req.config ? loadConfig(req.config) : undefined;
-      } catch (e) {
-        if (e instanceof ConfigError) return { ok: false, error: e.message };
-        return { ok: false, error: `config: ${(e as Error).message}` };
-      }
-      guest = { kind: 'config', ...(config ? { config } : {}) };
-      name = req.name ?? config?.name ?? 'guest';
+    let config: GuestConfig;
+    try {
+      // No config: `vpl011 run`'s default guest (Debian's kernel + our initramfs), fetched into the cache if missing.
+      config = req.config ? loadConfig(req.config) : defaultGuestConfig(await ensureGuestImages({ log: (m) => this.fetchLog(m) }));
+      await ensureUnicorn({ log: (m) => this.fetchLog(m) });
+    } catch (e) {
+      if (e instanceof ConfigError) return { ok: false, error: e.message };
+      return { ok: false, error: `config: ${(e as Error).message}` };
     }
+    const name = req.name ?? config.name;
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) return { ok: false, error: `name: ${JSON.stringify(name)} is not a valid domain name` };
     if (records.some((r) => r.name === name) || [...this.served.values()].some((s) => s.rec.name === name)) {
       return { ok: false, error: `name: a domain called ${name} already exists` };
@@ -461,7 +461,7 @@ export class Daemon {
       evtchnShm: this.paths.evtchnShm,
       evtchnSize: this.evtchnMap!.size,
       magicShm: magicShmName(this.paths, domid, instance),
-      guest,
+      config,
       ...(req.tcp ? { tcp: req.tcp } : {}),
     };
     const specPath = join(this.paths.domainsDir, `${domid}.spec.json`);

@@ -1,21 +1,23 @@
 // The domain host: one process per domain started by `vpl011 up` (spawned detached by the daemon), so that domains
-// outlive the daemon (issue #4 item 3). It owns the domain's shared memory (the 4 magic pages, mapped into the
-// guest), runs the vCPU in a worker thread, publishes its record, and on destroy (SIGTERM) or guest exit unwinds:
-// stop the vCPU, domain_vpl011_deinit (in the vCPU thread), record the final state, wait for the daemon to drain
-// the ring (it removes the record), then unlink the shm object and exit.
-import { existsSync, readFileSync } from 'node:fs';
+// outlive the daemon (issue #4 item 3). It owns the domain's shared memory (the 4 magic pages, a cross-process shm
+// object the daemon maps too), builds the guest with the toolstack, runs it on the VMM (src/vmm/worker.ts: unicorn,
+// the vpl011 traps, the vGIC) in a worker thread over those pages and the hypervisor-wide event-channel table,
+// publishes its record, and on destroy (SIGTERM) or guest exit unwinds: stop the vCPU, free the guest's event
+// channel (domain_vpl011_deinit's evtchn_close), record the final state, wait for the daemon to drain the ring (it
+// removes the record), then unlink the shm object and exit.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { FutexWaker } from '../host/futex.js';
 import { openSharedMapping, type SharedMapping } from '../host/shm.js';
-import { EventChannels } from '../xen/evtchn.js';
+import { ECS_FREE, EventChannels } from '../xen/evtchn.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
+import { buildGuest } from '../toolstack/build.js';
 import type { GuestConfig } from '../toolstack/config.js';
-import { checkProgram, type ProgramArgs, type ProgramExit, type ProgramName } from './guest-programs.js';
-import type { GuestWorkerData, GuestWorkerMessage } from './guest-worker.js';
+import { CONTROL_BYTES, CONTROL_STOP, type WorkerInit } from '../vmm/control.js';
+import type { DomainExit } from '../vmm/domain-thread.js';
 import { runPaths } from './paths.js';
 import { INSTANCE_RE, NAME_RE, readRecord, recordPath, removeRecord, writeRecord, type DomainRecord } from './records.js';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 
 export interface DomainSpec {
   domid: number;
@@ -25,12 +27,15 @@ export interface DomainSpec {
   evtchnShm: string;
   evtchnSize: number;
   magicShm: string;
-  guest: { kind: 'program'; program: ProgramName; args: ProgramArgs } | { kind: 'config'; config?: GuestConfig };
+  /** The validated guest config (the daemon resolved the default guest's paths). */
+  config: GuestConfig;
   tcp?: { host: string; port: number };
 }
 
 /** How long a finished domain waits for a daemon to drain its last output before giving up. */
 const DRAIN_WAIT_MS = 60_000;
+/** After a stop request, how long the vCPU gets to reach a safe point before its thread is terminated. */
+const STOP_GRACE_MS = 3_000;
 
 function validateSpec(v: unknown): DomainSpec {
   const s = v as DomainSpec;
@@ -42,18 +47,68 @@ function validateSpec(v: unknown): DomainSpec {
   if (typeof s.runDir !== 'string') throw bad('runDir');
   if (typeof s.evtchnShm !== 'string' || typeof s.magicShm !== 'string') throw bad('shm names');
   if (!Number.isInteger(s.evtchnSize) || s.evtchnSize <= 0) throw bad('evtchnSize');
-  if (typeof s.guest !== 'object' || s.guest === null) throw bad('guest');
-  if (s.guest.kind === 'program') {
-    const e = checkProgram(s.guest.program, s.guest.args);
-    if (e) throw new Error(`domain spec: guest.${e}`);
-  } else if (s.guest.kind !== 'config') throw bad('guest.kind');
+  const c = s.config;
+  if (typeof c !== 'object' || c === null) throw bad('config');
+  if (c.kind !== 'linux' && c.kind !== 'bare') throw bad('config.kind');
+  if (typeof c.kernel !== 'string' || (c.ramdisk !== undefined && typeof c.ramdisk !== 'string')) throw bad('config.kernel');
+  if (!Number.isInteger(c.memoryMiB) || c.memoryMiB <= 0) throw bad('config.memoryMiB');
+  if (c.mmioPolicy !== 'abort' && c.mmioPolicy !== 'crash-domain') throw bad('config.mmioPolicy');
+  if (c.vuart !== 'sbsa_uart' && c.vuart !== 'pl011') throw bad('config.vuart');
   return s;
+}
+
+/** Run the guest on the VMM in a worker thread until it ends or `stopRequested` resolves. */
+async function runGuest(
+  spec: DomainSpec,
+  evtchnMap: SharedMapping,
+  evtchn: EventChannels,
+  magic: SharedMapping,
+  onPort: (port: number) => void,
+  stopRequested: Promise<void>,
+): Promise<DomainExit> {
+  const config = spec.config;
+  const image = await buildGuest(config);
+  const control = new SharedArrayBuffer(CONTROL_BYTES);
+  const init: WorkerInit = {
+    domid: spec.domid,
+    name: spec.name,
+    image,
+    policy: config.mmioPolicy,
+    evtchn: { address: evtchnMap.address, size: evtchnMap.size },
+    magicPages: { address: magic.address, size: magic.size },
+    control,
+    profile: config.vuart === 'pl011' ? 'pl011' : 'sbsa',
+  };
+  const worker = new Worker(new URL('../vmm/worker.js', import.meta.url), { workerData: init });
+  let stopping = false;
+  void stopRequested.then(() => {
+    stopping = true;
+    Atomics.store(new Int32Array(control), CONTROL_STOP, 1);
+    evtchn.kick(spec.domid); // wake a vCPU sleeping in WFI now
+    // A guest that never reaches a safe point (no MMIO, no TB boundary check) is cut off.
+    setTimeout(() => void worker.terminate(), STOP_GRACE_MS).unref();
+  });
+  return new Promise<DomainExit>((resolve) => {
+    let done: DomainExit | undefined;
+    worker.on('message', (m: { type: string; port?: number; exit?: DomainExit }) => {
+      if (m.type === 'vuart' && typeof m.port === 'number') onPort(m.port);
+      else if (m.type === 'exit' && m.exit) done = m.exit;
+    });
+    worker.on('error', (e) => (done ??= { reason: 'crashed', message: `vCPU thread: ${e.message}` }));
+    worker.on('exit', () => resolve(done ?? (stopping ? { reason: 'stopped' } : { reason: 'crashed', message: 'vCPU thread ended without an exit report' })));
+  });
 }
 
 export async function runDomainHost(specPath: string): Promise<number> {
   const spec = validateSpec(JSON.parse(readFileSync(specPath, 'utf8')));
   const paths = runPaths(spec.runDir);
   const say = (m: string) => process.stderr.write(`vpl011 domain-host d${spec.domid} (${spec.name}): ${m}\n`);
+
+  let requestStop!: () => void;
+  const stopRequested = new Promise<void>((r) => (requestStop = r));
+  process.on('SIGTERM', () => requestStop());
+  process.on('SIGINT', () => requestStop());
+  process.on('SIGHUP', () => {});
 
   const evtchnMap = openSharedMapping(spec.evtchnShm, { size: spec.evtchnSize });
   const evtchn = EventChannels.attach(evtchnMap.buffer, new FutexWaker(evtchnMap));
@@ -68,51 +123,24 @@ export async function runDomainHost(specPath: string): Promise<number> {
     state: 'starting',
     magicShm: spec.magicShm,
     vuartPort: 0,
-    summary: spec.guest.kind === 'program' ? `program ${spec.guest.program}` : `${spec.guest.config?.kind ?? 'linux'} ${spec.guest.config?.kernel ?? '(default guest)'}`,
+    summary: `${spec.config.kind} ${spec.config.kernel}`,
     ...(spec.tcp ? { tcp: spec.tcp } : {}),
     startedAt: new Date().toISOString(),
   };
   writeRecord(paths.domainsDir, rec);
 
-  const control = new SharedArrayBuffer(4);
-  let exitInfo: ProgramExit;
-  if (spec.guest.kind === 'program') {
-    const data: GuestWorkerData = {
-      domid: spec.domid,
-      name: spec.name,
-      evtchnAddress: evtchnMap.address,
-      evtchnSize: evtchnMap.size,
-      magicAddress: magic.address,
-      program: spec.guest.program,
-      args: spec.guest.args,
-      control,
-    };
-    const worker = new Worker(new URL('./guest-worker.js', import.meta.url), { workerData: data });
-    const stop = () => {
-      Atomics.store(new Int32Array(control), 0, 1);
-      evtchn.kick(spec.domid); // wake the vCPU from its WFI sleep
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-    process.on('SIGHUP', () => {});
-    exitInfo = await new Promise<ProgramExit>((resolve) => {
-      worker.on('message', (m: GuestWorkerMessage) => {
-        if (m.type === 'port') {
-          rec.vuartPort = m.port;
-          rec.state = 'running';
-          writeRecord(paths.domainsDir, rec);
-        } else if (m.type === 'log') say(m.message);
-        else if (m.type === 'exit') resolve(m.exit);
-      });
-      worker.on('error', (e) => resolve({ reason: 'crashed', message: `vCPU thread: ${e.message}` }));
-      worker.on('exit', () => resolve({ reason: 'crashed', message: 'vCPU thread exited' }));
-    });
-    await worker.terminate();
-  } else {
-    // Real guests run through the VMM (src/vmm/) once it can place the magic pages and the event-channel table in
-    // these mappings; until then this path reports why it cannot run.
-    exitInfo = { reason: 'crashed', message: 'running a guest image under the daemon needs the VMM shared-memory option (not available yet)' };
+  let exitInfo: DomainExit;
+  try {
+    exitInfo = await runGuest(spec, evtchnMap, evtchn, magic, (port) => {
+      rec.vuartPort = port;
+      rec.state = 'running';
+      writeRecord(paths.domainsDir, rec);
+    }, stopRequested);
+  } catch (e) {
+    exitInfo = { reason: 'crashed', message: (e as Error).message };
   }
+  // domain_vpl011_deinit's evtchn_close, for the hypervisor-wide table: the vCPU thread's Domain is gone with it.
+  if (rec.vuartPort > 0 && evtchn.state(spec.domid, rec.vuartPort) !== ECS_FREE) evtchn.close(spec.domid, rec.vuartPort);
 
   rec.state = exitInfo.reason === 'crashed' ? 'crashed' : 'shutdown';
   rec.reason = exitInfo.reason;

@@ -1,7 +1,7 @@
 // The control protocol (docs/DAEMON.md): newline-delimited JSON on <run>/control.sock, one response line per request.
 // Requests come from any process that can reach the socket: each is parsed and validated here, field by field, and
 // answered with {ok:false, error} when wrong. The daemon never dies of a client.
-import { checkProgram, type ProgramArgs, type ProgramName } from './guest-programs.js';
+import { isAbsolute } from 'node:path';
 import { NAME_RE } from './records.js';
 
 /** A request line longer than this is refused (and the connection closed): bounded buffering per client. */
@@ -13,9 +13,8 @@ export type Request =
   | {
       op: 'up';
       name?: string;
+      /** An absolute path to a guest config file; none: the default guest. */
       config?: string;
-      program?: ProgramName;
-      args?: ProgramArgs;
       tcp?: { host: string; port: number };
     }
   | { op: 'destroy'; domain: string }
@@ -71,7 +70,7 @@ export function parseRequest(line: string): Request | string {
   const allowed: Record<string, string[]> = {
     ping: ['op'],
     list: ['op'],
-    up: ['op', 'name', 'config', 'program', 'args', 'tcp'],
+    up: ['op', 'name', 'config', 'tcp'],
     destroy: ['op', 'domain'],
     attach: ['op', 'domain', 'readOnly'],
   };
@@ -98,16 +97,10 @@ export function parseRequest(line: string): Request | string {
         out.name = r.name;
       }
       if (r.config !== undefined) {
-        if (typeof r.config !== 'string' || r.config.length === 0 || r.config.length > 4096) return 'config: expected a file path';
+        // Absolute: the daemon's working directory is not the client's.
+        if (typeof r.config !== 'string' || r.config.length > 4096 || !isAbsolute(r.config)) return 'config: expected an absolute file path';
         out.config = r.config;
       }
-      if (r.program !== undefined) {
-        if (out.config !== undefined) return 'program: give either a config or a program, not both';
-        const err = checkProgram(r.program, r.args);
-        if (err) return err;
-        out.program = r.program as ProgramName;
-        if (r.args !== undefined) out.args = r.args as ProgramArgs;
-      } else if (r.args !== undefined) return 'args: only with a program';
       if (r.tcp !== undefined) {
         if (typeof r.tcp !== 'string') return 'tcp: expected "127.0.0.1:PORT"';
         const t = parseTcp(r.tcp);

@@ -16,7 +16,7 @@ export interface DomainRecord {
   magicShm: string;
   /** The guest-side event-channel port of the vuart (what XEN_DOMCTL_vuart_op returns). */
   vuartPort: number;
-  /** e.g. "program stream" or "linux /path/Image". */
+  /** e.g. "linux /path/Image" or "bare /path/stream.bin". */
   summary: string;
   /** Loopback TCP endpoint the daemon should expose this console on, if any. */
   tcp?: { host: string; port: number };

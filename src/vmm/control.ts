@@ -2,13 +2,23 @@
 // Kept out of worker.ts, whose top level runs the machine: importing it from the main thread would start one there.
 import type { GuestImage } from '../toolstack/guest-image.js';
 
+/**
+ * Memory mapped in this process from a cross-process shm object (src/host/shm.ts SharedMapping), passed to the
+ * worker by address: a worker shares the process's address space, and views it with koffi.
+ */
+export interface MappedMemory {
+  address: bigint;
+  size: number;
+}
+
 export interface WorkerInit {
   domid: number;
   name: string;
   image: GuestImage;
   policy: 'abort' | 'crash-domain';
-  evtchn: SharedArrayBuffer;
-  magicPages: SharedArrayBuffer;
+  /** The event-channel table: a SAB, or a shared mapping (woken across processes with futexes). */
+  evtchn: SharedArrayBuffer | MappedMemory;
+  magicPages: SharedArrayBuffer | MappedMemory;
   /** Word 0: set to 1 by the main thread to stop the vCPU. Word 1: vuart receiver listening (set by the vCPU). */
   control: SharedArrayBuffer;
   profile: 'sbsa' | 'pl011';

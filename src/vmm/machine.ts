@@ -32,7 +32,11 @@ export interface MachineOptions {
   image: GuestImage;
   policy?: RefusedAccessPolicy;
   evtchn: EventChannels;
-  magicPages: SharedArrayBuffer;
+  /**
+   * The 4 magic pages: a SharedArrayBuffer (`vpl011 run`: the backend is a thread of this process) or the view of a
+   * cross-process MAP_SHARED mapping (the daemon's domain host, src/host/shm.ts: the backend is another process).
+   */
+  magicPages: SharedArrayBuffer | ArrayBuffer;
   /** The console backend's domain (dom0). */
   backendDomid?: number;
   libraryPath?: string;
@@ -63,7 +67,7 @@ export class Machine {
     this.domain = new Domain({ domid: opts.domid, name: opts.name, vgic: this.gic, evtchn: opts.evtchn, policy: opts.policy ?? 'abort' });
     this.domain.mmio.register(GUEST_GICD_BASE, GUEST_GICD_SIZE, this.gic.distributor, 'gicd');
     this.domain.mmio.register(GUEST_GICC_BASE, GUEST_GICC_SIZE, this.gic.cpuInterface, 'gicc');
-    this.domain.addMemory({ name: 'magic', base: GUEST_MAGIC_BASE, size: NR_MAGIC_PAGES * XEN_PAGE_SIZE, buffer: opts.magicPages, byteOffset: 0 });
+    this.domain.addMemory({ name: 'magic', base: GUEST_MAGIC_BASE, size: NR_MAGIC_PAGES * XEN_PAGE_SIZE, buffer: opts.magicPages, byteOffset: 0, shared: true });
     this.vuartPort = domainVpl011Init(this.domain, {
       consoleDomid: opts.backendDomid ?? 0,
       gfn: GUEST_VUART_GFN,
@@ -109,7 +113,10 @@ export class Machine {
     }
     // The SAB's backing store never moves and this Machine (through the Uc) keeps it referenced, so the raw pointer
     // unicorn keeps stays valid until close().
-    v.mapShared(GUEST_MAGIC_BASE, opts.magicPages);
+    // A shared mapping's view is external memory that stays mapped until its owner (the domain host) closes it,
+    // after this Machine.
+    if (opts.magicPages instanceof SharedArrayBuffer) v.mapShared(GUEST_MAGIC_BASE, opts.magicPages);
+    else v.uc.memMapPtr(GUEST_MAGIC_BASE, opts.magicPages);
     for (const r of this.domain.mmio.list()) v.mapMmio(r.base, r.size);
     v.reset(BigInt(image.entry), BigInt(image.x0));
   }

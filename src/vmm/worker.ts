@@ -3,6 +3,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Machine } from './machine.js';
 import { EventChannels } from '../xen/evtchn.js';
+import { viewOf } from '../host/libc.js';
+import { FutexWaker } from '../host/futex.js';
 import { CONTROL_RX_LISTENING, CONTROL_STOP, type WorkerInit } from './control.js';
 
 const init = workerData as WorkerInit;
@@ -10,9 +12,12 @@ const port = parentPort!;
 const control = new Int32Array(init.control);
 let machine: Machine | undefined;
 try {
-  const evtchn = EventChannels.attach(init.evtchn);
+  const evtchn = init.evtchn instanceof SharedArrayBuffer
+    ? EventChannels.attach(init.evtchn)
+    : EventChannels.attach(viewOf(init.evtchn.address, init.evtchn.size), new FutexWaker(init.evtchn));
+  const magicPages = init.magicPages instanceof SharedArrayBuffer ? init.magicPages : viewOf(init.magicPages.address, init.magicPages.size);
   machine = new Machine({
-    domid: init.domid, name: init.name, image: init.image, policy: init.policy, evtchn, magicPages: init.magicPages,
+    domid: init.domid, name: init.name, image: init.image, policy: init.policy, evtchn, magicPages,
     ...(init.libraryPath ? { libraryPath: init.libraryPath } : {}),
     profile: init.profile,
     shouldStop: () => Atomics.load(control, CONTROL_STOP) !== 0,

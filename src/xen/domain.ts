@@ -37,6 +37,12 @@ export interface GuestMemoryRegion {
   readonly buffer: ArrayBuffer | SharedArrayBuffer;
   /** Where the region starts inside buffer. */
   readonly byteOffset: number;
+  /**
+   * The buffer is shared memory although it is not a SharedArrayBuffer: a MAP_SHARED mapping viewed as a plain
+   * ArrayBuffer (src/host/shm.ts), which the console daemon maps from its own process (xenforeignmemory_map).
+   * Within one process only a SharedArrayBuffer can be shared between threads, hence the flag.
+   */
+  readonly shared?: boolean;
 }
 
 export class DomainError extends Error {
@@ -161,7 +167,8 @@ export class Domain {
 
   /**
    * The backing of one guest page (what the backend's xenforeignmemory_map gives): the buffer and the byte offset
-   * of the page in it. Only SharedArrayBuffer-backed pages can be shared with another thread.
+   * of the page in it. Only SharedArrayBuffer-backed pages, or regions flagged `shared` (cross-process mappings),
+   * can be shared with the backend.
    */
   mapGuestPage(gfn: number): { buffer: ArrayBuffer | SharedArrayBuffer; byteOffset: number; shared: boolean } {
     if (!Number.isSafeInteger(gfn) || gfn < 0 || gfn > Number.MAX_SAFE_INTEGER / XEN_PAGE_SIZE) {
@@ -173,7 +180,7 @@ export class Domain {
     return {
       buffer: r.buffer,
       byteOffset: r.byteOffset + (gpa - r.base),
-      shared: typeof SharedArrayBuffer !== 'undefined' && r.buffer instanceof SharedArrayBuffer,
+      shared: r.shared === true || (typeof SharedArrayBuffer !== 'undefined' && r.buffer instanceof SharedArrayBuffer),
     };
   }
 
@@ -184,7 +191,7 @@ export class Domain {
   prepareRingForHelper(gfn: number): ConsoleRing {
     const page = this.mapGuestPage(gfn);
     if (!page.shared) {
-      throw new DomainError('EINVAL', `gfn ${hex(gfn)} is not in a shareable (SharedArrayBuffer) region`);
+      throw new DomainError('EINVAL', `gfn ${hex(gfn)} is not in a shareable (SharedArrayBuffer or shared mapping) region`);
     }
     return new ConsoleRing(page.buffer, page.byteOffset);
   }
