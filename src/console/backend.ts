@@ -2,8 +2,20 @@
 // serves, runs the consoles whose port fired (or that asked for another turn) and sleeps when nothing is left.
 // Wakeups follow the evtchn rule: read the doorbell, dispatch (clears pending before each handler), then sleep
 // only while the doorbell is unchanged, so no notification is lost between the dispatch and the sleep.
+//
+// Lingering (docs/PERF.md): a backend that sleeps as soon as the ring is empty is woken for nearly every byte of a
+// stream (the vpl011 notifies on OUT empty -> non-empty), and each wake is an Atomics.notify in the vCPU thread plus
+// an event-loop wake-up here. So after a turn that moved data the loop keeps polling, one event-loop turn at a time
+// (setImmediate, so I/O and timers still run), for LINGER_MS before it sleeps. While it polls it is not counted as a
+// waiter (src/xen/evtchn.ts), so the guest's notifies cost a few atomics and no wake; each turn takes whatever
+// accumulated meanwhile. An idle console (no data) never lingers, so idle CPU is unchanged.
 import type { EventChannels } from '../xen/evtchn.js';
 import type { Console } from './console.js';
+
+import { performance } from 'node:perf_hooks';
+
+/** How long the loop keeps polling after the last turn that moved data (see above). */
+export const LINGER_MS = 1;
 
 interface Served {
   console: Console;
@@ -68,6 +80,7 @@ export class ConsoleBackend {
   }
 
   private async loop(): Promise<void> {
+    let lingerUntil = 0;
     while (this.running) {
       const tables = this.tables();
       const doorbells = tables.map((t) => t.doorbell(this.domid));
@@ -76,10 +89,17 @@ export class ConsoleBackend {
         const batch = [...this.runnable];
         this.runnable.clear();
         for (const c of batch) if (c.service()) this.runnable.add(c);
+        lingerUntil = performance.now() + LINGER_MS;
         // Yield to I/O between turns (sinks drain, input arrives), then go round again.
         await new Promise<void>((r) => setImmediate(r));
         continue;
       }
+      if (lingerUntil !== 0 && performance.now() < lingerUntil) {
+        // Data moved a moment ago: more is likely on its way. Look again next turn instead of sleeping.
+        await new Promise<void>((r) => setImmediate(r));
+        continue;
+      }
+      lingerUntil = 0;
       // Sleep until any table's doorbell moves or someone kicks us (new console, input, a drained sink, stop).
       await new Promise<void>((resolve) => {
         let done = false;

@@ -109,8 +109,8 @@ function runCase(lib: UnicornLibrary, entry: number, el0Entry: number, layout: R
     const se = new SyncEntry(u, undefined, layout);
     const timer = new VirtTimer(u);
     const res: CaseResult = { intr: [], msrSeen: 0, err: 0, pc: 0n, envOffset: se.envOffset };
-    u.hookMsr((op0, op1, crn, crm, op2, cp) => {
-      const hit = timer.msr(op0, op1, crn, crm, op2, () => Uc.msrValue(cp));
+    u.hookMsr((op0, op1, crn, crm, op2) => {
+      const hit = timer.msr(op0, op1, crn, crm, op2);
       if (hit) res.msrSeen++;
       timer.poll();
       return hit;

@@ -121,7 +121,9 @@ const protos = {
   mmioRead: koffi.proto('uint64_t vpl011_uc_mmio_read_cb(void *uc, uint64_t offset, unsigned int size, void *user)'),
   mmioWrite: koffi.proto('void vpl011_uc_mmio_write_cb(void *uc, uint64_t offset, unsigned int size, uint64_t value, void *user)'),
   intr: koffi.proto('void vpl011_uc_intr_cb(void *uc, uint32_t intno, void *user)'),
-  sys: koffi.proto('uint32_t vpl011_uc_sys_cb(void *uc, int reg, void *cp_reg, void *user)'),
+  // cp_reg is declared as an integer (the same register in the C ABI): koffi then hands over its address as a plain
+  // number, with no External object per call, and hookMsr reads the struct through a cached view (see there).
+  sys: koffi.proto('uint32_t vpl011_uc_sys_cb(void *uc, int reg, uint64_t cp_reg, void *user)'),
   memInvalid: koffi.proto('bool vpl011_uc_meminv_cb(void *uc, int type, uint64_t address, int size, int64_t value, void *user)'),
 };
 
@@ -171,8 +173,11 @@ export function loadUnicorn(path: string): UnicornLibrary {
 
 export type MmioReadFn = (offset: number, size: number) => number;
 export type MmioWriteFn = (offset: number, size: number, value: number, valueHigh: number) => void;
-/** Return true to skip the MSR's own effect (unicorn: the hook's return value 1). */
-export type MsrFn = (op0: number, op1: number, crn: number, crm: number, op2: number, cpReg: unknown) => boolean;
+/**
+ * Return true to skip the MSR's own effect (unicorn: the hook's return value 1). The value being written is
+ * Uc.msrValue(), valid only during the call.
+ */
+export type MsrFn = (op0: number, op1: number, crn: number, crm: number, op2: number) => boolean;
 
 const U64_MASK = (1n << 64n) - 1n;
 
@@ -299,27 +304,44 @@ export class Uc {
     this.check(this.lib.api.uc_hook_add(this.h, [0], UC_HOOK_INTR, cb, null, 1n, 0n), 'hook INTR');
   }
 
-  /** UC_HOOK_INSN for MSR: fires on every MSR (about 120k per Linux boot), so `fn` gets the 5 raw fields only. */
+  /**
+   * UC_HOOK_INSN for MSR: fires on every MSR (about 120k per Linux boot, and on every `msr daif` of a spinlock), so
+   * the trampoline must not allocate. unicorn's helper_uc_hooksys64 passes a pointer to its own stack local
+   * `uc_arm64_cp_reg { u32 crn, crm, op0, op1, op2; u64 val; }`; the helper is always called from the same TB
+   * frame, so the address repeats: the struct is read through a Uint32Array view made once per distinct address
+   * (koffi.decode would build an array per call: ~0.7 us against ~0.13 us for the bare round trip, unicorn-notes §4).
+   */
   hookMsr(fn: MsrFn): void {
     const cb = this.register(
-      ((_uc: unknown, _reg: number, cp: unknown) => {
-        const a = koffi.decode(cp, 'uint32_t', 5) as number[]; // crn, crm, op0, op1, op2
-        return fn(a[2]!, a[3]!, a[0]!, a[1]!, a[4]!, cp) ? 1 : 0;
+      ((_uc: unknown, _reg: number, cp: number | bigint) => {
+        let v = this.msrView;
+        if (cp !== this.msrAddr) {
+          v = this.msrView = new Uint32Array(koffi.view(cp, 32));
+          this.msrAddr = cp;
+          this.msrViews++;
+        }
+        return fn(v[2]!, v[3]!, v[0]!, v[1]!, v[4]!) ? 1 : 0;
       }) as never,
       protos.sys,
     );
     this.check(this.lib.api.uc_hook_add(this.h, [0], UC_HOOK_INSN, cb, null, 1n, 0n, 'int', UC_ARM64_INS_MSR), 'hook MSR');
   }
 
+  private msrAddr: number | bigint = -1;
+  private msrView = new Uint32Array(8);
+  /** Distinct cp_reg addresses seen by the MSR hook (a view is made for each; expected: one or two). */
+  msrViews = 0;
+
+  /** The value the current MSR hook call is writing (uc_arm64_cp_reg.val at byte 24). Only valid inside the hook. */
+  msrValue(): bigint {
+    const v = this.msrView;
+    return (BigInt(v[7]!) << 32n) | BigInt(v[6]!);
+  }
+
   /** Accesses to unmapped/protected guest-physical memory (2.1.x passes physical addresses). Return true = handled. */
   hookMemInvalid(fn: (type: number, addr: bigint, size: number) => boolean): void {
     const cb = this.register(((_uc: unknown, type: number, addr: number | bigint, size: number) => fn(type, BigInt(addr), size)) as never, protos.memInvalid);
     this.check(this.lib.api.uc_hook_add(this.h, [0], UC_HOOK_MEM_INVALID, cb, null, 1n, 0n), 'hook MEM_INVALID');
-  }
-
-  /** The value an MSR hook is writing (uc_arm64_cp_reg.val at byte 24). */
-  static msrValue(cp: unknown): bigint {
-    return BigInt(koffi.decode(cp, 24, 'uint64_t') as number | bigint);
   }
 
   /** Never pass a timeout or count: both are unsafe on 2.1.1 (unicorn-notes §3, docs/CPU.md). Returns the uc_err. */

@@ -76,8 +76,8 @@ export class UnicornVcpu implements Vcpu {
     this.timer = new VirtTimer(u);
     this.sync1 = (intno) => this.onIntr(intno);
     u.hookIntr(this.sync1);
-    u.hookMsr((op0, op1, crn, crm, op2, cp) => {
-      const skip = this.timer.msr(op0, op1, crn, crm, op2, () => Uc.msrValue(cp));
+    u.hookMsr((op0, op1, crn, crm, op2) => {
+      const skip = this.timer.msr(op0, op1, crn, crm, op2);
       // A sysreg write ends the TB and no memory access follows before its end: a safe point (unicorn-notes §3).
       this.safe();
       return skip;

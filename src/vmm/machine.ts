@@ -7,6 +7,7 @@ import { Gicv2 } from '../xen/gicv2.js';
 import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain.js';
 import { EventChannels } from '../xen/evtchn.js';
 import { domainVpl011Init, vuartOf } from '../xen/vuart.js';
+import { FR, Reg } from '../device/spec.js';
 import {
   GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_MAGIC_BASE, GUEST_PL011_BASE,
   GUEST_TIMER_VIRT_PPI, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE,
@@ -24,6 +25,8 @@ export interface MachineStats {
   sync: number;
   hvc: number;
   aborts: number;
+  /** Times the vCPU waited for the backend instead of spinning on an unchanged FR. */
+  frStalls: number;
 }
 
 export interface MachineOptions {
@@ -49,6 +52,10 @@ export interface MachineOptions {
 }
 
 const MAX_IDLE_MS = 1000; // a WFI with no timer armed still rechecks shouldStop() this often
+/** Longest wait of a vCPU spinning on an unchanged FR (see mmioRead). */
+export const FR_STALL_MS = 1;
+/** Identical FR reads in a row (without TXFF) before the vCPU waits for the backend instead. */
+export const FR_SPIN_READS = 16;
 
 export class Machine {
   readonly domain: Domain;
@@ -61,6 +68,10 @@ export class Machine {
   private lastDoorbell = NaN;
   private stopRequested = false;
   private receiverListening = false;
+  /** FR spin detection: the last FR value read and how many times in a row (no other vpl011 access between). */
+  private lastFr = -1;
+  private frRepeats = 0;
+  private frStalls = 0;
 
   constructor(private readonly opts: MachineOptions) {
     const { image } = opts;
@@ -76,21 +87,46 @@ export class Machine {
 
     const vpl011Base = GUEST_PL011_BASE;
     const vpl011End = GUEST_PL011_BASE + XEN_PAGE_SIZE;
+    const frAddr = GUEST_PL011_BASE + Reg.FR;
     this.vcpu = new UnicornVcpu(opts.libraryPath ?? unicornLibraryPath(), {
       safePoint: () => this.safePoint(),
       mmioRead: (addr, width) => {
+        if (addr < vpl011Base || addr >= vpl011End) return this.read(addr, width);
         // A guest spinning on FR must see the backend's progress without an interrupt: run pending event handlers
         // (vpl011_notification) before each vpl011 access.
-        if (addr >= vpl011Base && addr < vpl011End) this.pollEvents();
-        const a = this.access;
-        a.addr = addr; a.width = width; a.write = false; a.value = 0;
-        const r = this.domain.handleMmio(a);
-        if (r === 'ok') return a.value;
-        if (r === 'crashed') return this.crash(this.domain.crashReason ?? 'refused access'), 0;
-        return null;
+        this.pollEvents();
+        if (addr !== frAddr) {
+          this.frRepeats = 0;
+          return this.read(addr, width);
+        }
+        let v = this.read(addr, width);
+        if (v === null || v !== this.lastFr) {
+          this.lastFr = v ?? -1;
+          this.frRepeats = 1;
+          return v;
+        }
+        // The same FR again with no other vpl011 access between: a spin. FR only changes when the backend moves data
+        // (it then notifies us), so wait for the doorbell instead of trapping millions of times, bounded like a CPU
+        // stalled on a full FIFO: IRQs and timers are at most FR_STALL_MS late (they are taken at safe points, which
+        // a tight FR loop never reaches anyway). TXFF (waiting for the backend to drain) stalls at the 2nd read; any
+        // other repeated value (an idle U-Boot on RXFE) after FR_SPIN_READS reads, so an idle polled guest sleeps too.
+        if (++this.frRepeats >= ((v & FR.TXFF) !== 0 ? 2 : FR_SPIN_READS) && !this.stopRequested) {
+          this.frStalls++;
+          this.opts.evtchn.waitSync(this.opts.domid, this.lastDoorbell, FR_STALL_MS);
+          this.pollEvents();
+          v = this.read(addr, width);
+          if (v !== this.lastFr) {
+            this.lastFr = v ?? -1;
+            this.frRepeats = 1;
+          }
+        }
+        return v;
       },
       mmioWrite: (addr, width, value) => {
-        if (addr >= vpl011Base && addr < vpl011End) this.pollEvents();
+        if (addr >= vpl011Base && addr < vpl011End) {
+          this.pollEvents();
+          this.frRepeats = 0;
+        }
         const a = this.access;
         a.addr = addr; a.width = width; a.write = true; a.value = value;
         const r = this.domain.handleMmio(a);
@@ -121,6 +157,16 @@ export class Machine {
     v.reset(BigInt(image.entry), BigInt(image.x0));
   }
 
+  /** A trapped read through the domain's bus: the value, or null for a refused access (the vCPU injects the abort). */
+  private read(addr: number, width: 1 | 2 | 4): number | null {
+    const a = this.access;
+    a.addr = addr; a.width = width; a.write = false; a.value = 0;
+    const r = this.domain.handleMmio(a);
+    if (r === 'ok') return a.value;
+    if (r === 'crashed') return this.crash(this.domain.crashReason ?? 'refused access'), 0;
+    return null;
+  }
+
   private crash(msg: string): void {
     if (this.crashMsg === null) this.crashMsg = msg;
     this.vcpu.requestStop();
@@ -146,8 +192,7 @@ export class Machine {
 
   /** Between TBs: timer, pending events, then the IRQ line. */
   private safePoint(): void {
-    const t = this.vcpu.timer.poll();
-    this.gic.setLevel(GUEST_TIMER_VIRT_PPI, t.level);
+    this.gic.setLevel(GUEST_TIMER_VIRT_PPI, this.vcpu.timer.poll());
     this.pollEvents();
     this.vcpu.setIrq(this.gic.irqOut);
     const listening = vuartOf(this.domain)?.device.receiveInterruptsUnmasked ?? false;
@@ -159,7 +204,7 @@ export class Machine {
 
   stats(): MachineStats {
     const s = this.vcpu.stats;
-    return { mmio: s.mmio, irqs: s.irqRaises, wfiSleeps: this.wfiSleeps, sync: s.sync, hvc: s.hvc, aborts: s.aborts };
+    return { mmio: s.mmio, irqs: s.irqRaises, wfiSleeps: this.wfiSleeps, sync: s.sync, hvc: s.hvc, aborts: s.aborts, frStalls: this.frStalls };
   }
 
   run(): MachineExit {
@@ -181,8 +226,10 @@ export class Machine {
       const seen = evtchn.doorbell(domid);
       this.safePoint();
       if (this.gic.irqOut) continue; // an interrupt is already due: WFI completes
-      const t = this.vcpu.timer.poll();
-      const ms = t.ticksLeft === null ? MAX_IDLE_MS : Math.min(MAX_IDLE_MS, Math.ceil(Number(t.ticksLeft * 1000n) / Number(this.vcpu.timer.freq)));
+      // Fractional milliseconds (Atomics.wait takes them): rounding a 100 us hrtimer up to 1 ms made every short
+      // kernel sleep during boot ten times longer (docs/PERF.md).
+      const left = this.vcpu.timer.msUntilDeadline();
+      const ms = left === null ? MAX_IDLE_MS : Math.min(MAX_IDLE_MS, left);
       this.wfiSleeps++;
       evtchn.waitSync(domid, seen, ms);
       this.safePoint();

@@ -15,6 +15,16 @@
 //   (waitSync/waitAsync). A notify that lands after the clear sets the word again and bumps the doorbell, so the
 //   sleeper either sees a changed doorbell (and does not sleep) or is woken by Atomics.notify: never lost.
 //   unmask() of a port that is pending bumps the doorbell (Xen's evtchn_unmask re-raises the upcall).
+//
+// Waking only sleepers (docs/PERF.md: an Atomics.notify per DR write was a third of the vCPU thread's time in a TX
+// flood, and a cross-process futex wake is a ~1 us syscall): each domain has a WAITERS word, the count of threads
+// (in any process) inside waitSync/waitAsync for that doorbell. A waiter increments it BEFORE its wait compares the
+// doorbell with `seen`, and decrements it after waking; ring() adds to the doorbell, THEN loads WAITERS and calls
+// Atomics.notify / the futex wake only if it is non-zero. All four are sequentially consistent atomics (and the
+// futex compare happens in the kernel after the waiter's locked add), so either ring() sees the waiter's count, or
+// the waiter's compare sees the new doorbell: never lost. The count may over-count (a waiter that died, a waitAsync
+// nobody resolves yet): that only costs a needless wake. The word is the unused record of port 0 (never a valid
+// port), so the table's layout and VERSION are unchanged.
 
 export type EvtchnHandler = (port: number) => void;
 
@@ -44,6 +54,8 @@ const P_REMOTE_DOM = 1;
 const P_REMOTE_PORT = 2;
 const P_PENDING = 3;
 const P_MASKED = 4;
+// In the record of port 0 (never a valid port): the domain's waiter count (see the wakeup rule above).
+const P0_WAITERS = 0;
 
 export interface EvtchnOptions {
   /** Domain ids 0..maxDomains-1 are valid. Default 16. */
@@ -378,9 +390,23 @@ export class EventChannels {
 
   private ring(domid: number): void {
     const i = HEADER_WORDS + domid;
-    Atomics.add(this.words, i, 1);
-    if (this.waker) this.waker.wake(this.words, i);
-    else Atomics.notify(this.words, i);
+    const w = this.words;
+    Atomics.add(w, i, 1);
+    // After the add (the Dekker half): a waiter counted itself before comparing the doorbell with its `seen`.
+    if (Atomics.load(w, this.portBase + domid * this.portsPerDomain * PORT_WORDS + P0_WAITERS) === 0) return;
+    if (this.waker) this.waker.wake(w, i);
+    else Atomics.notify(w, i);
+  }
+
+  /** Index of a domain's waiter count (validated domid). */
+  private waitersIndex(domid: number): number {
+    this.checkDom(domid);
+    return this.portBase + domid * this.portsPerDomain * PORT_WORDS + P0_WAITERS;
+  }
+
+  /** Threads currently sleeping (or about to) on the domain's doorbell; for tests and diagnostics. */
+  waiters(domid: number): number {
+    return Atomics.load(this.words, this.waitersIndex(domid));
   }
 
   /**
@@ -432,19 +458,43 @@ export class EventChannels {
    * timeoutMs (Infinity allowed). Not for a browser main thread; fine in Node's main thread and workers.
    */
   waitSync(domid: number, seen: number, timeoutMs: number): WaitResult {
-    if (this.waker) return this.waker.wait(this.words, this.doorbellIndex(domid), seen, timeoutMs);
-    return Atomics.wait(this.words as Int32Array<SharedArrayBuffer>, this.doorbellIndex(domid), seen, timeoutMs);
+    const i = this.doorbellIndex(domid);
+    const wi = this.waitersIndex(domid);
+    const w = this.words;
+    Atomics.add(w, wi, 1); // before the compare inside the wait (the wakeup rule's waiter count)
+    try {
+      if (this.waker) return this.waker.wait(w, i, seen, timeoutMs);
+      return Atomics.wait(w as Int32Array<SharedArrayBuffer>, i, seen, timeoutMs);
+    } finally {
+      Atomics.sub(w, wi, 1);
+    }
   }
 
   /** Asynchronous wait for the backend (Atomics.waitAsync): resolves when the doorbell moves or the timeout ends. */
   waitAsync(domid: number, seen: number, timeoutMs: number): Promise<WaitResult> {
     const i = this.doorbellIndex(domid);
-    if (this.waker) return this.waker.waitAsync(this.words, i, seen, timeoutMs);
+    const wi = this.waitersIndex(domid);
+    const w = this.words;
     const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsyncFn }).waitAsync;
-    if (typeof waitAsync !== 'function') {
+    if (!this.waker && typeof waitAsync !== 'function') {
       return Promise.reject(new Error('evtchn: Atomics.waitAsync is not available (Node >= 16 required)'));
     }
-    const res = waitAsync(this.words, i, seen, timeoutMs);
-    return res.async ? res.value : Promise.resolve(res.value);
+    Atomics.add(w, wi, 1); // before the compare (the wakeup rule's waiter count); undone when the wait ends
+    const done = (r: WaitResult): WaitResult => {
+      Atomics.sub(w, wi, 1);
+      return r;
+    };
+    const fail = (e: unknown): never => {
+      Atomics.sub(w, wi, 1);
+      throw e;
+    };
+    try {
+      if (this.waker) return this.waker.waitAsync(w, i, seen, timeoutMs).then(done, fail);
+      const res = waitAsync!(w, i, seen, timeoutMs);
+      return res.async ? res.value.then(done, fail) : Promise.resolve(done(res.value));
+    } catch (e) {
+      Atomics.sub(w, wi, 1); // the wait never started
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
   }
 }
