@@ -35,7 +35,7 @@ export interface Vcpu {
   /** Stop the current run from inside a callback (crash); the machine does not resume afterwards. */
   requestStop(): void;
   readonly timer: VirtTimer;
-  readonly stats: { mmio: number; sync: number; hvc: number; irqRaises: number; aborts: number };
+  readonly stats: { mmio: number; sync: number; hvc: number; irqRaises: number; aborts: number; msr: number };
   close(): void;
 }
 
@@ -55,7 +55,7 @@ export class UnicornVcpu implements Vcpu {
   readonly uc: Uc;
   readonly sync: SyncEntry;
   readonly timer: VirtTimer;
-  readonly stats = { mmio: 0, sync: 0, hvc: 0, irqRaises: 0, aborts: 0 };
+  readonly stats = { mmio: 0, sync: 0, hvc: 0, irqRaises: 0, aborts: 0, msr: 0 };
   private irq = false;
   private hcrVi = false;
   private exit: RunExit | null = null;
@@ -77,6 +77,7 @@ export class UnicornVcpu implements Vcpu {
     this.sync1 = (intno) => this.onIntr(intno);
     u.hookIntr(this.sync1);
     u.hookMsr((op0, op1, crn, crm, op2) => {
+      this.stats.msr++;
       const skip = this.timer.msr(op0, op1, crn, crm, op2);
       // A sysreg write ends the TB and no memory access follows before its end: a safe point (unicorn-notes §3).
       this.safe();

@@ -6,7 +6,8 @@ import { unicornLibraryPath } from '../toolstack/cache.js';
 import { Gicv2 } from '../xen/gicv2.js';
 import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain.js';
 import { EventChannels } from '../xen/evtchn.js';
-import { domainVpl011Init, vuartOf } from '../xen/vuart.js';
+import { domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
+import { MMIO_ABORT } from '../xen/mmio.js';
 import { FR, Reg } from '../device/spec.js';
 import {
   GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_MAGIC_BASE, GUEST_PL011_BASE,
@@ -27,6 +28,11 @@ export interface MachineStats {
   aborts: number;
   /** Times the vCPU waited for the backend instead of spinning on an unchanged FR. */
   frStalls: number;
+  /** MSR hook calls (each is a safe point), and real CNTVCT reads the timer needed at them. */
+  msr: number;
+  counterReads: number;
+  /** Notifies from this vCPU that had to wake a sleeping backend (evtchn waiter count non-zero). */
+  evtchnWakes: number;
 }
 
 export interface MachineOptions {
@@ -72,6 +78,8 @@ export class Machine {
   private lastFr = -1;
   private frRepeats = 0;
   private frStalls = 0;
+  private polls = 0;
+  private readonly uartInst: VuartInstance | undefined;
 
   constructor(private readonly opts: MachineOptions) {
     const { image } = opts;
@@ -84,6 +92,7 @@ export class Machine {
       gfn: GUEST_VUART_GFN,
       profile: opts.profile ?? 'sbsa',
     });
+    this.uartInst = vuartOf(this.domain);
 
     const vpl011Base = GUEST_PL011_BASE;
     const vpl011End = GUEST_PL011_BASE + XEN_PAGE_SIZE;
@@ -97,9 +106,9 @@ export class Machine {
         this.pollEvents();
         if (addr !== frAddr) {
           this.frRepeats = 0;
-          return this.read(addr, width);
+          return this.uartRead(addr, width);
         }
-        let v = this.read(addr, width);
+        let v = this.uartRead(addr, width);
         if (v === null || v !== this.lastFr) {
           this.lastFr = v ?? -1;
           this.frRepeats = 1;
@@ -113,8 +122,9 @@ export class Machine {
         if (++this.frRepeats >= ((v & FR.TXFF) !== 0 ? 2 : FR_SPIN_READS) && !this.stopRequested) {
           this.frStalls++;
           this.opts.evtchn.waitSync(this.opts.domid, this.lastDoorbell, FR_STALL_MS);
+          this.checkStop();
           this.pollEvents();
-          v = this.read(addr, width);
+          v = this.uartRead(addr, width);
           if (v !== this.lastFr) {
             this.lastFr = v ?? -1;
             this.frRepeats = 1;
@@ -126,6 +136,12 @@ export class Machine {
         if (addr >= vpl011Base && addr < vpl011End) {
           this.pollEvents();
           this.frRepeats = 0;
+          const inst = this.uartInst;
+          // The vpl011 directly (what the bus would find), while it is the domain's and the domain is alive.
+          if (inst !== undefined && this.domain.vpl011 === inst && !this.domain.crashed) {
+            if (inst.device.write(addr - vpl011Base, width, value)) return true;
+            return this.refused(addr, width, true, value) !== null;
+          }
         }
         const a = this.access;
         a.addr = addr; a.width = width; a.write = true; a.value = value;
@@ -157,6 +173,25 @@ export class Machine {
     v.reset(BigInt(image.entry), BigInt(image.x0));
   }
 
+  /**
+   * A vpl011 read: straight to the device (saving the bus lookup on the hottest path) while it is the domain's vuart
+   * and the domain is alive; otherwise through the bus. A refused read goes to the domain's policy as handleMmio does.
+   */
+  private uartRead(addr: number, width: 1 | 2 | 4): number | null {
+    const inst = this.uartInst;
+    if (inst === undefined || this.domain.vpl011 !== inst || this.domain.crashed) return this.read(addr, width);
+    const v = inst.device.read(addr - GUEST_PL011_BASE, width);
+    return v !== MMIO_ABORT ? v : this.refused(addr, width, false, 0);
+  }
+
+  /** Domain.handleRefusedAccess for a device-refused access: null (the vCPU injects the abort) or 0 (crashed). */
+  private refused(addr: number, width: 1 | 2 | 4, write: boolean, value: number): number | null {
+    const a = this.access;
+    a.addr = addr; a.width = width; a.write = write; a.value = value;
+    if (this.domain.handleRefusedAccess(a) === 'crashed') return this.crash(this.domain.crashReason ?? 'refused access'), 0;
+    return null;
+  }
+
   /** A trapped read through the domain's bus: the value, or null for a refused access (the vCPU injects the abort). */
   private read(addr: number, width: 1 | 2 | 4): number | null {
     const a = this.access;
@@ -178,15 +213,21 @@ export class Machine {
    * while the common case (a guest polling FR) costs one Atomics.load instead of a scan of every port.
    */
   private pollEvents(): void {
-    // A guest spinning on the UART never returns to the run loop: notice stop() here too.
-    if (this.opts.shouldStop?.() && !this.stopRequested) {
-      this.stopRequested = true;
-      this.vcpu.requestStop();
-    }
     const db = this.opts.evtchn.doorbell(this.opts.domid);
     if (db !== this.lastDoorbell) {
       this.lastDoorbell = db;
+      // A guest spinning on the UART never returns to the run loop: notice stop() here too. Both stop paths
+      // (domain-thread stop(), the daemon's domain host) set the flag and then kick the doorbell, so the flag is
+      // read when the doorbell moves; every 1024th poll reads it anyway, for a stop that did not kick.
+      this.checkStop();
       this.opts.evtchn.dispatch(this.opts.domid);
+    } else if ((++this.polls & 1023) === 0) this.checkStop();
+  }
+
+  private checkStop(): void {
+    if (!this.stopRequested && this.opts.shouldStop?.()) {
+      this.stopRequested = true;
+      this.vcpu.requestStop();
     }
   }
 
@@ -195,7 +236,8 @@ export class Machine {
     this.gic.setLevel(GUEST_TIMER_VIRT_PPI, this.vcpu.timer.poll());
     this.pollEvents();
     this.vcpu.setIrq(this.gic.irqOut);
-    const listening = vuartOf(this.domain)?.device.receiveInterruptsUnmasked ?? false;
+    const inst = this.uartInst;
+    const listening = inst !== undefined && this.domain.vpl011 === inst && inst.device.receiveInterruptsUnmasked;
     if (listening !== this.receiverListening) {
       this.receiverListening = listening;
       this.opts.onReceiverListening?.(listening);
@@ -204,7 +246,7 @@ export class Machine {
 
   stats(): MachineStats {
     const s = this.vcpu.stats;
-    return { mmio: s.mmio, irqs: s.irqRaises, wfiSleeps: this.wfiSleeps, sync: s.sync, hvc: s.hvc, aborts: s.aborts, frStalls: this.frStalls };
+    return { mmio: s.mmio, irqs: s.irqRaises, wfiSleeps: this.wfiSleeps, sync: s.sync, hvc: s.hvc, aborts: s.aborts, frStalls: this.frStalls, msr: s.msr, counterReads: this.vcpu.timer.counterReads, evtchnWakes: this.opts.evtchn.wakesSent };
   }
 
   run(): MachineExit {

@@ -94,6 +94,8 @@ export class EventChannels {
   private readonly portBase: number;
   // This thread's handlers, [domid][port].
   private readonly handlers: (EvtchnHandler | undefined)[][] = [];
+  /** Doorbell rings from this object that had a waiter to wake (Atomics.notify or the futex wake was called). */
+  wakesSent = 0;
   /** Handler exceptions caught by dispatch() (a handler never throws into the waiter's loop). */
   handlerErrors = 0;
   lastHandlerError: unknown = undefined;
@@ -394,6 +396,7 @@ export class EventChannels {
     Atomics.add(w, i, 1);
     // After the add (the Dekker half): a waiter counted itself before comparing the doorbell with its `seen`.
     if (Atomics.load(w, this.portBase + domid * this.portsPerDomain * PORT_WORDS + P0_WAITERS) === 0) return;
+    this.wakesSent++;
     if (this.waker) this.waker.wake(w, i);
     else Atomics.notify(w, i);
   }
