@@ -14,10 +14,9 @@ after(() => h.cleanup());
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const MiB = 1024 * 1024;
-// The issue asks for 100 MiB. Unicorn moves ~0.6 MB/s of polled-UART output on the 2-core CI machine (one FR read
-// and one DR write trapped per byte), so 100 MiB takes ~3 minutes alone; the default keeps the daemon test set
-// within its CI budget. VPL011_TEST_STREAM_MIB=100 runs the full size.
-const STREAM_MIB = Number(process.env.VPL011_TEST_STREAM_MIB ?? 24);
+// The issue's 100 MiB. Unicorn moves ~0.6 MB/s of polled-UART output on the 2-core CI machine (one FR read and one
+// DR write trapped per byte): ~3 minutes. VPL011_TEST_STREAM_MIB shrinks it for a quick local run.
+const STREAM_MIB = Number(process.env.VPL011_TEST_STREAM_MIB ?? 100);
 
 test(`${STREAM_MIB} MiB of guest output under keep with a slow client: log byte-exact, guest throttled, nothing dropped`, async () => {
   const count = STREAM_MIB * MiB;
