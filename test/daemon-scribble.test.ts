@@ -16,19 +16,24 @@ test('a ring scribbler is reported and ignored; the daemon stays up; the other c
   await h.up('vandal', 'scribble');
   const calm = await h.attach('calm');
   for (let i = 0; i < 20; i++) calm.sock.write(`line ${i}\n`);
-  await h.until(async () => ((await h.info('vandal'))?.corrupt ?? 0) > 0, 'corruption counted');
+  // Hundreds of corrupt-index events (each detection counts once), reported rate-limited.
+  await h.until(async () => ((await h.info('vandal'))?.corrupt ?? 0) >= 200, 'corruption counted', 120_000);
   const want = Array.from({ length: 20 }, (_, i) => `line ${i}\n`).join('');
   await h.until(() => calm.received().toString().endsWith(want), 'the calm console echoes every line');
   const got = calm.received().toString();
   assert.ok(got === want || got === BANNER + want, `nothing from the vandal reached the calm console: ${JSON.stringify(got.slice(0, 200))}`);
   assert.equal(h.log('calm').toString(), `${BANNER}${want}`);
   assert.match(h.daemonOutput, /d\d+: console vandal: corrupt (OUT|IN) ring indices/);
+  const reports = h.daemonOutput.split('\n').filter((l) => l.includes('console vandal:')).length;
+  assert.ok(reports < 80, `the guest cannot flood the daemon's output (${reports} lines for >= 200 events)`);
   assert.equal(h.daemon?.exitCode, null, 'the daemon is still running');
   assert.equal((await h.request({ op: 'ping' })).ok, true);
   const vandal = await h.info('vandal');
   assert.equal(vandal?.state, 'running', 'the scribbler keeps running: its corruption is its own problem');
-  // The vandal's log holds only characters of its own text ("scribble\n", possibly cut where the ring was corrupt):
-  // scribbled indices never make the daemon read outside the ring, and nothing of another console appears.
-  assert.match(h.log('vandal').toString('latin1'), /^[scribl\n]*$/);
+  // The vandal's log holds only bytes of its own ring's data area: characters of "scribble\n" or the page's initial
+  // zeros (a scribbled distance makes stale ring bytes look queued). Scribbled indices never make the daemon read
+  // outside the ring, and nothing of another console appears.
+  assert.ok((vandal?.bytesOut ?? 0) > 0, 'the scribbler also got output through');
+  assert.match(h.log('vandal').toString('latin1'), /^[scribel\n\0]*$/);
   calm.close();
 });

@@ -18,6 +18,7 @@ import { ConsoleRingBackend, XENCONSOLE_CONNECTED } from '../xen/ring.js';
 import { NR_MAGIC_PAGES, VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { Console, type OverflowPolicy } from '../console/console.js';
 import { ConsoleBackend } from '../console/backend.js';
+import { RateLimitedLog } from '../util/ratelimit.js';
 import { ConfigError, defaultGuestConfig, loadConfig, type GuestConfig } from '../toolstack/config.js';
 import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { DurableLog, type TimestampMode } from './durable-log.js';
@@ -252,7 +253,7 @@ export class Daemon {
         localPort: localPort > 0 ? localPort : 1,
         policy: this.opts.policy ?? 'keep',
         ...(this.opts.limit !== undefined ? { limit: this.opts.limit } : {}),
-        report: (m) => this.say(`d${rec.domid}: ${m}`),
+        report: guestReports((m) => this.say(`d${rec.domid}: ${m}`)),
         recorder: (chunk, cons) => lg.record(chunk, cons),
       });
       served.console.onInputSpace = () => {
@@ -564,6 +565,27 @@ export class Daemon {
     server.listen(ep.port, ep.host);
     s.tcp = server;
   }
+}
+
+/**
+ * A console's reports are caused by its guest (a ring scribbler triggers one per batch): rate-limit each kind of
+ * message (its text without numbers) like Xen's guest-level gprintk, so no guest can flood the daemon's output.
+ * Messages the console already limits (they say "suppressed") pass as they are. At most 16 kinds are tracked; the
+ * rest share one limit.
+ */
+export function guestReports(sink: (m: string) => void): (m: string) => void {
+  const limits = new Map<string, RateLimitedLog>();
+  const shared = new RateLimitedLog(sink);
+  return (m) => {
+    if (/similar messages suppressed/.test(m) || /corrupt (OUT|IN) ring indices/.test(m)) return sink(m);
+    const kind = m.replace(/\d+/g, '#');
+    let l = limits.get(kind);
+    if (!l) {
+      l = limits.size < 16 ? new RateLimitedLog(sink) : shared;
+      if (l !== shared) limits.set(kind, l);
+    }
+    l.log(m);
+  };
 }
 
 /** Whether something accepts connections on a unix socket path. */
