@@ -214,18 +214,26 @@ export class Console {
         break;
       }
       this.throttled = false;
+      const corrupt = this.ring.corruptEvents;
       const n = this.takeOut();
+      // A corrupt OUT half was just resynchronised: the device treats it as full until told (DEVICE.md).
+      if (this.ring.corruptEvents !== corrupt) notifyGuest = true;
       if (n < 0) break; // the recorder failed: retry later
       if (n === 0) break;
-      notifyGuest = true;
+      // Tell the device only when the batch took OUT down from at least half full (docs/PERF.md): below that,
+      // TXFF, BUSY and TXI (every profile's threshold is above half) cannot change for it, and a notification per
+      // small batch of a stream costs the vCPU more than the bytes. The first batch of a turn takes the whole level.
+      if (n >= XENCONS_OUT_SIZE / 2) notifyGuest = true;
       moved += n;
       this.counters.bytesOut += n;
       this.deliver(this.scratch.subarray(0, n));
     }
     if (moved >= this.quantum) again = true;
 
-    // One notification per turn, not per byte: the vpl011 re-reads both rings' levels on it (TXFF clears, RX state
-    // updates). The evtchn pending bit coalesces further.
+    // At most one notification per turn, and only when it can matter to the guest: input added, OUT drained from at
+    // least half full, or a corrupt half resynchronised. The vpl011 re-reads both rings' levels on it (TXFF clears,
+    // TXI and RX state update). FR.TXFE may then lag behind a small drain until the guest's next UART event; a vCPU
+    // whose guest spins on FR re-derives it before waiting (src/vmm/machine.ts). The evtchn pending bit coalesces.
     if (notifyGuest) this.evtchn.notify(this.backendDomid, this.localPort);
     // Final check (ring.h RING_FINAL_CHECK_FOR_*): data that arrived after our last read, before we go to sleep,
     // gets another turn rather than waiting for a notification the frontend may have skipped.

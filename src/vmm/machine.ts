@@ -120,6 +120,15 @@ export class Machine {
         // a tight FR loop never reaches anyway). TXFF (waiting for the backend to drain) stalls at the 2nd read; any
         // other repeated value (an idle U-Boot on RXFE) after FR_SPIN_READS reads, so an idle polled guest sleeps too.
         if (++this.frRepeats >= ((v & FR.TXFF) !== 0 ? 2 : FR_SPIN_READS) && !this.stopRequested) {
+          // First re-derive FR from the ring as it is now: the backend does not notify after a small drain
+          // (src/console/console.ts), so TXFE may be stale; a spinning guest must still see it.
+          this.uartInst?.device.notification();
+          v = this.uartRead(addr, width);
+          if (v !== this.lastFr) {
+            this.lastFr = v ?? -1;
+            this.frRepeats = 1;
+            return v;
+          }
           this.frStalls++;
           this.opts.evtchn.waitSync(this.opts.domid, this.lastDoorbell, FR_STALL_MS);
           this.checkStop();
