@@ -101,6 +101,15 @@ test('up validates a config file with errors naming the field', async () => {
   assert.match((r as { error: string }).error, /memory/);
 });
 
+test('up of a guest the toolstack cannot build fails with the builder\'s reason and leaves nothing behind', async () => {
+  const cfg = join(h.runDir, 'not-a-kernel.cfg');
+  writeFileSync(cfg, `name = "broken"\nkernel = "${cfg}"\nmemory = 64\n`);
+  const r = await h.request({ op: 'up', config: cfg });
+  assert.equal(r.ok, false);
+  assert.match((r as { error: string }).error, /broken.*not an arm64 Linux Image/);
+  assert.equal(await h.info('broken'), undefined);
+});
+
 test('parseTcp: loopback only', () => {
   assert.deepEqual(parseTcp('127.0.0.1:7000'), { host: '127.0.0.1', port: 7000 });
   assert.deepEqual(parseTcp('[::1]:7000'), { host: '::1', port: 7000 });

@@ -7,7 +7,7 @@
 // log is exactly-once (./durable-log.ts) and the bindings are adopted from the shared table.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, openSync, closeSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { chmodSync, existsSync, openSync, closeSync, readFileSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -487,7 +487,9 @@ export class Daemon {
           return { ok: false, error: `domain ${name} ended while starting: ${rec.message ?? rec.reason ?? rec.state}` };
         }
         if (child.exitCode !== null || Date.now() > deadline) {
-          return { ok: false, error: `domain ${name} did not start (see ${join(this.paths.domainsDir, `${domid}.stderr`)})` };
+          const errPath = join(this.paths.domainsDir, `${domid}.stderr`);
+          const why = lastLine(errPath);
+          return { ok: false, error: `domain ${name} did not start${why ? `: ${why}` : ''} (see ${errPath})` };
         }
       }
     } finally {
@@ -586,6 +588,17 @@ export function guestReports(sink: (m: string) => void): (m: string) => void {
     }
     l.log(m);
   };
+}
+
+/** The last line a domain host wrote to its stderr file, without its prefix, bounded; '' if none. */
+function lastLine(path: string): string {
+  try {
+    const text = readFileSync(path, 'utf8').slice(-4096);
+    const line = text.trimEnd().split('\n').at(-1) ?? '';
+    return line.replace(/^vpl011 domain-host d\d+ \([^)]*\): /, '').slice(0, 300);
+  } catch {
+    return '';
+  }
 }
 
 /** Whether something accepts connections on a unix socket path. */
