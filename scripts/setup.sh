@@ -94,8 +94,9 @@ fi
 [ -f dist/src/toolstack/fetch.js ] || die "the build produced no dist/src/toolstack/fetch.js"
 
 # --- 4. Unicorn library and guest images --------------------------------------------------------------------------
+# Downloads always show their progress (a first run fetches ~60 MB); --quiet only hides "already present" lines.
 fetch_args=()
-if [ "$quiet" = 1 ]; then fetch_args+=(--quiet); fi
+if [ "$quiet" = 1 ]; then fetch_args+=(--terse); fi
 node scripts/fetch.mjs "${fetch_args[@]}" || die "fetching the unicorn library or the guest images failed (see above)"
 
 if [ "$build_failed" = 1 ]; then
