@@ -147,6 +147,7 @@ export class Console {
     };
     stream.on('drain', sink.onDrain);
     this.sinks.push(sink);
+    this.wake(); // output held for want of a sink (see service) can flow now
     return () => this.removeSink(sink);
   }
 
@@ -207,7 +208,11 @@ export class Console {
 
     let moved = 0;
     let again = false;
-    while (moved < this.quantum) {
+    // Nobody to take output yet (no sink, no onOutput, no recorder: `vpl011 run` attaches stdout just after the
+    // console starts): leave it in the ring, where the guest sees TXFF, instead of draining it to no one. The first
+    // bytes of a fast guest were lost that way. addSink() wakes the console.
+    const held = this.sinks.length === 0 && this.onOutput === undefined && this.recorder === undefined;
+    while (!held && moved < this.quantum) {
       if (!this.sinksReady()) {
         if (!this.throttled) this.counters.throttled++;
         this.throttled = true;
@@ -237,7 +242,7 @@ export class Console {
     if (notifyGuest) this.evtchn.notify(this.backendDomid, this.localPort);
     // Final check (ring.h RING_FINAL_CHECK_FOR_*): data that arrived after our last read, before we go to sleep,
     // gets another turn rather than waiting for a notification the frontend may have skipped.
-    if (!again && !this.throttled && this.ring.outQueued() > 0) again = true;
+    if (!again && !this.throttled && !held && this.ring.outQueued() > 0) again = true;
     if (!again && this.inputQueued > 0 && !this.holdInput && this.ring.inFree() > 0) again = true;
     return again;
   }
