@@ -8,39 +8,18 @@ import fc from 'fast-check';
 import { Vpl011, type Vpl011Profile } from '../src/device/vpl011.js';
 import { CR, FR, INT, INT_DRIVEN, LCRH, Reg } from '../src/device/spec.js';
 import { MMIO_ABORT, type AccessWidth } from '../src/xen/mmio.js';
-import { ConsoleRing, ConsoleRingBackend, XENCONS_IN_SIZE, XENCONS_OUT_SIZE } from '../src/xen/ring.js';
+import { ConsoleRing, XENCONS_IN_SIZE, XENCONS_OUT_SIZE } from '../src/xen/ring.js';
 import { SpiLevels } from '../src/xen/spi-levels.js';
 import { spiLine } from '../src/xen/vgic.js';
 import { Domain } from '../src/xen/domain.js';
 import { EventChannels } from '../src/xen/evtchn.js';
 import { domainVpl011Init, vuartOf, VuartError } from '../src/xen/vuart.js';
+import { deviceRig } from './lib/device-rig.js';
 import { GUEST_MAGIC_BASE, GUEST_PL011_BASE, GUEST_VUART_GFN } from '../src/xen/arch-arm.js';
 
 function rig(profile: Vpl011Profile = 'pl011', logs?: string[]) {
-  const sab = new SharedArrayBuffer(4096);
-  const ring = new ConsoleRing(sab);
-  const backend = new ConsoleRingBackend(sab);
-  const vgic = new SpiLevels();
-  vgic.reserveSpi(32);
-  let notifies = 0;
-  const dev = new Vpl011({
-    ring,
-    irq: spiLine(vgic, 32),
-    notify: () => void notifies++,
-    profile,
-    ...(logs ? { log: (m: string) => logs.push(m) } : {}),
-  });
-  const fill = (s: string | Uint8Array): number => {
-    const n = backend.writeIn(typeof s === 'string' ? new TextEncoder().encode(s) : s);
-    dev.notification();
-    return n;
-  };
-  const drain = (max?: number): Uint8Array => {
-    const b = backend.drainOut(max);
-    dev.notification();
-    return b;
-  };
-  return { sab, ring, backend, vgic, dev, fill, drain, notifies: () => notifies, line: () => vgic.level(32) };
+  const r = deviceRig(profile, logs);
+  return { ...r, drain: r.drainBytes };
 }
 
 const ris = (dev: Vpl011): number => dev.read(Reg.RIS, 4);

@@ -6,34 +6,14 @@ import fc from 'fast-check';
 import { Vpl011 } from '../src/device/vpl011.js';
 import { FR, INT, Reg } from '../src/device/spec.js';
 import { MMIO_ABORT, type AccessWidth } from '../src/xen/mmio.js';
-import { ConsoleRing, ConsoleRingBackend, XENCONS_IN_SIZE, XENCONS_OUT_SIZE, RING_CORRUPT } from '../src/xen/ring.js';
+import { ConsoleRing, XENCONS_IN_SIZE, XENCONS_OUT_SIZE, RING_CORRUPT } from '../src/xen/ring.js';
 import { SpiLevels } from '../src/xen/spi-levels.js';
+import { deviceRig } from './lib/device-rig.js';
 import { spiLine } from '../src/xen/vgic.js';
 
 function rig(logs?: string[]) {
-  const sab = new SharedArrayBuffer(4096);
-  const ring = new ConsoleRing(sab);
-  const backend = new ConsoleRingBackend(sab);
-  const vgic = new SpiLevels();
-  vgic.reserveSpi(32);
-  let notifies = 0;
-  const dev = new Vpl011({
-    ring,
-    irq: spiLine(vgic, 32),
-    notify: () => void notifies++,
-    ...(logs ? { log: (m: string) => logs.push(m) } : {}),
-  });
-  const fill = (s: string | Uint8Array): number => {
-    const n = backend.writeIn(typeof s === 'string' ? new TextEncoder().encode(s) : s);
-    dev.notification();
-    return n;
-  };
-  const drain = (): string => {
-    const s = Buffer.from(backend.drainOut()).toString('latin1');
-    dev.notification();
-    return s;
-  };
-  return { sab, ring, backend, vgic, dev, fill, drain, notifies: () => notifies, line: () => vgic.level(32) };
+  const r = deviceRig('sbsa', logs);
+  return { ...r, drain: r.drainText };
 }
 
 // ---- register behaviours -------------------------------------------------------------------------------------

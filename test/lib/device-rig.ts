@@ -1,0 +1,34 @@
+// A vpl011 on its own for device tests: a ring page in a SharedArrayBuffer with both ends, a vGIC that records the
+// SPI 32 line, and backend helpers that fill/drain the ring and signal the device as the console daemon would.
+import { Vpl011, type Vpl011Profile } from '../../src/device/vpl011.js';
+import { ConsoleRing, ConsoleRingBackend } from '../../src/xen/ring.js';
+import { SpiLevels } from '../../src/xen/spi-levels.js';
+import { spiLine } from '../../src/xen/vgic.js';
+
+export function deviceRig(profile: Vpl011Profile, logs?: string[]) {
+  const sab = new SharedArrayBuffer(4096);
+  const ring = new ConsoleRing(sab);
+  const backend = new ConsoleRingBackend(sab);
+  const vgic = new SpiLevels();
+  vgic.reserveSpi(32);
+  let notifies = 0;
+  const dev = new Vpl011({
+    ring,
+    irq: spiLine(vgic, 32),
+    notify: () => void notifies++,
+    profile,
+    ...(logs ? { log: (m: string) => logs.push(m) } : {}),
+  });
+  const fill = (s: string | Uint8Array): number => {
+    const n = backend.writeIn(typeof s === 'string' ? new TextEncoder().encode(s) : s);
+    dev.notification();
+    return n;
+  };
+  const drainBytes = (max?: number): Uint8Array => {
+    const b = backend.drainOut(max);
+    dev.notification();
+    return b;
+  };
+  const drainText = (): string => Buffer.from(drainBytes()).toString('latin1');
+  return { sab, ring, backend, vgic, dev, fill, drainBytes, drainText, notifies: () => notifies, line: () => vgic.level(32) };
+}
