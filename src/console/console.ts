@@ -23,6 +23,9 @@ import { RateLimitedLog } from '../util/ratelimit.js';
 
 export type OverflowPolicy = 'keep' | 'discard';
 
+/** Gathered sink output written at once when it reaches this size, even while the stream continues. */
+export const SINK_FLUSH_BYTES = 16 * 1024;
+
 export interface ConsoleOptions {
   name: string;
   domid: number;
@@ -92,6 +95,9 @@ export class Console {
   private recordRetry: NodeJS.Timeout | undefined;
   private readonly sinks: Sink[] = [];
   private readonly scratch = new Uint8Array(XENCONS_OUT_SIZE);
+  /** Output taken from the ring, not yet written to the sinks (see deliver). */
+  private readonly pend = new Uint8Array(SINK_FLUSH_BYTES + XENCONS_OUT_SIZE);
+  private pendLen = 0;
   private readonly inputQueue: Uint8Array[] = [];
   private inputQueued = 0;
   private throttled = false;
@@ -138,6 +144,7 @@ export class Console {
   }
 
   addSink(stream: Writable, opts: SinkOptions): () => void {
+    this.flushOutput(); // a new sink gets output from now on, as before gathering
     const sink: Sink = {
       stream,
       label: opts.label,
@@ -154,6 +161,7 @@ export class Console {
   private removeSink(sink: Sink): void {
     const i = this.sinks.indexOf(sink);
     if (i < 0) return;
+    this.flushOutput(); // a leaving sink still gets what was taken while it was attached
     this.sinks.splice(i, 1);
     sink.stream.off('drain', sink.onDrain);
     this.wake(); // a slow sink leaving may unblock output
@@ -272,8 +280,27 @@ export class Console {
     return n;
   }
 
+  /**
+   * Output for the sinks is gathered and written once per backend turn (docs/PERF.md): a stream write is a syscall
+   * and a wake-up of whoever reads the pipe, so it should carry a turn's worth of bytes, not one ring batch. The
+   * backend loop calls flushOutput() at the end of each turn (its pacing makes a streaming turn ~1 ms of output);
+   * a full buffer (SINK_FLUSH_BYTES) is written at once; flush(), addSink() and removeSink() flush too.
+   */
   private deliver(chunk: Uint8Array): void {
     this.onOutput?.(chunk);
+    if (this.sinks.length === 0) return;
+    if (this.pendLen + chunk.length > this.pend.length) this.flushOutput();
+    this.pend.set(chunk, this.pendLen);
+    this.pendLen += chunk.length;
+    if (this.pendLen >= SINK_FLUSH_BYTES) this.flushOutput();
+  }
+
+  /** Write the output gathered since the last flush to every sink (one write each). */
+  flushOutput(): void {
+    if (this.pendLen === 0) return;
+    // Node streams copy nothing: the sinks get a fresh buffer, since `pend` is reused.
+    const chunk = Buffer.from(this.pend.subarray(0, this.pendLen));
+    this.pendLen = 0;
     for (const s of this.sinks) {
       if (this.policy === 'discard') {
         if (s.dropping) {
@@ -292,8 +319,7 @@ export class Console {
           continue;
         }
       }
-      // Node streams copy nothing: hand each sink its own copy since `chunk` is our reused scratch buffer.
-      s.stream.write(Buffer.from(chunk));
+      s.stream.write(chunk);
     }
   }
 
@@ -310,6 +336,7 @@ export class Console {
       this.counters.bytesOut += n;
       this.deliver(this.scratch.subarray(0, n));
     }
+    this.flushOutput();
   }
 
   close(): void {
