@@ -150,7 +150,10 @@ export class Console {
       label: opts.label,
       missed: 0,
       dropping: false,
-      onDrain: () => this.wake(),
+      onDrain: () => {
+        if (sink.dropping) this.resumeIfCaughtUp(sink);
+        this.wake();
+      },
     };
     stream.on('drain', sink.onDrain);
     this.sinks.push(sink);
@@ -303,15 +306,10 @@ export class Console {
     this.pendLen = 0;
     for (const s of this.sinks) {
       if (this.policy === 'discard') {
-        if (s.dropping) {
-          if (s.stream.writableLength > this.limit / 2) {
-            s.missed += chunk.length;
-            this.counters.dropped += chunk.length;
-            continue;
-          }
-          s.dropping = false;
-          s.stream.write(`\r\n[vpl011: ${s.missed} bytes of output dropped for ${s.label}: it was too slow]\r\n`);
-          s.missed = 0;
+        if (s.dropping && !this.resumeIfCaughtUp(s)) {
+          s.missed += chunk.length;
+          this.counters.dropped += chunk.length;
+          continue;
         } else if (s.stream.writableLength >= this.limit) {
           s.dropping = true;
           s.missed += chunk.length;
@@ -321,6 +319,23 @@ export class Console {
       }
       s.stream.write(chunk);
     }
+  }
+
+  /**
+   * `discard`: a sink that was missing output gets it again once its backlog is down to half the limit, after a
+   * visible marker saying how much it missed. Checked with new output and when the sink drains (a stream that
+   * ended while the client was stalled still gets its marker).
+   */
+  private resumeIfCaughtUp(s: Sink): boolean {
+    if (s.stream.writableLength > this.limit / 2) return false;
+    this.markDropped(s);
+    return true;
+  }
+
+  private markDropped(s: Sink): void {
+    s.dropping = false;
+    s.stream.write(`\r\n[vpl011: ${s.missed} bytes of output dropped for ${s.label}: it was too slow]\r\n`);
+    s.missed = 0;
   }
 
   releaseInput(): void {
@@ -342,6 +357,8 @@ export class Console {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // A client still missing output when the console goes away is told so, whatever its backlog: it is the last word.
+    for (const s of this.sinks) if (s.dropping) this.markDropped(s);
     if (this.recordRetry) clearTimeout(this.recordRetry);
     this.evtchn.setHandler(this.backendDomid, this.localPort, undefined);
     for (const s of [...this.sinks]) this.removeSink(s);
