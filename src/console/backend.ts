@@ -13,6 +13,9 @@
 // waits on FR.TXFF only until this batch, while the 2 KiB ring holds what arrives meanwhile. Below that rate
 // (typing, echo, a prompt, a short command's output) every batch is taken as soon as it is notified, so
 // interactive latency is unchanged. Each turn's output is written to the sinks at the end of the turn, once.
+// The rate is kept per console: interactive consoles are serviced first in every turn and never paced; streaming
+// consoles get at most TURN_BUDGET_MS per turn (the rest keep their place), so with a thousand streams a keystroke
+// still waits at most about one budget, not a turn over every console.
 import type { EventChannels } from '../xen/evtchn.js';
 import type { Console } from './console.js';
 
@@ -23,6 +26,8 @@ export const STREAM_BYTES = 512;
 export const STREAM_WINDOW_MS = 2;
 /** A streaming loop takes one batch per PACE_MS (Node timers have 1 ms resolution). */
 export const PACE_MS = 1;
+/** Streams serviced per turn stop after this long, so interactive consoles are seen again soon (1,000 consoles). */
+export const TURN_BUDGET_MS = 1;
 
 interface Served {
   console: Console;
@@ -46,11 +51,13 @@ export class ConsoleBackend {
   add(console: Console, evtchn: EventChannels, localPort: number): () => void {
     const entry: Served = { console, evtchn, localPort };
     this.served.add(entry);
+    this.tableList = undefined;
     evtchn.setHandler(this.domid, localPort, () => this.schedule(console));
     console.wake = () => this.schedule(console);
     this.schedule(console); // xenconsoled reads the ring once right after connecting
     return () => {
       this.served.delete(entry);
+      this.tableList = undefined;
       this.runnable.delete(console);
       evtchn.setHandler(this.domid, localPort, undefined);
       console.wake = () => {};
@@ -80,60 +87,94 @@ export class ConsoleBackend {
     await this.stopped;
   }
 
+  private tableList: EventChannels[] | undefined;
+
+  /** The distinct event-channel tables of the served consoles (cached: recomputed only when consoles come and go). */
   private tables(): EventChannels[] {
-    const seen = new Set<EventChannels>();
-    for (const s of this.served) seen.add(s.evtchn);
-    return [...seen];
+    if (!this.tableList) {
+      const seen = new Set<EventChannels>();
+      for (const s of this.served) seen.add(s.evtchn);
+      this.tableList = [...seen];
+    }
+    return this.tableList;
+  }
+
+  /** A console streams while it moved more than STREAM_BYTES within a STREAM_WINDOW_MS window. */
+  private readonly rates = new WeakMap<Console, { winStart: number; winBytes: number; streaming: boolean }>();
+
+  private streaming(c: Console): boolean {
+    return this.rates.get(c)?.streaming ?? false;
+  }
+
+  /** One service() turn for a console, its output written once, its rate window updated. Returns bytes moved. */
+  private serviceOne(c: Console, now: number): number {
+    const before = c.counters.bytesOut;
+    if (c.service()) this.runnable.add(c);
+    c.flushOutput();
+    const moved = c.counters.bytesOut - before;
+    let r = this.rates.get(c);
+    if (!r) this.rates.set(c, (r = { winStart: now, winBytes: 0, streaming: false }));
+    if (now - r.winStart > STREAM_WINDOW_MS) {
+      r.streaming = r.winBytes > STREAM_BYTES && moved > 0; // the last window's verdict, if it is still going
+      r.winStart = now;
+      r.winBytes = 0;
+    }
+    r.winBytes += moved;
+    if (r.winBytes > STREAM_BYTES) r.streaming = true;
+    return moved;
   }
 
   private async loop(): Promise<void> {
-    let paced = false;
-    let nextTurnAt = 0;
-    let winStart = 0;
-    let winBytes = 0;
-    let lastData = 0;
+    let nextStreamTurnAt = 0;
     while (this.running) {
       const tables = this.tables();
       const doorbells = tables.map((t) => t.doorbell(this.domid));
       for (const t of tables) t.dispatch(this.domid);
-      if (this.runnable.size > 0) {
-        let now = performance.now();
-        if (paced && now < nextTurnAt) {
-          // Streaming: let the ring fill a little more before the next batch (see above). A notify meanwhile can
-          // only mean the ring is full (the empty -> non-empty one was just dispatched) or input: take it at once.
-          await this.sleep(tables, doorbells, Math.max(1, Math.ceil(nextTurnAt - now)));
-          for (let i = 0; i < tables.length; i++) if (tables[i]!.doorbell(this.domid) !== doorbells[i]) nextTurnAt = 0;
-          continue;
-        }
-        const batch = [...this.runnable];
-        this.runnable.clear();
-        let moved = 0;
-        for (const c of batch) {
-          const before = c.counters.bytesOut;
-          if (c.service()) this.runnable.add(c);
-          c.flushOutput();
-          moved += c.counters.bytesOut - before;
-        }
-        now = performance.now();
-        if (moved > 0) {
-          if (now - winStart > STREAM_WINDOW_MS) {
-            paced = winBytes > STREAM_BYTES && now - lastData <= STREAM_WINDOW_MS; // the last window's verdict
-            winStart = now;
-            winBytes = 0;
-          }
-          winBytes += moved;
-          lastData = now;
-          if (winBytes > STREAM_BYTES) paced = true;
-        }
-        nextTurnAt = now + PACE_MS;
-        // Yield to I/O between turns (sinks drain, input arrives), then go round again.
-        await new Promise<void>((r) => setImmediate(r));
+      if (this.runnable.size === 0) {
+        // Sleep until any table's doorbell moves or someone kicks us (new console, input, a drained sink, stop).
+        await this.sleep(tables, doorbells, Infinity);
         continue;
       }
-      // Nothing to do: a stream that stopped for a whole window is over.
-      if (paced && performance.now() - lastData > STREAM_WINDOW_MS) paced = false;
-      // Sleep until any table's doorbell moves or someone kicks us (new console, input, a drained sink, stop).
-      await this.sleep(tables, doorbells, Infinity);
+      const batch = [...this.runnable];
+      this.runnable.clear();
+      let now = performance.now();
+      // Interactive consoles (typing, echo, a prompt, a short command's output) first and at once, whatever the
+      // others are doing: a keystroke never waits behind a turn of a thousand streams.
+      const streams: Console[] = [];
+      for (const c of batch) {
+        if (this.streaming(c)) streams.push(c);
+        else this.serviceOne(c, now);
+      }
+      if (streams.length > 0) {
+        if (now < nextStreamTurnAt) {
+          // Paced (see above): streams wait for their next turn; the ring holds what arrives meanwhile.
+          for (const c of streams) this.runnable.add(c);
+        } else {
+          // At most TURN_BUDGET_MS of streams per turn; the rest keep their place for the next turn, so that
+          // interactive consoles are looked at again within that time.
+          const end = now + TURN_BUDGET_MS;
+          let deferred = false;
+          for (const c of streams) {
+            if (performance.now() > end) {
+              this.runnable.add(c);
+              deferred = true;
+            } else this.serviceOne(c, performance.now());
+          }
+          now = performance.now();
+          // Pace only a turn that got round every stream: with more streams than one budget covers, the next turn
+          // goes on at once (after looking at I/O and interactive consoles).
+          nextStreamTurnAt = deferred ? 0 : now + PACE_MS;
+        }
+      }
+      const onlyPacedStreams = [...this.runnable].every((c) => this.streaming(c));
+      if (this.runnable.size > 0 && onlyPacedStreams && performance.now() < nextStreamTurnAt) {
+        // Nothing interactive to do: sleep until the streams' next turn, or a notify / kick (input) before it.
+        // The doorbells read before this turn's dispatch: a notify since then ends the sleep at once (evtchn rule).
+        await this.sleep(tables, doorbells, Math.max(1, Math.ceil(nextStreamTurnAt - performance.now())));
+        continue;
+      }
+      // Yield to I/O between turns (sinks drain, input arrives), then go round again.
+      await new Promise<void>((r) => setImmediate(r));
     }
   }
 
