@@ -131,14 +131,7 @@ export class EventChannels {
 
   /** Make a new table (all ports free, doorbells 0). */
   static create(opts: EvtchnOptions = {}): EventChannels {
-    const maxDomains = opts.maxDomains ?? 16;
-    const ports = opts.portsPerDomain ?? 64;
-    if (!Number.isInteger(maxDomains) || maxDomains < 1 || maxDomains > 1024) {
-      throw new EvtchnError('EINVAL', `maxDomains ${maxDomains} out of range 1..1024`);
-    }
-    if (!Number.isInteger(ports) || ports < 2 || ports > 4096) {
-      throw new EvtchnError('EINVAL', `portsPerDomain ${ports} out of range 2..4096`);
-    }
+    const { maxDomains, ports } = EventChannels.checkOptions(opts);
     const sab = new SharedArrayBuffer(EventChannels.wordsFor(maxDomains, ports) * 4);
     const w = new Int32Array(sab);
     w[2] = maxDomains;

@@ -333,22 +333,13 @@ export class ConsoleRingBackend extends RingPage {
    * resynchronised (out_cons := out_prod), reported, counted, and 0 is returned.
    */
   readOut(dst: Uint8Array): number {
-    const idx = this.idx;
-    const prod = Atomics.load(idx, W_OUT_PROD); // index before data
-    const cons = Atomics.load(idx, W_OUT_CONS);
-    const level = ringLevel(prod, cons, XENCONS_OUT_SIZE);
-    if (level === RING_CORRUPT) {
-      this.reportCorrupt('out', prod, cons);
-      Atomics.store(idx, W_OUT_CONS, prod);
-      return 0;
+    const n = this.peekOut(dst);
+    if (n > 0) {
+      const cons = (this.peekedCons + n) >>> 0;
+      Atomics.store(this.idx, W_OUT_CONS, cons | 0); // data copied before the index is published (xen_mb)
+      this.peekedCons = cons;
     }
-    const n = Math.min(level, dst.length);
-    if (n === 0) return 0;
-    const start = cons & OUT_MASK;
-    const first = Math.min(n, XENCONS_OUT_SIZE - start);
-    dst.set(this.outData.subarray(start, start + first), 0);
-    if (first < n) dst.set(this.outData.subarray(0, n - first), first);
-    Atomics.store(idx, W_OUT_CONS, (cons + n) | 0); // data copied before the index is published (xen_mb)
+    this.peeked = 0;
     return n;
   }
 
