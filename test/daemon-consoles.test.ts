@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, statSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
-import { Harness, runCli } from './daemon-harness.js';
+import { Harness, runCli } from './lib/daemon-harness.js';
 import { ensurePrivateDir, RunDirError, runPaths } from '../src/daemon/paths.js';
 import { MAX_REQUEST_LINE, parseTcp } from '../src/daemon/protocol.js';
 import { readRecord } from '../src/daemon/records.js';

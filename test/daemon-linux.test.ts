@@ -6,7 +6,7 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Harness, runCli } from './daemon-harness.js';
+import { Harness, runCli } from './lib/daemon-harness.js';
 import { runPaths } from '../src/daemon/paths.js';
 import { readRecord } from '../src/daemon/records.js';
 import { openSharedMapping } from '../src/host/shm.js';

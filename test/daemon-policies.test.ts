@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
-import { Harness, sleep } from './daemon-harness.js';
+import { Harness, sleep } from './lib/daemon-harness.js';
 import { streamPattern } from '../src/vmm/bare-guests.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');

@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { Harness, sleep } from './daemon-harness.js';
+import { Harness, sleep } from './lib/daemon-harness.js';
 import { streamPattern } from '../src/vmm/bare-guests.js';
 
 const h = new Harness();

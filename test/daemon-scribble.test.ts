@@ -3,7 +3,7 @@
 // reports it, stays up, and another domain's console (guests/bare/hello.S) is unaffected.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness } from './daemon-harness.js';
+import { Harness } from './lib/daemon-harness.js';
 
 const h = new Harness();
 after(() => h.cleanup());

@@ -7,15 +7,15 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { controlRequest } from '../src/console/client.js';
-import { runPaths } from '../src/daemon/paths.js';
-import { listRecords } from '../src/daemon/records.js';
-import { socketAnswers } from '../src/daemon/daemon.js';
-import { unlinkShared } from '../src/host/shm.js';
-import type { Response, DomainInfo } from '../src/daemon/protocol.js';
-import { buildBareGuestFile, type BareGuest } from '../src/vmm/bare-guests.js';
+import { controlRequest } from '../../src/console/client.js';
+import { runPaths } from '../../src/daemon/paths.js';
+import { listRecords } from '../../src/daemon/records.js';
+import { socketAnswers } from '../../src/daemon/daemon.js';
+import { unlinkShared } from '../../src/host/shm.js';
+import type { Response, DomainInfo } from '../../src/daemon/protocol.js';
+import { buildBareGuestFile, type BareGuest } from '../../src/vmm/bare-guests.js';
 
-export const BIN = fileURLToPath(new URL('../../bin/vpl011.js', import.meta.url));
+export const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
