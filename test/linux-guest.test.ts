@@ -139,3 +139,27 @@ test('--timeout ends a run with exit code 124', async () => {
   const { code } = await g.exited;
   assert.equal(code, 124, g.err);
 });
+
+test('vuart = "pl011": Linux binds its AMBA PL011 driver (PeriphID/CellID, clocks) and the console works', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { ensureGuestImages } = await import('../src/toolstack/fetch.js');
+  const { kernel, initrd } = await ensureGuestImages({ log: () => {} });
+  const dir = mkdtempSync(join(tmpdir(), 'vpl011-amba-'));
+  const cfg = join(dir, 'amba.cfg');
+  writeFileSync(cfg, `name = "amba"\nkernel = "${kernel}"\nramdisk = "${initrd}"\nextra = "console=ttyAMA0 earlycon"\nvuart = "pl011"\n`);
+  const g = new ConsoleProcess(['run', '--config', cfg, '--timeout', '120']);
+  try {
+    await g.expect(PROMPT, BOOT_MS);
+    assert.match(g.out, /22000000\.pl011: ttyAMA0 at MMIO 0x22000000 .*is a PL011 rev3/);
+    assert.match(await sh(g, 'echo amba-$((2*21))'), /amba-42/);
+    const irq = await sh(g, 'cat /proc/interrupts');
+    assert.match(irq, /^\s*\d+:\s+[1-9]\d*\s+GIC-0\s+32 Level\s+uart-pl011/m, 'interrupt-driven on SPI 32');
+    g.type('poweroff -f\n');
+    assert.equal((await g.exited).code, 0);
+  } finally {
+    g.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
