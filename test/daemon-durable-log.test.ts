@@ -87,3 +87,26 @@ test('--timestamp guest: a stamp at each line start, \\r after \\n dropped (xenc
   assert.equal(readFileSync(join(d, 'g.log'), 'utf8'), `${s}ab\n${s}cde\n${s}f`);
   rmSync(d, { recursive: true });
 });
+
+test('killed while writing the journal entry (torn: the check word does not match): the batch is read again', async () => {
+  const { openSync, writeSync, closeSync } = await import('node:fs');
+  const d = dir();
+  const log = new DurableLog(join(d, 'g.log'), join(d, 'j'));
+  log.record(Buffer.from('abc'), 0); // batch 1, published below
+  log.close();
+  // Batch 2's entry half-written: consBefore and n already new, the check word still batch 1's.
+  const fd = openSync(join(d, 'j'), 'r+');
+  const b = Buffer.alloc(8);
+  b.writeUInt32LE(3, 0);
+  b.writeUInt32LE(4, 4);
+  writeSync(fd, b, 0, 8, 4);
+  closeSync(fd);
+  const again = new DurableLog(join(d, 'g.log'), join(d, 'j'));
+  const ring = new Cursor(3); // batch 1 was published (out_cons 0 -> 3)
+  const r = again.recover(ring);
+  assert.equal(r.action, 'redo');
+  assert.equal(ring.outCons, 3, 'nothing published for the torn batch');
+  assert.equal(readFileSync(join(d, 'g.log'), 'utf8'), 'abc', 'the log is untouched');
+  again.close();
+  rmSync(d, { recursive: true });
+});

@@ -3,6 +3,7 @@
 // xenforeignmemory_map of the vuart page). The view is a plain ArrayBuffer (koffi.view); Atomics load/store/add/
 // compareExchange work on it and are visible to other processes. Atomics.wait/notify do not cross processes: use
 // ./futex.ts for sleeping.
+import { closeSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
 import { EEXIST, ENOENT, MAP_SHARED, O_CREAT, O_EXCL, O_RDWR, PROT_READ, PROT_WRITE, addressOf, libc, viewOf } from './libc.js';
 
 export class ShmError extends Error {
@@ -121,4 +122,41 @@ export function sharedExists(name: string): boolean {
   if (fd < 0) return false;
   c.close(fd);
   return true;
+}
+
+export interface FileMapping {
+  readonly path: string;
+  readonly size: number;
+  /** MAP_SHARED view of the file: stores are in the page cache at once and outlive this process (not a crash of the
+   * machine), like a completed write(). */
+  readonly buffer: ArrayBuffer;
+  /** munmap (idempotent). */
+  close(): void;
+}
+
+/** Map a regular file (created 0600 if missing, grown to `size` if smaller) read-write and shared. */
+export function mapFile(path: string, size: number): FileMapping {
+  if (!Number.isSafeInteger(size) || size <= 0) throw new ShmError('EINVAL', `map ${path}: bad size ${size}`);
+  const c = libc();
+  const fd = openSync(path, 'a+', 0o600);
+  let ptr: unknown;
+  try {
+    if (fstatSync(fd).size < size) ftruncateSync(fd, size);
+    ptr = c.mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (ptr === null || addressOf(ptr) === 0xffffffffffffffffn) throw new ShmError('EIO', `map ${path}: mmap failed (errno ${c.errno()})`);
+  } finally {
+    closeSync(fd); // the mapping keeps the file
+  }
+  let mapped = true;
+  return {
+    path,
+    size,
+    buffer: viewOf(ptr, size),
+    close() {
+      if (mapped) {
+        mapped = false;
+        c.munmap(ptr, size);
+      }
+    },
+  };
 }
