@@ -67,6 +67,10 @@ export async function run(argv: string[] = process.argv.slice(2)): Promise<void>
     const control = new Int32Array(new SharedArrayBuffer(4));
     const init: ProducerInit = { pages, evtchn: ev.buffer as SharedArrayBuffer, ports, bytesPerConsole: perConsole, control: control.buffer as SharedArrayBuffer };
     const worker = new Worker(new URL('./daemon/producer.js', import.meta.url), { workerData: init });
+    await new Promise<void>((resolve, reject) => {
+      worker.on('message', (m: { type: string }) => { if (m.type === 'ready') resolve(); });
+      worker.once('error', reject);
+    });
 
     // Keystroke round trips on console 0 while the others stream.
     const rtts: number[] = [];

@@ -32,6 +32,19 @@ const views = Array.from({ length: n }, (_, i) => ({
   sent: 0,
 }));
 const chunk = new Uint8Array(XENCONS_OUT_SIZE);
+// The pattern depends on the console only through i * 13 mod 94: one precomputed stream per residue, so the
+// producer copies (memcpy) instead of computing bytes, and the daemon, not the producer, is what is measured.
+const streams = new Map<number, Uint8Array>();
+function streamOf(i: number): Uint8Array {
+  const key = (i * 13) % 94;
+  let s = streams.get(key);
+  if (!s) {
+    s = new Uint8Array(init.bytesPerConsole);
+    for (let k = 0; k < s.length; k++) s[k] = patternByte(i, k);
+    streams.set(key, s);
+  }
+  return s;
+}
 
 function putOut(i: number, src: Uint8Array): number {
   const v = views[i]!;
@@ -63,6 +76,8 @@ function echoInput(): void {
   while (off < level) off += putOut(0, bytes.subarray(off));
 }
 
+for (let i = 1; i < n; i++) streamOf(i); // before the clock starts
+parentPort!.postMessage({ type: 'ready' });
 while (Atomics.load(control, 0) === 0) Atomics.wait(control, 0, 0, 50);
 let streaming = true;
 while (Atomics.load(control, 0) !== 2) {
@@ -76,8 +91,7 @@ while (Atomics.load(control, 0) !== 2) {
       if (left <= 0) continue;
       streaming = true;
       const m = Math.min(left, chunk.length);
-      for (let k = 0; k < m; k++) chunk[k] = patternByte(i, v.sent + k);
-      v.sent += putOut(i, chunk.subarray(0, m));
+      v.sent += putOut(i, streamOf(i).subarray(v.sent, v.sent + m));
     }
     if (!streaming) parentPort!.postMessage({ type: 'streamed' });
   } else {
