@@ -59,3 +59,16 @@ test('up (no config) boots the default Linux guest; console runs a command; list
   assert.deepEqual(JSON.parse(after.stdout), []);
   assert.match(h.log('debian').toString('latin1'), /\[vpl011: domain debian \(d\d+\) shut down \(stopped\)\]\n$/);
 });
+
+test('input sent right after up, while Linux is still booting, waits until the guest listens (nothing drained)', async () => {
+  const up = await runCli(['up', '--run-dir', h.runDir, '--name', 'early']);
+  assert.equal(up.code, 0, up.stderr);
+  h.trackHosts();
+  // No waiting for the prompt: amba-pl011 would drain and discard these bytes if they reached the ring before the
+  // driver opened the port.
+  const con = await runCli(['console', 'early', '--run-dir', h.runDir, '--linger', '3000', '--timeout', '170000'], 'echo early-$((50+8))\n');
+  assert.equal(con.code, 0, con.stderr);
+  await h.until(() => /^early-58\r?$/m.test(h.log('early').toString('latin1')), 'the early command ran', 120_000);
+  const des = await runCli(['destroy', 'early', '--run-dir', h.runDir]);
+  assert.equal(des.code, 0, des.stderr);
+});

@@ -205,6 +205,7 @@ export class Daemon {
       } else {
         s.rec = rec;
       }
+      if (s.console.holdInput && !rec.inputHeld) s.console.releaseInput();
       if (rec.state === 'shutdown' || rec.state === 'crashed') {
         this.finish(s, rec.state === 'crashed' ? `crashed: ${rec.message ?? rec.reason ?? 'no reason'}` : `shut down (${rec.reason ?? 'poweroff'})`);
       } else if (!alive) {
@@ -256,6 +257,8 @@ export class Daemon {
         report: guestReports((m) => this.say(`d${rec.domid}: ${m}`)),
         recorder: (chunk, cons) => lg.record(chunk, cons),
       });
+      // A Linux guest not yet listening on its vuart: input waits in the console (see DomainRecord.inputHeld).
+      served.console.holdInput = rec.inputHeld === true;
       served.console.onInputSpace = () => {
         for (const sock of served.paused) sock.resume();
         served.paused.clear();

@@ -14,7 +14,9 @@ import { ECS_FREE, EventChannels } from '../xen/evtchn.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { buildGuest } from '../toolstack/build.js';
 import type { GuestConfig } from '../toolstack/config.js';
-import { CONTROL_BYTES, CONTROL_STOP, type WorkerInit } from '../vmm/control.js';
+import { CONTROL_BYTES, CONTROL_RX_LISTENING, CONTROL_STOP, type WorkerInit } from '../vmm/control.js';
+
+const LISTEN_POLL_MS = 20;
 import type { DomainExit } from '../vmm/domain-thread.js';
 import { runPaths } from './paths.js';
 import { INSTANCE_RE, NAME_RE, readRecord, recordPath, removeRecord, writeRecord, type DomainRecord } from './records.js';
@@ -64,6 +66,7 @@ async function runGuest(
   evtchn: EventChannels,
   magic: SharedMapping,
   onPort: (port: number) => void,
+  onListening: () => void,
   stopRequested: Promise<void>,
 ): Promise<DomainExit> {
   const config = spec.config;
@@ -80,6 +83,16 @@ async function runGuest(
     profile: config.vuart === 'pl011' ? 'pl011' : 'sbsa',
   };
   const worker = new Worker(new URL('../vmm/worker.js', import.meta.url), { workerData: init });
+  // The vCPU sets CONTROL_RX_LISTENING at a safe point once the guest unmasks a vuart receive interrupt.
+  const ctl = new Int32Array(control);
+  const listenPoll = setInterval(() => {
+    if (Atomics.load(ctl, CONTROL_RX_LISTENING) !== 0) {
+      clearInterval(listenPoll);
+      onListening();
+    }
+  }, LISTEN_POLL_MS);
+  listenPoll.unref();
+  worker.once('exit', () => clearInterval(listenPoll));
   let stopping = false;
   void stopRequested.then(() => {
     stopping = true;
@@ -124,6 +137,8 @@ export async function runDomainHost(specPath: string): Promise<number> {
     magicShm: spec.magicShm,
     vuartPort: 0,
     summary: `${spec.config.kind} ${spec.config.kernel}`,
+    // Input typed or piped before a Linux guest's driver opens the port would be drained and lost (amba-pl011).
+    ...(spec.config.kind === 'linux' ? { inputHeld: true } : {}),
     ...(spec.tcp ? { tcp: spec.tcp } : {}),
     startedAt: new Date().toISOString(),
   };
@@ -135,6 +150,10 @@ export async function runDomainHost(specPath: string): Promise<number> {
       rec.vuartPort = port;
       rec.state = 'running';
       writeRecord(paths.domainsDir, rec);
+    }, () => {
+      if (!rec.inputHeld) return;
+      rec.inputHeld = false;
+      if (rec.state === 'running') writeRecord(paths.domainsDir, rec);
     }, stopRequested);
   } catch (e) {
     exitInfo = { reason: 'crashed', message: (e as Error).message };

@@ -20,6 +20,11 @@ export interface DomainRecord {
   summary: string;
   /** Loopback TCP endpoint the daemon should expose this console on, if any. */
   tcp?: { host: string; port: number };
+  /**
+   * True while user input must wait: a Linux guest whose driver has not yet unmasked a receive interrupt (it drains
+   * and discards up to 64 waiting bytes when it opens the port). The domain host clears it when the guest listens.
+   */
+  inputHeld?: boolean;
   /** Why it stopped, once state is shutdown/crashed. */
   reason?: string;
   message?: string;
@@ -51,6 +56,7 @@ export function validateRecord(v: unknown): DomainRecord | string {
     const t = r.tcp as Record<string, unknown>;
     if (typeof t !== 'object' || t === null || typeof t.host !== 'string' || !isInt(t.port, 0, 65535)) return 'tcp: invalid';
   }
+  if (r.inputHeld !== undefined && typeof r.inputHeld !== 'boolean') return 'inputHeld: invalid';
   for (const k of ['reason', 'message'] as const) {
     if (r[k] !== undefined && (typeof r[k] !== 'string' || (r[k] as string).length > 4096)) return `${k}: invalid`;
   }
