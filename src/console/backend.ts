@@ -106,6 +106,11 @@ export class ConsoleBackend {
     return this.rates.get(c)?.streaming ?? false;
   }
 
+  private onlyStreamsRunnable(): boolean {
+    for (const c of this.runnable) if (!this.streaming(c)) return false;
+    return true;
+  }
+
   /** One service() turn for a console, its output written once, its rate window updated. Returns bytes moved. */
   private serviceOne(c: Console, now: number): number {
     const before = c.counters.bytesOut;
@@ -166,8 +171,7 @@ export class ConsoleBackend {
           nextStreamTurnAt = deferred ? 0 : now + PACE_MS;
         }
       }
-      const onlyPacedStreams = [...this.runnable].every((c) => this.streaming(c));
-      if (this.runnable.size > 0 && onlyPacedStreams && performance.now() < nextStreamTurnAt) {
+      if (this.runnable.size > 0 && performance.now() < nextStreamTurnAt && this.onlyStreamsRunnable()) {
         // Nothing interactive to do: sleep until the streams' next turn, or a notify / kick (input) before it.
         // The doorbells read before this turn's dispatch: a notify since then ends the sleep at once (evtchn rule).
         await this.sleep(tables, doorbells, Math.max(1, Math.ceil(nextStreamTurnAt - performance.now())));

@@ -23,7 +23,6 @@ export interface GuestSessionOptions {
   holdInputUntilListening?: boolean;
 }
 
-const LISTEN_POLL_MS = 20;
 
 export interface RunningGuest {
   readonly name: string;
@@ -67,13 +66,7 @@ export async function startGuest(config: GuestConfig, opts: GuestSessionOptions 
   });
   if (opts.holdInputUntilListening) {
     console.holdInput = true;
-    const poll = setInterval(() => {
-      if (dom.receiverListening()) {
-        clearInterval(poll);
-        console.releaseInput();
-      }
-    }, LISTEN_POLL_MS);
-    void dom.exited.then(() => clearInterval(poll));
+    void dom.listening.then(() => console.releaseInput());
   }
   const backend = new ConsoleBackend(BACKEND_DOMID);
   const detach = backend.add(console, evtchn, localPort);

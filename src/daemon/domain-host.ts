@@ -14,9 +14,7 @@ import { ECS_FREE, EventChannels } from '../xen/evtchn.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { buildGuest } from '../toolstack/build.js';
 import type { GuestConfig } from '../toolstack/config.js';
-import { CONTROL_BYTES, CONTROL_RX_LISTENING, CONTROL_STOP, type WorkerInit } from '../vmm/control.js';
-
-const LISTEN_POLL_MS = 20;
+import { CONTROL_BYTES, CONTROL_STOP, type WorkerInit } from '../vmm/control.js';
 import type { DomainExit } from '../vmm/domain-thread.js';
 import { runPaths } from './paths.js';
 import { INSTANCE_RE, NAME_RE, readRecord, recordPath, removeRecord, writeRecord, type DomainRecord } from './records.js';
@@ -83,16 +81,6 @@ async function runGuest(
     profile: config.vuart === 'pl011' ? 'pl011' : 'sbsa',
   };
   const worker = new Worker(new URL('../vmm/worker.js', import.meta.url), { workerData: init });
-  // The vCPU sets CONTROL_RX_LISTENING at a safe point once the guest unmasks a vuart receive interrupt.
-  const ctl = new Int32Array(control);
-  const listenPoll = setInterval(() => {
-    if (Atomics.load(ctl, CONTROL_RX_LISTENING) !== 0) {
-      clearInterval(listenPoll);
-      onListening();
-    }
-  }, LISTEN_POLL_MS);
-  listenPoll.unref();
-  worker.once('exit', () => clearInterval(listenPoll));
   let stopping = false;
   void stopRequested.then(() => {
     stopping = true;
@@ -103,8 +91,10 @@ async function runGuest(
   });
   return new Promise<DomainExit>((resolve) => {
     let done: DomainExit | undefined;
-    worker.on('message', (m: { type: string; port?: number; exit?: DomainExit }) => {
+    worker.on('message', (m: { type: string; port?: number; on?: boolean; exit?: DomainExit }) => {
       if (m.type === 'vuart' && typeof m.port === 'number') onPort(m.port);
+      // The vCPU posts this at a safe point once the guest unmasks a vuart receive interrupt.
+      else if (m.type === 'listening' && m.on === true) onListening();
       else if (m.type === 'exit' && m.exit) done = m.exit;
     });
     worker.on('error', (e) => (done ??= { reason: 'crashed', message: `vCPU thread: ${e.message}` }));

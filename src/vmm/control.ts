@@ -19,12 +19,11 @@ export interface WorkerInit {
   /** The event-channel table: a SAB, or a shared mapping (woken across processes with futexes). */
   evtchn: SharedArrayBuffer | MappedMemory;
   magicPages: SharedArrayBuffer | MappedMemory;
-  /** Word 0: set to 1 by the main thread to stop the vCPU. Word 1: vuart receiver listening (set by the vCPU). */
+  /** Word 0: set to 1 by the main thread to stop the vCPU. */
   control: SharedArrayBuffer;
   profile: 'sbsa' | 'pl011';
   libraryPath?: string;
 }
 
 export const CONTROL_STOP = 0;
-export const CONTROL_RX_LISTENING = 1;
-export const CONTROL_BYTES = 8;
+export const CONTROL_BYTES = 4;

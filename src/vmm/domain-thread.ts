@@ -5,7 +5,7 @@ import { EventChannels } from '../xen/evtchn.js';
 import type { GuestImage } from '../toolstack/guest-image.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import type { MachineStats } from './machine.js';
-import { CONTROL_BYTES, CONTROL_RX_LISTENING, CONTROL_STOP, type WorkerInit } from './control.js';
+import { CONTROL_BYTES, CONTROL_STOP, type WorkerInit } from './control.js';
 
 export interface DomainExit {
   reason: 'poweroff' | 'reset' | 'crashed' | 'stopped';
@@ -30,8 +30,8 @@ export interface DomainThread {
   readonly evtchn: SharedArrayBuffer;
   readonly vuartPort: Promise<number>;
   readonly exited: Promise<DomainExit>;
-  /** The guest has unmasked a vuart receive interrupt (its driver is listening; see Vpl011.receiveInterruptsUnmasked). */
-  receiverListening(): boolean;
+  /** Resolves when the guest first unmasks a vuart receive interrupt (its driver listens; Vpl011.receiveInterruptsUnmasked). */
+  readonly listening: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,10 +49,13 @@ export function startDomainThread(opts: DomainThreadOptions): DomainThread {
   let rejectPort!: (e: Error) => void;
   const vuartPort = new Promise<number>((res, rej) => { resolvePort = res; rejectPort = rej; });
   vuartPort.catch(() => {}); // a caller that only awaits `exited` must not see an unhandled rejection
+  let resolveListening!: () => void;
+  const listening = new Promise<void>((res) => (resolveListening = res));
   let done: DomainExit | undefined;
   const exited = new Promise<DomainExit>((resolve) => {
-    worker.on('message', (m: { type: string; port?: number; exit?: DomainExit; stats?: MachineStats }) => {
+    worker.on('message', (m: { type: string; port?: number; on?: boolean; exit?: DomainExit; stats?: MachineStats }) => {
       if (m.type === 'vuart') resolvePort(m.port!);
+      else if (m.type === 'listening' && m.on) resolveListening();
       else if (m.type === 'exit') {
         done = { ...m.exit!, ...(m.stats ? { stats: m.stats } : {}) };
         rejectPort(new Error(`d${opts.domid} exited before its vuart was ready: ${done.message ?? done.reason}`));
@@ -71,8 +74,7 @@ export function startDomainThread(opts: DomainThreadOptions): DomainThread {
   void exited.finally(() => clearInterval(keepAlive));
   const ctl = new Int32Array(control);
   return {
-    magicPages, evtchn, vuartPort, exited,
-    receiverListening: () => Atomics.load(ctl, CONTROL_RX_LISTENING) !== 0,
+    magicPages, evtchn, vuartPort, exited, listening,
     async stop() {
       Atomics.store(ctl, CONTROL_STOP, 1);
       EventChannels.attach(evtchn).kick(opts.domid); // wake a vCPU sleeping in WFI now rather than within 1 s

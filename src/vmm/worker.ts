@@ -5,7 +5,7 @@ import { Machine } from './machine.js';
 import { EventChannels } from '../xen/evtchn.js';
 import { viewOf } from '../host/libc.js';
 import { FutexWaker } from '../host/futex.js';
-import { CONTROL_RX_LISTENING, CONTROL_STOP, type WorkerInit } from './control.js';
+import { CONTROL_STOP, type WorkerInit } from './control.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -21,7 +21,8 @@ try {
     ...(init.libraryPath ? { libraryPath: init.libraryPath } : {}),
     profile: init.profile,
     shouldStop: () => Atomics.load(control, CONTROL_STOP) !== 0,
-    onReceiverListening: (on) => Atomics.store(control, CONTROL_RX_LISTENING, on ? 1 : 0),
+    // Posted, not polled for: the starting thread learns at once that scripted input may flow.
+    onReceiverListening: (on) => port.postMessage({ type: 'listening', on }),
   });
   port.postMessage({ type: 'vuart', port: machine.vuartPort });
   const exit = machine.run();
