@@ -92,7 +92,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       }
     }
     if (data.length > 0 && !guest.console.queueInput(data)) stdin.pause();
-    if (userQuit) void guest.stop('stopped by Ctrl-]');
+    if (userQuit) void guest.stop();
   };
   guest.console.onInputSpace = () => stdin.resume();
   if (tty) stdin.setRawMode(true);
@@ -104,7 +104,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   if (opts.timeout !== undefined) {
     timer = setTimeout(() => {
       timedOut = true;
-      void guest.stop(`timeout after ${opts.timeout} s`);
+      void guest.stop();
     }, opts.timeout * 1000);
   }
 

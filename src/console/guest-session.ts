@@ -30,7 +30,7 @@ export interface RunningGuest {
   readonly console: Console;
   readonly exited: Promise<DomainExit>;
   /** Destroy the domain (idempotent); `exited` resolves with reason 'stopped' unless it had already ended. */
-  stop(reason?: string): Promise<void>;
+  stop(): Promise<void>;
 }
 
 export async function startGuest(config: GuestConfig, opts: GuestSessionOptions = {}): Promise<RunningGuest> {
@@ -85,8 +85,6 @@ export async function startGuest(config: GuestConfig, opts: GuestSessionOptions 
     domid,
     console,
     exited,
-    stop: async (_reason?: string) => {
-      await dom.stop();
-    },
+    stop: () => dom.stop(),
   };
 }
