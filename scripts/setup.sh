@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # Prepares a Debian 12 + Node 20 machine to build, run and test vpl011. Idempotent: each step runs only when
 # its result is missing or stale, so a second run changes nothing and takes a second or two.
-#   1. Debian packages the project uses (apt-get, as root), installed only when missing, after one apt-get update;
+#   1. Debian packages (apt-get, as root), installed only when missing, after one apt-get update: with --runtime
+#      only what booting a guest needs (normally already on Debian), otherwise also the test and benchmark tools;
 #   2. node_modules (npm ci) when missing or older than package-lock.json;
 #   3. the build (tsc -p .) when a source is newer than the last build;
 #   4. libunicorn 2.1.x and the default guest (kernel Image, busybox initramfs) into the cache
 #      ($VPL011_CACHE, default ~/.cache/vpl011), with private apt state: the host's apt setup is not changed.
-# Usage: scripts/setup.sh [--quiet]     (--quiet: print only errors)
+# Steps 2-4 need no root. `./vpl011` runs it with --runtime, `npm test` and CI without.
+# Usage: scripts/setup.sh [--quiet] [--runtime]   (--quiet: print only errors)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 quiet=0
+runtime_only=0
 for arg in "$@"; do
   case "$arg" in
     -q|--quiet) quiet=1 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --runtime) runtime_only=1 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -39,11 +43,15 @@ run() {
 }
 
 # --- 1. Debian packages --------------------------------------------------------------------------------------------
-# device-tree-compiler: FDT tests; gcc/binutils-aarch64-linux-gnu: bare-metal guests and ELF tests; cpio: initramfs
-# tests; debian-archive-keyring: verifying what the fetch step downloads; expect, tmux, socat: console tests;
-# qemu-system-arm: benchmarks only (side-by-side figures); chromium: web console tests.
-packages=(device-tree-compiler gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu cpio debian-archive-keyring
-  ca-certificates expect tmux socat qemu-system-arm chromium)
+# Booting: debian-archive-keyring verifies what the fetch step downloads (apt-get and dpkg-deb come with Debian).
+# Tests and benchmarks: device-tree-compiler: FDT tests; gcc/binutils-aarch64-linux-gnu: bare-metal guests and ELF
+# tests; cpio: initramfs tests; expect, tmux, socat: console tests; qemu-system-arm: benchmarks only (side-by-side
+# figures); chromium: web console tests.
+packages=(debian-archive-keyring)
+if [ "$runtime_only" = 0 ]; then
+  packages+=(device-tree-compiler gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu cpio ca-certificates expect tmux
+    socat qemu-system-arm chromium)
+fi
 
 command -v dpkg-query >/dev/null 2>&1 || die "this is not a Debian system (no dpkg-query); vpl011's setup needs Debian 12"
 missing=()
@@ -77,17 +85,13 @@ else
 fi
 
 # --- 3. Build ------------------------------------------------------------------------------------------------------
-# tsc emits even when some file has type errors (noEmitOnError false), so the fetch step below still works; the
-# errors are reported and make this script fail at the end.
+# A build with type errors emits nothing (noEmitOnError) and stops here: a tree that does not type-check never runs.
 stamp=dist/.build-stamp
-build_failed=0
 if [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json package-lock.json -newer "$stamp" \( -name '*.ts' -o -name '*.json' \) -print -quit 2>/dev/null)" ]; then
   say "building (tsc -p .)"
-  if run npx tsc -p .; then
-    touch "$stamp"
-  else
-    build_failed=1
-  fi
+  rm -f "$stamp"
+  run npx tsc -p . || die "the TypeScript build reported errors (above); nothing was built"
+  touch "$stamp"
 else
   say "build up to date"
 fi
@@ -98,8 +102,4 @@ fi
 fetch_args=()
 if [ "$quiet" = 1 ]; then fetch_args+=(--terse); fi
 node scripts/fetch.mjs "${fetch_args[@]}" || die "fetching the unicorn library or the guest images failed (see above)"
-
-if [ "$build_failed" = 1 ]; then
-  die "the TypeScript build reported errors (see above); everything else is in place"
-fi
 say "ready: ./vpl011 run boots the default guest; npm test runs the tests"

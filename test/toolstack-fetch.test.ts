@@ -11,6 +11,7 @@ import {
   kernelPackageFromDepends, parseAptSources, privateApt,
 } from '../src/toolstack/fetch.js';
 import { parseArm64ImageHeader } from '../src/toolstack/image.js';
+import { hostArch, UnsupportedHostError } from '../src/toolstack/cache.js';
 
 const work = mkdtempSync(join(tmpdir(), 'vpl011-fetch-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
@@ -29,8 +30,9 @@ function optionMap(argv: string[]): Map<string, string> {
 }
 
 test('private apt: every Dir:: option points inside the private root (or /dev/null), never /etc/apt or /var/*/apt', () => {
-  for (const name of ['bookworm-arm64', 'trixie-amd64'] as const) {
+  for (const name of ['bookworm-arm64', 'trixie-host'] as const) {
     const apt = privateApt(name, '/cache', mirrors);
+    const folder = name === 'bookworm-arm64' ? name : `trixie-${hostArch().debian}`;
     for (const tool of ['apt-get', 'apt-cache'] as const) {
       const { cmd, argv } = aptCommand(apt, tool, ['update']);
       assert.equal(cmd, tool);
@@ -39,21 +41,27 @@ test('private apt: every Dir:: option points inside the private root (or /dev/nu
       // Without SourceParts and PreferencesParts apt would still read the host's sources.list.d / preferences.d.
       for (const k of ['Dir::Etc::SourceList', 'Dir::Etc::SourceParts', 'Dir::Etc::Preferences', 'Dir::Etc::PreferencesParts',
         'Dir::State', 'Dir::State::Lists', 'Dir::Cache']) {
-        assert.ok(o.get(k)?.startsWith(`/cache/apt/${name}/`), `${k}=${o.get(k)}`);
+        assert.ok(o.get(k)?.startsWith(`/cache/apt/${folder}/`), `${k}=${o.get(k)}`);
       }
       assert.equal(o.get('Dir::State::Status'), '/dev/null', 'an empty dpkg status: nothing is "installed"');
-      assert.equal(o.get('APT::Architectures'), name === 'bookworm-arm64' ? 'arm64' : 'amd64');
+      assert.equal(o.get('APT::Architectures'), name === 'bookworm-arm64' ? 'arm64' : hostArch().debian);
     }
   }
 });
 
-test('private sources: bookworm + bookworm-security for arm64, trixie for amd64, all signed-by the Debian keyring', () => {
+test('private sources: bookworm + bookworm-security for arm64, trixie for the host, all signed-by the Debian keyring', () => {
   const b = privateApt('bookworm-arm64', '/c', mirrors);
   assert.deepEqual(b.sources, [
     `deb [signed-by=${DEBIAN_KEYRING}] http://mirror.example/debian bookworm main`,
     `deb [signed-by=${DEBIAN_KEYRING}] http://mirror.example/debian-security bookworm-security main`,
   ]);
-  assert.deepEqual(privateApt('trixie-amd64', '/c', mirrors).sources, [`deb [signed-by=${DEBIAN_KEYRING}] http://mirror.example/debian trixie main`]);
+  assert.deepEqual(privateApt('trixie-host', '/c', mirrors).sources, [`deb [signed-by=${DEBIAN_KEYRING}] http://mirror.example/debian trixie main`]);
+});
+
+test('host architecture: amd64 and arm64 hosts are named in Debian terms; any other host is refused by name', () => {
+  assert.deepEqual(hostArch('x64'), { debian: 'amd64', multiarch: 'x86_64-linux-gnu' });
+  assert.deepEqual(hostArch('arm64'), { debian: 'arm64', multiarch: 'aarch64-linux-gnu' });
+  assert.throws(() => hostArch('riscv64'), (e: Error) => e instanceof UnsupportedHostError && /^unsupported host: riscv64 /.test(e.message));
 });
 
 test('host mirrors are read from sources.list and deb822 .sources files (disabled and non-deb entries skipped)', () => {

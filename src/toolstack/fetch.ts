@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { cacheDir, unicornLibraryPath } from './cache.js';
+import { cacheDir, hostArch, unicornLibraryPath } from './cache.js';
 import { parseArm64ImageHeader } from './image.js';
 import { DEFAULT_INIT, buildDefaultInitramfs } from './initramfs.js';
 
@@ -111,13 +111,13 @@ export function hostMirrors(etcApt = '/etc/apt'): HostMirrors {
 export interface PrivateApt {
   /** Folder holding etc/, lists/, cache/ and state/ of this apt instance. */
   root: string;
-  /** The one architecture whose indexes it fetches (arm64 for the guest, amd64 for the host library). */
+  /** The one architecture whose indexes it fetches (arm64 for the guest, the host's for the unicorn library). */
   arch: string;
   /** sources.list lines. */
   sources: string[];
 }
 
-export function privateApt(name: 'bookworm-arm64' | 'trixie-amd64', root = cacheDir(), mirrors = hostMirrors()): PrivateApt {
+export function privateApt(name: 'bookworm-arm64' | 'trixie-host', root = cacheDir(), mirrors = hostMirrors()): PrivateApt {
   const signed = `[signed-by=${DEBIAN_KEYRING}]`;
   if (name === 'bookworm-arm64') {
     return {
@@ -127,7 +127,8 @@ export function privateApt(name: 'bookworm-arm64' | 'trixie-amd64', root = cache
       sources: [`deb ${signed} ${mirrors.debian} bookworm main`, `deb ${signed} ${mirrors.security} bookworm-security main`],
     };
   }
-  return { root: join(root, 'apt', name), arch: 'amd64', sources: [`deb ${signed} ${mirrors.debian} trixie main`] };
+  const arch = hostArch().debian;
+  return { root: join(root, 'apt', `trixie-${arch}`), arch, sources: [`deb ${signed} ${mirrors.debian} trixie main`] };
 }
 
 /**
@@ -345,9 +346,9 @@ export async function ensureUnicorn(opts: FetchOptions = {}): Promise<string> {
   }
   if (process.env.VPL011_UNICORN) throw new FetchError(`VPL011_UNICORN=${process.env.VPL011_UNICORN} does not exist (unset it to fetch Debian 13's libunicorn2t64 into the cache)`);
   requireTools(['apt-get', 'dpkg', 'dpkg-deb']);
-  const apt = privateApt('trixie-amd64');
+  const apt = privateApt('trixie-host');
   await aptUpdate(apt, opts);
-  const [deb] = await aptDownload(apt, ['libunicorn2t64:amd64'], guestPaths().debs, opts);
+  const [deb] = await aptDownload(apt, [`libunicorn2t64:${apt.arch}`], guestPaths().debs, opts);
   const dest = join(cacheDir(), 'unicorn');
   const tmp = `${dest}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
