@@ -538,7 +538,8 @@ export class Daemon {
   }
 
   private addClient(s: Served, sock: Socket, readOnly: boolean, early: Buffer = Buffer.alloc(0)): void {
-    const removeSink = s.console.addSink(sock, { label: readOnly ? 'read-only client' : 'client' });
+    // Only a read-write client may hold the guest back (`keep`); a watcher gets discard semantics (issue #8 item 15).
+    const removeSink = s.console.addSink(sock, { label: readOnly ? 'read-only client' : 'client', throttles: !readOnly });
     const client: Client = { socket: sock, readOnly, removeSink };
     s.clients.add(client);
     const input = (chunk: Buffer) => {
