@@ -25,6 +25,7 @@ import { DurableLog, type TimestampMode } from './durable-log.js';
 import { EVTCHN_GEOMETRY, defaultLogDir, ensurePrivateDir, ensureSubdir, magicShmName, runPaths, type RunPaths } from './paths.js';
 import { LineReader, parseRequest, type DomainInfo, type Request, type Response } from './protocol.js';
 import { listRecords, pidAlive, readRecord, removeRecord, type DomainRecord } from './records.js';
+import { retireHostStderr } from './host-stderr.js';
 import type { DomainSpec } from './domain-host.js';
 
 export const BACKEND_DOMID = 0;
@@ -324,6 +325,8 @@ export class Daemon {
     s.magic.close();
     if (!alive) this.cleanupDead(rec);
     else removeRecord(this.paths.domainsDir, rec.domid);
+    // The domain is gone: its stderr file goes with it (what it said about a crash or a death stays in our log).
+    retireHostStderr(this.paths.domainsDir, rec.domid, rec.state === 'crashed' || !alive, (l) => this.say(l));
     this.say(`d${rec.domid} (${rec.name}): ${why}; console closed`);
   }
 
@@ -337,6 +340,7 @@ export class Daemon {
     unlinkShared(rec.magicShm);
     removeRecord(this.paths.domainsDir, rec.domid);
     rmSync(join(this.paths.domainsDir, `${rec.domid}.spec.json`), { force: true });
+    retireHostStderr(this.paths.domainsDir, rec.domid, true, (l) => this.say(l));
   }
 
   // ---- control socket ----------------------------------------------------------------------------------------
@@ -492,7 +496,11 @@ export class Daemon {
         if (child.exitCode !== null || Date.now() > deadline) {
           const errPath = join(this.paths.domainsDir, `${domid}.stderr`);
           const why = lastLine(errPath);
-          return { ok: false, error: `domain ${name} did not start${why ? `: ${why}` : ''} (see ${errPath})` };
+          if (child.exitCode === null) return { ok: false, error: `domain ${name} did not start${why ? `: ${why}` : ''} (see ${errPath})` };
+          // The host is gone: its files go too (its output is kept in the daemon's log).
+          retireHostStderr(this.paths.domainsDir, domid, true, (l) => this.say(l));
+          rmSync(specPath, { force: true });
+          return { ok: false, error: `domain ${name} did not start${why ? `: ${why}` : ''} (the daemon's log has the details)` };
         }
       }
     } finally {
