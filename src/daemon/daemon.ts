@@ -26,6 +26,8 @@ import { EVTCHN_GEOMETRY, defaultLogDir, ensurePrivateDir, ensureSubdir, magicSh
 import { LineReader, parseRequest, type DomainInfo, type Request, type Response } from './protocol.js';
 import { listRecords, pidAlive, readRecord, removeRecord, type DomainRecord } from './records.js';
 import { retireHostStderr } from './host-stderr.js';
+import { saveDaemonOptions } from './daemon-options.js';
+import { LockHeld, lockExclusive } from '../host/flock.js';
 import type { DomainSpec } from './domain-host.js';
 
 export const BACKEND_DOMID = 0;
@@ -65,6 +67,8 @@ const MAGIC_SIZE = NR_MAGIC_PAGES * XEN_PAGE_SIZE;
 const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
 
 export class DaemonError extends Error {}
+/** Another daemon holds the run dir's lock (a concurrent start lost the race: not a failure for its caller). */
+export class DaemonRunning extends DaemonError {}
 
 export class Daemon {
   readonly paths: RunPaths;
@@ -83,6 +87,7 @@ export class Daemon {
   private readonly reserved = new Set<number>();
   private readonly badRecords = new Set<string>();
   private stopped = false;
+  private releaseLock: (() => void) | undefined;
 
   constructor(opts: DaemonOptions) {
     this.opts = opts;
@@ -94,6 +99,14 @@ export class Daemon {
   async start(): Promise<void> {
     const p = this.paths;
     ensurePrivateDir(p.runDir);
+    // One daemon per run dir, decided by the kernel (flock dies with its holder, even by kill -9): clients start a
+    // daemon whenever none answers, so several may try at once.
+    try {
+      this.releaseLock = lockExclusive(join(p.runDir, 'daemon.lock'));
+    } catch (e) {
+      if (e instanceof LockHeld) throw new DaemonRunning(`a daemon is already running on ${p.runDir}`);
+      throw e;
+    }
     ensureSubdir(p.domainsDir);
     ensureSubdir(p.journalDir);
     ensureSubdir(this.logDir);
@@ -123,6 +136,12 @@ export class Daemon {
     server.on('error', (e) => this.say(`control socket: ${e.message}`));
     this.server = server;
     writeFileSync(p.daemonPid, `${process.pid}\n`, { mode: 0o600 });
+    // A daemon started again after a crash (by any client) serves with the same options.
+    saveDaemonOptions(p.runDir, {
+      ...(this.opts.logDir ? { logDir: this.opts.logDir } : {}),
+      ...(this.opts.timestamps ? { timestamp: this.opts.timestamps } : {}),
+      ...(this.opts.policy ? { overflow: this.opts.policy } : {}),
+    });
 
     try {
       this.watcher = watch(p.domainsDir, () => this.scheduleScan());
@@ -164,6 +183,7 @@ export class Daemon {
     this.served.clear();
     await this.backend.stop();
     await this.waker?.close();
+    this.releaseLock?.();
   }
 
   // ---- discovery ---------------------------------------------------------------------------------------------
