@@ -38,7 +38,7 @@ export function registerDaemonCommands(program: Command): void {
         }
         return;
       }
-      const { Daemon } = await import('../daemon/daemon.js');
+      const { Daemon, DaemonRunning } = await import('../daemon/daemon.js');
       const d = new Daemon({
         runDir,
         ...(opts.logDir ? { logDir: resolve(opts.logDir) } : {}),
@@ -49,7 +49,7 @@ export function registerDaemonCommands(program: Command): void {
         await d.start();
       } catch (e) {
         say((e as Error).message);
-        process.exitCode = 1;
+        process.exitCode = e instanceof DaemonRunning ? (await import('../console/client.js')).EXIT_DAEMON_RUNNING : 1;
         return;
       }
       process.on('SIGHUP', () => d.reopenLogs());
@@ -111,8 +111,9 @@ export function registerDaemonCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (opts: { runDir?: string; json?: boolean }) => {
       const runDir = await runDirOf(opts);
-      const { controlRequest } = await import('../console/client.js');
+      const { controlRequest, ensureDaemon } = await import('../console/client.js');
       try {
+        await ensureDaemon(runDir); // as `up` does: a daemon killed by -9 is started again by whoever asks next
         const res = await controlRequest(runDir, { op: 'list' });
         if (!res.ok) throw new Error(res.error);
         const doms = res.domains ?? [];
@@ -137,8 +138,9 @@ export function registerDaemonCommands(program: Command): void {
     .addOption(runDirOpt())
     .action(async (domain: string, opts: { runDir?: string }) => {
       const runDir = await runDirOf(opts);
-      const { controlRequest } = await import('../console/client.js');
+      const { controlRequest, ensureDaemon } = await import('../console/client.js');
       try {
+        await ensureDaemon(runDir);
         const res = await controlRequest(runDir, { op: 'destroy', domain });
         if (!res.ok) {
           say(res.error);
@@ -160,8 +162,9 @@ export function registerDaemonCommands(program: Command): void {
     .option('--timeout <ms>', 'detach after this long', ms)
     .action(async (domain: string, opts: { runDir?: string; readOnly?: boolean; linger: number; timeout?: number }) => {
       const runDir = await runDirOf(opts);
-      const { attachConsole } = await import('../console/client.js');
+      const { attachConsole, ensureDaemon } = await import('../console/client.js');
       try {
+        await ensureDaemon(runDir);
         process.exitCode = await attachConsole(runDir, domain, {
           readOnly: opts.readOnly === true,
           lingerMs: opts.linger,

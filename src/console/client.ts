@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Response } from '../daemon/protocol.js';
 import { ensurePrivateDir, runPaths } from '../daemon/paths.js';
 import { socketAnswers } from '../daemon/daemon.js';
+import { loadDaemonOptions } from '../daemon/daemon-options.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
 const CTRL_RIGHT_BRACKET = 0x1d;
@@ -71,11 +72,19 @@ export interface DaemonStartOptions {
   overflow?: string;
 }
 
-/** Start a background daemon unless one answers; resolves once its control socket accepts. */
-export async function ensureDaemon(runDir: string, opts: DaemonStartOptions = {}): Promise<void> {
+/** Exit code of `vpl011 daemon --foreground` when another daemon holds the run dir (it won a concurrent start). */
+export const EXIT_DAEMON_RUNNING = 3;
+
+/**
+ * Start a background daemon unless one answers; resolves once its control socket accepts. Every client command
+ * calls this, so a daemon killed by -9 is started again by whoever needs it next, with the options the last daemon
+ * on this run dir was started with (unless `opts` are given).
+ */
+export async function ensureDaemon(runDir: string, given?: DaemonStartOptions): Promise<void> {
   const p = runPaths(runDir);
   if (await socketAnswers(p.controlSocket)) return;
   ensurePrivateDir(runDir);
+  const opts = given ?? loadDaemonOptions(runDir);
   const args = [BIN, 'daemon', '--foreground', '--run-dir', runDir];
   if (opts.logDir) args.push('--log-dir', opts.logDir);
   if (opts.timestamp) args.push('--timestamp', opts.timestamp);
@@ -87,7 +96,8 @@ export async function ensureDaemon(runDir: string, opts: DaemonStartOptions = {}
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (await socketAnswers(p.controlSocket)) return;
-    if (child.exitCode !== null) break;
+    // Lost a race with another starter: wait for the winner to answer.
+    if (child.exitCode !== null && child.exitCode !== EXIT_DAEMON_RUNNING) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new ClientError(`the console daemon did not start (see ${p.daemonLog})`);

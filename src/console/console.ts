@@ -8,6 +8,8 @@
 // Policy `discard`: a sink whose backlog passes the limit misses output until it has drained below half the limit;
 // the bytes it missed are counted and a visible marker is written to it when it resumes. Other sinks are unaffected
 // (xenconsoled drops the middle of one shared buffer; per-sink dropping keeps the log whole while a client lags).
+// Only a sink added with `throttles: true` (a read-write client, stdout of `vpl011 run`) may hold the guest back
+// under `keep`: a read-only watcher always gets `discard` semantics, so watching can never slow a guest (issue #8).
 //
 // Input waits for ring space: queueInput() keeps at most `inputLimit` bytes and says when it is full, so the source
 // pauses (backpressure) instead of anything being dropped.
@@ -54,11 +56,17 @@ export interface ConsoleOptions {
 export interface SinkOptions {
   /** A read-only watcher or a log: it only receives output. (Input comes from sources, not sinks.) */
   label: string;
+  /**
+   * Whether this sink's backlog may hold output back under `keep` (default true). False for read-only watchers:
+   * they get `discard` semantics whatever the policy.
+   */
+  throttles?: boolean;
 }
 
 interface Sink {
   stream: Writable;
   label: string;
+  throttles: boolean;
   /** Bytes this sink missed under `discard` since it last caught up. */
   missed: number;
   dropping: boolean;
@@ -148,6 +156,7 @@ export class Console {
     const sink: Sink = {
       stream,
       label: opts.label,
+      throttles: opts.throttles ?? true,
       missed: 0,
       dropping: false,
       onDrain: () => {
@@ -192,7 +201,7 @@ export class Console {
 
   private sinksReady(): boolean {
     if (this.policy !== 'keep') return true;
-    for (const s of this.sinks) if (s.stream.writableLength >= this.limit) return false;
+    for (const s of this.sinks) if (s.throttles && s.stream.writableLength >= this.limit) return false;
     return true;
   }
 
@@ -305,7 +314,7 @@ export class Console {
     const chunk = Buffer.from(this.pend.subarray(0, this.pendLen));
     this.pendLen = 0;
     for (const s of this.sinks) {
-      if (this.policy === 'discard') {
+      if (this.policy === 'discard' || !s.throttles) {
         if (s.dropping && !this.resumeIfCaughtUp(s)) {
           s.missed += chunk.length;
           this.counters.dropped += chunk.length;

@@ -25,6 +25,9 @@ import { DurableLog, type TimestampMode } from './durable-log.js';
 import { EVTCHN_GEOMETRY, defaultLogDir, ensurePrivateDir, ensureSubdir, magicShmName, runPaths, type RunPaths } from './paths.js';
 import { LineReader, parseRequest, type DomainInfo, type Request, type Response } from './protocol.js';
 import { listRecords, pidAlive, readRecord, removeRecord, type DomainRecord } from './records.js';
+import { retireHostStderr } from './host-stderr.js';
+import { saveDaemonOptions } from './daemon-options.js';
+import { LockHeld, lockExclusive } from '../host/flock.js';
 import type { DomainSpec } from './domain-host.js';
 
 export const BACKEND_DOMID = 0;
@@ -64,6 +67,8 @@ const MAGIC_SIZE = NR_MAGIC_PAGES * XEN_PAGE_SIZE;
 const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
 
 export class DaemonError extends Error {}
+/** Another daemon holds the run dir's lock (a concurrent start lost the race: not a failure for its caller). */
+export class DaemonRunning extends DaemonError {}
 
 export class Daemon {
   readonly paths: RunPaths;
@@ -82,6 +87,7 @@ export class Daemon {
   private readonly reserved = new Set<number>();
   private readonly badRecords = new Set<string>();
   private stopped = false;
+  private releaseLock: (() => void) | undefined;
 
   constructor(opts: DaemonOptions) {
     this.opts = opts;
@@ -93,6 +99,14 @@ export class Daemon {
   async start(): Promise<void> {
     const p = this.paths;
     ensurePrivateDir(p.runDir);
+    // One daemon per run dir, decided by the kernel (flock dies with its holder, even by kill -9): clients start a
+    // daemon whenever none answers, so several may try at once.
+    try {
+      this.releaseLock = lockExclusive(join(p.runDir, 'daemon.lock'));
+    } catch (e) {
+      if (e instanceof LockHeld) throw new DaemonRunning(`a daemon is already running on ${p.runDir}`);
+      throw e;
+    }
     ensureSubdir(p.domainsDir);
     ensureSubdir(p.journalDir);
     ensureSubdir(this.logDir);
@@ -122,6 +136,12 @@ export class Daemon {
     server.on('error', (e) => this.say(`control socket: ${e.message}`));
     this.server = server;
     writeFileSync(p.daemonPid, `${process.pid}\n`, { mode: 0o600 });
+    // A daemon started again after a crash (by any client) serves with the same options.
+    saveDaemonOptions(p.runDir, {
+      ...(this.opts.logDir ? { logDir: this.opts.logDir } : {}),
+      ...(this.opts.timestamps ? { timestamp: this.opts.timestamps } : {}),
+      ...(this.opts.policy ? { overflow: this.opts.policy } : {}),
+    });
 
     try {
       this.watcher = watch(p.domainsDir, () => this.scheduleScan());
@@ -163,6 +183,7 @@ export class Daemon {
     this.served.clear();
     await this.backend.stop();
     await this.waker?.close();
+    this.releaseLock?.();
   }
 
   // ---- discovery ---------------------------------------------------------------------------------------------
@@ -324,6 +345,8 @@ export class Daemon {
     s.magic.close();
     if (!alive) this.cleanupDead(rec);
     else removeRecord(this.paths.domainsDir, rec.domid);
+    // The domain is gone: its stderr file goes with it (what it said about a crash or a death stays in our log).
+    retireHostStderr(this.paths.domainsDir, rec.domid, rec.state === 'crashed' || !alive, (l) => this.say(l));
     this.say(`d${rec.domid} (${rec.name}): ${why}; console closed`);
   }
 
@@ -337,6 +360,7 @@ export class Daemon {
     unlinkShared(rec.magicShm);
     removeRecord(this.paths.domainsDir, rec.domid);
     rmSync(join(this.paths.domainsDir, `${rec.domid}.spec.json`), { force: true });
+    retireHostStderr(this.paths.domainsDir, rec.domid, true, (l) => this.say(l));
   }
 
   // ---- control socket ----------------------------------------------------------------------------------------
@@ -492,7 +516,11 @@ export class Daemon {
         if (child.exitCode !== null || Date.now() > deadline) {
           const errPath = join(this.paths.domainsDir, `${domid}.stderr`);
           const why = lastLine(errPath);
-          return { ok: false, error: `domain ${name} did not start${why ? `: ${why}` : ''} (see ${errPath})` };
+          if (child.exitCode === null) return { ok: false, error: `domain ${name} did not start${why ? `: ${why}` : ''} (see ${errPath})` };
+          // The host is gone: its files go too (its output is kept in the daemon's log).
+          retireHostStderr(this.paths.domainsDir, domid, true, (l) => this.say(l));
+          rmSync(specPath, { force: true });
+          return { ok: false, error: `domain ${name} did not start${why ? `: ${why}` : ''} (the daemon's log has the details)` };
         }
       }
     } finally {
@@ -538,7 +566,8 @@ export class Daemon {
   }
 
   private addClient(s: Served, sock: Socket, readOnly: boolean, early: Buffer = Buffer.alloc(0)): void {
-    const removeSink = s.console.addSink(sock, { label: readOnly ? 'read-only client' : 'client' });
+    // Only a read-write client may hold the guest back (`keep`); a watcher gets discard semantics (issue #8 item 15).
+    const removeSink = s.console.addSink(sock, { label: readOnly ? 'read-only client' : 'client', throttles: !readOnly });
     const client: Client = { socket: sock, readOnly, removeSink };
     s.clients.add(client);
     const input = (chunk: Buffer) => {

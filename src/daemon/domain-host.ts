@@ -154,8 +154,9 @@ export async function runDomainHost(specPath: string): Promise<number> {
   rec.state = exitInfo.reason === 'crashed' ? 'crashed' : 'shutdown';
   rec.reason = exitInfo.reason;
   if (exitInfo.message) rec.message = exitInfo.message;
-  if (existsSync(recordPath(paths.domainsDir, rec.domid))) writeRecord(paths.domainsDir, rec);
+  // Said before the record changes: the daemon copies this file into its log once it sees the final state.
   say(`${rec.state}${exitInfo.message ? `: ${exitInfo.message}` : ''}`);
+  if (existsSync(recordPath(paths.domainsDir, rec.domid))) writeRecord(paths.domainsDir, rec);
 
   // Let the daemon take the guest's last words out of the ring; it removes the record when done.
   const deadline = Date.now() + DRAIN_WAIT_MS;

@@ -144,6 +144,13 @@ export class Harness {
   async cleanup(): Promise<void> {
     this.trackHosts();
     await this.killDaemon();
+    // A daemon a client command started in the background (detached): its pid is in the run dir.
+    try {
+      const pid = Number(readFileSync(runPaths(this.runDir).daemonPid, 'utf8'));
+      if (Number.isInteger(pid) && pid > 1) process.kill(pid, 'SIGKILL');
+    } catch {
+      // none, or already gone
+    }
     for (const pid of this.hostPids) {
       try {
         process.kill(pid, 'SIGKILL');
