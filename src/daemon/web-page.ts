@@ -8,8 +8,10 @@ function html(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-export function webPage(opts: { readOnly: boolean; title: string }): string {
+export function webPage(opts: { readOnly: boolean; title: string; token: string }): string {
   const t = html(opts.title);
+  // The asset URLs carry the token the page was fetched with (every request needs one); it is the viewer's own.
+  const q = `?t=${encodeURIComponent(opts.token)}`;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -17,7 +19,7 @@ export function webPage(opts: { readOnly: boolean; title: string }): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>${t}</title>
-<link rel="stylesheet" href="assets/xterm.css" id="xterm-css">
+<link rel="stylesheet" href="assets/xterm.css${q}">
 <style>
   body { margin: 0; font: 14px system-ui, sans-serif; background: #1e1e1e; color: #ddd; display: flex; height: 100vh; }
   nav { width: 22em; padding: 0.8em; overflow-y: auto; border-right: 1px solid #333; flex: none; }
@@ -51,15 +53,13 @@ export function webPage(opts: { readOnly: boolean; title: string }): string {
   <div id="terms"></div>
   <div id="status">Click a domain to open its console.</div>
 </main>
-<script src="assets/xterm.js"></script>
-<script src="assets/addon-fit.js"></script>
+<script src="assets/xterm.js${q}"></script>
+<script src="assets/addon-fit.js${q}"></script>
 <script>
 "use strict";
 const token = new URLSearchParams(location.search).get("t") || "";
 const readOnly = ${opts.readOnly ? 'true' : 'false'};
 const q = (extra) => "?t=" + encodeURIComponent(token) + (extra || "");
-// Assets need the token too (every request does); set their URLs before anything loads them again.
-document.getElementById("xterm-css").href = "assets/xterm.css" + q();
 const consoles = new Map(); // name -> { term, fit, ws, el, tab }
 let active = null;
 

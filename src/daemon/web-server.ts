@@ -138,7 +138,7 @@ export class WebConsole {
         'Content-Type': 'text/html; charset=utf-8',
         'Content-Security-Policy': "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
       });
-      res.end(req.method === 'HEAD' ? undefined : webPage({ readOnly: role === 'read-only', title: 'vpl011 consoles' }));
+      res.end(req.method === 'HEAD' ? undefined : webPage({ readOnly: role === 'read-only', title: 'vpl011 consoles', token: url.searchParams.get('t')! }));
       return;
     }
     if (url.pathname === '/api/domains') {
