@@ -26,12 +26,28 @@ export function registerDaemonCommands(program: Command): void {
     .option('--log-dir <dir>', 'where guest-<name>-vuart0.log files go')
     .addOption(new Option('--timestamp <mode>', 'prefix each log line with the time').choices(['none', 'guest']).default('none'))
     .addOption(new Option('-o, --overflow <policy>', 'slow clients: keep (backpressure) or discard').choices(['keep', 'discard']).default('keep'))
-    .action(async (opts: { runDir?: string; foreground?: boolean; logDir?: string; timestamp: string; overflow: string }) => {
+    .option('--web <[host:]port>', 'also serve the web console there (loopback only unless --web-public); see web-url')
+    .option('--web-public', 'allow --web on a non-loopback address (access still needs the token)')
+    .action(async (opts: { runDir?: string; foreground?: boolean; logDir?: string; timestamp: string; overflow: string; web?: string; webPublic?: boolean }) => {
       const runDir = await runDirOf(opts);
+      const { parseWebListen } = await import('../daemon/web-server.js');
+      const web = opts.web === undefined ? undefined : parseWebListen(opts.web, opts.webPublic === true);
+      if (typeof web === 'string') {
+        say(web);
+        process.exitCode = 2;
+        return;
+      }
       if (!opts.foreground) {
-        const { ensureDaemon } = await import('../console/client.js');
+        const { ensureDaemon, controlRequest } = await import('../console/client.js');
         try {
           await ensureDaemon(runDir, { ...(opts.logDir ? { logDir: resolve(opts.logDir) } : {}), timestamp: opts.timestamp, overflow: opts.overflow });
+          if (opts.web !== undefined) {
+            const res = await controlRequest(runDir, { op: 'web', listen: opts.web, public: opts.webPublic === true });
+            if (!res.ok) {
+              say(res.error);
+              process.exitCode = 2;
+            }
+          }
         } catch (e) {
           say((e as Error).message);
           process.exitCode = 1;
@@ -44,6 +60,7 @@ export function registerDaemonCommands(program: Command): void {
         ...(opts.logDir ? { logDir: resolve(opts.logDir) } : {}),
         timestamps: opts.timestamp as 'none' | 'guest',
         policy: opts.overflow as 'keep' | 'discard',
+        ...(web ? { web } : {}),
       });
       try {
         await d.start();
@@ -125,6 +142,31 @@ export function registerDaemonCommands(program: Command): void {
         for (const d of doms) rows.push([String(d.id), d.name, d.state + (d.reason ? ` (${d.reason})` : ''), String(d.bytesIn), String(d.bytesOut), String(d.clients), String(d.dropped)]);
         const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
         for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n');
+      } catch (e) {
+        say((e as Error).message);
+        process.exitCode = 1;
+      }
+    });
+
+  program
+    .command('web-url')
+    .description('print a URL of the web console with its access token (starts the daemon and the web console if needed)')
+    .addOption(runDirOpt())
+    .option('-r, --read-only', 'a URL whose viewers can watch but not type')
+    .option('--listen <[host:]port>', 'where to start the web console if it is not running (default 127.0.0.1:8011)')
+    .option('--public', 'allow a non-loopback --listen address')
+    .action(async (opts: { runDir?: string; readOnly?: boolean; listen?: string; public?: boolean }) => {
+      const runDir = await runDirOf(opts);
+      const { ensureDaemon, controlRequest } = await import('../console/client.js');
+      try {
+        await ensureDaemon(runDir);
+        const res = await controlRequest(runDir, { op: 'web', ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.public ? { public: true } : {}) });
+        if (!res.ok) {
+          say(res.error);
+          process.exitCode = 2;
+          return;
+        }
+        process.stdout.write(`${opts.readOnly ? res.readOnlyUrl : res.url}\n`);
       } catch (e) {
         say((e as Error).message);
         process.exitCode = 1;

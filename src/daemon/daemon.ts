@@ -7,8 +7,9 @@
 // log is exactly-once (./durable-log.ts) and the bindings are adopted from the shared table.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, openSync, closeSync, readFileSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { chmodSync, existsSync, fstatSync, openSync, closeSync, readFileSync, readSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FutexWaker } from '../host/futex.js';
@@ -29,6 +30,8 @@ import { retireHostStderr } from './host-stderr.js';
 import { saveDaemonOptions } from './daemon-options.js';
 import { LockHeld, lockExclusive } from '../host/flock.js';
 import type { DomainSpec } from './domain-host.js';
+import { WebAccess, type WebListen } from './web-access.js';
+import { WebConsole, parseWebListen } from './web-server.js';
 
 export const BACKEND_DOMID = 0;
 
@@ -41,10 +44,17 @@ export interface DaemonOptions {
   limit?: number;
   /** Where the daemon's own messages go (default: stderr). */
   log?: (line: string) => void;
+  /** Serve the web console there (also remembered in <run>/web.json for the next start). */
+  web?: WebListen;
 }
 
+/** `vpl011 web-url` starts the web console here when none is configured. */
+export const WEB_DEFAULT_LISTEN = '127.0.0.1:8011';
+/** A viewer that attaches first gets this much of the domain's log, so it sees the boot. */
+export const WEB_SCROLLBACK_BYTES = 256 * 1024;
+
 interface Client {
-  socket: Socket;
+  socket: Duplex;
   readOnly: boolean;
   removeSink: () => void;
 }
@@ -58,7 +68,7 @@ interface Served {
   localPort: number;
   detach: () => void;
   clients: Set<Client>;
-  paused: Set<Socket>;
+  paused: Set<Duplex>;
   discardedInput: number;
   tcp?: Server;
 }
@@ -88,6 +98,7 @@ export class Daemon {
   private readonly badRecords = new Set<string>();
   private stopped = false;
   private releaseLock: (() => void) | undefined;
+  private web: WebConsole | undefined;
 
   constructor(opts: DaemonOptions) {
     this.opts = opts;
@@ -151,6 +162,27 @@ export class Daemon {
     }
     this.scanTimer = setInterval(() => this.scan(), 500);
     this.say(`serving ${p.runDir} (pid ${process.pid}; logs in ${this.logDir})`);
+
+    // The web console: asked for on the command line (an error there is the caller's), or remembered from an
+    // earlier start (an error then is only reported: the consoles still work without it).
+    const access = new WebAccess(p.runDir);
+    if (this.opts.web) {
+      await this.startWeb(this.opts.web);
+    } else if (access.listen) {
+      await this.startWeb(access.listen).catch((e: Error) => this.say(e.message));
+    }
+  }
+
+  /** Start the web console (once); remembers where, so a restarted daemon serves it again. */
+  private async startWeb(listen: WebListen): Promise<WebConsole> {
+    if (this.web) return this.web;
+    const access = new WebAccess(this.paths.runDir);
+    const web = new WebConsole({ domains: () => this.list(), attachStream: (d, st, ro, label) => this.attachStream(d, st, ro, label) }, access, this.say);
+    await web.listen(listen);
+    this.web = web;
+    access.listen = { ...listen, port: listen.port === 0 ? web.address!.port : listen.port };
+    this.say(`web console on http://${web.address!.host}:${web.address!.port}/ (vpl011 web-url prints a URL with its token)`);
+    return web;
   }
 
   /** SIGHUP: reopen every log (logrotate). */
@@ -171,6 +203,7 @@ export class Daemon {
     if (this.scanTimer) clearInterval(this.scanTimer);
     this.watcher?.close();
     this.server?.close();
+    this.web?.close();
     rmSync(this.paths.controlSocket, { force: true });
     rmSync(this.paths.daemonPid, { force: true });
     for (const s of this.served.values()) {
@@ -426,7 +459,23 @@ export class Daemon {
         return this.up(req);
       case 'destroy':
         return this.destroy(req.domain);
+      case 'web':
+        return this.webUrls(req);
     }
+  }
+
+  private async webUrls(req: Extract<Request, { op: 'web' }>): Promise<Response> {
+    let listen: WebListen | undefined;
+    if (req.listen !== undefined) {
+      const l = parseWebListen(req.listen, req.public === true);
+      if (typeof l === 'string') return { ok: false, error: l };
+      listen = l;
+    }
+    if (this.web && listen && (listen.host !== this.web.address?.host || (listen.port !== 0 && listen.port !== this.web.address?.port))) {
+      return { ok: false, error: `web: the web console already listens on ${this.web.address?.host}:${this.web.address?.port}` };
+    }
+    const web = await this.startWeb(listen ?? (parseWebListen(WEB_DEFAULT_LISTEN, false) as WebListen));
+    return { ok: true, ...web.urls() };
   }
 
   private list(): DomainInfo[] {
@@ -445,6 +494,7 @@ export class Daemon {
         corrupt: c?.corrupt ?? 0,
         discardedInput: s?.discardedInput ?? 0,
         throttled: c?.throttled ?? 0,
+        startedAt: rec.startedAt,
         ...(rec.reason ? { reason: rec.message ? `${rec.reason}: ${rec.message}` : rec.reason } : {}),
       });
     }
@@ -565,9 +615,24 @@ export class Daemon {
     this.addClient(s, sock, req.readOnly, early);
   }
 
-  private addClient(s: Served, sock: Socket, readOnly: boolean, early: Buffer = Buffer.alloc(0)): void {
+  /**
+   * A stream client (a web viewer): the last WEB_SCROLLBACK_BYTES of the domain's log first, then live output. The
+   * log is written synchronously before output reaches any client, so after flushing what clients have not been
+   * given yet, the log's end is exactly where live output starts: no gap, no duplicate.
+   */
+  private attachStream(ref: string, stream: Duplex, readOnly: boolean, label: string): string | undefined {
+    const s = this.find(ref);
+    if (!s) return `no running console for ${ref}`;
+    s.console.flushOutput();
+    const tail = readTail(s.log.path, WEB_SCROLLBACK_BYTES);
+    if (tail.length > 0) stream.write(tail);
+    this.addClient(s, stream, readOnly, Buffer.alloc(0), label);
+    return undefined;
+  }
+
+  private addClient(s: Served, sock: Duplex, readOnly: boolean, early: Buffer = Buffer.alloc(0), label?: string): void {
     // Only a read-write client may hold the guest back (`keep`); a watcher gets discard semantics (issue #8 item 15).
-    const removeSink = s.console.addSink(sock, { label: readOnly ? 'read-only client' : 'client', throttles: !readOnly });
+    const removeSink = s.console.addSink(sock, { label: label ?? (readOnly ? 'read-only client' : 'client'), throttles: !readOnly });
     const client: Client = { socket: sock, readOnly, removeSink };
     s.clients.add(client);
     const input = (chunk: Buffer) => {
@@ -630,6 +695,28 @@ function lastLine(path: string): string {
     return line.replace(/^vpl011 domain-host d\d+ \([^)]*\): /, '').slice(0, 300);
   } catch {
     return '';
+  }
+}
+
+/** The last `max` bytes of a file (empty if it cannot be read): bounded whatever the file's size. */
+function readTail(path: string, max: number): Buffer {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const size = fstatSync(fd).size;
+    const n = Math.min(size, max);
+    const buf = Buffer.alloc(n);
+    let off = 0;
+    while (off < n) {
+      const got = readSync(fd, buf, off, n - off, size - n + off);
+      if (got === 0) break;
+      off += got;
+    }
+    return buf.subarray(0, off);
+  } catch {
+    return Buffer.alloc(0); // no log yet: nothing to replay
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

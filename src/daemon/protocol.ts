@@ -18,6 +18,8 @@ export type Request =
       tcp?: { host: string; port: number };
     }
   | { op: 'destroy'; domain: string }
+  /** Start the web console if it is not running (at `listen`, default 127.0.0.1:8011) and return its URLs. */
+  | { op: 'web'; listen?: string; public?: boolean }
   | { op: 'attach'; domain: string; readOnly: boolean };
 
 export interface DomainInfo {
@@ -32,11 +34,13 @@ export interface DomainInfo {
   discardedInput: number;
   /** Times output stopped because a client was full (`keep`): the guest was throttled. */
   throttled: number;
+  /** When the domain was started (ISO 8601): the web page shows its uptime. */
+  startedAt?: string;
   reason?: string;
 }
 
 export type Response =
-  | { ok: true; domid?: number; name?: string; domains?: DomainInfo[]; pid?: number }
+  | { ok: true; domid?: number; name?: string; domains?: DomainInfo[]; pid?: number; url?: string; readOnlyUrl?: string }
   | { ok: false; error: string };
 
 /** Parse "127.0.0.1:PORT" (or "[::1]:PORT", "localhost:PORT"); loopback only. */
@@ -73,6 +77,7 @@ export function parseRequest(line: string): Request | string {
     up: ['op', 'name', 'config', 'tcp'],
     destroy: ['op', 'domain'],
     attach: ['op', 'domain', 'readOnly'],
+    web: ['op', 'listen', 'public'],
   };
   if (typeof r.op !== 'string' || !(r.op in allowed)) return `op: unknown operation ${JSON.stringify(r.op)}`;
   for (const k of Object.keys(r)) if (!allowed[r.op]!.includes(k)) return `${k}: unknown field for ${r.op}`;
@@ -89,6 +94,18 @@ export function parseRequest(line: string): Request | string {
       if (d === undefined) return 'domain: expected a domain name or id';
       if (r.readOnly !== undefined && typeof r.readOnly !== 'boolean') return 'readOnly: expected true or false';
       return { op: 'attach', domain: d, readOnly: r.readOnly === true };
+    }
+    case 'web': {
+      const out: Extract<Request, { op: 'web' }> = { op: 'web' };
+      if (r.listen !== undefined) {
+        if (typeof r.listen !== 'string' || r.listen.length > 300) return 'listen: expected "[HOST:]PORT"';
+        out.listen = r.listen;
+      }
+      if (r.public !== undefined) {
+        if (typeof r.public !== 'boolean') return 'public: expected true or false';
+        out.public = r.public;
+      }
+      return out;
     }
     case 'up': {
       const out: Extract<Request, { op: 'up' }> = { op: 'up' };

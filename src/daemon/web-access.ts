@@ -1,0 +1,126 @@
+// Who may use the web console: holders of one of two random tokens the daemon keeps in <run>/web.json (0600, in the
+// private run dir). The read-write token lets its holder type into a guest; the read-only token only watches, and
+// that is enforced by the daemon, not by the page. The file also remembers where the web console listens, so a
+// restarted daemon serves it again at the same address with the same tokens (URLs the owner holds stay valid).
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeFileSync, constants } from 'node:fs';
+import { join } from 'node:path';
+import { currentUid } from './paths.js';
+
+/** 256 bits each: far beyond guessing, and short enough for a URL. */
+const TOKEN_BYTES = 32;
+const TOKEN_RE = /^[A-Za-z0-9_-]{43}$/;
+/** web.json is a few hundred bytes; anything larger is not ours. */
+const MAX_FILE = 4096;
+
+export type WebRole = 'read-write' | 'read-only';
+
+export interface WebListen {
+  host: string;
+  port: number;
+  /** The owner allowed a non-loopback address (`--web-public`). */
+  public: boolean;
+}
+
+export interface WebState {
+  rw: string;
+  ro: string;
+  listen?: WebListen;
+}
+
+export class WebAccessError extends Error {
+  override name = 'WebAccessError';
+}
+
+function newToken(): string {
+  return randomBytes(TOKEN_BYTES).toString('base64url');
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+function validListen(v: unknown): WebListen | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const l = v as Record<string, unknown>;
+  if (typeof l.host !== 'string' || l.host.length > 255) return undefined;
+  if (!Number.isInteger(l.port) || (l.port as number) < 0 || (l.port as number) > 65535) return undefined;
+  return { host: l.host, port: l.port as number, public: l.public === true };
+}
+
+/** The tokens (and the listen address) of one run dir; created on first use. */
+export class WebAccess {
+  readonly file: string;
+  private state: WebState;
+  private readonly rwDigest: Buffer;
+  private readonly roDigest: Buffer;
+
+  constructor(runDir: string) {
+    this.file = join(runDir, 'web.json');
+    this.state = this.load() ?? { rw: newToken(), ro: newToken() };
+    this.rwDigest = digest(this.state.rw);
+    this.roDigest = digest(this.state.ro);
+    this.save();
+  }
+
+  get tokens(): { rw: string; ro: string } {
+    return { rw: this.state.rw, ro: this.state.ro };
+  }
+
+  get listen(): WebListen | undefined {
+    return this.state.listen;
+  }
+
+  set listen(l: WebListen | undefined) {
+    if (l) this.state.listen = l;
+    else delete this.state.listen;
+    this.save();
+  }
+
+  /**
+   * The role a presented token grants, or undefined. Constant time in the token's content: both candidates are
+   * compared as fixed-length digests, and both comparisons always run.
+   */
+  check(token: string | null | undefined): WebRole | undefined {
+    if (typeof token !== 'string' || token.length > 256) return undefined;
+    const d = digest(token);
+    const rw = timingSafeEqual(d, this.rwDigest);
+    const ro = timingSafeEqual(d, this.roDigest);
+    return rw ? 'read-write' : ro ? 'read-only' : undefined;
+  }
+
+  /** The existing file, if it is ours, private, small and well formed; otherwise undefined (and it is replaced). */
+  private load(): WebState | undefined {
+    let fd: number;
+    try {
+      fd = openSync(this.file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch {
+      return undefined;
+    }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile() || st.uid !== currentUid() || (st.mode & 0o077) !== 0 || st.size > MAX_FILE) {
+        throw new WebAccessError(`${this.file} is not a private file of ours (mode ${(st.mode & 0o777).toString(8)}, uid ${st.uid}); refusing to use its tokens`);
+      }
+      const buf = Buffer.alloc(st.size);
+      readSync(fd, buf, 0, st.size, 0);
+      const v = JSON.parse(buf.toString('utf8')) as Record<string, unknown>;
+      if (typeof v.rw !== 'string' || typeof v.ro !== 'string' || !TOKEN_RE.test(v.rw) || !TOKEN_RE.test(v.ro)) return undefined;
+      const listen = validListen(v.listen);
+      return { rw: v.rw, ro: v.ro, ...(listen ? { listen } : {}) };
+    } catch (e) {
+      if (e instanceof WebAccessError) throw e;
+      return undefined; // unreadable or malformed: new tokens
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Written through a temporary name in the private run dir, 0600, so a reader never sees half a file. */
+  private save(): void {
+    const tmp = `${this.file}.tmp-${process.pid}`;
+    rmSync(tmp, { force: true });
+    writeFileSync(tmp, JSON.stringify(this.state) + '\n', { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, this.file);
+  }
+}
