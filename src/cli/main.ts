@@ -1,6 +1,6 @@
 // The `vpl011` command line: thin front ends over the layers below. Each command imports its module lazily, so
 // `vpl011 replay` never loads the CPU library and `vpl011 list` never loads the toolstack.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { registerDaemonCommands } from './daemon-commands.js';
 
@@ -42,9 +42,12 @@ export function buildProgram(): Command {
 
   program
     .command('replay')
-    .description('run a register-access script against a fresh vpl011 and print one line per step')
-    .argument('<script>', 'script file (- for standard input)')
-    .action(async (file: string) => {
+    .description('run a register-access script (or a QEMU pl011 trace) against a fresh vpl011 and print one line per step')
+    .argument('<file>', 'script file, or with --qemu-trace a QEMU `-trace pl011_*` log (- for standard input)')
+    .option('--qemu-trace', "the file is QEMU's pl011 trace: replay it and print where our reads differ from QEMU's")
+    .addOption(new Option('--profile <profile>', 'with --qemu-trace: the vpl011 profile').choices(['pl011', 'sbsa']).default('pl011'))
+    .option('--irq', "with --qemu-trace: also compare the interrupt line at QEMU's irq_state events")
+    .action(async (file: string, opts: { qemuTrace?: boolean; profile: 'pl011' | 'sbsa'; irq?: boolean }) => {
       const { runReplay } = await import('./replay.js');
       let text: string;
       try {
@@ -54,7 +57,12 @@ export function buildProgram(): Command {
         process.exitCode = 2;
         return;
       }
-      process.exitCode = runReplay(text, (line) => process.stdout.write(line + '\n'));
+      if (!opts.qemuTrace) {
+        process.exitCode = runReplay(text, (line) => process.stdout.write(line + '\n'));
+        return;
+      }
+      const { runQemuTrace } = await import('./qemu-trace-replay.js');
+      process.exitCode = runQemuTrace(text, { profile: opts.profile, irq: opts.irq === true }, (line) => process.stdout.write(line + '\n'), (line) => process.stderr.write(line + '\n'));
     });
 
   registerDaemonCommands(program);

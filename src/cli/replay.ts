@@ -185,8 +185,31 @@ function parseScript(text: string): { steps: Step[]; errors: string[]; profile: 
 const hex3 = (n: number): string => '0x' + n.toString(16).padStart(3, '0');
 const hex8 = (n: number): string => '0x' + (n >>> 0).toString(16).padStart(8, '0');
 
+/** A read whose value differs from the script's expectation. */
+export interface ReadMismatch {
+  line: number;
+  off: number;
+  width: AccessWidth;
+  ours: number;
+  expected: number;
+}
+
+export interface ReplayOptions {
+  /** Only mismatches, aborts and the last line are written (a long imported trace). */
+  mismatchesOnly?: boolean;
+  /** Extra words for a read mismatch (e.g. which TRM clause decides it); appended to its line. */
+  explain?: (m: ReadMismatch) => string | undefined;
+  /** Extra words for an `irq` or `expect-out` mismatch, by script line. */
+  explainLine?: (line: number) => string | undefined;
+}
+
 /** Run a replay script; `write` gets each output line. Returns the exit code (0 ok, 1 mismatch, 2 bad script). */
-export function runReplay(scriptText: string, write: (line: string) => void): number {
+export function runReplay(scriptText: string, write: (line: string) => void, opts: ReplayOptions = {}): number {
+  const out = write;
+  const quietOk = opts.mismatchesOnly === true;
+  const ok = (line: string): void => {
+    if (!quietOk) out(line);
+  };
   const { steps, errors, profile } = parseScript(scriptText);
   if (errors.length > 0) {
     for (const e of errors) write(e);
@@ -229,9 +252,10 @@ export function runReplay(scriptText: string, write: (line: string) => void): nu
           write(`abort read ${hex3(s.off)} w${s.width} (line ${s.line}: expected ${hex8(s.value)})`);
         } else if (acc.value >>> 0 !== s.value >>> 0) {
           failed++;
-          write(`expect ${hex3(s.off)} w${s.width} = ${hex8(acc.value)} MISMATCH (line ${s.line}: expected ${hex8(s.value)})`);
+          const why = opts.explain?.({ line: s.line, off: s.off, width: s.width, ours: acc.value >>> 0, expected: s.value >>> 0 });
+          write(`expect ${hex3(s.off)} w${s.width} = ${hex8(acc.value)} MISMATCH (line ${s.line}: expected ${hex8(s.value)})${why ? `: ${why}` : ''}`);
         } else {
-          write(`expect ${hex3(s.off)} w${s.width} = ${hex8(acc.value)} ok`);
+          ok(`expect ${hex3(s.off)} w${s.width} = ${hex8(acc.value)} ok`);
         }
         break;
       }
@@ -241,39 +265,43 @@ export function runReplay(scriptText: string, write: (line: string) => void): nu
         acc.write = true;
         acc.value = s.value;
         const r = d.handleMmio(acc);
-        write(r === 'ok' ? `write ${hex3(s.off)} w${s.width} ${'0x' + s.value.toString(16)}` : `abort write ${hex3(s.off)} w${s.width}`);
+        if (r === 'ok') ok(`write ${hex3(s.off)} w${s.width} ${'0x' + s.value.toString(16)}`);
+        else write(`abort write ${hex3(s.off)} w${s.width}`);
         break;
       }
       case 'backend-in': {
         const n = backend.writeIn(s.bytes);
         if (n > 0) deliver();
-        write(`in ${n} of ${s.bytes.length}`);
+        if (n === s.bytes.length) ok(`in ${n} of ${s.bytes.length}`);
+        else write(`in ${n} of ${s.bytes.length}`);
         break;
       }
       case 'backend-drain': {
         const got = backend.drainOut(s.max);
         if (got.length > 0) deliver();
-        write(`drained ${quoteBytes(got)}`);
+        ok(`drained ${quoteBytes(got)}`);
         break;
       }
       case 'expect-out': {
         const got = backend.drainOut(XENCONS_OUT_SIZE);
         if (got.length > 0) deliver();
         const same = got.length === s.bytes.length && got.every((b, i) => b === s.bytes[i]);
-        if (same) write(`drained ${quoteBytes(got)} ok`);
+        if (same) ok(`drained ${quoteBytes(got)} ok`);
         else {
           failed++;
-          write(`drained ${quoteBytes(got)} MISMATCH (line ${s.line}: expected ${quoteBytes(s.bytes)})`);
+          const why = opts.explainLine?.(s.line);
+          write(`drained ${quoteBytes(got)} MISMATCH (line ${s.line}: expected ${quoteBytes(s.bytes)})${why ? `: ${why}` : ''}`);
         }
         break;
       }
       case 'irq': {
         const level = vgic.level(inst.spi) ? 1 : 0;
         if (s.expect === undefined) write(`irq ${level}`);
-        else if (s.expect === level) write(`irq ${level} ok`);
+        else if (s.expect === level) ok(`irq ${level} ok`);
         else {
           failed++;
-          write(`irq ${level} MISMATCH (line ${s.line}: expected ${s.expect})`);
+          const why = opts.explainLine?.(s.line);
+          write(`irq ${level} MISMATCH (line ${s.line}: expected ${s.expect})${why ? `: ${why}` : ''}`);
         }
         break;
       }
