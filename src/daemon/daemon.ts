@@ -24,6 +24,7 @@ import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { DurableLog, type TimestampMode } from './durable-log.js';
 import { EVTCHN_GEOMETRY, defaultLogDir, ensurePrivateDir, ensureSubdir, magicShmName, runPaths, type RunPaths } from './paths.js';
 import { LineReader, parseRequest, type DomainInfo, type Request, type Response } from './protocol.js';
+import { NameClaims } from './name-claims.js';
 import { listRecords, pidAlive, readRecord, removeRecord, type DomainRecord } from './records.js';
 import type { DomainSpec } from './domain-host.js';
 
@@ -81,6 +82,8 @@ export class Daemon {
   /** domids handed out by `up` whose host has not written a record yet. */
   private readonly reserved = new Set<number>();
   private readonly badRecords = new Set<string>();
+  /** Names of domains being started (claimed atomically with the uniqueness check). */
+  private readonly names = new NameClaims();
   private stopped = false;
 
   constructor(opts: DaemonOptions) {
@@ -432,8 +435,31 @@ export class Daemon {
     if (!/nothing to fetch|library present/.test(m)) this.say(m.replace(/^vpl011: /, ''));
   }
 
+  /** Whether a domain (recorded or served) has this name now. */
+  private nameTaken(name: string): boolean {
+    return listRecords(this.paths.domainsDir).some((r) => r.name === name) || [...this.served.values()].some((s) => s.rec.name === name);
+  }
+
+  /** `up`, with its domain name claimed from the check until the domain has a record or failed (item 3 of issue 8). */
   private async up(req: Extract<Request, { op: 'up' }>): Promise<Response> {
-    const records = listRecords(this.paths.domainsDir);
+    const releases: (() => void)[] = [];
+    const claim = (name: string): string | undefined => {
+      const r = this.names.claim(name, (n) => this.nameTaken(n));
+      if (typeof r === 'string') return r;
+      releases.push(r);
+      return undefined;
+    };
+    try {
+      // A requested name is claimed before any async work, so a loser fails at once.
+      const early = req.name !== undefined ? claim(req.name) : undefined;
+      if (early) return { ok: false, error: early };
+      return await this.upClaimed(req, claim);
+    } finally {
+      for (const release of releases) release();
+    }
+  }
+
+  private async upClaimed(req: Extract<Request, { op: 'up' }>, claim: (name: string) => string | undefined): Promise<Response> {
     let config: GuestConfig;
     try {
       // No config: `vpl011 run`'s default guest (Debian's kernel + our initramfs), fetched into the cache if missing.
@@ -445,9 +471,11 @@ export class Daemon {
     }
     const name = req.name ?? config.name;
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) return { ok: false, error: `name: ${JSON.stringify(name)} is not a valid domain name` };
-    if (records.some((r) => r.name === name) || [...this.served.values()].some((s) => s.rec.name === name)) {
-      return { ok: false, error: `name: a domain called ${name} already exists` };
+    if (req.name === undefined) {
+      const lost = claim(name);
+      if (lost) return { ok: false, error: lost };
     }
+    const records = listRecords(this.paths.domainsDir);
     let domid = 0;
     for (let d = 1; d < this.evtchn.maxDomains; d++) {
       if (this.reserved.has(d) || this.served.has(d) || records.some((r) => r.domid === d)) continue;
