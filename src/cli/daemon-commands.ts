@@ -109,11 +109,12 @@ export function registerDaemonCommands(program: Command): void {
     .description('list domains: id, name, state, console bytes in/out, clients')
     .addOption(runDirOpt())
     .option('--json', 'machine-readable output')
-    .action(async (opts: { runDir?: string; json?: boolean }) => {
+    .option('--secrets', "also show each TCP console's secrets (the first line a TCP client must send)")
+    .action(async (opts: { runDir?: string; json?: boolean; secrets?: boolean }) => {
       const runDir = await runDirOf(opts);
       const { controlRequest } = await import('../console/client.js');
       try {
-        const res = await controlRequest(runDir, { op: 'list' });
+        const res = await controlRequest(runDir, { op: 'list', ...(opts.secrets ? { secrets: true } : {}) });
         if (!res.ok) throw new Error(res.error);
         const doms = res.domains ?? [];
         if (opts.json) {
@@ -124,6 +125,10 @@ export function registerDaemonCommands(program: Command): void {
         for (const d of doms) rows.push([String(d.id), d.name, d.state + (d.reason ? ` (${d.reason})` : ''), String(d.bytesIn), String(d.bytesOut), String(d.clients), String(d.dropped)]);
         const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
         for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n');
+        if (opts.secrets) {
+          const { formatSecrets } = await import('./secrets-table.js');
+          process.stdout.write(formatSecrets(doms));
+        }
       } catch (e) {
         say((e as Error).message);
         process.exitCode = 1;

@@ -22,6 +22,9 @@ import { RateLimitedLog } from '../util/ratelimit.js';
 import { ConfigError, defaultGuestConfig, loadConfig, type GuestConfig } from '../toolstack/config.js';
 import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { DurableLog, type TimestampMode } from './durable-log.js';
+import { openEvtchnTable } from './evtchn-table.js';
+import { findSecrets, loadOrCreateSecrets, removeSecrets, type ConsoleSecrets } from './secrets.js';
+import { TcpAuthGate } from './tcp-auth.js';
 import { EVTCHN_GEOMETRY, defaultLogDir, ensurePrivateDir, ensureSubdir, magicShmName, runPaths, type RunPaths } from './paths.js';
 import { LineReader, parseRequest, type DomainInfo, type Request, type Response } from './protocol.js';
 import { NameClaims } from './name-claims.js';
@@ -59,6 +62,7 @@ interface Served {
   paused: Set<Socket>;
   discardedInput: number;
   tcp?: Server;
+  tcpGate?: TcpAuthGate;
 }
 
 const MAGIC_SIZE = NR_MAGIC_PAGES * XEN_PAGE_SIZE;
@@ -82,6 +86,8 @@ export class Daemon {
   /** domids handed out by `up` whose host has not written a record yet. */
   private readonly reserved = new Set<number>();
   private readonly badRecords = new Set<string>();
+  /** Domain instances the daemon cannot serve, with the reason last reported. */
+  private readonly unservable = new Map<string, string>();
   /** Names of domains being started (claimed atomically with the uniqueness check). */
   private readonly names = new NameClaims();
   private stopped = false;
@@ -98,12 +104,17 @@ export class Daemon {
     ensurePrivateDir(p.runDir);
     ensureSubdir(p.domainsDir);
     ensureSubdir(p.journalDir);
+    ensureSubdir(p.secretsDir);
     ensureSubdir(this.logDir);
     if (await socketAnswers(p.controlSocket)) throw new DaemonError(`a daemon is already running on ${p.controlSocket}`);
     rmSync(p.controlSocket, { force: true });
 
     const size = EventChannels.byteLength(EVTCHN_GEOMETRY);
-    this.evtchnMap = openSharedMapping(p.evtchnShm, { create: true, size });
+    try {
+      this.evtchnMap = openEvtchnTable(p, size);
+    } catch (e) {
+      throw new DaemonError((e as Error).message);
+    }
     this.waker = new FutexWaker(this.evtchnMap);
     this.evtchn = EventChannels.createIn(this.evtchnMap.buffer, EVTCHN_GEOMETRY, this.waker);
     void this.backend.start();
@@ -159,6 +170,7 @@ export class Daemon {
     for (const s of this.served.values()) {
       for (const c of s.clients) c.socket.destroy();
       s.tcp?.close();
+      s.tcpGate?.close();
       s.detach();
       s.console.close();
       s.log.close();
@@ -200,7 +212,10 @@ export class Daemon {
         try {
           s = this.connect(rec);
         } catch (e) {
-          this.say(`d${rec.domid} (${rec.name}): cannot serve its console: ${(e as Error).message}`);
+          // Said once per instance and reason: the scan retries every 500 ms.
+          const why = (e as Error).message;
+          if (this.unservable.get(rec.instance) !== why) this.say(`d${rec.domid} (${rec.name}): cannot serve its console: ${why}`);
+          this.unservable.set(rec.instance, why);
           if (!alive) this.cleanupDead(rec);
           continue;
         }
@@ -215,6 +230,7 @@ export class Daemon {
         this.finish(s, `domain host (pid ${rec.pid}) died`);
       }
     }
+    for (const instance of this.unservable.keys()) if (!records.some((r) => r.instance === instance)) this.unservable.delete(instance);
     for (const [domid, s] of this.served) {
       // Only trust an absence that a direct read confirms (a listing can race with the host's atomic rename).
       if (!seen.has(domid) && readRecord(this.paths.domainsDir, domid)?.instance !== s.rec.instance) this.finish(s, 'record removed');
@@ -316,6 +332,8 @@ export class Daemon {
     s.console.close();
     for (const c of s.clients) c.socket.end(`\r\n[vpl011: domain ${rec.name} ${why}]\r\n`);
     s.tcp?.close();
+    s.tcpGate?.close();
+    removeSecrets(this.paths.secretsDir, rec.instance);
     try {
       s.log.note(`domain ${rec.name} (d${rec.domid}) ${why}`);
     } catch {
@@ -338,6 +356,7 @@ export class Daemon {
       // a bad port in a record: nothing to free
     }
     unlinkShared(rec.magicShm);
+    removeSecrets(this.paths.secretsDir, rec.instance);
     removeRecord(this.paths.domainsDir, rec.domid);
     rmSync(join(this.paths.domainsDir, `${rec.domid}.spec.json`), { force: true });
   }
@@ -400,7 +419,7 @@ export class Daemon {
       case 'ping':
         return { ok: true, pid: process.pid };
       case 'list':
-        return { ok: true, domains: this.list() };
+        return { ok: true, domains: this.list(req.secrets === true) };
       case 'up':
         return this.up(req);
       case 'destroy':
@@ -408,7 +427,7 @@ export class Daemon {
     }
   }
 
-  private list(): DomainInfo[] {
+  private list(withSecrets: boolean): DomainInfo[] {
     const out: DomainInfo[] = [];
     for (const rec of listRecords(this.paths.domainsDir)) {
       const s = this.served.get(rec.domid);
@@ -424,6 +443,9 @@ export class Daemon {
         corrupt: c?.corrupt ?? 0,
         discardedInput: s?.discardedInput ?? 0,
         throttled: c?.throttled ?? 0,
+        authFailures: s?.tcpGate?.failures ?? 0,
+        ...(rec.tcp ? { tcp: `${rec.tcp.host.includes(':') ? `[${rec.tcp.host}]` : rec.tcp.host}:${rec.tcp.port}` } : {}),
+        ...(withSecrets && rec.tcp ? secretFields(findSecrets(this.paths.secretsDir, rec.instance)) : {}),
         ...(rec.reason ? { reason: rec.message ? `${rec.reason}: ${rec.message}` : rec.reason } : {}),
       });
     }
@@ -490,7 +512,7 @@ export class Daemon {
       name,
       instance,
       runDir: this.paths.runDir,
-      evtchnShm: this.paths.evtchnShm,
+      evtchnShm: this.evtchnMap!.name,
       evtchnSize: this.evtchnMap!.size,
       magicShm: magicShmName(this.paths, domid, instance),
       config,
@@ -592,8 +614,22 @@ export class Daemon {
     if (!s.paused.has(sock)) sock.resume();
   }
 
+  /** The TCP console: only connections that send one of the domain's secrets first (./tcp-auth.ts). */
   private listenTcp(s: Served, ep: { host: string; port: number }): void {
-    const server = createServer((sock) => this.addClient(s, sock, false));
+    let secrets;
+    try {
+      secrets = loadOrCreateSecrets(this.paths.secretsDir, s.rec.instance);
+    } catch (e) {
+      this.say(`d${s.rec.domid}: tcp ${ep.host}:${ep.port}: not served: ${(e as Error).message}`);
+      return;
+    }
+    const gate = new TcpAuthGate({
+      secrets,
+      log: (m) => this.say(`d${s.rec.domid}: ${m}`),
+      onAuthenticated: (sock, access, early) => this.addClient(s, sock, access === 'read-only', early),
+    });
+    s.tcpGate = gate;
+    const server = createServer((sock) => gate.handle(sock));
     server.on('error', (e) => this.say(`d${s.rec.domid}: tcp ${ep.host}:${ep.port}: ${e.message}`));
     server.listen(ep.port, ep.host);
     s.tcp = server;
@@ -619,6 +655,10 @@ export function guestReports(sink: (m: string) => void): (m: string) => void {
     }
     l.log(m);
   };
+}
+
+function secretFields(s: ConsoleSecrets | undefined): { secret?: string; readOnlySecret?: string } {
+  return s ? { secret: s.readWrite, readOnlySecret: s.readOnly } : {};
 }
 
 /** The last line a domain host wrote to its stderr file, without its prefix, bounded; '' if none. */
