@@ -5,7 +5,7 @@
 // length and time. The guest is a real bare-metal echo guest (guests/bare/hello.S on unicorn).
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Harness, runCli } from './lib/daemon-harness.js';
@@ -145,6 +145,27 @@ test('many parallel wrong guesses: bounded (pending cap, each answered after the
   rw.sock.write(`${s.secret}\nstill works\n`);
   await h.until(() => rw.got().includes('still works\n'), 'the owner gets in');
   rw.sock.destroy();
+});
+
+test('`vpl011 console --tcp` sends the secret from a file: types and reads; a wrong or missing secret is a clear error', { timeout: 60_000 }, async () => {
+  const s = await secrets();
+  const before = await info();
+  const good = join(h.runDir, 'good.secret');
+  const bad = join(h.runDir, 'bad.secret');
+  writeFileSync(good, `${s.secret}\n`, { mode: 0o600 });
+  writeFileSync(bad, `${'a'.repeat(64)}\n`, { mode: 0o600 });
+  const ok = await runCli(['console', '--tcp', `127.0.0.1:${port}`, '--secret-file', good, '--linger', '300'], 'via cli\n');
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.stdout, 'via cli\n');
+  const wrong = await runCli(['console', '--tcp', `127.0.0.1:${port}`, '--secret-file', bad], 'never typed\n');
+  assert.equal(wrong.code, 1);
+  assert.equal(wrong.stdout, '');
+  assert.match(wrong.stderr, /^vpl011: authentication failed: wrong secret .*\n$/);
+  const none = await runCli(['console', '--tcp', `127.0.0.1:${port}`], 'x\n');
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /^vpl011: a TCP console needs its secret: --secret-file FILE or \$VPL011_SECRET/);
+  assert.equal((await info()).bytesIn, before.bytesIn + 'via cli\n'.length);
+  assert.ok(!h.log('tcpdom').toString().includes('never typed'));
 });
 
 test('secrets: 0600 files in the private run dir, listed only on request, kept across a daemon restart', { timeout: 60_000 }, async () => {

@@ -158,12 +158,19 @@ export function registerDaemonCommands(program: Command): void {
   program
     .command('console')
     .description("attach to a domain's console (Ctrl-] detaches; scriptable when stdin is not a terminal)")
-    .argument('<domain>', 'name or id')
+    .argument('[domain]', 'name or id (not with --tcp)')
     .addOption(runDirOpt())
     .option('-r, --read-only', 'watch only: typing is not delivered')
     .option('--linger <ms>', 'with piped input: after it ends, wait until output is quiet this long', ms, 500)
     .option('--timeout <ms>', 'detach after this long', ms)
-    .action(async (domain: string, opts: { runDir?: string; readOnly?: boolean; linger: number; timeout?: number }) => {
+    .option('--tcp <host:port>', "a domain's TCP console instead (needs its secret: --secret-file or $VPL011_SECRET)")
+    .option('--secret-file <file>', 'with --tcp: file whose first line is the console secret')
+    .action(async (domain: string | undefined, opts: { runDir?: string; readOnly?: boolean; linger: number; timeout?: number; tcp?: string; secretFile?: string }) => {
+      if (opts.tcp !== undefined || domain === undefined) {
+        const { tcpConsoleCommand } = await import('./tcp-console-command.js');
+        process.exitCode = await tcpConsoleCommand(domain, opts);
+        return;
+      }
       const runDir = await runDirOf(opts);
       const { attachConsole } = await import('../console/client.js');
       try {
