@@ -5,6 +5,7 @@
 // length and time. The guest is a real bare-metal echo guest (guests/bare/hello.S on unicorn).
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -166,6 +167,45 @@ test('`vpl011 console --tcp` sends the secret from a file: types and reads; a wr
   assert.match(none.stderr, /^vpl011: a TCP console needs its secret: --secret-file FILE or \$VPL011_SECRET/);
   assert.equal((await info()).bytesIn, before.bytesIn + 'via cli\n'.length);
   assert.ok(!h.log('tcpdom').toString().includes('never typed'));
+});
+
+/** Run a script as another local user (nobody), as the attacker of issue 8 would; resolves with its stdout. */
+function asNobody(code: string): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, ['--input-type=module', '-e', code], { uid: 65534, gid: 65534, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    c.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    const kill = setTimeout(() => c.kill('SIGKILL'), 30_000);
+    c.on('close', (code) => {
+      clearTimeout(kill);
+      resolve({ code, out, err });
+    });
+  });
+}
+
+test('another local uid (nobody) can read no secret, cannot reach the control socket, and is refused on TCP', { timeout: 60_000, skip: process.getuid!() !== 0 && 'needs root to run a process as nobody' }, async () => {
+  const before = await info();
+  const secretsDir = runPaths(h.runDir).secretsDir;
+  const file = join(secretsDir, readdirSync(secretsDir)[0]!);
+  const r = await asNobody(`
+    import { readFileSync } from 'node:fs';
+    import { createConnection } from 'node:net';
+    const tryRead = (p) => { try { readFileSync(p); return 'read'; } catch (e) { return e.code; } };
+    const ctl = await new Promise((res) => { const s = createConnection(${JSON.stringify(runPaths(h.runDir).controlSocket)});
+      s.on('connect', () => { s.destroy(); res('connected'); }); s.on('error', (e) => res(e.code)); });
+    const tcp = await new Promise((res) => { const s = createConnection(${port}, '127.0.0.1'); let got = '';
+      s.on('data', (b) => (got += b)); s.on('connect', () => s.write('id\\nwhoami\\n')); s.on('close', () => res(got)); s.on('error', () => {}); });
+    process.stdout.write(JSON.stringify({ secrets: tryRead(${JSON.stringify(file)}), ctl, tcp }));`);
+  assert.equal(r.code, 0, r.err);
+  const got = JSON.parse(r.out) as { secrets: string; ctl: string; tcp: string };
+  assert.equal(got.secrets, 'EACCES');
+  assert.equal(got.ctl, 'EACCES');
+  assert.match(got.tcp, /^vpl011: authentication failed: wrong secret/);
+  const now = await info();
+  assert.equal(now.bytesIn, before.bytesIn, "nobody's input never reached the guest");
+  assert.equal(now.authFailures, before.authFailures + 1);
 });
 
 test('secrets: 0600 files in the private run dir, listed only on request, kept across a daemon restart', { timeout: 60_000 }, async () => {
