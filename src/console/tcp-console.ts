@@ -19,7 +19,9 @@ export function readSecret(file: string | undefined, env: NodeJS.ProcessEnv = pr
     try {
       secret = readFileSync(file, 'utf8').slice(0, 1024).split('\n')[0]!.trim();
     } catch (e) {
-      throw new TcpConsoleError(`secret file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
+      throw new TcpConsoleError(`secret file ${file}: ${why}`);
     }
   } else if (env.VPL011_SECRET !== undefined) {
     secret = env.VPL011_SECRET.trim();
