@@ -12,6 +12,7 @@ import { ensurePrivateDir, RunDirError, runPaths } from '../src/daemon/paths.js'
 import { MAX_REQUEST_LINE, parseTcp } from '../src/daemon/protocol.js';
 import { readRecord } from '../src/daemon/records.js';
 import { openSharedMapping } from '../src/host/shm.js';
+import { recordedEvtchnName } from '../src/daemon/evtchn-table.js';
 import { FutexWaker } from '../src/host/futex.js';
 import { ECS_FREE, EventChannels } from '../src/xen/evtchn.js';
 
@@ -117,15 +118,18 @@ test('parseTcp: loopback only', () => {
   assert.equal(typeof parseTcp('127.0.0.1:99999'), 'string');
 });
 
-test('raw TCP on loopback reaches the console', async () => {
+test('raw TCP on loopback reaches the console once the secret is sent', async () => {
   const port = 20000 + Math.floor(Math.random() * 20000);
   await h.up('gamma', 'hello', undefined, { tcp: `127.0.0.1:${port}` });
+  const secrets = await h.request({ op: 'list', secrets: true });
+  const secret = secrets.ok ? secrets.domains?.find((d) => d.name === 'gamma')?.secret : undefined;
+  assert.ok(secret, 'the owner can read the console secret');
   const s = createConnection(port, '127.0.0.1');
   let got = '';
   s.on('data', (b: Buffer) => (got += b.toString()));
   s.on('error', () => {});
   await new Promise((r) => s.once('connect', r));
-  s.write('over tcp\n');
+  s.write(`${secret}\nover tcp\n`);
   await h.until(() => got.includes('over tcp\n'), 'tcp echo');
   s.destroy();
   assert.equal(h.log('gamma').toString(), `${BANNER}over tcp\n`);
@@ -137,7 +141,7 @@ test('destroy stops a domain and frees its record, shm pages and event channel; 
   assert.ok(rec && rec.vuartPort > 0);
   const magicFile = rec.magicShm.slice(1);
   assert.ok(readdirSync('/dev/shm').includes(magicFile));
-  const evMap = openSharedMapping(runPaths(h.runDir).evtchnShm);
+  const evMap = openSharedMapping(recordedEvtchnName(runPaths(h.runDir))!);
   try {
     const ev = EventChannels.attach(evMap.buffer, new FutexWaker(evMap));
     assert.notEqual(ev.state(id, rec.vuartPort), ECS_FREE, 'the guest port is bound while it runs');

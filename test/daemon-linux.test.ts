@@ -10,6 +10,7 @@ import { Harness, runCli } from './lib/daemon-harness.js';
 import { runPaths } from '../src/daemon/paths.js';
 import { readRecord } from '../src/daemon/records.js';
 import { openSharedMapping } from '../src/host/shm.js';
+import { recordedEvtchnName } from '../src/daemon/evtchn-table.js';
 import { FutexWaker } from '../src/host/futex.js';
 import { ECS_FREE, EventChannels } from '../src/xen/evtchn.js';
 import type { DomainInfo } from '../src/daemon/protocol.js';
@@ -43,7 +44,7 @@ test('up (no config) boots the default Linux guest; console runs a command; list
 
   const rec = readRecord(runPaths(h.runDir).domainsDir, d.id);
   assert.ok(rec && rec.vuartPort > 0);
-  const evMap = openSharedMapping(runPaths(h.runDir).evtchnShm);
+  const evMap = openSharedMapping(recordedEvtchnName(runPaths(h.runDir))!);
   try {
     const ev = EventChannels.attach(evMap.buffer, new FutexWaker(evMap));
     assert.notEqual(ev.state(d.id, rec.vuartPort), ECS_FREE);

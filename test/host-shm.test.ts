@@ -24,10 +24,10 @@ function child(code: string): Promise<string> {
 }
 
 test('a MAP_SHARED mapping is shared with another process; exclusive create refuses an existing name', async () => {
-  const m = openSharedMapping(name, { create: true, exclusive: true, size: 4096 });
+  const m = openSharedMapping(name, { create: true, size: 4096 });
   try {
     assert.ok(sharedExists(name));
-    assert.throws(() => openSharedMapping(name, { create: true, exclusive: true, size: 4096 }), (e: unknown) => e instanceof ShmError && e.code === 'EEXIST');
+    assert.throws(() => openSharedMapping(name, { create: true, size: 4096 }), (e: unknown) => e instanceof ShmError && e.code === 'EEXIST');
     assert.throws(() => openSharedMapping(name, { size: 8192 }), ShmError);
     const w = new Int32Array(m.buffer);
     Atomics.store(w, 1, 1234);
@@ -49,7 +49,7 @@ test('a MAP_SHARED mapping is shared with another process; exclusive create refu
 });
 
 test('futex: a sleeper in another process is woken by a change + wake; a stale value returns at once', async () => {
-  const m = openSharedMapping(name, { create: true, exclusive: true, size: 4096 });
+  const m = openSharedMapping(name, { create: true, size: 4096 });
   try {
     const w = new Int32Array(m.buffer);
     assert.equal(futexWait(m.address, 1, 1000), 'not-equal', 'word is 0, not 1: no sleep');
@@ -76,7 +76,7 @@ test('futex: a sleeper in another process is woken by a change + wake; a stale v
 
 test('event channels in shared memory: a notify from another process wakes waitAsync (FutexWaker)', async () => {
   const geometry = { maxDomains: 4, portsPerDomain: 8 };
-  const m = openSharedMapping(name, { create: true, exclusive: true, size: EventChannels.byteLength(geometry) });
+  const m = openSharedMapping(name, { create: true, size: EventChannels.byteLength(geometry) });
   const waker = new FutexWaker(m);
   try {
     const ev = EventChannels.createIn(m.buffer, geometry, waker);

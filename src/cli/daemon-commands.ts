@@ -126,12 +126,13 @@ export function registerDaemonCommands(program: Command): void {
     .description('list domains: id, name, state, console bytes in/out, clients')
     .addOption(runDirOpt())
     .option('--json', 'machine-readable output')
-    .action(async (opts: { runDir?: string; json?: boolean }) => {
+    .option('--secrets', "also show each TCP console's secrets (the first line a TCP client must send)")
+    .action(async (opts: { runDir?: string; json?: boolean; secrets?: boolean }) => {
       const runDir = await runDirOf(opts);
       const { controlRequest, ensureDaemon } = await import('../console/client.js');
       try {
         await ensureDaemon(runDir); // as `up` does: a daemon killed by -9 is started again by whoever asks next
-        const res = await controlRequest(runDir, { op: 'list' });
+        const res = await controlRequest(runDir, { op: 'list', ...(opts.secrets ? { secrets: true } : {}) });
         if (!res.ok) throw new Error(res.error);
         const doms = res.domains ?? [];
         if (opts.json) {
@@ -142,6 +143,10 @@ export function registerDaemonCommands(program: Command): void {
         for (const d of doms) rows.push([String(d.id), d.name, d.state + (d.reason ? ` (${d.reason})` : ''), String(d.bytesIn), String(d.bytesOut), String(d.clients), String(d.dropped)]);
         const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
         for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n');
+        if (opts.secrets) {
+          const { formatSecrets } = await import('./secrets-table.js');
+          process.stdout.write(formatSecrets(doms));
+        }
       } catch (e) {
         say((e as Error).message);
         process.exitCode = 1;
@@ -197,12 +202,19 @@ export function registerDaemonCommands(program: Command): void {
   program
     .command('console')
     .description("attach to a domain's console (Ctrl-] detaches; scriptable when stdin is not a terminal)")
-    .argument('<domain>', 'name or id')
+    .argument('[domain]', 'name or id (not with --tcp)')
     .addOption(runDirOpt())
     .option('-r, --read-only', 'watch only: typing is not delivered')
     .option('--linger <ms>', 'with piped input: after it ends, wait until output is quiet this long', ms, 500)
     .option('--timeout <ms>', 'detach after this long', ms)
-    .action(async (domain: string, opts: { runDir?: string; readOnly?: boolean; linger: number; timeout?: number }) => {
+    .option('--tcp <host:port>', "a domain's TCP console instead (needs its secret: --secret-file or $VPL011_SECRET)")
+    .option('--secret-file <file>', 'with --tcp: file whose first line is the console secret')
+    .action(async (domain: string | undefined, opts: { runDir?: string; readOnly?: boolean; linger: number; timeout?: number; tcp?: string; secretFile?: string }) => {
+      if (opts.tcp !== undefined || domain === undefined) {
+        const { tcpConsoleCommand } = await import('./tcp-console-command.js');
+        process.exitCode = await tcpConsoleCommand(domain, opts);
+        return;
+      }
       const runDir = await runDirOf(opts);
       const { attachConsole, ensureDaemon } = await import('../console/client.js');
       try {

@@ -111,6 +111,8 @@ export interface AttachOptions {
   lingerMs?: number;
   /** Detach after this long (ms) in any case. */
   timeoutMs?: number;
+  /** A console connection already made (TCP, ./tcp-console.ts) instead of attaching through the daemon. */
+  connected?: Socket;
 }
 
 /**
@@ -120,12 +122,19 @@ export interface AttachOptions {
 export async function attachConsole(runDir: string, domain: string, opts: AttachOptions = {}): Promise<number> {
   const input = opts.input ?? process.stdin;
   const output = opts.output ?? process.stdout;
-  const s = await connect(runPaths(runDir).controlSocket);
-  s.write(JSON.stringify({ op: 'attach', domain, readOnly: opts.readOnly === true }) + '\n');
-  const { res, leftover } = await readResponse(s);
-  if (!res.ok) {
-    s.destroy();
-    throw new ClientError(res.error);
+  let s: Socket;
+  let leftover: Buffer = Buffer.alloc(0);
+  if (opts.connected) {
+    s = opts.connected;
+  } else {
+    s = await connect(runPaths(runDir).controlSocket);
+    s.write(JSON.stringify({ op: 'attach', domain, readOnly: opts.readOnly === true }) + '\n');
+    const r = await readResponse(s);
+    if (!r.res.ok) {
+      s.destroy();
+      throw new ClientError(r.res.error);
+    }
+    leftover = r.leftover;
   }
   if (leftover.length > 0) output.write(leftover);
   const tty = input.isTTY === true && typeof input.setRawMode === 'function';

@@ -23,8 +23,12 @@ import { RateLimitedLog } from '../util/ratelimit.js';
 import { ConfigError, defaultGuestConfig, loadConfig, type GuestConfig } from '../toolstack/config.js';
 import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { DurableLog, type TimestampMode } from './durable-log.js';
+import { openEvtchnTable } from './evtchn-table.js';
+import { findSecrets, loadOrCreateSecrets, removeSecrets, type ConsoleSecrets } from './secrets.js';
+import { TcpAuthGate } from './tcp-auth.js';
 import { EVTCHN_GEOMETRY, defaultLogDir, ensurePrivateDir, ensureSubdir, magicShmName, runPaths, type RunPaths } from './paths.js';
 import { LineReader, parseRequest, type DomainInfo, type Request, type Response } from './protocol.js';
+import { NameClaims } from './name-claims.js';
 import { listRecords, pidAlive, readRecord, removeRecord, type DomainRecord } from './records.js';
 import { retireHostStderr } from './host-stderr.js';
 import { saveDaemonOptions } from './daemon-options.js';
@@ -71,6 +75,7 @@ interface Served {
   paused: Set<Duplex>;
   discardedInput: number;
   tcp?: Server;
+  tcpGate?: TcpAuthGate;
 }
 
 const MAGIC_SIZE = NR_MAGIC_PAGES * XEN_PAGE_SIZE;
@@ -96,6 +101,10 @@ export class Daemon {
   /** domids handed out by `up` whose host has not written a record yet. */
   private readonly reserved = new Set<number>();
   private readonly badRecords = new Set<string>();
+  /** Domain instances the daemon cannot serve, with the reason last reported. */
+  private readonly unservable = new Map<string, string>();
+  /** Names of domains being started (claimed atomically with the uniqueness check). */
+  private readonly names = new NameClaims();
   private stopped = false;
   private releaseLock: (() => void) | undefined;
   private web: WebConsole | undefined;
@@ -120,12 +129,17 @@ export class Daemon {
     }
     ensureSubdir(p.domainsDir);
     ensureSubdir(p.journalDir);
+    ensureSubdir(p.secretsDir);
     ensureSubdir(this.logDir);
     if (await socketAnswers(p.controlSocket)) throw new DaemonError(`a daemon is already running on ${p.controlSocket}`);
     rmSync(p.controlSocket, { force: true });
 
     const size = EventChannels.byteLength(EVTCHN_GEOMETRY);
-    this.evtchnMap = openSharedMapping(p.evtchnShm, { create: true, size });
+    try {
+      this.evtchnMap = openEvtchnTable(p, size);
+    } catch (e) {
+      throw new DaemonError((e as Error).message);
+    }
     this.waker = new FutexWaker(this.evtchnMap);
     this.evtchn = EventChannels.createIn(this.evtchnMap.buffer, EVTCHN_GEOMETRY, this.waker);
     void this.backend.start();
@@ -177,7 +191,7 @@ export class Daemon {
   private async startWeb(listen: WebListen): Promise<WebConsole> {
     if (this.web) return this.web;
     const access = new WebAccess(this.paths.runDir);
-    const web = new WebConsole({ domains: () => this.list(), attachStream: (d, st, ro, label) => this.attachStream(d, st, ro, label) }, access, this.say);
+    const web = new WebConsole({ domains: () => this.list(false), attachStream: (d, st, ro, label) => this.attachStream(d, st, ro, label) }, access, this.say);
     await web.listen(listen);
     this.web = web;
     access.listen = { ...listen, port: listen.port === 0 ? web.address!.port : listen.port };
@@ -209,6 +223,7 @@ export class Daemon {
     for (const s of this.served.values()) {
       for (const c of s.clients) c.socket.destroy();
       s.tcp?.close();
+      s.tcpGate?.close();
       s.detach();
       s.console.close();
       s.log.close();
@@ -251,7 +266,10 @@ export class Daemon {
         try {
           s = this.connect(rec);
         } catch (e) {
-          this.say(`d${rec.domid} (${rec.name}): cannot serve its console: ${(e as Error).message}`);
+          // Said once per instance and reason: the scan retries every 500 ms.
+          const why = (e as Error).message;
+          if (this.unservable.get(rec.instance) !== why) this.say(`d${rec.domid} (${rec.name}): cannot serve its console: ${why}`);
+          this.unservable.set(rec.instance, why);
           if (!alive) this.cleanupDead(rec);
           continue;
         }
@@ -266,6 +284,7 @@ export class Daemon {
         this.finish(s, `domain host (pid ${rec.pid}) died`);
       }
     }
+    for (const instance of this.unservable.keys()) if (!records.some((r) => r.instance === instance)) this.unservable.delete(instance);
     for (const [domid, s] of this.served) {
       // Only trust an absence that a direct read confirms (a listing can race with the host's atomic rename).
       if (!seen.has(domid) && readRecord(this.paths.domainsDir, domid)?.instance !== s.rec.instance) this.finish(s, 'record removed');
@@ -367,6 +386,8 @@ export class Daemon {
     s.console.close();
     for (const c of s.clients) c.socket.end(`\r\n[vpl011: domain ${rec.name} ${why}]\r\n`);
     s.tcp?.close();
+    s.tcpGate?.close();
+    removeSecrets(this.paths.secretsDir, rec.instance);
     try {
       s.log.note(`domain ${rec.name} (d${rec.domid}) ${why}`);
     } catch {
@@ -391,6 +412,7 @@ export class Daemon {
       // a bad port in a record: nothing to free
     }
     unlinkShared(rec.magicShm);
+    removeSecrets(this.paths.secretsDir, rec.instance);
     removeRecord(this.paths.domainsDir, rec.domid);
     rmSync(join(this.paths.domainsDir, `${rec.domid}.spec.json`), { force: true });
     retireHostStderr(this.paths.domainsDir, rec.domid, true, (l) => this.say(l));
@@ -454,7 +476,7 @@ export class Daemon {
       case 'ping':
         return { ok: true, pid: process.pid };
       case 'list':
-        return { ok: true, domains: this.list() };
+        return { ok: true, domains: this.list(req.secrets === true) };
       case 'up':
         return this.up(req);
       case 'destroy':
@@ -478,7 +500,7 @@ export class Daemon {
     return { ok: true, ...web.urls() };
   }
 
-  private list(): DomainInfo[] {
+  private list(withSecrets: boolean): DomainInfo[] {
     const out: DomainInfo[] = [];
     for (const rec of listRecords(this.paths.domainsDir)) {
       const s = this.served.get(rec.domid);
@@ -495,6 +517,9 @@ export class Daemon {
         discardedInput: s?.discardedInput ?? 0,
         throttled: c?.throttled ?? 0,
         startedAt: rec.startedAt,
+        authFailures: s?.tcpGate?.failures ?? 0,
+        ...(rec.tcp ? { tcp: `${rec.tcp.host.includes(':') ? `[${rec.tcp.host}]` : rec.tcp.host}:${rec.tcp.port}` } : {}),
+        ...(withSecrets && rec.tcp ? secretFields(findSecrets(this.paths.secretsDir, rec.instance)) : {}),
         ...(rec.reason ? { reason: rec.message ? `${rec.reason}: ${rec.message}` : rec.reason } : {}),
       });
     }
@@ -506,8 +531,31 @@ export class Daemon {
     if (!/nothing to fetch|library present/.test(m)) this.say(m.replace(/^vpl011: /, ''));
   }
 
+  /** Whether a domain (recorded or served) has this name now. */
+  private nameTaken(name: string): boolean {
+    return listRecords(this.paths.domainsDir).some((r) => r.name === name) || [...this.served.values()].some((s) => s.rec.name === name);
+  }
+
+  /** `up`, with its domain name claimed from the check until the domain has a record or failed (item 3 of issue 8). */
   private async up(req: Extract<Request, { op: 'up' }>): Promise<Response> {
-    const records = listRecords(this.paths.domainsDir);
+    const releases: (() => void)[] = [];
+    const claim = (name: string): string | undefined => {
+      const r = this.names.claim(name, (n) => this.nameTaken(n));
+      if (typeof r === 'string') return r;
+      releases.push(r);
+      return undefined;
+    };
+    try {
+      // A requested name is claimed before any async work, so a loser fails at once.
+      const early = req.name !== undefined ? claim(req.name) : undefined;
+      if (early) return { ok: false, error: early };
+      return await this.upClaimed(req, claim);
+    } finally {
+      for (const release of releases) release();
+    }
+  }
+
+  private async upClaimed(req: Extract<Request, { op: 'up' }>, claim: (name: string) => string | undefined): Promise<Response> {
     let config: GuestConfig;
     try {
       // No config: `vpl011 run`'s default guest (Debian's kernel + our initramfs), fetched into the cache if missing.
@@ -519,9 +567,11 @@ export class Daemon {
     }
     const name = req.name ?? config.name;
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) return { ok: false, error: `name: ${JSON.stringify(name)} is not a valid domain name` };
-    if (records.some((r) => r.name === name) || [...this.served.values()].some((s) => s.rec.name === name)) {
-      return { ok: false, error: `name: a domain called ${name} already exists` };
+    if (req.name === undefined) {
+      const lost = claim(name);
+      if (lost) return { ok: false, error: lost };
     }
+    const records = listRecords(this.paths.domainsDir);
     let domid = 0;
     for (let d = 1; d < this.evtchn.maxDomains; d++) {
       if (this.reserved.has(d) || this.served.has(d) || records.some((r) => r.domid === d)) continue;
@@ -536,7 +586,7 @@ export class Daemon {
       name,
       instance,
       runDir: this.paths.runDir,
-      evtchnShm: this.paths.evtchnShm,
+      evtchnShm: this.evtchnMap!.name,
       evtchnSize: this.evtchnMap!.size,
       magicShm: magicShmName(this.paths, domid, instance),
       config,
@@ -658,8 +708,22 @@ export class Daemon {
     if (!s.paused.has(sock)) sock.resume();
   }
 
+  /** The TCP console: only connections that send one of the domain's secrets first (./tcp-auth.ts). */
   private listenTcp(s: Served, ep: { host: string; port: number }): void {
-    const server = createServer((sock) => this.addClient(s, sock, false));
+    let secrets;
+    try {
+      secrets = loadOrCreateSecrets(this.paths.secretsDir, s.rec.instance);
+    } catch (e) {
+      this.say(`d${s.rec.domid}: tcp ${ep.host}:${ep.port}: not served: ${(e as Error).message}`);
+      return;
+    }
+    const gate = new TcpAuthGate({
+      secrets,
+      log: (m) => this.say(`d${s.rec.domid}: ${m}`),
+      onAuthenticated: (sock, access, early) => this.addClient(s, sock, access === 'read-only', early),
+    });
+    s.tcpGate = gate;
+    const server = createServer((sock) => gate.handle(sock));
     server.on('error', (e) => this.say(`d${s.rec.domid}: tcp ${ep.host}:${ep.port}: ${e.message}`));
     server.listen(ep.port, ep.host);
     s.tcp = server;
@@ -685,6 +749,10 @@ export function guestReports(sink: (m: string) => void): (m: string) => void {
     }
     l.log(m);
   };
+}
+
+function secretFields(s: ConsoleSecrets | undefined): { secret?: string; readOnlySecret?: string } {
+  return s ? { secret: s.readWrite, readOnlySecret: s.readOnly } : {};
 }
 
 /** The last line a domain host wrote to its stderr file, without its prefix, bounded; '' if none. */

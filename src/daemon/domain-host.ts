@@ -116,7 +116,7 @@ export async function runDomainHost(specPath: string): Promise<number> {
   const evtchnMap = openSharedMapping(spec.evtchnShm, { size: spec.evtchnSize });
   const evtchn = EventChannels.attach(evtchnMap.buffer, new FutexWaker(evtchnMap));
   const magicSize = NR_MAGIC_PAGES * XEN_PAGE_SIZE;
-  const magic: SharedMapping = openSharedMapping(spec.magicShm, { create: true, exclusive: true, size: magicSize });
+  const magic: SharedMapping = openSharedMapping(spec.magicShm, { create: true, size: magicSize });
 
   const rec: DomainRecord = {
     domid: spec.domid,

@@ -1,5 +1,7 @@
 // Where the daemon and its domains keep their state (docs/DAEMON.md "Runtime directory"): one private directory per
-// user, and the names of the POSIX shm objects, which carry the uid so two users' daemons never meet.
+// user, and the names of the POSIX shm objects, which carry the uid so two users' daemons never meet, and a random
+// part so that no one can plant an object under a name we are about to use.
+import { randomBytes } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { libc } from '../host/libc.js';
@@ -57,10 +59,17 @@ export interface RunPaths {
   controlSocket: string;
   domainsDir: string;
   journalDir: string;
+  /** Console secrets of TCP consoles, one 0600 file per domain instance (./secrets.ts). */
+  secretsDir: string;
   daemonLog: string;
   daemonPid: string;
-  /** shm object of the hypervisor-wide event-channel table. */
-  evtchnShm: string;
+  /**
+   * Start of every shm object name of this run dir ("/vpl011-<uid>-<dirhash>"); each name adds a random part, so no
+   * other user can predict (and plant) one.
+   */
+  shmPrefix: string;
+  /** Holds the name of the event-channel table's shm object (./evtchn-table.ts), so a restart finds it. */
+  evtchnNameFile: string;
 }
 
 /** A short stable tag for the run dir, so two daemons of one user (tests) use different shm objects. */
@@ -77,15 +86,22 @@ export function runPaths(runDir: string): RunPaths {
     controlSocket: join(runDir, 'control.sock'),
     domainsDir: join(runDir, 'domains'),
     journalDir: join(runDir, 'journal'),
+    secretsDir: join(runDir, 'secrets'),
     daemonLog: join(runDir, 'daemon.log'),
     daemonPid: join(runDir, 'daemon.pid'),
-    evtchnShm: `/${tag}-evtchn`,
+    shmPrefix: `/${tag}`,
+    evtchnNameFile: join(runDir, 'evtchn.shm'),
   };
 }
 
-/** The shm object holding one domain instance's 4 magic pages. */
+/** 128 random bits in hex: the part of an shm name no other user can guess. */
+export function unguessable(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/** A new name for the shm object holding one domain instance's 4 magic pages (created O_EXCL by its host). */
 export function magicShmName(paths: RunPaths, domid: number, instance: string): string {
-  return `${paths.evtchnShm.replace(/-evtchn$/, '')}-d${domid}-${instance}`;
+  return `${paths.shmPrefix}-d${domid}-${instance}-${unguessable()}`;
 }
 
 /** Event-channel table geometry for the daemon (backend domain 0 needs one port per console). */

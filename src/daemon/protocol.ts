@@ -9,7 +9,7 @@ export const MAX_REQUEST_LINE = 64 * 1024;
 
 export type Request =
   | { op: 'ping' }
-  | { op: 'list' }
+  | { op: 'list'; secrets?: boolean }
   | {
       op: 'up';
       name?: string;
@@ -36,6 +36,13 @@ export interface DomainInfo {
   throttled: number;
   /** When the domain was started (ISO 8601): the web page shows its uptime. */
   startedAt?: string;
+  /** The loopback TCP console, "HOST:PORT", if any. */
+  tcp?: string;
+  /** TCP console connections refused for a missing or wrong secret. */
+  authFailures: number;
+  /** Only in answer to {"op":"list","secrets":true}: the TCP console's secrets. */
+  secret?: string;
+  readOnlySecret?: string;
   reason?: string;
 }
 
@@ -73,7 +80,7 @@ export function parseRequest(line: string): Request | string {
   const r = v as Record<string, unknown>;
   const allowed: Record<string, string[]> = {
     ping: ['op'],
-    list: ['op'],
+    list: ['op', 'secrets'],
     up: ['op', 'name', 'config', 'tcp'],
     destroy: ['op', 'domain'],
     attach: ['op', 'domain', 'readOnly'],
@@ -83,8 +90,10 @@ export function parseRequest(line: string): Request | string {
   for (const k of Object.keys(r)) if (!allowed[r.op]!.includes(k)) return `${k}: unknown field for ${r.op}`;
   switch (r.op) {
     case 'ping':
-    case 'list':
       return { op: r.op };
+    case 'list':
+      if (r.secrets !== undefined && typeof r.secrets !== 'boolean') return 'secrets: expected true or false';
+      return r.secrets === true ? { op: 'list', secrets: true } : { op: 'list' };
     case 'destroy': {
       const d = domainRef(r.domain);
       return d === undefined ? 'domain: expected a domain name or id' : { op: 'destroy', domain: d };

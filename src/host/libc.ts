@@ -33,6 +33,7 @@ export const EINTR = 4;
 export const ETIMEDOUT = 110;
 export const ENOENT = 2;
 export const EEXIST = 17;
+export const EACCES = 13;
 
 const SYS_FUTEX: Record<string, number> = { x64: 202, arm64: 98 };
 

@@ -4,11 +4,11 @@
 // compareExchange work on it and are visible to other processes. Atomics.wait/notify do not cross processes: use
 // ./futex.ts for sleeping.
 import { closeSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
-import { EEXIST, ENOENT, MAP_SHARED, O_CREAT, O_EXCL, O_RDWR, PROT_READ, PROT_WRITE, addressOf, libc, viewOf } from './libc.js';
+import { EACCES, EEXIST, ENOENT, MAP_SHARED, O_CREAT, O_EXCL, O_RDWR, PROT_READ, PROT_WRITE, addressOf, libc, viewOf } from './libc.js';
 
 export class ShmError extends Error {
   constructor(
-    readonly code: 'ENOENT' | 'EEXIST' | 'EINVAL' | 'EIO',
+    readonly code: 'ENOENT' | 'EEXIST' | 'EINVAL' | 'EIO' | 'EPERM',
     message: string,
   ) {
     super(message);
@@ -33,10 +33,11 @@ export interface SharedMapping {
 }
 
 export interface OpenOptions {
-  /** Create it if missing (O_CREAT), sized to `size` and zero-filled. */
+  /**
+   * Create a new object (O_CREAT|O_EXCL), sized to `size` and zero-filled; EEXIST if the name exists. An existing
+   * object is never adopted on create: /dev/shm is shared by every user, and another one may have planted it.
+   */
   create?: boolean;
-  /** Fail with EEXIST if it exists (O_EXCL). */
-  exclusive?: boolean;
   /** For an existing object: the expected size (default: whatever it is, which must be > 0). */
   size?: number;
 }
@@ -55,18 +56,20 @@ export function openSharedMapping(name: string, opts: OpenOptions = {}): SharedM
   if (create && (opts.size === undefined || !Number.isSafeInteger(opts.size) || opts.size <= 0)) {
     throw new ShmError('EINVAL', `shm ${name}: creating needs a positive size`);
   }
-  const flags = O_RDWR | (create ? O_CREAT : 0) | (opts.exclusive ? O_EXCL : 0);
+  const flags = O_RDWR | (create ? O_CREAT | O_EXCL : 0);
   const fd = c.shm_open(name, flags, 0o600);
   if (fd < 0) {
     const e = c.errno();
     if (e === ENOENT) throw new ShmError('ENOENT', `shm ${name}: no such object`);
     if (e === EEXIST) throw new ShmError('EEXIST', `shm ${name}: already exists`);
+    if (e === EACCES) throw new ShmError('EPERM', `shm ${name}: permission denied (another user's object?); refusing to use it`);
     throw new ShmError('EIO', `shm ${name}: shm_open failed (errno ${e})`);
   }
   let size: number;
   try {
+    if (!create) verifyPrivate(name, fd);
     const current = c.fstat_size(fd);
-    if (create && current === 0) {
+    if (create) {
       if (c.ftruncate(fd, opts.size!) !== 0) throw new ShmError('EIO', `shm ${name}: ftruncate failed (errno ${c.errno()})`);
       size = opts.size!;
     } else {
@@ -106,6 +109,20 @@ export function openSharedMapping(name: string, opts: OpenOptions = {}): SharedM
       c.shm_unlink(name);
     },
   };
+}
+
+/**
+ * An existing object is only trusted if it is a regular file that we own and no one else can open: names in
+ * /dev/shm can be seen (and, once unlinked, re-created) by any local user. fstat on the descriptor we will map,
+ * so nothing can be swapped in between the check and the mmap.
+ */
+function verifyPrivate(name: string, fd: number): void {
+  const st = fstatSync(fd);
+  const uid = typeof process.geteuid === 'function' ? process.geteuid() : libc().getuid();
+  const refuse = (why: string) => new ShmError('EPERM', `shm ${name}: ${why}; refusing to use it`);
+  if (!st.isFile()) throw refuse('not a regular shared-memory object');
+  if (st.uid !== uid) throw refuse(`owned by uid ${st.uid}, not by us (uid ${uid})`);
+  if ((st.mode & 0o077) !== 0) throw refuse(`mode ${(st.mode & 0o777).toString(8).padStart(4, '0')} lets other users open it (expected 0600)`);
 }
 
 /** shm_unlink by name; true if it existed. */

@@ -159,7 +159,7 @@ export class Harness {
       }
     }
     const p = runPaths(this.runDir);
-    const prefix = p.evtchnShm.replace(/-evtchn$/, '').slice(1);
+    const prefix = p.shmPrefix.slice(1) + '-';
     for (const f of readdirSync('/dev/shm')) if (f.startsWith(prefix)) unlinkShared('/' + f);
     rmSync(this.runDir, { recursive: true, force: true });
   }

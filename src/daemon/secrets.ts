@@ -1,0 +1,107 @@
+// Per-domain console secrets (issue 8 item 1). Loopback is not a boundary on a shared host: any local user can
+// connect to a domain's TCP console, so the daemon only serves a TCP connection whose first line is one of the
+// domain's secrets. Two per domain instance: read-write (types into the guest) and read-only (a watcher). 256 random
+// bits each, created by the daemon, kept in <run>/secrets/<instance>.json (0600, in the private run dir, so only
+// the owner reads them: `vpl011 list --secrets`), and kept across daemon restarts (the instance's file is reused).
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { closeSync, constants, fstatSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { currentUid } from './paths.js';
+
+export interface ConsoleSecrets {
+  readWrite: string;
+  readOnly: string;
+}
+
+export type Access = 'read-write' | 'read-only';
+
+const SECRET_RE = /^[0-9a-f]{64}$/;
+
+export class SecretsError extends Error {}
+
+export function newSecret(): string {
+  return randomBytes(32).toString('hex');
+}
+
+function secretsPath(dir: string, instance: string): string {
+  return join(dir, `${instance}.json`);
+}
+
+/** Read a secrets file: ours, 0600 (no group/other bits), well-formed; undefined if there is none. */
+function readSecrets(path: string): ConsoleSecrets | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new SecretsError(`${path}: ${(e as Error).message}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.uid !== currentUid() || (st.mode & 0o077) !== 0) {
+      throw new SecretsError(`${path}: not a private file of ours (mode ${(st.mode & 0o777).toString(8)}, uid ${st.uid}); refusing to use it`);
+    }
+    if (st.size > 4096) throw new SecretsError(`${path}: too large`);
+    let v: unknown;
+    try {
+      v = JSON.parse(readFileSync(fd, 'utf8'));
+    } catch {
+      throw new SecretsError(`${path}: not valid JSON`);
+    }
+    const r = v as Record<string, unknown>;
+    if (typeof v !== 'object' || v === null || typeof r.readWrite !== 'string' || typeof r.readOnly !== 'string' || !SECRET_RE.test(r.readWrite) || !SECRET_RE.test(r.readOnly) || r.readWrite === r.readOnly) {
+      throw new SecretsError(`${path}: malformed`);
+    }
+    return { readWrite: r.readWrite, readOnly: r.readOnly };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The instance's secrets, created (atomically, 0600) if it has none yet. */
+export function loadOrCreateSecrets(dir: string, instance: string): ConsoleSecrets {
+  const path = secretsPath(dir, instance);
+  const old = readSecrets(path);
+  if (old) return old;
+  const s: ConsoleSecrets = { readWrite: newSecret(), readOnly: newSecret() };
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(s) + '\n', { mode: 0o600, flag: 'wx' });
+  renameSync(tmp, path);
+  return s;
+}
+
+/** The instance's secrets if the daemon made some (for `list --secrets`). */
+export function findSecrets(dir: string, instance: string): ConsoleSecrets | undefined {
+  try {
+    return readSecrets(secretsPath(dir, instance));
+  } catch {
+    return undefined;
+  }
+}
+
+export function removeSecrets(dir: string, instance: string): void {
+  rmSync(secretsPath(dir, instance), { force: true });
+}
+
+const digest = (b: Buffer | string) => createHash('sha256').update(b).digest();
+
+/**
+ * Checks a candidate line against both secrets in constant time: equal-length SHA-256 digests compared with
+ * timingSafeEqual, both always compared, so neither the length nor the content of a guess shows in the timing.
+ */
+export class SecretMatcher {
+  private readonly rw: Buffer;
+  private readonly ro: Buffer;
+
+  constructor(secrets: ConsoleSecrets) {
+    this.rw = digest(secrets.readWrite);
+    this.ro = digest(secrets.readOnly);
+  }
+
+  match(candidate: Buffer): Access | undefined {
+    const d = digest(candidate);
+    const rw = timingSafeEqual(d, this.rw);
+    const ro = timingSafeEqual(d, this.ro);
+    return rw ? 'read-write' : ro ? 'read-only' : undefined;
+  }
+}
