@@ -1,8 +1,9 @@
 // The `vpl011` command line: thin front ends over the layers below. Each command imports its module lazily, so
 // `vpl011 replay` never loads the CPU library and `vpl011 list` never loads the toolstack.
 import { Command, InvalidArgumentError } from 'commander';
-import { readFileSync } from 'node:fs';
 import { registerDaemonCommands } from './daemon-commands.js';
+import { FileReadError, READ_CAP, readAtMost, readRegularFile } from '../util/bounded-read.js';
+import { printableLine } from '../util/quote.js';
 
 function positiveSeconds(v: string): number {
   const n = Number(v);
@@ -10,9 +11,10 @@ function positiveSeconds(v: string): number {
   return n;
 }
 
+/** Only the type is checked here; the range is the config's rule (checkGuestConfig), one source of truth. */
 function mebibytes(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a whole number of MiB');
+  if (!/^\s*-?\d+\s*$/.test(v) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a whole number of MiB');
   return n;
 }
 
@@ -21,7 +23,12 @@ export function buildProgram(): Command {
   program
     .name('vpl011')
     .description("Xen's virtual PL011 / SBSA UART and its console path, running unmodified arm64 guests")
-    .showHelpAfterError();
+    // A bad argument is one line and exit 2, like a bad config. The argument is echoed escaped: it can hold ESC.
+    // Set before the subcommands are added: they inherit both.
+    .configureOutput({
+      outputError: (str, write) => write(`vpl011: ${printableLine(str.trim().replace(/^error: /, ''))} (--help lists the options)\n`),
+    })
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 
   program
     .command('run')
@@ -48,9 +55,11 @@ export function buildProgram(): Command {
       const { runReplay } = await import('./replay.js');
       let text: string;
       try {
-        text = readFileSync(file === '-' ? 0 : file, 'utf8');
+        // Bounded: `replay /dev/zero` (or `- < /dev/zero`) is an error, not a process eating all memory.
+        text = (file === '-' ? readAtMost(0, 'standard input', READ_CAP) : readRegularFile(file, READ_CAP)).toString('utf8');
       } catch (e) {
-        process.stderr.write(`vpl011 replay: cannot read ${file}: ${(e as Error).message}\n`);
+        if (!(e instanceof FileReadError)) throw e;
+        process.stderr.write(`vpl011 replay: ${printableLine(e.message)}\n`);
         process.exitCode = 2;
         return;
       }

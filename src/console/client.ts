@@ -13,20 +13,44 @@ const CTRL_RIGHT_BRACKET = 0x1d;
 
 export class ClientError extends Error {}
 
-function connect(path: string): Promise<Socket> {
+/**
+ * How long a client waits for the daemon to accept and answer (ms). A daemon that is stopped (SIGSTOP), wedged, or
+ * a socket someone else listens on never answers: the client says so instead of hanging. `up` waits longer (a boot,
+ * or a first fetch of the default guest's images). $VPL011_ANSWER_TIMEOUT_MS overrides both (slow machines, tests).
+ */
+export function answerTimeoutMs(op: string): number {
+  const env = Number(process.env.VPL011_ANSWER_TIMEOUT_MS);
+  if (Number.isFinite(env) && env > 0) return env;
+  return op === 'up' ? 300_000 : op === 'destroy' ? 60_000 : 15_000;
+}
+
+function doesNotAnswer(path: string, ms: number): ClientError {
+  return new ClientError(`the daemon does not answer (no reply in ${ms / 1000} s on ${path})`);
+}
+
+function connect(path: string, timeoutMs: number = answerTimeoutMs('connect')): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = createConnection(path);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(doesNotAnswer(path, timeoutMs));
+    }, timeoutMs);
     s.once('connect', () => {
+      clearTimeout(timer);
       s.off('error', reject);
       resolve(s);
     });
-    s.once('error', (e) => reject(new ClientError(`cannot reach the console daemon at ${path}: ${e.message}`)));
+    s.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new ClientError(`cannot reach the console daemon at ${path}: ${e.message}`));
+    });
   });
 }
 
-/** Read one response line; the rest of the stream is left in `leftover`. */
-function readResponse(s: Socket): Promise<{ res: Response; leftover: Buffer }> {
+/** Read one response line, waiting at most timeoutMs; the rest of the stream is left in `leftover`. */
+function readResponse(s: Socket, timeoutMs: number, path: string): Promise<{ res: Response; leftover: Buffer }> {
   return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(doesNotAnswer(path, timeoutMs)), timeoutMs);
     let buf = Buffer.alloc(0);
     const onData = (c: Buffer) => {
       buf = Buffer.concat([buf, c]);
@@ -35,6 +59,7 @@ function readResponse(s: Socket): Promise<{ res: Response; leftover: Buffer }> {
         if (buf.length > 1 << 20) fail(new ClientError('response too long'));
         return;
       }
+      clearTimeout(timer);
       s.off('data', onData);
       s.off('end', onEnd);
       s.pause();
@@ -46,7 +71,9 @@ function readResponse(s: Socket): Promise<{ res: Response; leftover: Buffer }> {
     };
     const onEnd = () => fail(new ClientError('the daemon closed the connection'));
     const fail = (e: Error) => {
+      clearTimeout(timer);
       s.off('data', onData);
+      s.off('end', onEnd);
       reject(e);
     };
     s.on('data', onData);
@@ -56,10 +83,11 @@ function readResponse(s: Socket): Promise<{ res: Response; leftover: Buffer }> {
 
 /** Send one request and return the response (throws ClientError on transport errors; {ok:false} is returned). */
 export async function controlRequest(runDir: string, req: { op: string; [k: string]: unknown }): Promise<Response> {
-  const s = await connect(runPaths(runDir).controlSocket);
+  const path = runPaths(runDir).controlSocket;
+  const s = await connect(path);
   try {
     s.write(JSON.stringify(req) + '\n');
-    return (await readResponse(s)).res;
+    return (await readResponse(s, answerTimeoutMs(req.op), path)).res;
   } finally {
     s.destroy();
   }
@@ -110,9 +138,17 @@ export interface AttachOptions {
 export async function attachConsole(runDir: string, domain: string, opts: AttachOptions = {}): Promise<number> {
   const input = opts.input ?? process.stdin;
   const output = opts.output ?? process.stdout;
-  const s = await connect(runPaths(runDir).controlSocket);
+  const path = runPaths(runDir).controlSocket;
+  const s = await connect(path);
   s.write(JSON.stringify({ op: 'attach', domain, readOnly: opts.readOnly === true }) + '\n');
-  const { res, leftover } = await readResponse(s);
+  let answer: { res: Response; leftover: Buffer };
+  try {
+    answer = await readResponse(s, answerTimeoutMs('attach'), path);
+  } catch (e) {
+    s.destroy();
+    throw e;
+  }
+  const { res, leftover } = answer;
   if (!res.ok) {
     s.destroy();
     throw new ClientError(res.error);

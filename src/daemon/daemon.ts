@@ -61,6 +61,15 @@ interface Served {
 }
 
 const MAGIC_SIZE = NR_MAGIC_PAGES * XEN_PAGE_SIZE;
+/** A control connection with no complete request for this long is closed (attached consoles are exempt). */
+const CONTROL_IDLE_MS = 30_000;
+/** Requests queued per control connection before the daemon stops reading from it. */
+const MAX_PENDING_REQUESTS = 8;
+
+/** Every request is answered within a bound, whatever it waits for (a fetch, a boot, a domain that will not die). */
+function requestTimeoutMs(op: string): number {
+  return op === 'up' ? 280_000 : op === 'destroy' ? 45_000 : 10_000;
+}
 const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
 
 export class DaemonError extends Error {}
@@ -80,6 +89,8 @@ export class Daemon {
   private readonly served = new Map<number, Served>();
   /** domids handed out by `up` whose host has not written a record yet. */
   private readonly reserved = new Set<number>();
+  /** TCP listeners `up` opened before starting the domain (so a bad endpoint fails `up`), by domid. */
+  private readonly tcpHeld = new Map<number, Server>();
   private readonly badRecords = new Set<string>();
   private stopped = false;
 
@@ -344,21 +355,33 @@ export class Daemon {
   private onControl(sock: Socket): void {
     const reader = new LineReader();
     let attached = false;
+    let pending = 0;
     // Requests on one connection are answered in order, one line each.
     let chain: Promise<void> = Promise.resolve();
     const reply = (r: Response) => {
       if (!sock.destroyed) sock.write(JSON.stringify(r) + '\n');
     };
     sock.on('error', () => {});
-    const onData = (chunk: Buffer) => {
-      if (attached) return;
-      reader.push(chunk);
-      for (;;) {
+    // A connection that leaves a request half-sent (or sends nothing) holds a socket and a buffer: close it.
+    sock.setTimeout(CONTROL_IDLE_MS, () => {
+      if (!attached && pending === 0) sock.destroy();
+    });
+    const enqueue = (work: () => void | Promise<void>) => {
+      pending++;
+      chain = chain.then(work).finally(() => {
+        pending--;
+        pump();
+      });
+    };
+    // Bounded per connection: at most MAX_PENDING_REQUESTS queued, and nothing more read while the client leaves
+    // its answers unread (a pipelining client that never reads cannot grow the daemon).
+    const pump = (): void => {
+      while (!attached && !sock.destroyed && pending < MAX_PENDING_REQUESTS) {
         const line = reader.next();
-        if (line === undefined) return;
+        if (line === undefined) break;
         if (line === 'overflow') {
           sock.off('data', onData);
-          chain = chain.then(() => {
+          enqueue(() => {
             reply({ ok: false, error: 'request line too long' });
             sock.end();
           });
@@ -367,22 +390,32 @@ export class Daemon {
         if (line.trim() === '') continue;
         const req = parseRequest(line);
         if (typeof req === 'string') {
-          chain = chain.then(() => reply({ ok: false, error: req }));
+          enqueue(() => reply({ ok: false, error: req }));
           continue;
         }
         if (req.op === 'attach') {
           attached = true;
+          sock.setTimeout(0); // a console may be quiet for days
           sock.off('data', onData);
           sock.pause(); // console bytes wait in the socket until the client is attached
           const early = reader.rest();
-          chain = chain.then(() => this.attach(sock, req, early, reply));
+          enqueue(() => this.attach(sock, req, early, reply));
           return;
         }
-        chain = chain.then(() =>
-          this.handle(req).then(reply, (e: unknown) => reply({ ok: false, error: (e as Error).message })),
+        enqueue(() =>
+          answerWithin(this.handle(req), requestTimeoutMs(req.op), req.op).then(reply, (e: unknown) => reply({ ok: false, error: (e as Error).message })),
         );
       }
+      if (attached || sock.destroyed) return;
+      if (pending >= MAX_PENDING_REQUESTS || sock.writableNeedDrain) sock.pause();
+      else sock.resume();
     };
+    const onData = (chunk: Buffer) => {
+      if (attached) return;
+      reader.push(chunk);
+      pump();
+    };
+    sock.on('drain', pump);
     sock.on('data', onData);
   }
 
@@ -468,6 +501,13 @@ export class Daemon {
       config,
       ...(req.tcp ? { tcp: req.tcp } : {}),
     };
+    // Listen before the domain exists: a port in use or an address we cannot bind is `up`'s error, not a line in
+    // the daemon's log under a domain that runs without its console endpoint.
+    if (req.tcp) {
+      const held = await listenTcpEndpoint(req.tcp, (sock) => this.onTcpClient(domid, sock));
+      if (typeof held === 'string') return { ok: false, error: held };
+      this.tcpHeld.set(domid, held);
+    }
     const specPath = join(this.paths.domainsDir, `${domid}.spec.json`);
     writeFileSync(specPath, JSON.stringify(spec), { mode: 0o600 });
     this.reserved.add(domid);
@@ -497,6 +537,9 @@ export class Daemon {
       }
     } finally {
       this.reserved.delete(domid);
+      // Not taken over by listenTcp: the domain did not come up.
+      this.tcpHeld.get(domid)?.close();
+      this.tcpHeld.delete(domid);
     }
   }
 
@@ -514,6 +557,7 @@ export class Daemon {
     while (readRecord(this.paths.domainsDir, rec.domid)?.instance === rec.instance) {
       await new Promise((r) => setTimeout(r, 20));
       this.scan();
+      if (Date.now() > deadline + 20_000) return { ok: false, error: `domain ${rec.name} (pid ${rec.pid}) did not go away after SIGKILL` };
       if (!killed && Date.now() > deadline) {
         killed = true;
         try {
@@ -565,10 +609,24 @@ export class Daemon {
   }
 
   private listenTcp(s: Served, ep: { host: string; port: number }): void {
-    const server = createServer((sock) => this.addClient(s, sock, false));
-    server.on('error', (e) => this.say(`d${s.rec.domid}: tcp ${ep.host}:${ep.port}: ${e.message}`));
+    const domid = s.rec.domid;
+    const held = this.tcpHeld.get(domid);
+    if (held) {
+      this.tcpHeld.delete(domid);
+      s.tcp = held;
+      return;
+    }
+    // Adopting a running domain after a restart: nobody waits for an answer, the log says what failed.
+    const server = createServer((sock) => this.onTcpClient(domid, sock));
+    server.on('error', (e) => this.say(`d${domid}: tcp ${ep.host}:${ep.port}: ${e.message}`));
     server.listen(ep.port, ep.host);
     s.tcp = server;
+  }
+
+  private onTcpClient(domid: number, sock: Socket): void {
+    const s = this.served.get(domid);
+    if (s) this.addClient(s, sock, false);
+    else sock.end('[vpl011: console not ready]\r\n');
   }
 }
 
@@ -602,6 +660,33 @@ function lastLine(path: string): string {
   } catch {
     return '';
   }
+}
+
+/** `work`'s result, or an error answer when it takes longer than `ms` (the work itself is bounded separately). */
+function answerWithin(work: Promise<Response>, ms: number, op: string): Promise<Response> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<Response>((resolve) => {
+    timer = setTimeout(() => resolve({ ok: false, error: `${op}: no result within ${ms / 1000} s` }), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
+/** A listening TCP server for a console endpoint, or why it cannot listen (one line). */
+function listenTcpEndpoint(ep: { host: string; port: number }, onClient: (sock: Socket) => void): Promise<Server | string> {
+  return new Promise((resolve) => {
+    const server = createServer(onClient);
+    const where = ep.host.includes(':') ? `[${ep.host}]:${ep.port}` : `${ep.host}:${ep.port}`;
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      server.close();
+      const why = e.code === 'EADDRINUSE' ? 'the port is in use' : e.code === 'EADDRNOTAVAIL' ? 'no such local address' : e.code === 'EACCES' ? 'permission denied' : e.message;
+      resolve(`tcp: cannot listen on ${where}: ${why}`);
+    });
+    server.listen(ep.port, ep.host, () => {
+      server.removeAllListeners('error');
+      server.on('error', () => {});
+      resolve(server);
+    });
+  });
 }
 
 /** Whether something accepts connections on a unix socket path. */
