@@ -111,7 +111,7 @@ export function registerDaemonCommands(program: Command): void {
           process.exitCode = 2;
           return;
         }
-        process.stdout.write(`${res.name}\n`);
+        process.stdout.write(`${printable(res.name ?? '', 120)}\n`);
       } catch (e) {
         say((e as Error).message);
         process.exitCode = 1;

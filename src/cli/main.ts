@@ -70,6 +70,20 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Standard output or error going away (`vpl011 replay x | head -1`, a closed terminal) is an 'error' event on the
+ * stream; unhandled, it is a stack trace. A reader that left wants no more: end quietly, as Unix filters do.
+ */
+function endQuietlyWhenOutputCloses(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE' && stream !== process.stderr) process.stderr.write(`vpl011: standard output: ${printableLine(e.message)}\n`);
+      process.exit(e.code === 'EPIPE' ? 0 : 1);
+    });
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
+  endQuietlyWhenOutputCloses();
   await buildProgram().parseAsync(argv);
 }

@@ -26,6 +26,7 @@ import { EVTCHN_GEOMETRY, defaultLogDir, ensurePrivateDir, ensureSubdir, magicSh
 import { LineReader, parseRequest, type DomainInfo, type Request, type Response } from './protocol.js';
 import { listRecords, pidAlive, readRecord, removeRecord, type DomainRecord } from './records.js';
 import type { DomainSpec } from './domain-host.js';
+import { printable, printableLine } from '../util/quote.js';
 
 export const BACKEND_DOMID = 0;
 
@@ -98,7 +99,8 @@ export class Daemon {
     this.opts = opts;
     this.paths = runPaths(opts.runDir);
     this.logDir = opts.logDir ?? defaultLogDir(opts.runDir);
-    this.say = opts.log ?? ((l) => process.stderr.write(`vpl011 daemon: ${l}\n`));
+    // The daemon's lines quote records, configs and guests' crash reasons: escaped, as everything bound for a terminal.
+    this.say = opts.log ?? ((l) => process.stderr.write(`vpl011 daemon: ${printableLine(l)}\n`));
   }
 
   async start(): Promise<void> {
@@ -322,7 +324,7 @@ export class Daemon {
     }
     s.detach();
     s.console.close();
-    for (const c of s.clients) c.socket.end(`\r\n[vpl011: domain ${rec.name} ${why}]\r\n`);
+    for (const c of s.clients) c.socket.end(`\r\n[vpl011: domain ${printable(`${rec.name} ${why}`, 300)}]\r\n`);
     s.tcp?.close();
     try {
       s.log.note(`domain ${rec.name} (d${rec.domid}) ${why}`);
