@@ -3,12 +3,12 @@
 // No guest boots here: each case must be refused before one would.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cli, fakeDaemon, terminalControls } from './lib/cli-process.js';
+import { BIN, cli, fakeDaemon, terminalControls } from './lib/cli-process.js';
 import { runPaths } from '../src/daemon/paths.js';
 
 const fixtures = resolve(fileURLToPath(import.meta.url), '../../../test/fixtures/configs');
@@ -187,4 +187,24 @@ test('item 10: up --tcp with an invalid host or port is refused by the client, e
     assert.match(oneCleanLine(r.stderr), re);
   }
   assert.equal(existsSync(runPaths(runDir).controlSocket), false, 'no daemon was started');
+});
+
+test('item 8: standard output closed by its reader (| head -1) ends the command quietly, not with an EPIPE trace', { timeout: 60_000 }, async () => {
+  const script = join(dir, 'long.txt');
+  writeFileSync(script, 'read 0x18\n'.repeat(100_000));
+  const child = spawn(process.execPath, [BIN, 'replay', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  try {
+    // Read one chunk, then go away, as `head -1` does.
+    await new Promise<void>((r) => child.stdout.once('data', () => r()));
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    assert.equal(stderr, '', 'nothing on stderr');
+    assert.equal(code, 0);
+  } finally {
+    clearTimeout(killer);
+    child.kill('SIGKILL');
+  }
 });
