@@ -136,7 +136,7 @@ export function registerDaemonCommands(program: Command): void {
         }
         const rows = [['ID', 'NAME', 'STATE', 'IN', 'OUT', 'CLIENTS', 'DROPPED']];
         for (const d of doms) {
-          const row = [String(d.id), d.name, d.state + (d.reason ? ` (${d.reason})` : ''), String(d.bytesIn), String(d.bytesOut), String(d.clients), String(d.dropped)];
+          const row = [d.id, d.name, `${d.state}${d.reason ? ` (${d.reason})` : ''}`, d.bytesIn, d.bytesOut, d.clients, d.dropped].map((v) => String(v));
           rows.push(row.map((cell) => printable(cell, 120)));
         }
         const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

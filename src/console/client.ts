@@ -47,6 +47,14 @@ function connect(path: string, timeoutMs: number = answerTimeoutMs('connect')): 
   });
 }
 
+/** The shape every answer has: {ok: true, ...} or {ok: false, error: "..."}; anything else is not our daemon's. */
+function isResponse(v: unknown): v is Response {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const r = v as Record<string, unknown>;
+  if (r.ok === false) return typeof r.error === 'string';
+  return r.ok === true && (r.domains === undefined || Array.isArray(r.domains)) && (r.name === undefined || typeof r.name === 'string');
+}
+
 /** Read one response line, waiting at most timeoutMs; the rest of the stream is left in `leftover`. */
 function readResponse(s: Socket, timeoutMs: number, path: string): Promise<{ res: Response; leftover: Buffer }> {
   return new Promise((resolve, reject) => {
@@ -63,11 +71,14 @@ function readResponse(s: Socket, timeoutMs: number, path: string): Promise<{ res
       s.off('data', onData);
       s.off('end', onEnd);
       s.pause();
+      let res: unknown;
       try {
-        resolve({ res: JSON.parse(buf.subarray(0, i).toString('utf8')) as Response, leftover: buf.subarray(i + 1) });
+        res = JSON.parse(buf.subarray(0, i).toString('utf8'));
       } catch {
-        reject(new ClientError('malformed response from the daemon'));
+        res = undefined;
       }
+      if (!isResponse(res)) reject(new ClientError('malformed response from the daemon'));
+      else resolve({ res, leftover: buf.subarray(i + 1) });
     };
     const onEnd = () => fail(new ClientError('the daemon closed the connection'));
     const fail = (e: Error) => {
