@@ -13,6 +13,8 @@ import { cli, terminalControls } from './lib/cli-process.js';
 import { runPaths } from '../src/daemon/paths.js';
 
 const h = new Harness();
+// The daemon (a child) inherits it: idle control connections are closed after 1.5 s instead of 30 s.
+process.env.VPL011_CONTROL_IDLE_MS = '1500';
 before(() => h.startDaemon());
 after(() => h.cleanup());
 
@@ -106,4 +108,27 @@ test('item 5: a client that pipelines requests and never reads the answers is th
   } finally {
     hog.destroy();
   }
+});
+
+test('item 5: a control connection that sends half a request and stalls is closed; an attached console is not', { timeout: 60_000 }, async () => {
+  const stall = createConnection(runPaths(h.runDir).controlSocket);
+  stall.on('error', () => {});
+  try {
+    await new Promise<void>((r) => stall.once('connect', () => r()));
+    stall.write('{"op":');
+    const closed = await Promise.race([new Promise((r) => stall.once('close', () => r(true))), sleep(15_000).then(() => false)]);
+    assert.ok(closed, 'the daemon still holds a connection that never finished its request');
+  } finally {
+    stall.destroy();
+  }
+  await h.up('quiet', 'hello');
+  const a = await h.attach('quiet');
+  try {
+    await sleep(3000);
+    assert.equal(a.sock.destroyed || a.sock.readyState !== 'open', false, 'an idle attached console stays open');
+  } finally {
+    a.close();
+  }
+  const d = await cli(['destroy', 'quiet', '--run-dir', h.runDir]);
+  assert.equal(d.code, 0, d.stderr);
 });

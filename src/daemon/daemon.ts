@@ -62,8 +62,11 @@ interface Served {
 }
 
 const MAGIC_SIZE = NR_MAGIC_PAGES * XEN_PAGE_SIZE;
-/** A control connection with no complete request for this long is closed (attached consoles are exempt). */
-const CONTROL_IDLE_MS = 30_000;
+/**
+ * A control connection with no complete request for this long is closed (attached consoles are exempt).
+ * $VPL011_CONTROL_IDLE_MS overrides (tests).
+ */
+const CONTROL_IDLE_MS = Number(process.env.VPL011_CONTROL_IDLE_MS) > 0 ? Number(process.env.VPL011_CONTROL_IDLE_MS) : 30_000;
 /** Requests queued per control connection before the daemon stops reading from it. */
 const MAX_PENDING_REQUESTS = 8;
 
