@@ -83,6 +83,10 @@ test('item 7: --memory / --append / --mmio-policy are checked by the config rule
   const nan = await cli(['run', '--bare', '-k', kernel, '--memory', 'lots']);
   assert.equal(nan.code, 2, nan.stderr);
   assert.match(oneCleanLine(nan.stderr), /--memory.*'lots' is invalid/);
+  // A timeout Node's timers cannot hold would fire after 1 ms: refused instead.
+  const t = await cli(['run', '--bare', '-k', kernel, '--timeout', '1e308']);
+  assert.equal(t.code, 2, t.stderr);
+  assert.match(oneCleanLine(t.stderr), /--timeout.*'1e308' is invalid\. expected a number of seconds in 0\.\.2147483/);
 });
 
 test('item 8: run --log into a folder that does not exist: a clear error before the guest starts, exit 2', { timeout: 60_000 }, async () => {

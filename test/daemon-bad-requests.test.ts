@@ -44,6 +44,10 @@ test('item 5: up /dev/zero, a FIFO, a 2 MiB config: refused, exit 2, the daemon 
   }
   assert.equal(h.daemon!.exitCode, null, 'the daemon still runs');
   assert.deepEqual(await h.list(), []);
+  // Naming a domain that does not exist is the caller's mistake too: exit 2, like destroy.
+  const c = await cli(['console', 'nosuch', '--run-dir', h.runDir], { limitMs: 30_000 });
+  assert.equal(c.code, 2, c.stderr);
+  assert.equal(c.stderr, 'vpl011: domain: no running console for nosuch\n');
 });
 
 test('item 10: up --tcp on a port in use: exit 2 naming the endpoint, and no domain left behind', { timeout: 120_000 }, async () => {

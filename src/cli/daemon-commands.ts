@@ -10,7 +10,8 @@ function runDirOf(opts: { runDir?: string }): Promise<string> {
 
 function ms(v: string): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of milliseconds');
+  // Node timers hold at most 2^31-1 ms; a longer one would fire at once.
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 2 ** 31 - 1) throw new InvalidArgumentError(`expected a number of milliseconds in 0..${2 ** 31 - 1}`);
   return n;
 }
 
@@ -177,7 +178,7 @@ export function registerDaemonCommands(program: Command): void {
     .option('--timeout <ms>', 'detach after this long', ms)
     .action(async (domain: string, opts: { runDir?: string; readOnly?: boolean; linger: number; timeout?: number }) => {
       const runDir = await runDirOf(opts);
-      const { attachConsole } = await import('../console/client.js');
+      const { attachConsole, RequestRefused } = await import('../console/client.js');
       try {
         process.exitCode = await attachConsole(runDir, domain, {
           readOnly: opts.readOnly === true,
@@ -186,7 +187,8 @@ export function registerDaemonCommands(program: Command): void {
         });
       } catch (e) {
         say((e as Error).message);
-        process.exitCode = 1;
+        // The daemon refused the request (no such domain, a bad name): the caller's mistake, like destroy's.
+        process.exitCode = e instanceof RequestRefused ? 2 : 1;
       }
     });
 }

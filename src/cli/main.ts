@@ -5,9 +5,12 @@ import { registerDaemonCommands } from './daemon-commands.js';
 import { FileReadError, READ_CAP, readAtMost, readRegularFile } from '../util/bounded-read.js';
 import { printableLine } from '../util/quote.js';
 
+/** Node timers hold at most 2^31-1 ms; a longer one fires after 1 ms (with only a warning), so refuse it. */
+const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
 function positiveSeconds(v: string): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0 || n > MAX_TIMER_SECONDS) throw new InvalidArgumentError(`expected a number of seconds in 0..${MAX_TIMER_SECONDS}`);
   return n;
 }
 

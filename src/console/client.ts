@@ -12,6 +12,8 @@ const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
 const CTRL_RIGHT_BRACKET = 0x1d;
 
 export class ClientError extends Error {}
+/** The daemon answered {ok:false}: the request was wrong (no such domain, a bad name), not the transport. */
+export class RequestRefused extends ClientError {}
 
 /**
  * How long a client waits for the daemon to accept and answer (ms). A daemon that is stopped (SIGSTOP), wedged, or
@@ -162,7 +164,7 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
   const { res, leftover } = answer;
   if (!res.ok) {
     s.destroy();
-    throw new ClientError(res.error);
+    throw new RequestRefused(res.error);
   }
   if (leftover.length > 0) output.write(leftover);
   const tty = input.isTTY === true && typeof input.setRawMode === 'function';
