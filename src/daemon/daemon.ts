@@ -506,17 +506,18 @@ export class Daemon {
       config,
       ...(req.tcp ? { tcp: req.tcp } : {}),
     };
-    // Listen before the domain exists: a port in use or an address we cannot bind is `up`'s error, not a line in
-    // the daemon's log under a domain that runs without its console endpoint.
-    if (req.tcp) {
-      const held = await listenTcpEndpoint(req.tcp, (sock) => this.onTcpClient(domid, sock));
-      if (typeof held === 'string') return { ok: false, error: held };
-      this.tcpHeld.set(domid, held);
-    }
-    const specPath = join(this.paths.domainsDir, `${domid}.spec.json`);
-    writeFileSync(specPath, JSON.stringify(spec), { mode: 0o600 });
+    // Reserved before anything is awaited: a concurrent `up` must not pick the same domid.
     this.reserved.add(domid);
     try {
+      // Listen before the domain exists: a port in use or an address we cannot bind is `up`'s error, not a line in
+      // the daemon's log under a domain that runs without its console endpoint.
+      if (req.tcp) {
+        const held = await listenTcpEndpoint(req.tcp, (sock) => this.onTcpClient(domid, sock));
+        if (typeof held === 'string') return { ok: false, error: held };
+        this.tcpHeld.set(domid, held);
+      }
+      const specPath = join(this.paths.domainsDir, `${domid}.spec.json`);
+      writeFileSync(specPath, JSON.stringify(spec), { mode: 0o600 });
       const errFd = openSync(join(this.paths.domainsDir, `${domid}.stderr`), 'w', 0o600);
       const child = spawn(process.execPath, [BIN, 'domain-host', specPath], {
         detached: true,
