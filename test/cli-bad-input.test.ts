@@ -4,7 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, existsSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -210,5 +210,18 @@ test('item 8: standard output closed by its reader (| head -1) ends the command 
   } finally {
     clearTimeout(killer);
     child.kill('SIGKILL');
+  }
+});
+
+test('item 5: a kernel larger than the guest memory is refused before it is read (a sparse 1.5 GiB file), exit 2', { timeout: 60_000 }, async () => {
+  const big = join(dir, 'huge-kernel.bin');
+  writeFileSync(big, '');
+  truncateSync(big, 1536 * 1024 * 1024);
+  try {
+    const r = await cli(['run', '--bare', '-k', big, '--memory', '16']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(oneCleanLine(r.stderr), `vpl011: kernel: ${big}: is 1536 MiB; the limit is 16 MiB (the guest's memory)`);
+  } finally {
+    rmSync(big, { force: true });
   }
 });
