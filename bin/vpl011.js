@@ -13,6 +13,8 @@ try {
   const cli = await import(mainUrl.href);
   await cli.main(process.argv);
 } catch (e) {
-  process.stderr.write(`vpl011: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  // An error nobody expected: one line (the stack only with VPL011_DEBUG=1, for a bug report).
+  const text = e instanceof Error ? (process.env.VPL011_DEBUG ? (e.stack ?? e.message) : e.message) : String(e);
+  process.stderr.write(`vpl011: ${process.env.VPL011_DEBUG ? text : text.replace(/[\x00-\x1f\x7f-\x9f]/g, ' ').slice(0, 500)}\n`);
   process.exitCode = 1;
 }

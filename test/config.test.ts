@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, DEFAULT_CMDLINE, MEMORY_MAX_MIB, defaultGuestConfig, loadConfig, parseConfig } from '../src/toolstack/config.js';
+import { ConfigError, DEFAULT_CMDLINE, MAX_ISSUES, MEMORY_MAX_MIB, defaultGuestConfig, loadConfig, parseConfig } from '../src/toolstack/config.js';
 
 // dist/test/x.js -> the source fixtures folder (fixtures are not compiled).
 const fixtures = resolve(fileURLToPath(import.meta.url), '../../../test/fixtures/configs');
@@ -113,4 +113,23 @@ test('the built-in default guest: Debian kernel + busybox initramfs, console=tty
     [c.kernel, c.ramdisk, c.cmdline, c.memoryMiB, c.vuart, c.kind, c.vcpus],
     ['/c/Image', '/c/initramfs.cpio.gz', 'console=ttyAMA0 earlycon', 512, 'sbsa_uart', 'linux', 1],
   );
+});
+
+test('a file of garbage: the scan stops after MAX_ISSUES problems, the message shows 20 and a count, in linear time', { timeout: 20_000 }, () => {
+  // 300,000 bad lines: the old scanner copied the rest of the text for each one (quadratic) and listed them all.
+  const text = 'x\n'.repeat(300_000);
+  const t = Date.now();
+  let err: ConfigError | undefined;
+  try {
+    parseConfig(text, '/junk.cfg', { checkFiles: false });
+  } catch (e) {
+    err = e as ConfigError;
+  }
+  assert.ok(err instanceof ConfigError);
+  assert.ok(err.issues.length <= MAX_ISSUES + 2, `${err.issues.length} issues`);
+  assert.ok(err.issues.some((i) => /too many problems; stopped reading at line/.test(i.message)));
+  const lines = err.message.split('\n');
+  assert.equal(lines.length, 21);
+  assert.match(lines[20]!, /^\(\d+ more problems not shown\)$/);
+  assert.ok(Date.now() - t < 5000, `took ${Date.now() - t} ms`);
 });

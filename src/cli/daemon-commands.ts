@@ -2,6 +2,7 @@
 // clients (docs/DAEMON.md). Modules are imported lazily so `vpl011 list` never loads the toolstack or koffi's CPU.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
+import { printable, printableLine } from '../util/quote.js';
 
 function runDirOf(opts: { runDir?: string }): Promise<string> {
   return import('../daemon/paths.js').then((m) => opts.runDir ?? m.defaultRunDir());
@@ -9,11 +10,15 @@ function runDirOf(opts: { runDir?: string }): Promise<string> {
 
 function ms(v: string): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of milliseconds');
+  // Node timers hold at most 2^31-1 ms; a longer one would fire at once.
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 2 ** 31 - 1) throw new InvalidArgumentError(`expected a number of milliseconds in 0..${2 ** 31 - 1}`);
   return n;
 }
 
-const say = (s: string) => process.stderr.write(`vpl011: ${s}\n`);
+/** What we print may quote the daemon's answer or a record's text: escaped and capped, line by line. */
+const say = (s: string) => {
+  for (const line of s.split('\n')) process.stderr.write(`vpl011: ${printableLine(line)}\n`);
+};
 
 export function registerDaemonCommands(program: Command): void {
   const runDirOpt = () => new Option('--run-dir <dir>', 'runtime directory (default $VPL011_RUN_DIR, $XDG_RUNTIME_DIR/vpl011, ...)');
@@ -99,6 +104,16 @@ export function registerDaemonCommands(program: Command): void {
     .option('--tcp <host:port>', 'also expose the console as raw TCP (loopback addresses only)')
     .action(async (config: string | undefined, opts: { runDir?: string; name?: string; tcp?: string }) => {
       const runDir = await runDirOf(opts);
+      // A bad --tcp is the caller's mistake: said here, exit 2, without starting anything.
+      if (opts.tcp !== undefined) {
+        const { parseTcp } = await import('../daemon/protocol.js');
+        const tcp = parseTcp(opts.tcp);
+        if (typeof tcp === 'string') {
+          say(`--${tcp}`);
+          process.exitCode = 2;
+          return;
+        }
+      }
       const { ensureDaemon, controlRequest } = await import('../console/client.js');
       try {
         await ensureDaemon(runDir);
@@ -114,7 +129,7 @@ export function registerDaemonCommands(program: Command): void {
           process.exitCode = 2;
           return;
         }
-        process.stdout.write(`${res.name}\n`);
+        process.stdout.write(`${printable(res.name ?? '', 120)}\n`);
       } catch (e) {
         say((e as Error).message);
         process.exitCode = 1;
@@ -140,7 +155,10 @@ export function registerDaemonCommands(program: Command): void {
           return;
         }
         const rows = [['ID', 'NAME', 'STATE', 'IN', 'OUT', 'CLIENTS', 'DROPPED']];
-        for (const d of doms) rows.push([String(d.id), d.name, d.state + (d.reason ? ` (${d.reason})` : ''), String(d.bytesIn), String(d.bytesOut), String(d.clients), String(d.dropped)]);
+        for (const d of doms) {
+          const row = [d.id, d.name, `${d.state}${d.reason ? ` (${d.reason})` : ''}`, d.bytesIn, d.bytesOut, d.clients, d.dropped].map((v) => String(v));
+          rows.push(row.map((cell) => printable(cell, 120)));
+        }
         const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
         for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n');
         if (opts.secrets) {
@@ -216,7 +234,7 @@ export function registerDaemonCommands(program: Command): void {
         return;
       }
       const runDir = await runDirOf(opts);
-      const { attachConsole, ensureDaemon } = await import('../console/client.js');
+      const { attachConsole, ensureDaemon, RequestRefused } = await import('../console/client.js');
       try {
         await ensureDaemon(runDir);
         process.exitCode = await attachConsole(runDir, domain, {
@@ -226,7 +244,8 @@ export function registerDaemonCommands(program: Command): void {
         });
       } catch (e) {
         say((e as Error).message);
-        process.exitCode = 1;
+        // The daemon refused the request (no such domain, a bad name): the caller's mistake, like destroy's.
+        process.exitCode = e instanceof RequestRefused ? 2 : 1;
       }
     });
 }

@@ -1,18 +1,26 @@
 // The `vpl011` command line: thin front ends over the layers below. Each command imports its module lazily, so
 // `vpl011 replay` never loads the CPU library and `vpl011 list` never loads the toolstack.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { readFileSync } from 'node:fs';
 import { registerDaemonCommands } from './daemon-commands.js';
+import { FileReadError, READ_CAP, readAtMost, readRegularFile } from '../util/bounded-read.js';
+import { printableLine } from '../util/quote.js';
+
+/** `replay --qemu-trace` reads at most this much (about a million trace lines). */
+const QEMU_TRACE_CAP = 64 * 1024 * 1024;
+
+/** Node timers hold at most 2^31-1 ms; a longer one fires after 1 ms (with only a warning), so refuse it. */
+const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
 function positiveSeconds(v: string): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0 || n > MAX_TIMER_SECONDS) throw new InvalidArgumentError(`expected a number of seconds in 0..${MAX_TIMER_SECONDS}`);
   return n;
 }
 
+/** Only the type is checked here; the range is the config's rule (checkGuestConfig), one source of truth. */
 function mebibytes(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a whole number of MiB');
+  if (!/^\s*-?\d+\s*$/.test(v) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a whole number of MiB');
   return n;
 }
 
@@ -21,7 +29,12 @@ export function buildProgram(): Command {
   program
     .name('vpl011')
     .description("Xen's virtual PL011 / SBSA UART and its console path, running unmodified arm64 guests")
-    .showHelpAfterError();
+    // A bad argument is one line and exit 2, like a bad config. The argument is echoed escaped: it can hold ESC.
+    // Set before the subcommands are added: they inherit both.
+    .configureOutput({
+      outputError: (str, write) => write(`vpl011: ${printableLine(str.trim().replace(/^error: /, ''))} (--help lists the options)\n`),
+    })
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 
   program
     .command('run')
@@ -51,9 +64,13 @@ export function buildProgram(): Command {
       const { runReplay } = await import('./replay.js');
       let text: string;
       try {
-        text = readFileSync(file === '-' ? 0 : file, 'utf8');
+        // Bounded: `replay /dev/zero` (or `- < /dev/zero`) is an error, not a process eating all memory.
+        // A QEMU trace of a Linux boot is a few MB (one line per access); a script is small.
+        const cap = opts.qemuTrace ? QEMU_TRACE_CAP : READ_CAP;
+        text = (file === '-' ? readAtMost(0, 'standard input', cap) : readRegularFile(file, cap)).toString('utf8');
       } catch (e) {
-        process.stderr.write(`vpl011 replay: cannot read ${file}: ${(e as Error).message}\n`);
+        if (!(e instanceof FileReadError)) throw e;
+        process.stderr.write(`vpl011 replay: ${printableLine(e.message)}\n`);
         process.exitCode = 2;
         return;
       }
@@ -69,6 +86,20 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Standard output or error going away (`vpl011 replay x | head -1`, a closed terminal) is an 'error' event on the
+ * stream; unhandled, it is a stack trace. A reader that left wants no more: end quietly, as Unix filters do.
+ */
+function endQuietlyWhenOutputCloses(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE' && stream !== process.stderr) process.stderr.write(`vpl011: standard output: ${printableLine(e.message)}\n`);
+      process.exit(e.code === 'EPIPE' ? 0 : 1);
+    });
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
+  endQuietlyWhenOutputCloses();
   await buildProgram().parseAsync(argv);
 }

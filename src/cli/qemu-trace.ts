@@ -66,7 +66,7 @@ export interface ImportedTrace {
 /** A trace line is bounded (QEMU's are < 100 bytes); a longer one is not from QEMU's pl011 trace points. */
 const MAX_LINE = 512;
 /** At most this many trace lines are imported (a 10-minute Linux session is well under it). */
-export const MAX_TRACE_LINES = 5_000_000;
+export const MAX_TRACE_LINES = 2_000_000;
 
 const EVENT = /^(?:\d+@\d+\.\d+:)?(pl011_[a-z_]+)(?: (.*))?$/;
 const ADDR_VALUE = /^addr 0x([0-9a-fA-F]{1,8}) value 0x([0-9a-fA-F]{1,8})$/;

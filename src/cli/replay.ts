@@ -20,6 +20,10 @@ import { ConsoleRingBackend, XENCONS_OUT_SIZE } from '../xen/ring.js';
 import { SpiLevels } from '../xen/spi-levels.js';
 import { domainVpl011Init, vuartOf } from '../xen/vuart.js';
 import type { Vpl011Profile } from '../device/vpl011.js';
+import { printableLine, quote } from '../util/quote.js';
+
+/** A script of garbage gets this many error lines, then a count: its errors never flood the terminal. */
+const MAX_ERRORS = 50;
 
 type Step =
   | { line: number; op: 'read' | 'expect'; off: number; width: AccessWidth; value: number }
@@ -33,9 +37,9 @@ class ScriptError extends Error {}
 
 function parseNumber(tok: string | undefined, what: string, max: number): number {
   if (tok === undefined) throw new ScriptError(`missing ${what}`);
-  if (!/^(0[xX][0-9a-fA-F]+|[0-9]+)$/.test(tok)) throw new ScriptError(`bad ${what} "${tok}"`);
+  if (!/^(0[xX][0-9a-fA-F]+|[0-9]+)$/.test(tok)) throw new ScriptError(`bad ${what} ${quote(tok)}`);
   const v = Number(tok);
-  if (!Number.isSafeInteger(v) || v > max) throw new ScriptError(`${what} ${tok} out of range (max 0x${max.toString(16)})`);
+  if (!Number.isSafeInteger(v) || v > max) throw new ScriptError(`${what} ${quote(tok)} out of range (max 0x${max.toString(16)})`);
   return v;
 }
 
@@ -95,15 +99,16 @@ function unescape(quoted: string): Uint8Array {
     else if (e === 'x' && /^[0-9a-fA-F]{2}$/.test(body.slice(i + 1, i + 3))) {
       bytes.push(parseInt(body.slice(i + 1, i + 3), 16));
       i += 2;
-    } else throw new ScriptError(`bad escape \\${e ?? ''}`);
+    } else throw new ScriptError(`bad escape ${quote('\\' + (e ?? ''))}`);
   }
   return Uint8Array.from(bytes);
 }
 
-/** Bytes as a quoted string with the same escapes the script accepts. */
-export function quoteBytes(bytes: Uint8Array): string {
+/** Bytes as a quoted string with the same escapes the script accepts; at most `max` bytes, then "…". */
+export function quoteBytes(bytes: Uint8Array, max = Infinity): string {
   let s = '"';
-  for (const b of bytes) {
+  for (const [i, b] of bytes.entries()) {
+    if (i >= max) return s + '"…';
     if (b === 0x0a) s += '\\n';
     else if (b === 0x0d) s += '\\r';
     else if (b === 0x09) s += '\\t';
@@ -120,6 +125,7 @@ function parseScript(text: string): { steps: Step[]; errors: string[]; profile: 
   const errors: string[] = [];
   let profile: Vpl011Profile = 'sbsa';
   let sawStep = false;
+  let moreErrors = 0;
   text.split('\n').forEach((raw, i) => {
     const line = i + 1;
     try {
@@ -127,13 +133,13 @@ function parseScript(text: string): { steps: Step[]; errors: string[]; profile: 
       if (t.length === 0) return;
       const [op, a, b, c] = t;
       const extra = (n: number): void => {
-        if (t.length > n) throw new ScriptError(`unexpected "${t[n]}"`);
+        if (t.length > n) throw new ScriptError(`unexpected ${quote(t[n]!)}`);
       };
       switch (op) {
         case 'profile':
           extra(2);
           if (sawStep) throw new ScriptError('profile must come before any other step');
-          if (a !== 'sbsa' && a !== 'pl011') throw new ScriptError(`unknown profile "${a ?? ''}" (sbsa or pl011)`);
+          if (a !== 'sbsa' && a !== 'pl011') throw new ScriptError(`unknown profile ${quote(a ?? '')} (sbsa or pl011)`);
           profile = a;
           return;
         case 'read':
@@ -167,18 +173,20 @@ function parseScript(text: string): { steps: Step[]; errors: string[]; profile: 
           break;
         case 'irq':
           extra(2);
-          if (a !== undefined && a !== '0' && a !== '1') throw new ScriptError(`bad irq level "${a}" (0 or 1)`);
+          if (a !== undefined && a !== '0' && a !== '1') throw new ScriptError(`bad irq level ${quote(a)} (0 or 1)`);
           steps.push({ line, op: 'irq', expect: a === undefined ? undefined : a === '1' ? 1 : 0 });
           break;
         default:
-          throw new ScriptError(`unknown step "${op ?? ''}"`);
+          throw new ScriptError(`unknown step ${quote(op ?? '')}`);
       }
       sawStep = true;
     } catch (e) {
       if (!(e instanceof ScriptError)) throw e;
-      errors.push(`line ${line}: ${e.message}`);
+      if (errors.length < MAX_ERRORS) errors.push(printableLine(`line ${line}: ${e.message}`));
+      else moreErrors++;
     }
   });
+  if (moreErrors > 0) errors.push(`(${moreErrors} more errors not shown)`);
   return { steps, errors, profile };
 }
 
@@ -289,8 +297,9 @@ export function runReplay(scriptText: string, write: (line: string) => void, opt
         if (same) ok(`drained ${quoteBytes(got)} ok`);
         else {
           failed++;
+          // What the script expects is shown up to what OUT can hold: anything longer cannot match anyway.
           const why = opts.explainLine?.(s.line);
-          write(`drained ${quoteBytes(got)} MISMATCH (line ${s.line}: expected ${quoteBytes(s.bytes)})${why ? `: ${why}` : ''}`);
+          write(`drained ${quoteBytes(got)} MISMATCH (line ${s.line}: expected ${quoteBytes(s.bytes, XENCONS_OUT_SIZE)})${why ? `: ${why}` : ''}`);
         }
         break;
       }

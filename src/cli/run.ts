@@ -1,8 +1,10 @@
 // `vpl011 run`: build a guest, start its vCPU in a worker thread, and be its console backend in this thread, with
 // the console on the terminal (raw mode, Ctrl-] quits) or, when stdin is not a terminal, on plain pipes.
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { closeSync, createWriteStream, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { ConfigError, defaultGuestConfig, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
+import { ConfigError, checkGuestConfig, defaultGuestConfig, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
+import { OutputFileError, openOutputFile } from '../util/output-file.js';
+import { printableLine } from '../util/quote.js';
 import { BuildError } from '../toolstack/build.js';
 import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { startGuest, type RunningGuest } from '../console/guest-session.js';
@@ -20,9 +22,15 @@ export interface RunOptions {
 }
 
 const CTRL_RIGHT_BRACKET = 0x1d;
-const say = (s: string) => process.stderr.write(`vpl011: ${s}\n`);
+/** Every line we print may quote something untrusted (a path, a config value): escaped and capped. */
+const say = (s: string) => {
+  for (const line of s.split('\n')) process.stderr.write(`vpl011: ${printableLine(line)}\n`);
+};
 
-/** Resolve the guest config: a file, or the default guest, with command-line overrides on top. */
+/**
+ * Resolve the guest config: a file, or the default guest, with command-line overrides on top, checked with the
+ * config file's own rules (checkGuestConfig): `--memory 1` is refused exactly as `memory = 1` is.
+ */
 export async function resolveGuestConfig(
   opts: RunOptions,
   // Only what is being fetched is worth a line; "already present" is not.
@@ -39,24 +47,42 @@ export async function resolveGuestConfig(
   } else {
     config = defaultGuestConfig(await ensureGuestImages({ log }));
   }
-  if (opts.kernel) config.kernel = resolve(opts.kernel);
-  if (opts.initrd) config.ramdisk = resolve(opts.initrd);
-  if (opts.append !== undefined) config.cmdline = opts.append;
-  if (opts.memory !== undefined) config.memoryMiB = opts.memory;
-  if (opts.bare) config.kind = 'bare';
-  if (opts.mmioPolicy !== undefined) {
-    if (opts.mmioPolicy !== 'abort' && opts.mmioPolicy !== 'crash-domain') {
-      throw new ConfigError([{ file: '--mmio-policy', line: 0, field: 'mmio_policy', message: 'must be "abort" or "crash-domain"' }]);
-    }
-    config.mmioPolicy = opts.mmioPolicy as MmioPolicy;
+  const origin: Partial<Record<keyof GuestConfig, string>> = {};
+  if (opts.kernel) {
+    config.kernel = resolve(opts.kernel);
+    origin.kernel = '--kernel';
   }
+  if (opts.initrd) {
+    config.ramdisk = resolve(opts.initrd);
+    origin.ramdisk = '--initrd';
+  }
+  if (opts.append !== undefined) {
+    config.cmdline = opts.append;
+    origin.cmdline = '--append';
+  }
+  if (opts.memory !== undefined) {
+    config.memoryMiB = opts.memory;
+    origin.memoryMiB = '--memory';
+  }
+  if (opts.bare) {
+    config.kind = 'bare';
+    origin.kind = '--bare';
+  }
+  if (opts.mmioPolicy !== undefined) {
+    config.mmioPolicy = opts.mmioPolicy as MmioPolicy;
+    origin.mmioPolicy = '--mmio-policy';
+  }
+  checkGuestConfig(config, origin);
   return config;
 }
 
 export async function runCommand(opts: RunOptions): Promise<number> {
   let guest: RunningGuest;
+  let logFd: number | undefined;
   try {
     const config = await resolveGuestConfig(opts);
+    // Every sink opens before the guest starts: one that cannot is an error now, not a crash later.
+    if (opts.log !== undefined) logFd = openOutputFile(opts.log);
     await ensureUnicorn({ log: () => {} });
     guest = await startGuest(config, {
       report: say,
@@ -64,6 +90,11 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       holdInputUntilListening: !process.stdin.isTTY && config.kind === 'linux',
     });
   } catch (e) {
+    if (logFd !== undefined) closeSync(logFd);
+    if (e instanceof OutputFileError) {
+      say(`--log ${e.message}`);
+      return 2;
+    }
     if (e instanceof ConfigError || e instanceof BuildError) {
       say(e.message);
       return 2;
@@ -75,9 +106,15 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const stdin = process.stdin;
   const tty = stdin.isTTY === true;
   let logStream: WriteStream | undefined;
-  if (opts.log) {
-    logStream = createWriteStream(opts.log);
-    guest.console.addSink(logStream, { label: opts.log });
+  if (logFd !== undefined) {
+    const stream = createWriteStream('', { fd: logFd });
+    logStream = stream;
+    const removeSink = guest.console.addSink(stream, { label: opts.log! });
+    // A write that fails later (disk full) ends the logging, not the run.
+    stream.once('error', (e) => {
+      removeSink();
+      say(`--log ${opts.log}: ${e.message}; no longer written`);
+    });
   }
   guest.console.addSink(process.stdout, { label: 'stdout' });
 
@@ -115,7 +152,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   stdin.pause();
   stdin.unref?.();
   await new Promise<void>((r) => (process.stdout.writableLength === 0 ? r() : process.stdout.once('drain', () => r())));
-  if (logStream) await new Promise<void>((r) => logStream!.end(() => r()));
+  if (logStream && !logStream.destroyed) await new Promise<void>((r) => logStream!.end(() => r()));
 
   if (tty) process.stderr.write('\r\n');
   if (timedOut) {

@@ -13,21 +13,55 @@ const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
 const CTRL_RIGHT_BRACKET = 0x1d;
 
 export class ClientError extends Error {}
+/** The daemon answered {ok:false}: the request was wrong (no such domain, a bad name), not the transport. */
+export class RequestRefused extends ClientError {}
 
-function connect(path: string): Promise<Socket> {
+/**
+ * How long a client waits for the daemon to accept and answer (ms). A daemon that is stopped (SIGSTOP), wedged, or
+ * a socket someone else listens on never answers: the client says so instead of hanging. `up` waits longer (a boot,
+ * or a first fetch of the default guest's images). $VPL011_ANSWER_TIMEOUT_MS overrides both (slow machines, tests).
+ */
+export function answerTimeoutMs(op: string): number {
+  const env = Number(process.env.VPL011_ANSWER_TIMEOUT_MS);
+  if (Number.isFinite(env) && env > 0) return env;
+  return op === 'up' ? 300_000 : op === 'destroy' ? 60_000 : 15_000;
+}
+
+function doesNotAnswer(path: string, ms: number): ClientError {
+  return new ClientError(`the daemon does not answer (no reply in ${ms / 1000} s on ${path})`);
+}
+
+function connect(path: string, timeoutMs: number = answerTimeoutMs('connect')): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = createConnection(path);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(doesNotAnswer(path, timeoutMs));
+    }, timeoutMs);
     s.once('connect', () => {
+      clearTimeout(timer);
       s.off('error', reject);
       resolve(s);
     });
-    s.once('error', (e) => reject(new ClientError(`cannot reach the console daemon at ${path}: ${e.message}`)));
+    s.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new ClientError(`cannot reach the console daemon at ${path}: ${e.message}`));
+    });
   });
 }
 
-/** Read one response line; the rest of the stream is left in `leftover`. */
-function readResponse(s: Socket): Promise<{ res: Response; leftover: Buffer }> {
+/** The shape every answer has: {ok: true, ...} or {ok: false, error: "..."}; anything else is not our daemon's. */
+function isResponse(v: unknown): v is Response {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const r = v as Record<string, unknown>;
+  if (r.ok === false) return typeof r.error === 'string';
+  return r.ok === true && (r.domains === undefined || Array.isArray(r.domains)) && (r.name === undefined || typeof r.name === 'string');
+}
+
+/** Read one response line, waiting at most timeoutMs; the rest of the stream is left in `leftover`. */
+function readResponse(s: Socket, timeoutMs: number, path: string): Promise<{ res: Response; leftover: Buffer }> {
   return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(doesNotAnswer(path, timeoutMs)), timeoutMs);
     let buf = Buffer.alloc(0);
     const onData = (c: Buffer) => {
       buf = Buffer.concat([buf, c]);
@@ -36,18 +70,24 @@ function readResponse(s: Socket): Promise<{ res: Response; leftover: Buffer }> {
         if (buf.length > 1 << 20) fail(new ClientError('response too long'));
         return;
       }
+      clearTimeout(timer);
       s.off('data', onData);
       s.off('end', onEnd);
       s.pause();
+      let res: unknown;
       try {
-        resolve({ res: JSON.parse(buf.subarray(0, i).toString('utf8')) as Response, leftover: buf.subarray(i + 1) });
+        res = JSON.parse(buf.subarray(0, i).toString('utf8'));
       } catch {
-        reject(new ClientError('malformed response from the daemon'));
+        res = undefined;
       }
+      if (!isResponse(res)) reject(new ClientError('malformed response from the daemon'));
+      else resolve({ res, leftover: buf.subarray(i + 1) });
     };
     const onEnd = () => fail(new ClientError('the daemon closed the connection'));
     const fail = (e: Error) => {
+      clearTimeout(timer);
       s.off('data', onData);
+      s.off('end', onEnd);
       reject(e);
     };
     s.on('data', onData);
@@ -57,10 +97,11 @@ function readResponse(s: Socket): Promise<{ res: Response; leftover: Buffer }> {
 
 /** Send one request and return the response (throws ClientError on transport errors; {ok:false} is returned). */
 export async function controlRequest(runDir: string, req: { op: string; [k: string]: unknown }): Promise<Response> {
-  const s = await connect(runPaths(runDir).controlSocket);
+  const path = runPaths(runDir).controlSocket;
+  const s = await connect(path);
   try {
     s.write(JSON.stringify(req) + '\n');
-    return (await readResponse(s)).res;
+    return (await readResponse(s, answerTimeoutMs(req.op), path)).res;
   } finally {
     s.destroy();
   }
@@ -127,14 +168,21 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
   if (opts.connected) {
     s = opts.connected;
   } else {
-    s = await connect(runPaths(runDir).controlSocket);
+    const path = runPaths(runDir).controlSocket;
+    s = await connect(path);
     s.write(JSON.stringify({ op: 'attach', domain, readOnly: opts.readOnly === true }) + '\n');
-    const r = await readResponse(s);
-    if (!r.res.ok) {
+    let answer: { res: Response; leftover: Buffer };
+    try {
+      answer = await readResponse(s, answerTimeoutMs('attach'), path);
+    } catch (e) {
       s.destroy();
-      throw new ClientError(r.res.error);
+      throw e;
     }
-    leftover = r.leftover;
+    if (!answer.res.ok) {
+      s.destroy();
+      throw new RequestRefused(answer.res.error);
+    }
+    leftover = answer.leftover;
   }
   if (leftover.length > 0) output.write(leftover);
   const tty = input.isTTY === true && typeof input.setRawMode === 'function';

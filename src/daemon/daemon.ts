@@ -36,6 +36,7 @@ import { LockHeld, lockExclusive } from '../host/flock.js';
 import type { DomainSpec } from './domain-host.js';
 import { WebAccess, type WebListen } from './web-access.js';
 import { WebConsole, parseWebListen } from './web-server.js';
+import { printable, printableLine } from '../util/quote.js';
 
 export const BACKEND_DOMID = 0;
 
@@ -79,6 +80,18 @@ interface Served {
 }
 
 const MAGIC_SIZE = NR_MAGIC_PAGES * XEN_PAGE_SIZE;
+/**
+ * A control connection with no complete request for this long is closed (attached consoles are exempt).
+ * $VPL011_CONTROL_IDLE_MS overrides (tests).
+ */
+const CONTROL_IDLE_MS = Number(process.env.VPL011_CONTROL_IDLE_MS) > 0 ? Number(process.env.VPL011_CONTROL_IDLE_MS) : 30_000;
+/** Requests queued per control connection before the daemon stops reading from it. */
+const MAX_PENDING_REQUESTS = 8;
+
+/** Every request is answered within a bound, whatever it waits for (a fetch, a boot, a domain that will not die). */
+function requestTimeoutMs(op: string): number {
+  return op === 'up' ? 280_000 : op === 'destroy' ? 45_000 : 10_000;
+}
 const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
 
 export class DaemonError extends Error {}
@@ -100,6 +113,8 @@ export class Daemon {
   private readonly served = new Map<number, Served>();
   /** domids handed out by `up` whose host has not written a record yet. */
   private readonly reserved = new Set<number>();
+  /** TCP listeners `up` opened before starting the domain (so a bad endpoint fails `up`), by domid. */
+  private readonly tcpHeld = new Map<number, Server>();
   private readonly badRecords = new Set<string>();
   /** Domain instances the daemon cannot serve, with the reason last reported. */
   private readonly unservable = new Map<string, string>();
@@ -113,7 +128,8 @@ export class Daemon {
     this.opts = opts;
     this.paths = runPaths(opts.runDir);
     this.logDir = opts.logDir ?? defaultLogDir(opts.runDir);
-    this.say = opts.log ?? ((l) => process.stderr.write(`vpl011 daemon: ${l}\n`));
+    // The daemon's lines quote records, configs and guests' crash reasons: escaped, as everything bound for a terminal.
+    this.say = opts.log ?? ((l) => process.stderr.write(`vpl011 daemon: ${printableLine(l)}\n`));
   }
 
   async start(): Promise<void> {
@@ -384,7 +400,7 @@ export class Daemon {
     }
     s.detach();
     s.console.close();
-    for (const c of s.clients) c.socket.end(`\r\n[vpl011: domain ${rec.name} ${why}]\r\n`);
+    for (const c of s.clients) c.socket.end(`\r\n[vpl011: domain ${printable(`${rec.name} ${why}`, 300)}]\r\n`);
     s.tcp?.close();
     s.tcpGate?.close();
     removeSecrets(this.paths.secretsDir, rec.instance);
@@ -423,21 +439,33 @@ export class Daemon {
   private onControl(sock: Socket): void {
     const reader = new LineReader();
     let attached = false;
+    let pending = 0;
     // Requests on one connection are answered in order, one line each.
     let chain: Promise<void> = Promise.resolve();
     const reply = (r: Response) => {
       if (!sock.destroyed) sock.write(JSON.stringify(r) + '\n');
     };
     sock.on('error', () => {});
-    const onData = (chunk: Buffer) => {
-      if (attached) return;
-      reader.push(chunk);
-      for (;;) {
+    // A connection that leaves a request half-sent (or sends nothing) holds a socket and a buffer: close it.
+    sock.setTimeout(CONTROL_IDLE_MS, () => {
+      if (!attached && pending === 0) sock.destroy();
+    });
+    const enqueue = (work: () => void | Promise<void>) => {
+      pending++;
+      chain = chain.then(work).finally(() => {
+        pending--;
+        pump();
+      });
+    };
+    // Bounded per connection: at most MAX_PENDING_REQUESTS queued, and nothing more read while the client leaves
+    // its answers unread (a pipelining client that never reads cannot grow the daemon).
+    const pump = (): void => {
+      while (!attached && !sock.destroyed && pending < MAX_PENDING_REQUESTS) {
         const line = reader.next();
-        if (line === undefined) return;
+        if (line === undefined) break;
         if (line === 'overflow') {
           sock.off('data', onData);
-          chain = chain.then(() => {
+          enqueue(() => {
             reply({ ok: false, error: 'request line too long' });
             sock.end();
           });
@@ -446,22 +474,32 @@ export class Daemon {
         if (line.trim() === '') continue;
         const req = parseRequest(line);
         if (typeof req === 'string') {
-          chain = chain.then(() => reply({ ok: false, error: req }));
+          enqueue(() => reply({ ok: false, error: req }));
           continue;
         }
         if (req.op === 'attach') {
           attached = true;
+          sock.setTimeout(0); // a console may be quiet for days
           sock.off('data', onData);
           sock.pause(); // console bytes wait in the socket until the client is attached
           const early = reader.rest();
-          chain = chain.then(() => this.attach(sock, req, early, reply));
+          enqueue(() => this.attach(sock, req, early, reply));
           return;
         }
-        chain = chain.then(() =>
-          this.handle(req).then(reply, (e: unknown) => reply({ ok: false, error: (e as Error).message })),
+        enqueue(() =>
+          answerWithin(this.handle(req), requestTimeoutMs(req.op), req.op).then(reply, (e: unknown) => reply({ ok: false, error: (e as Error).message })),
         );
       }
+      if (attached || sock.destroyed) return;
+      if (pending >= MAX_PENDING_REQUESTS || sock.writableNeedDrain) sock.pause();
+      else sock.resume();
     };
+    const onData = (chunk: Buffer) => {
+      if (attached) return;
+      reader.push(chunk);
+      pump();
+    };
+    sock.on('drain', pump);
     sock.on('data', onData);
   }
 
@@ -592,10 +630,18 @@ export class Daemon {
       config,
       ...(req.tcp ? { tcp: req.tcp } : {}),
     };
-    const specPath = join(this.paths.domainsDir, `${domid}.spec.json`);
-    writeFileSync(specPath, JSON.stringify(spec), { mode: 0o600 });
+    // Reserved before anything is awaited: a concurrent `up` must not pick the same domid.
     this.reserved.add(domid);
     try {
+      // Listen before the domain exists: a port in use or an address we cannot bind is `up`'s error, not a line in
+      // the daemon's log under a domain that runs without its console endpoint.
+      if (req.tcp) {
+        const held = await listenTcpEndpoint(req.tcp, (sock) => this.onTcpClient(domid, sock));
+        if (typeof held === 'string') return { ok: false, error: held };
+        this.tcpHeld.set(domid, held);
+      }
+      const specPath = join(this.paths.domainsDir, `${domid}.spec.json`);
+      writeFileSync(specPath, JSON.stringify(spec), { mode: 0o600 });
       const errFd = openSync(join(this.paths.domainsDir, `${domid}.stderr`), 'w', 0o600);
       const child = spawn(process.execPath, [BIN, 'domain-host', specPath], {
         detached: true,
@@ -625,6 +671,9 @@ export class Daemon {
       }
     } finally {
       this.reserved.delete(domid);
+      // Not taken over by listenTcp: the domain did not come up.
+      this.tcpHeld.get(domid)?.close();
+      this.tcpHeld.delete(domid);
     }
   }
 
@@ -642,6 +691,7 @@ export class Daemon {
     while (readRecord(this.paths.domainsDir, rec.domid)?.instance === rec.instance) {
       await new Promise((r) => setTimeout(r, 20));
       this.scan();
+      if (Date.now() > deadline + 20_000) return { ok: false, error: `domain ${rec.name} (pid ${rec.pid}) did not go away after SIGKILL` };
       if (!killed && Date.now() > deadline) {
         killed = true;
         try {
@@ -710,23 +760,39 @@ export class Daemon {
 
   /** The TCP console: only connections that send one of the domain's secrets first (./tcp-auth.ts). */
   private listenTcp(s: Served, ep: { host: string; port: number }): void {
+    const domid = s.rec.domid;
+    const held = this.tcpHeld.get(domid);
+    this.tcpHeld.delete(domid);
     let secrets;
     try {
       secrets = loadOrCreateSecrets(this.paths.secretsDir, s.rec.instance);
     } catch (e) {
-      this.say(`d${s.rec.domid}: tcp ${ep.host}:${ep.port}: not served: ${(e as Error).message}`);
+      held?.close();
+      this.say(`d${domid}: tcp ${ep.host}:${ep.port}: not served: ${(e as Error).message}`);
       return;
     }
-    const gate = new TcpAuthGate({
+    // Every TCP connection authenticates first (./tcp-auth.ts); onTcpClient hands it to this gate.
+    s.tcpGate = new TcpAuthGate({
       secrets,
-      log: (m) => this.say(`d${s.rec.domid}: ${m}`),
+      log: (m) => this.say(`d${domid}: ${m}`),
       onAuthenticated: (sock, access, early) => this.addClient(s, sock, access === 'read-only', early),
     });
-    s.tcpGate = gate;
-    const server = createServer((sock) => gate.handle(sock));
-    server.on('error', (e) => this.say(`d${s.rec.domid}: tcp ${ep.host}:${ep.port}: ${e.message}`));
+    if (held) {
+      // `up` listened before the domain started, so that a port in use was its error.
+      s.tcp = held;
+      return;
+    }
+    // Adopting a running domain after a restart: nobody waits for an answer, the log says what failed.
+    const server = createServer((sock) => this.onTcpClient(domid, sock));
+    server.on('error', (e) => this.say(`d${domid}: tcp ${ep.host}:${ep.port}: ${e.message}`));
     server.listen(ep.port, ep.host);
     s.tcp = server;
+  }
+
+  private onTcpClient(domid: number, sock: Socket): void {
+    const gate = this.served.get(domid)?.tcpGate;
+    if (gate) gate.handle(sock);
+    else sock.end('[vpl011: console not ready]\r\n');
   }
 }
 
@@ -786,6 +852,33 @@ function readTail(path: string, max: number): Buffer {
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/** `work`'s result, or an error answer when it takes longer than `ms` (the work itself is bounded separately). */
+function answerWithin(work: Promise<Response>, ms: number, op: string): Promise<Response> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<Response>((resolve) => {
+    timer = setTimeout(() => resolve({ ok: false, error: `${op}: no result within ${ms / 1000} s` }), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
+/** A listening TCP server for a console endpoint, or why it cannot listen (one line). */
+function listenTcpEndpoint(ep: { host: string; port: number }, onClient: (sock: Socket) => void): Promise<Server | string> {
+  return new Promise((resolve) => {
+    const server = createServer(onClient);
+    const where = ep.host.includes(':') ? `[${ep.host}]:${ep.port}` : `${ep.host}:${ep.port}`;
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      server.close();
+      const why = e.code === 'EADDRINUSE' ? 'the port is in use' : e.code === 'EADDRNOTAVAIL' ? 'no such local address' : e.code === 'EACCES' ? 'permission denied' : e.message;
+      resolve(`tcp: cannot listen on ${where}: ${why}`);
+    });
+    server.listen(ep.port, ep.host, () => {
+      server.removeAllListeners('error');
+      server.on('error', () => {});
+      resolve(server);
+    });
+  });
 }
 
 /** Whether something accepts connections on a unix socket path. */

@@ -1,7 +1,9 @@
 // The control protocol (docs/DAEMON.md): newline-delimited JSON on <run>/control.sock, one response line per request.
 // Requests come from any process that can reach the socket: each is parsed and validated here, field by field, and
 // answered with {ok:false, error} when wrong. The daemon never dies of a client.
+import { isIPv4 } from 'node:net';
 import { isAbsolute } from 'node:path';
+import { quote } from '../util/quote.js';
 import { NAME_RE } from './records.js';
 
 /** A request line longer than this is refused (and the connection closed): bounded buffering per client. */
@@ -53,12 +55,13 @@ export type Response =
 /** Parse "127.0.0.1:PORT" (or "[::1]:PORT", "localhost:PORT"); loopback only. */
 export function parseTcp(v: string): { host: string; port: number } | string {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v);
-  if (!m) return 'tcp: expected HOST:PORT';
+  if (!m) return `tcp: expected HOST:PORT, got ${quote(v)}`;
   const host = m[1] ?? m[2]!;
   const port = Number(m[3]);
-  if (port > 65535) return 'tcp: port out of range';
-  const loop = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-  if (!loop) return `tcp: ${host} is not a loopback address (only 127.0.0.0/8, ::1, localhost are allowed)`;
+  // Port 0 would listen on a port nobody is told.
+  if (port < 1 || port > 65535) return `tcp: port ${port} is outside 1..65535`;
+  const loop = host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'));
+  if (!loop) return `tcp: ${quote(host)} is not a loopback address (only 127.0.0.0/8, ::1, localhost are allowed)`;
   return { host: host === 'localhost' ? '127.0.0.1' : host, port };
 }
 

@@ -2,8 +2,8 @@
 // Linux (Documentation/arch/arm64/booting.rst): the Image at a 2 MiB-aligned base + text_offset, the DTB 8-byte
 // aligned and at most 2 MiB, x0 = DTB address, MMU off. We put the kernel at the RAM base, the DTB in the top
 // 2 MiB of RAM and the initrd just below it, so the kernel's image_size (bss included) has the rest.
-import { readFile } from 'node:fs/promises';
 import type { GuestConfig } from './config.js';
+import { FileReadError, readRegularFile } from '../util/bounded-read.js';
 import type { GuestImage, GuestSegment } from './guest-image.js';
 import { buildGuestDt } from './guest-dt.js';
 import { GUEST_RAM_BASE } from './guest-map.js';
@@ -22,19 +22,21 @@ export class BuildError extends Error {
   override name = 'BuildError';
 }
 
-async function readInput(path: string, what: string): Promise<Uint8Array> {
+/** A kernel or ramdisk: a regular file no larger than the guest's RAM (a bigger one cannot be loaded anyway). */
+function readInput(path: string, what: string, ramSize: number): Uint8Array {
   try {
-    return new Uint8Array(await readFile(path));
+    return new Uint8Array(readRegularFile(path, ramSize));
   } catch (e) {
-    throw new BuildError(`${what}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    if (e instanceof FileReadError) throw new BuildError(`${what}: ${e.message}${/limit/.test(e.reason) ? " (the guest's memory)" : ''}`);
+    throw e;
   }
 }
 
 export async function buildGuest(config: GuestConfig): Promise<GuestImage> {
   const ramBase = GUEST_RAM_BASE;
   const ramSize = config.memoryMiB * MiB;
-  const kernel = await readInput(config.kernel, 'kernel');
-  const initrd = config.ramdisk !== undefined ? await readInput(config.ramdisk, 'ramdisk') : undefined;
+  const kernel = readInput(config.kernel, 'kernel', ramSize);
+  const initrd = config.ramdisk !== undefined ? readInput(config.ramdisk, 'ramdisk', ramSize) : undefined;
   try {
     return config.kind === 'linux' ? layoutLinux(config, kernel, initrd, ramBase, ramSize) : layoutBare(config, kernel, ramBase, ramSize);
   } catch (e) {

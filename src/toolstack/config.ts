@@ -1,10 +1,14 @@
 // Guest configuration: an xl.cfg-like text (xl.cfg(5) syntax: `key = value`, `#` comments, "quoted" or 'quoted'
 // strings, integers, [ "a", "b" ] lists) parsed into a validated GuestConfig. The text is user input: every
-// problem is collected (not just the first) and reported as file:line: field: message.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+// problem is collected (not just the first) and reported as file:line: field: message. The same rules check a
+// config built from command-line options (checkGuestConfig): one source of truth for what a valid guest is.
+// Quoted values are escaped and capped (src/util/quote.ts): a config's bytes never reach the terminal raw.
+import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import type { VuartProfile } from './guest-dt.js';
 import { GUEST_RAM0_SIZE } from './guest-map.js';
+import { FileReadError, READ_CAP, readRegularFile } from '../util/bounded-read.js';
+import { QUOTE_MAX, printable, printableLine, quote } from '../util/quote.js';
 
 export type { VuartProfile } from './guest-dt.js';
 /** What the domain does on an MMIO access nobody handles: inject a data abort (Xen since 0b6122a117) or crash. */
@@ -33,17 +37,38 @@ export const MEMORY_MIN_MIB = 16;
 export const MEMORY_MAX_MIB = GUEST_RAM0_SIZE / (1024 * 1024);
 export const DEFAULT_CMDLINE = 'console=ttyAMA0 earlycon';
 export const DEFAULT_MEMORY_MIB = 512;
+/** arm64 Linux's COMMAND_LINE_SIZE. */
+export const CMDLINE_MAX_BYTES = 2048;
+/** A config file larger than this is refused (a real one is a few hundred bytes). */
+export const CONFIG_MAX_BYTES = READ_CAP;
+/** Lists nest at most this deep (xl.cfg values are flat lists); deeper is an error, not a stack overflow. */
+export const LIST_MAX_DEPTH = 16;
+/** The scanner stops after this many problems: a binary file is one error, not a million. */
+export const MAX_ISSUES = 50;
+/** An error message shows at most this many problems, then says how many more there are. */
+const SHOWN_ISSUES = 20;
 
 export interface ConfigIssue {
+  /** The config file; '' for a command-line option. */
   file: string;
+  /** 0: not a line of the file (the file as a whole, or a command-line option). */
   line: number;
+  /** The config key, or the command-line option (e.g. "--memory"); '' for the file as a whole. */
   field: string;
   message: string;
 }
 
+/** One problem as one terminal-safe line: "file:line: field: message", parts left out when unknown. */
+export function formatIssue(i: ConfigIssue): string {
+  const where = i.file === '' ? '' : `${printable(i.file, 200)}${i.line > 0 ? `:${i.line}` : ''}: `;
+  return printableLine(`${where}${i.field === '' ? '' : `${i.field}: `}${i.message}`);
+}
+
 export class ConfigError extends Error {
   constructor(readonly issues: ConfigIssue[]) {
-    super(issues.map((i) => `${i.file}:${i.line}: ${i.field}: ${i.message}`).join('\n'));
+    const shown = issues.slice(0, SHOWN_ISSUES).map(formatIssue);
+    if (issues.length > SHOWN_ISSUES) shown.push(`(${issues.length - SHOWN_ISSUES} more problems not shown)`);
+    super(shown.join('\n'));
     this.name = 'ConfigError';
   }
 }
@@ -74,10 +99,81 @@ export function defaultGuestConfig(paths: { kernel: string; initrd: string }): G
   };
 }
 
-/** Reads and validates a config file. Throws ConfigError (all problems) or the fs error if unreadable. */
+/**
+ * Reads and validates a config file: a regular file of at most CONFIG_MAX_BYTES (never /dev/zero, a FIFO or a
+ * directory; see readRegularFile). Throws ConfigError with every problem, the file's own included.
+ */
 export function loadConfig(file: string, opts: { checkFiles?: boolean } = {}): GuestConfig {
-  const text = readFileSync(file, 'utf8');
-  return parseConfig(text, resolve(file), opts);
+  return parseConfig(readConfigText(file), resolve(file), opts);
+}
+
+/** The text of a config file, bounded; a ConfigError naming the file when it cannot be one. */
+export function readConfigText(file: string): string {
+  try {
+    return readRegularFile(file, CONFIG_MAX_BYTES).toString('utf8');
+  } catch (e) {
+    if (e instanceof FileReadError) throw new ConfigError([{ file, line: 0, field: '', message: e.reason }]);
+    throw e;
+  }
+}
+
+// ---- the rules: each returns what is wrong with a value, or undefined; used for files and command lines alike ----
+
+const NAME_RULE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export function nameProblem(name: string): string | undefined {
+  return NAME_RULE.test(name) ? undefined : `${quote(name)} must be 1-64 characters of letters, digits, "_", "." or "-", starting with a letter or digit`;
+}
+
+export function memoryProblem(mib: number): string | undefined {
+  if (!Number.isSafeInteger(mib)) return `${printable(String(mib))} is not a whole number of MiB`;
+  return mib < MEMORY_MIN_MIB || mib > MEMORY_MAX_MIB ? `${mib} MiB is outside ${MEMORY_MIN_MIB}..${MEMORY_MAX_MIB} MiB` : undefined;
+}
+
+export function cmdlineProblem(cmdline: string): string | undefined {
+  const bytes = Buffer.byteLength(cmdline, 'utf8');
+  return bytes > CMDLINE_MAX_BYTES ? `is ${bytes} bytes; arm64 Linux accepts at most ${CMDLINE_MAX_BYTES} (COMMAND_LINE_SIZE)` : undefined;
+}
+
+/** An absolute path that must name an existing regular file (a kernel, a ramdisk). */
+export function guestFileProblem(abs: string): string | undefined {
+  if (!existsSync(abs)) return `${printable(abs, 200)}: no such file`;
+  if (!statSync(abs).isFile()) return `${printable(abs, 200)}: not a regular file`;
+  return undefined;
+}
+
+export function oneOfProblem(v: string, allowed: readonly string[]): string | undefined {
+  return allowed.includes(v) ? undefined : `${quote(v)} is not one of ${allowed.map((a) => `"${a}"`).join(', ')}`;
+}
+
+const KINDS: readonly GuestKind[] = ['linux', 'bare'];
+const VUARTS: readonly VuartProfile[] = ['sbsa_uart', 'pl011'];
+const MMIO_POLICIES: readonly MmioPolicy[] = ['abort', 'crash-domain'];
+
+/**
+ * Check a config assembled outside parseConfig (the command line's options over a file or the default guest) with
+ * the same rules. `origin` names where a field came from when it was not the file, e.g. { memoryMiB: '--memory' }.
+ * Throws ConfigError listing every problem.
+ */
+export function checkGuestConfig(config: GuestConfig, origin: Partial<Record<keyof GuestConfig, string>> = {}): void {
+  const issues: ConfigIssue[] = [];
+  const check = (key: keyof GuestConfig, configKey: string, problem: string | undefined) => {
+    if (problem === undefined) return;
+    const opt = origin[key];
+    issues.push(opt ? { file: '', line: 0, field: opt, message: problem } : { file: config.source ?? '', line: 0, field: configKey, message: problem });
+  };
+  check('name', 'name', nameProblem(config.name));
+  check('kind', 'kind', oneOfProblem(config.kind, KINDS));
+  check('kernel', 'kernel', guestFileProblem(config.kernel));
+  if (config.ramdisk !== undefined) {
+    check('ramdisk', 'ramdisk', guestFileProblem(config.ramdisk));
+    if (config.kind === 'bare') check(origin.kind ? 'kind' : 'ramdisk', 'ramdisk', 'a ramdisk is not supported with kind = "bare"');
+  }
+  check('cmdline', 'cmdline', cmdlineProblem(config.cmdline));
+  check('memoryMiB', 'memory', memoryProblem(config.memoryMiB));
+  check('vuart', 'vuart', oneOfProblem(config.vuart, VUARTS));
+  check('mmioPolicy', 'mmio_policy', oneOfProblem(config.mmioPolicy, MMIO_POLICIES));
+  if (issues.length > 0) throw new ConfigError(issues);
 }
 
 /**
@@ -124,8 +220,9 @@ export function parseConfig(text: string, file: string, opts: { checkFiles?: boo
   const oneOf = <T extends string>(key: Key, allowed: readonly T[], dflt: T): T => {
     const v = str(key);
     if (v === undefined) return dflt;
-    if (!(allowed as readonly string[]).includes(v)) {
-      err(byKey.get(key), key, `"${v}" is not one of ${allowed.map((a) => `"${a}"`).join(', ')}`);
+    const problem = oneOfProblem(v, allowed);
+    if (problem) {
+      err(byKey.get(key), key, problem);
       return dflt;
     }
     return v as T;
@@ -141,10 +238,8 @@ export function parseConfig(text: string, file: string, opts: { checkFiles?: boo
       return undefined;
     }
     const abs = isAbsolute(v) ? v : resolve(folder, v);
-    if (checkFiles) {
-      if (!existsSync(abs)) err(byKey.get(key), key, `${abs}: no such file`);
-      else if (!statSync(abs).isFile()) err(byKey.get(key), key, `${abs}: not a regular file`);
-    }
+    const problem = checkFiles ? guestFileProblem(abs) : undefined;
+    if (problem) err(byKey.get(key), key, problem);
     return abs;
   };
 
@@ -152,11 +247,10 @@ export function parseConfig(text: string, file: string, opts: { checkFiles?: boo
   if (name === undefined) {
     name = basename(file, extname(file)) || 'guest';
   }
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) {
-    err(byKey.get('name'), 'name', `"${name}" must be 1-64 characters of letters, digits, "_", "." or "-", starting with a letter or digit`);
-  }
+  const nameIssue = nameProblem(name);
+  if (nameIssue) err(byKey.get('name'), 'name', nameIssue);
 
-  const kind = oneOf<GuestKind>('kind', ['linux', 'bare'], 'linux');
+  const kind = oneOf<GuestKind>('kind', KINDS, 'linux');
   const kernel = path('kernel');
   if (!byKey.has('kernel')) err(undefined, 'kernel', 'is required');
   const ramdisk = path('ramdisk');
@@ -168,19 +262,21 @@ export function parseConfig(text: string, file: string, opts: { checkFiles?: boo
     err(byKey.get('cmdline'), 'cmdline', `give either "cmdline" or "extra", not both (extra is at line ${byKey.get('extra')!.line})`);
   }
   const cmdline = str('cmdline') ?? str('extra') ?? (kind === 'linux' ? DEFAULT_CMDLINE : '');
-  if (cmdline.length > 2048) err(byKey.get('cmdline') ?? byKey.get('extra'), byKey.has('cmdline') ? 'cmdline' : 'extra', `is ${cmdline.length} bytes; arm64 Linux accepts at most 2048 (COMMAND_LINE_SIZE)`);
+  const cmdlineIssue = cmdlineProblem(cmdline);
+  if (cmdlineIssue) err(byKey.get('cmdline') ?? byKey.get('extra'), byKey.has('cmdline') ? 'cmdline' : 'extra', cmdlineIssue);
 
   let memoryMiB = int('memory') ?? DEFAULT_MEMORY_MIB;
-  if (memoryMiB < MEMORY_MIN_MIB || memoryMiB > MEMORY_MAX_MIB) {
-    err(byKey.get('memory'), 'memory', `${memoryMiB} MiB is outside ${MEMORY_MIN_MIB}..${MEMORY_MAX_MIB} MiB`);
+  const memoryIssue = memoryProblem(memoryMiB);
+  if (memoryIssue) {
+    err(byKey.get('memory'), 'memory', memoryIssue);
     memoryMiB = DEFAULT_MEMORY_MIB;
   }
 
   const vcpus = int('vcpus') ?? 1;
   if (vcpus !== 1) err(byKey.get('vcpus'), 'vcpus', `only 1 vCPU is supported (got ${vcpus})`);
 
-  const vuart = oneOf<VuartProfile>('vuart', ['sbsa_uart', 'pl011'], 'sbsa_uart');
-  const mmioPolicy = oneOf<MmioPolicy>('mmio_policy', ['abort', 'crash-domain'], 'abort');
+  const vuart = oneOf<VuartProfile>('vuart', VUARTS, 'sbsa_uart');
+  const mmioPolicy = oneOf<MmioPolicy>('mmio_policy', MMIO_POLICIES, 'abort');
 
   if (issues.length > 0) throw new ConfigError(issues.sort((a, b) => a.line - b.line));
   const config: GuestConfig = { name, kind, kernel: kernel!, cmdline, memoryMiB, vcpus: 1, vuart, mmioPolicy, source: file };
@@ -191,8 +287,11 @@ export function parseConfig(text: string, file: string, opts: { checkFiles?: boo
 function describe(v: Value): string {
   if (v.kind === 'int') return `the integer ${v.value}`;
   if (v.kind === 'list') return 'a list';
-  return `the string "${v.value}"`;
+  return `the string ${quote(v.value)}`;
 }
+
+/** How much of the text a message looks at to quote it (quote() shows at most QUOTE_MAX of it). */
+const QUOTE_SCAN = 2 * QUOTE_MAX;
 
 /** A small hand-written scanner: the grammar is tiny, and its errors must say where. */
 function tokenize(text: string, file: string, issues: ConfigIssue[]): Setting[] {
@@ -218,8 +317,14 @@ function tokenize(text: string, file: string, issues: ConfigIssue[]): Setting[] 
     while (i < n && text[i] !== '\n') i++;
   };
   class ScanError extends Error {}
+  /** The rest of the current line, for a message: bounded, whatever the line's length. */
+  const restOfLine = () => {
+    const head = text.slice(i, i + QUOTE_SCAN);
+    const nl = head.indexOf('\n');
+    return nl < 0 ? head : head.slice(0, nl);
+  };
 
-  const parseValue = (key: string, startLine: number): Value => {
+  const parseValue = (key: string, startLine: number, depth: number): Value => {
     const c = peek();
     if (c === '"' || c === "'") {
       i++;
@@ -236,6 +341,11 @@ function tokenize(text: string, file: string, issues: ConfigIssue[]): Setting[] 
       return { kind: 'string', value: s };
     }
     if (c === '[') {
+      // Recursion is bounded by the nesting depth: 200,000 "[" must be an error at their line, not a stack overflow.
+      if (depth >= LIST_MAX_DEPTH) {
+        issues.push({ file, line, field: key, message: `lists nested deeper than ${LIST_MAX_DEPTH} levels` });
+        throw new ScanError();
+      }
       i++;
       const items: Value[] = [];
       skipSpace(true);
@@ -244,7 +354,7 @@ function tokenize(text: string, file: string, issues: ConfigIssue[]): Setting[] 
           issues.push({ file, line: startLine, field: key, message: 'unterminated list (missing "]")' });
           throw new ScanError();
         }
-        items.push(parseValue(key, startLine));
+        items.push(parseValue(key, startLine, depth + 1));
         skipSpace(true);
         if (peek() === ',') {
           i++;
@@ -267,18 +377,22 @@ function tokenize(text: string, file: string, issues: ConfigIssue[]): Setting[] 
       }
       return { kind: 'int', value: v };
     }
-    const word = /^[^\s#,\]]*/.exec(text.slice(i, i + 80))![0];
-    issues.push({ file, line, field: key, message: word ? `value ${word} is not a quoted string, an integer or a list (strings need quotes)` : 'missing value' });
+    const word = /^[^\s#,\]]*/.exec(text.slice(i, i + QUOTE_SCAN))![0];
+    issues.push({ file, line, field: key, message: word ? `value ${quote(word)} is not a quoted string, an integer or a list (strings need quotes)` : 'missing value' });
     throw new ScanError();
   };
 
   while (true) {
     skipSpace(true);
     if (i >= n) break;
+    if (issues.length >= MAX_ISSUES) {
+      issues.push({ file, line, field: '(syntax)', message: `too many problems; stopped reading at line ${line}` });
+      break;
+    }
     const startLine = line;
     const km = /^[A-Za-z_][A-Za-z0-9_]*/.exec(text.slice(i, i + 200));
     if (!km) {
-      issues.push({ file, line, field: '(syntax)', message: `expected "key = value", found "${text.slice(i).split('\n')[0]!.slice(0, 40)}"` });
+      issues.push({ file, line, field: '(syntax)', message: `expected "key = value", found ${quote(restOfLine())}` });
       skipToEol();
       continue;
     }
@@ -293,13 +407,13 @@ function tokenize(text: string, file: string, issues: ConfigIssue[]): Setting[] 
     i++;
     skipSpace(false);
     try {
-      const value = parseValue(key, startLine);
+      const value = parseValue(key, startLine, 0);
       skipSpace(false);
       // xl accepts ";" as a separator; anything else on the line is an error.
       if (peek() === ';') i++;
       skipSpace(false);
       if (i < n && peek() !== '\n') {
-        issues.push({ file, line, field: key, message: `unexpected text after the value: "${text.slice(i).split('\n')[0]!.slice(0, 40)}"` });
+        issues.push({ file, line, field: key, message: `unexpected text after the value: ${quote(restOfLine())}` });
         skipToEol();
         continue;
       }

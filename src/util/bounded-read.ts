@@ -1,0 +1,106 @@
+// Reading a file a user named, bounded: the path may be /dev/zero (endless), a FIFO (open blocks until a writer
+// comes), a directory, or a 10 GB file. Open without blocking, check what was opened (fstat on the descriptor, so
+// a rename between check and read cannot swap the file), and read at most a cap. Every failure is one sentence.
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+
+/** The default cap: far above any config or script we read, far below what hurts. */
+export const READ_CAP = 1024 * 1024;
+
+export class FileReadError extends Error {
+  constructor(
+    readonly file: string,
+    /** Why, without the file name: "no such file", "is a directory", ... */
+    readonly reason: string,
+  ) {
+    super(`${file}: ${reason}`);
+    this.name = 'FileReadError';
+  }
+}
+
+function whyOpenFailed(e: NodeJS.ErrnoException): string {
+  switch (e.code) {
+    case 'ENOENT':
+      return 'no such file';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'ENOTDIR':
+      return 'a part of the path is not a directory';
+    case 'ELOOP':
+      return 'too many symbolic links';
+    case 'ENAMETOOLONG':
+      return 'the path is too long';
+    case 'ENXIO':
+      return 'not a regular file (no device or reader behind it)';
+    default:
+      return `cannot open (${e.code ?? e.message})`;
+  }
+}
+
+export function describeFileType(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+function formatSize(n: number): string {
+  return n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(n % (1024 * 1024) === 0 ? 0 : 1)} MiB` : `${n} bytes`;
+}
+
+/**
+ * The contents of the regular file at `path`, at most `cap` bytes (more is an error, not a truncation).
+ * Throws FileReadError with a one-line reason for anything else.
+ */
+export function readRegularFile(path: string, cap: number = READ_CAP): Buffer {
+  let fd: number;
+  try {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer. It changes nothing for a regular file.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (e) {
+    throw new FileReadError(path, whyOpenFailed(e as NodeJS.ErrnoException));
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new FileReadError(path, `is ${describeFileType(st)}, not a regular file`);
+    if (st.size > cap) throw new FileReadError(path, `is ${formatSize(st.size)}; the limit is ${formatSize(cap)}`);
+    return readAtMost(fd, path, cap);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Up to `cap` bytes from an open descriptor until end of file (standard input, or a file that grows while read,
+ * or one whose size fstat does not know, like /proc files). More than cap is an error.
+ */
+export function readAtMost(fd: number, name: string, cap: number = READ_CAP): Buffer {
+  const buf = Buffer.alloc(Math.min(cap + 1, 64 * 1024));
+  let chunks: Buffer[] = [];
+  let total = 0;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // A non-blocking pipe with nothing yet: wait a little, synchronously (this is a CLI read, not the daemon's).
+      if (code === 'EAGAIN') {
+        Atomics.wait(nap, 0, 0, 10);
+        continue;
+      }
+      if (code === 'EISDIR') throw new FileReadError(name, 'is a directory, not a regular file');
+      throw new FileReadError(name, `cannot read (${code ?? (e as Error).message})`);
+    }
+    if (n === 0) break;
+    total += n;
+    if (total > cap) throw new FileReadError(name, `is more than ${formatSize(cap)}; the limit is ${formatSize(cap)}`);
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
+  const out = Buffer.concat(chunks, total);
+  chunks = [];
+  return out;
+}
