@@ -256,7 +256,7 @@ export async function runControlCampaign(opts: ControlCampaignOptions): Promise<
   /** One connection: a burst of lines, the responses counted and checked, maybe an attach at the end. */
   const session = async (): Promise<void> => {
     const lines: Line[] = [];
-    const n = 1 + rng.int(12);
+    const n = 1 + rng.int(40);
     for (let i = 0; i < n; i++) lines.push(genLine());
     const overlong = rng.chance(0.02);
     if (overlong) lines.push({ bytes: Buffer.concat([Buffer.alloc(MAX_LINE + 1 + rng.int(100_000), 0x41), Buffer.from('\n')]), kind: 'over-limit' });
@@ -267,6 +267,9 @@ export async function runControlCampaign(opts: ControlCampaignOptions): Promise<
       attach = valid('attach', { op: 'attach', domain: attachEcho ? ECHO : domainRef(), readOnly: rng.chance(0.3) });
       lines.push(attach);
     }
+    // Otherwise a ping ends the burst: the connection must still answer, and correctly, after whatever came before.
+    const finalPing = !overlong && !attach;
+    if (finalPing) lines.push(valid('final-ping', { op: 'ping' }));
     for (const l of lines) res.byKind[l.kind] = (res.byKind[l.kind] ?? 0) + 1;
     const payload = Buffer.concat(lines.map((l) => l.bytes));
     const want = expected(payload);
@@ -289,7 +292,7 @@ export async function runControlCampaign(opts: ControlCampaignOptions): Promise<
         let got = 0;
         let ended = false;
         let attached = false;
-        const timer = setTimeout(() => reject(new Failure(`no answer within ${RESPONSE_LIMIT_MS} ms (${got}/${want.responses} responses)`)), RESPONSE_LIMIT_MS);
+        const timer = setTimeout(() => reject(new Failure(`no answer within ${RESPONSE_LIMIT_MS} ms (${got}/${want.responses} responses; ${lines.map((l) => l.kind).join(' ')}; attached ${attached}; last ${lines.at(-1)!.bytes.toString('latin1').slice(0, 120)})`)), RESPONSE_LIMIT_MS);
         const finish = (e?: Error) => {
           clearTimeout(timer);
           if (e) reject(e);
@@ -319,6 +322,9 @@ export async function runControlCampaign(opts: ControlCampaignOptions): Promise<
               started_.push(r.domid);
             }
             if (got > want.responses) return finish(new Failure(`more responses (${got}) than requests (${want.responses})`));
+            if (got === want.responses && finalPing && (r.ok !== true || !('pid' in r))) {
+              return finish(new Failure(`the ping after a burst was answered ${text.slice(0, 200)}`));
+            }
             if (got === want.responses) {
               if (attach && r.ok === true) {
                 attached = true;
@@ -327,7 +333,8 @@ export async function runControlCampaign(opts: ControlCampaignOptions): Promise<
                 setTimeout(() => finish(), rng.int(50));
                 return;
               }
-              if (!want.overflow && !attach) return finish();
+              // A refused attach (bad field or no such domain) is an ordinary answer; the daemon may close or not.
+              if (!want.overflow) return finish();
             }
           }
         });

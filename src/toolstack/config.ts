@@ -214,6 +214,12 @@ function tokenize(text: string, file: string, issues: ConfigIssue[]): Setting[] 
       } else break;
     }
   };
+  /** Up to 40 characters of the current line from `at`, for an error message (never scans the rest of the file). */
+  const quoteFrom = (at: number): string => {
+    const s = text.slice(at, at + 40);
+    const nl = s.indexOf('\n');
+    return nl < 0 ? s : s.slice(0, nl);
+  };
   const skipToEol = () => {
     while (i < n && text[i] !== '\n') i++;
   };
@@ -278,7 +284,7 @@ function tokenize(text: string, file: string, issues: ConfigIssue[]): Setting[] 
     const startLine = line;
     const km = /^[A-Za-z_][A-Za-z0-9_]*/.exec(text.slice(i, i + 200));
     if (!km) {
-      issues.push({ file, line, field: '(syntax)', message: `expected "key = value", found "${text.slice(i).split('\n')[0]!.slice(0, 40)}"` });
+      issues.push({ file, line, field: '(syntax)', message: `expected "key = value", found "${quoteFrom(i)}"` });
       skipToEol();
       continue;
     }
@@ -299,7 +305,7 @@ function tokenize(text: string, file: string, issues: ConfigIssue[]): Setting[] 
       if (peek() === ';') i++;
       skipSpace(false);
       if (i < n && peek() !== '\n') {
-        issues.push({ file, line, field: key, message: `unexpected text after the value: "${text.slice(i).split('\n')[0]!.slice(0, 40)}"` });
+        issues.push({ file, line, field: key, message: `unexpected text after the value: "${quoteFrom(i)}"` });
         skipToEol();
         continue;
       }
