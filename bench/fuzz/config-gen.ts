@@ -43,7 +43,8 @@ function value(rng: Prng, depth: number, maxHuge: number): string {
     case 4:
       return rng.pick(['', '"', "'", '"unterminated', '[', ']', ',', 'word', '=', '# comment', ';', 'true', '1e9', '-', '0x', '--1']);
     case 5:
-      // A huge value: a long string or a long number.
+      // Now and then a huge value: a long string or a long number.
+      if (rng.chance(0.9)) return `"${randomString(rng, 200)}"`;
       return rng.chance(0.5) ? `"${'A'.repeat(rng.int(maxHuge))}"` : '7'.repeat(rng.int(maxHuge));
     default: {
       const n = rng.int(5);
@@ -64,7 +65,7 @@ export function generateConfig(rng: Prng, opts: ConfigGenOptions): GeneratedConf
   }
   const r = rng.int(10);
   if (r < 2) {
-    const n = rng.chance(0.95) ? rng.int(4096) : rng.int(1 << 20);
+    const n = rng.chance(0.99) ? rng.int(4096) : rng.int(1 << 20);
     return { kind: 'bytes', text: Buffer.from(rng.bytes(n)).toString('latin1') };
   }
   if (r < 7) {

@@ -13,6 +13,8 @@ export interface ConfigCampaignOptions {
   valid: string;
   /** The name the texts are parsed as (relative kernel paths resolve against its folder). */
   file: string;
+  /** Probability of a deeply nested value (config-gen's default when absent). */
+  deepNesting?: number;
 }
 
 export interface ConfigDefect {
@@ -41,7 +43,7 @@ export function runConfigCampaign(opts: ConfigCampaignOptions): ConfigCampaignRe
   const defects = new Map<string, ConfigDefect>();
   const started = performance.now();
   for (let i = 0; i < opts.files; i++) {
-    const g = generateConfig(rng, { valid: opts.valid });
+    const g = generateConfig(rng, { valid: opts.valid, ...(opts.deepNesting !== undefined ? { deepNesting: opts.deepNesting } : {}) });
     res.byKind[g.kind] = (res.byKind[g.kind] ?? 0) + 1;
     res.bytes += g.text.length;
     const t0 = performance.now();

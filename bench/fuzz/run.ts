@@ -15,7 +15,7 @@ import { markdownTable, replaceSection } from '../lib/results.js';
 import { parseSeed, randomSeed, subSeed } from './prng.js';
 import type { MmioCampaignOptions, MmioCampaignResult } from './mmio.js';
 import { runRingCampaign, type RingCampaignResult } from './ring.js';
-import { runConfigCampaign, type ConfigCampaignResult } from './config.js';
+import type { ConfigCampaignOptions, ConfigCampaignResult } from './config.js';
 import { runControlCampaign, type ControlCampaignResult } from './control.js';
 import { VPL011_PROFILES } from '../../src/device/vpl011.js';
 
@@ -58,12 +58,13 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-function runMmioInWorker(opts: MmioCampaignOptions): Promise<MmioCampaignResult> {
+/** Run a campaign module's entry in a worker thread and resolve with the result it posts. */
+function inWorker<T>(file: string, data: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(new URL('./mmio-worker.js', import.meta.url), { workerData: opts });
-    w.once('message', (r: MmioCampaignResult) => resolve(r));
+    const w = new Worker(new URL(file, import.meta.url), { workerData: data });
+    w.once('message', (r: T) => resolve(r));
     w.once('error', reject);
-    w.once('exit', (code) => reject(new Error(`mmio worker exited (${code}) without a result`)));
+    w.once('exit', (code) => reject(new Error(`${file} exited (${code}) without a result`)));
   });
 }
 
@@ -98,7 +99,7 @@ async function main(): Promise<number> {
   if (args.only.includes('mmio')) {
     const per = count(FULL_COUNTS.mmioOps / VPL011_PROFILES.length);
     say(`fuzz/mmio: ${n(per)} operations per profile (${VPL011_PROFILES.join(', ')}), one worker thread each`);
-    const results = await Promise.all(VPL011_PROFILES.map((profile, i) => runMmioInWorker({ profile, seed: subSeed(seed, 1 + i), ops: per })));
+    const results = await Promise.all(VPL011_PROFILES.map((profile, i) => inWorker<MmioCampaignResult>('./mmio-worker.js', { profile, seed: subSeed(seed, 1 + i), ops: per } satisfies MmioCampaignOptions)));
     for (const r of results) {
       say(`fuzz/mmio ${r.profile}: ${n(r.ops)} ops in ${r.seconds.toFixed(1)} s${r.failure ? ': FAILED\n' + r.failure : ''}`);
       record(
@@ -134,21 +135,14 @@ async function main(): Promise<number> {
     }
   }
 
+  // The config campaign (a worker thread) runs beside the control campaign (mostly the daemon's process).
+  let configRun: Promise<ConfigCampaignResult> | undefined;
   if (args.only.includes('config')) {
     const files = count(FULL_COUNTS.configFiles);
-    say(`fuzz/config: ${n(files)} random config files through parseConfig`);
+    say(`fuzz/config: ${n(files)} random config files through parseConfig (worker thread)`);
     const valid = `name = "fz"\nkind = "bare"\nkernel = "${fileURLToPath(import.meta.url)}"\nmemory = 16\n`;
-    const r: ConfigCampaignResult = runConfigCampaign({ seed: subSeed(seed, 20), files, valid, file: '/tmp/vpl011-fuzz/fz.cfg' });
-    const defects = r.defects.map((d) => `${d.kind} x${d.count} (first at file #${d.firstIndex})`).join('; ');
-    say(`fuzz/config: ${n(r.files)} files in ${r.seconds.toFixed(1)} s; ${r.defects.length ? 'DEFECTS: ' + defects : 'no defect'}`);
-    record(
-      'config parser',
-      `${n(r.files)} files (${Object.entries(r.byKind).map(([k, v]) => `${k} ${n(v)}`).join(', ')}; ${(r.bytes / 1e6).toFixed(0)} MB)`,
-      r.seconds,
-      r.seed,
-      r.defects.length ? `exceptions other than ConfigError: ${defects}` : undefined,
-      `${n(r.valid)} valid, ${n(r.rejected)} rejected with file:line: field messages; slowest parse ${r.maxParseMs.toFixed(0)} ms`,
-    );
+    configRun = inWorker<ConfigCampaignResult>('./config-worker.js', { seed: subSeed(seed, 20), files, valid, file: '/tmp/vpl011-fuzz/fz.cfg' } satisfies ConfigCampaignOptions);
+    configRun.catch(() => {}); // handled where it is awaited, after the control campaign
   }
 
   if (args.only.includes('control')) {
@@ -165,6 +159,26 @@ async function main(): Promise<number> {
       r.failure,
       `${n(r.responses)} well-formed responses; slowest connection ${(r.maxResponseMs / 1000).toFixed(1)} s; ${n(r.domainsStarted)} domains started by valid configs (destroyed); ` +
         `daemon crashes ${r.crashes.length}; alive, answering and the echo domain echoing at the end: ${r.aliveAtEnd ? 'yes' : 'NO'}`,
+    );
+  }
+
+  if (configRun) {
+    let r: ConfigCampaignResult;
+    try {
+      r = await configRun;
+    } catch (e) {
+      r = { seed: subSeed(seed, 20), files: 0, valid: 0, rejected: 0, byKind: {}, maxParseMs: 0, bytes: 0, seconds: 0,
+        defects: [{ kind: `the campaign's worker died: ${(e as Error).message}`, count: 1, firstIndex: -1, example: '' }] };
+    }
+    const defects = r.defects.map((d) => `${d.kind} x${d.count} (first at file #${d.firstIndex})`).join('; ');
+    say(`fuzz/config: ${n(r.files)} files in ${r.seconds.toFixed(1)} s; ${r.defects.length ? 'DEFECTS: ' + defects : 'no defect'}`);
+    record(
+      'config parser',
+      `${n(r.files)} files (${Object.entries(r.byKind).map(([k, v]) => `${k} ${n(v)}`).join(', ')}; ${(r.bytes / 1e6).toFixed(0)} MB)`,
+      r.seconds,
+      r.seed,
+      r.defects.length ? `exceptions other than ConfigError: ${defects}` : undefined,
+      `${n(r.valid)} valid, ${n(r.rejected)} rejected with file:line: field messages; slowest parse ${r.maxParseMs.toFixed(0)} ms`,
     );
   }
 
