@@ -290,7 +290,6 @@ export async function runControlCampaign(opts: ControlCampaignOptions): Promise<
       await new Promise<void>((resolve, reject) => {
         let buf = Buffer.alloc(0);
         let got = 0;
-        let ended = false;
         let attached = false;
         const timer = setTimeout(() => reject(new Failure(`no answer within ${RESPONSE_LIMIT_MS} ms (${got}/${want.responses} responses; ${lines.map((l) => l.kind).join(' ')}; attached ${attached}; last ${lines.at(-1)!.bytes.toString('latin1').slice(0, 120)})`)), RESPONSE_LIMIT_MS);
         const finish = (e?: Error) => {
@@ -339,13 +338,11 @@ export async function runControlCampaign(opts: ControlCampaignOptions): Promise<
           }
         });
         sock.on('close', () => {
-          ended = true;
           if (attached) return;
           if (got === want.responses) finish();
           else if (daemonGone) finish(new Failure('the daemon died'));
           else finish(new Failure(`the connection closed after ${got}/${want.responses} responses`));
         });
-        void ended;
         (async () => {
           for (const p of pieces) {
             if (sock.destroyed) return;

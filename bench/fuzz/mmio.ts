@@ -94,8 +94,8 @@ export function runMmioCampaign(opts: MmioCampaignOptions): MmioCampaignResult {
   const d = new Domain({ domid: 1, name: 'fuzz', vgic, evtchn });
   const magic = new SharedArrayBuffer(4 * 4096);
   d.addMemory({ name: 'magic', base: GUEST_MAGIC_BASE, size: magic.byteLength, buffer: magic, byteOffset: 0 });
-  let logLines = 0;
-  const guestPort = domainVpl011Init(d, { consoleDomid: 0, gfn: GUEST_VUART_GFN, profile }, { log: () => void logLines++ });
+  // A log sink, so that the device's rate-limited diagnostics are formatted on the way (their text is not checked).
+  const guestPort = domainVpl011Init(d, { consoleDomid: 0, gfn: GUEST_VUART_GFN, profile }, { log: () => {} });
   const backPort = evtchn.bindInterdomain(0, 1, guestPort);
   const dev = vuartOf(d)!.device;
   const page = d.mapGuestPage(GUEST_VUART_GFN);
@@ -421,6 +421,5 @@ export function runMmioCampaign(opts: MmioCampaignOptions): MmioCampaignResult {
   res.bytesOut = c.bytesOut;
   res.bytesIn = c.bytesIn;
   res.corruptRingEvents = c.corruptRingEvents;
-  void logLines;
   return res;
 }
