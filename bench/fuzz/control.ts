@@ -133,13 +133,15 @@ export async function runControlCampaign(opts: ControlCampaignOptions): Promise<
       restarting = undefined;
     })());
 
-  // Mutations of a valid config mostly name a kernel that does not exist (rejected after parsing, like most); one in
-  // VALID_START_ODDS names the real one, so that a few valid-but-odd configs start (and are destroyed) domains
-  // without booting hundreds of guests on a shared machine.
+  // Mutations of a valid config name a kernel that does not exist (rejected after parsing, like most files);
+  // validButOdd() is a config that passes every check with odd but legal values: it starts a domain (bare metal,
+  // destroyed right after), a few dozen times per 10^5 requests, not hundreds of guests on a shared machine.
   const realKernel = buildBareGuestFile('hello');
-  const validText = (): string =>
-    `name = "fz-valid"\nkind = "bare"\nkernel = "${rng.chance(1 / 2000) ? realKernel : join(cfgDir, 'no-such-kernel')}"\nmemory = 16\n`;
-
+  const validText = (): string => `name = "fz-valid"\nkind = "bare"\nkernel = "${join(cfgDir, 'no-such-kernel')}"\nmemory = 16\n`;
+  const validButOdd = (): string =>
+    `name = "fzv${rng.u32().toString(36)}"\nkind = 'bare'\nkernel = "${realKernel}" ; \n` +
+    `memory = ${rng.pick(['16', '17', '0x20', '64'])}\nvuart = "${rng.pick(['sbsa_uart', 'pl011'])}"\n` +
+    `mmio_policy = "${rng.pick(['abort', 'crash-domain'])}"\ncmdline = "${'x'.repeat(rng.int(2049)).replace(/x/g, () => String.fromCharCode(0x20 + rng.int(95)).replace(/["']/, '.'))}"\n`;
   const valid = (kind: string, obj: unknown): Line => ({ bytes: Buffer.from(JSON.stringify(obj) + '\n'), kind });
   const domainRef = (): unknown => {
     // Random references, never the echo domain (its survival is checked at the end).
@@ -153,9 +155,9 @@ export async function runControlCampaign(opts: ControlCampaignOptions): Promise<
   const configPath = (): string => {
     const r = rng.int(20);
     if (r < 14) {
-      const g = generateConfig(rng, { valid: validText(), maxHuge: 200_000, deepNesting: 0.01 });
+      const text = rng.chance(0.005) ? validButOdd() : generateConfig(rng, { valid: validText(), maxHuge: 200_000, deepNesting: 0.01 }).text;
       const file = join(cfgDir, `c${slot++ % 64}.cfg`);
-      writeFileSync(file, g.text, 'latin1');
+      writeFileSync(file, text, 'latin1');
       res.configFilesSent++;
       return file;
     }
