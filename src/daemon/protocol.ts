@@ -89,7 +89,9 @@ export function parseRequest(line: string): Request | string {
     attach: ['op', 'domain', 'readOnly'],
     web: ['op', 'listen', 'public'],
   };
-  if (typeof r.op !== 'string' || !(r.op in allowed)) return `op: unknown operation ${JSON.stringify(r.op)}`;
+  // Own keys only: `in` would also accept Object.prototype's names ("toString", "__proto__"), whose values are not
+  // field lists (a request {"op":"toString"} threw out of the socket handler and killed the daemon).
+  if (typeof r.op !== 'string' || !Object.hasOwn(allowed, r.op)) return `op: unknown operation ${JSON.stringify(r.op)}`;
   for (const k of Object.keys(r)) if (!allowed[r.op]!.includes(k)) return `${k}: unknown field for ${r.op}`;
   switch (r.op) {
     case 'ping':
