@@ -269,7 +269,8 @@ export class Machine {
         return { reason: 'crashed', message: `vCPU error: ${(e as Error).message}` };
       }
       if (this.crashMsg !== null) return { reason: 'crashed', message: `d${domid} crashed: ${this.crashMsg}` };
-      if (this.stopRequested) return { reason: 'stopped' };
+      // A stop from the controlling thread (domain-stop.ts) ends uc_emu_start as if at a WFI: never sleep then.
+      if (this.stopRequested || this.opts.shouldStop?.()) return { reason: 'stopped' };
       if (exit.kind === 'psci') return { reason: exit.action === 'poweroff' ? 'poweroff' : 'reset' };
       if (exit.kind === 'error') return { reason: 'crashed', message: `d${domid}: ${exit.message}` };
       if (exit.kind === 'stopped') return { reason: 'stopped' };
