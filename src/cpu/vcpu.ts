@@ -4,6 +4,8 @@ import { SyncEntry, dabtSyndrome } from './exception.js';
 import { VirtTimer } from './timer.js';
 import { psciCall, type PsciAction } from './psci.js';
 import { ensureSelfTest } from './selftest.js';
+import { ExactFaults, faultLayout } from './exact-fault.js';
+import { xreg } from './unicorn.js';
 
 /** Why a run() returned. */
 export type RunExit =
@@ -60,6 +62,10 @@ export class UnicornVcpu implements Vcpu {
   private hcrVi = false;
   private exit: RunExit | null = null;
   private pendingAbort: { addr: number; write: boolean } | null = null;
+  /** Finds the faulting instruction inside an MMIO callback (null: abort at the next safe point instead). */
+  private readonly exact: ExactFaults | null;
+  /** The access just aborted exactly: its second half (unicorn splits 8 bytes into 2 x 4) is dropped. */
+  private abortedAccess: { hostPc: bigint; next: number; write: boolean; high: number } | null = null;
   private readonly sync1: (intno: number) => void;
   private lastSyncPc = -1n;
   private lastSyncEsr = -1;
@@ -69,10 +75,14 @@ export class UnicornVcpu implements Vcpu {
   constructor(libOrPath: UnicornLibrary | string, private readonly hooks: VcpuHooks) {
     const lib = typeof libOrPath === 'string' ? loadUnicorn(libOrPath) : libOrPath;
     ensureSelfTest(lib); // once per thread: refuses an unknown library or a changed internal layout
+    // Also on a scratch engine, and before this one exists: closing a second engine while one is alive in the same
+    // thread crashed the first one's next MMIO access (measured; unicorn keeps per-thread state).
+    faultLayout(lib);
     const u = (this.uc = new Uc(lib));
     u.setSys(SYS.SCR_EL3, SCR_EL3_VALUE);
     u.setSys(SYS.HCR_EL2, HCR_EL2_BASE);
     this.sync = new SyncEntry(u);
+    this.exact = ExactFaults.attach(u);
     this.timer = new VirtTimer(u);
     this.sync1 = (intno) => this.onIntr(intno);
     u.hookIntr(this.sync1);
@@ -86,6 +96,7 @@ export class UnicornVcpu implements Vcpu {
   }
 
   private safe(): void {
+    this.abortedAccess = null;
     if (this.pendingAbort) this.deliverAbort();
     this.hooks.safePoint();
   }
@@ -165,15 +176,11 @@ export class UnicornVcpu implements Vcpu {
       (off, sz) => {
         st.mmio++;
         const v = h.mmioRead(base + off, sz as 1 | 2 | 4);
-        if (v === null) {
-          this.queueDataAbort(base + off, false);
-          return 0;
-        }
-        return v >>> 0;
+        return v === null ? this.refusedAccess(base + off, false) : v >>> 0;
       },
       (off, sz, v) => {
         st.mmio++;
-        if (!h.mmioWrite(base + off, sz as 1 | 2 | 4, v >>> 0)) this.queueDataAbort(base + off, true);
+        if (!h.mmioWrite(base + off, sz as 1 | 2 | 4, v >>> 0)) this.refusedAccess(base + off, true);
       },
     );
   }
@@ -195,6 +202,38 @@ export class UnicornVcpu implements Vcpu {
   get irqLevel(): boolean {
     return this.irq;
   }
+  /**
+   * A refused access under 'abort', inside its MMIO callback: take the data abort at the accessing instruction, as
+   * Xen does (ELR on it, ESR with the instruction's ISS where QEMU recorded one, FAR the address), by rewinding PC
+   * with exact-fault.ts and entering the vector from here: writing PC in a callback makes the TB exit right after
+   * this access, so nothing after it executes. A refused load leaves its register as it was (the value returned).
+   * Without an exact site, the abort is queued for the next safe point (queueDataAbort).
+   */
+  private refusedAccess(addr: number, write: boolean): number {
+    const prev = this.abortedAccess;
+    if (prev && addr === prev.next && write === prev.write && this.exact?.hostPc() === prev.hostPc) {
+      this.abortedAccess = null; // the second half of the access just aborted
+      return prev.high;
+    }
+    const site = this.exact?.locate() ?? null;
+    if (!site) {
+      this.queueDataAbort(addr, write);
+      return 0;
+    }
+    this.stats.aborts++;
+    const fromEl = Number((this.uc.reg(REG.PSTATE) >> 2n) & 3n);
+    // ISV, SAS, SSE, SRT, SF, AR (ISS bits 24..14) only when the instruction recorded a valid syndrome (ISV).
+    const iss = (site.syndrome & (1 << 24)) !== 0 ? site.syndrome & 0x1ffc000 : 0;
+    let old = 0n;
+    if (!write && iss !== 0) {
+      const srt = (iss >>> 16) & 31;
+      old = srt === 31 ? 0n : this.uc.reg(xreg(srt));
+    }
+    this.sync.enter('sync', (dabtSyndrome(fromEl, write) | iss) >>> 0, BigInt(addr));
+    this.abortedAccess = { hostPc: site.hostPc, next: addr + 4, write, high: Number((old >> 32n) & 0xffffffffn) };
+    return Number(old & 0xffffffffn);
+  }
+
   queueDataAbort(addr: number, write: boolean): void {
     // 2.1.1 cannot give the faulting PC inside an MMIO callback (see docs/CPU.md): the abort is taken at the next
     // safe point, with ELR there. Only the first refused access before that point is reported.
@@ -206,6 +245,7 @@ export class UnicornVcpu implements Vcpu {
   }
   run(): RunExit {
     this.exit = null;
+    this.abortedAccess = null;
     if (this.pendingAbort) this.deliverAbort();
     const e = this.uc.start(this.uc.reg(REG.PC));
     if (this.exit) return this.exit;

@@ -10,6 +10,7 @@ import { domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
 import { MMIO_ABORT } from '../xen/mmio.js';
 import { Reg } from '../device/spec.js';
 import { FrPollPacer } from '../device/poll-pacer.js';
+import { addressHoles } from './address-holes.js';
 import {
   GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_MAGIC_BASE, GUEST_PL011_BASE,
   GUEST_TIMER_VIRT_PPI, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE,
@@ -168,6 +169,9 @@ export class Machine {
     if (opts.magicPages instanceof SharedArrayBuffer) v.mapShared(GUEST_MAGIC_BASE, opts.magicPages);
     else v.uc.memMapPtr(GUEST_MAGIC_BASE, opts.magicPages);
     for (const r of this.domain.mmio.list()) v.mapMmio(r.base, r.size);
+    // Nothing else is there: any access goes to the domain's policy (through the bus, which finds no device).
+    const mapped = [{ base: image.ramBase, size: image.ramSize }, { base: GUEST_MAGIC_BASE, size: opts.magicPages.byteLength }, ...this.domain.mmio.list()];
+    for (const h of addressHoles(mapped)) v.mapMmio(h.base, h.size);
     v.reset(BigInt(image.entry), BigInt(image.x0));
   }
 
