@@ -66,3 +66,14 @@ test('a refused UART access (a read of the write-only UARTICR) aborts at that in
   assert.equal(r.far, 0x22000044n);
   assert.equal(r.elr, r.at, 'ELR is the faulting instruction, not the next safe point');
 });
+
+test('an exception the guest cannot take (no vector table) ends the domain naming that exception, not the vector fetch', { timeout: 60_000 }, async () => {
+  const p = new ConsoleProcess(['run', '--bare', '--kernel', buildBareGuestFile('no-vector'), '--timeout', '20']);
+  try {
+    const e = await p.exited;
+    assert.equal(e.code, 1, p.err);
+    assert.match(p.err, /domain crashed: d\d+: undefined instruction \(ESR 0x2000000\) at pc 0x40000004 could not be taken: its vector at 0x200 failed/);
+  } finally {
+    p.kill();
+  }
+});

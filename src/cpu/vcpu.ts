@@ -5,6 +5,7 @@ import { VirtTimer } from './timer.js';
 import { psciCall, type PsciAction } from './psci.js';
 import { ensureSelfTest } from './selftest.js';
 import { ExactFaults, faultLayout } from './exact-fault.js';
+import { describeSyndrome } from './exception-names.js';
 import { xreg } from './unicorn.js';
 
 /** Why a run() returned. */
@@ -127,6 +128,7 @@ export class UnicornVcpu implements Vcpu {
     if (intno === EXCP.UDEF || intno === EXCP.SWI || intno === EXCP.PREFETCH_ABORT || intno === EXCP.DATA_ABORT || intno === EXCP.BKPT) {
       this.stats.sync++;
       const rec = this.sync.takeFromHook(intno);
+      this.noteEntry(rec.pc, rec.syndrome);
       // A vector that faults again at the same place, address and syndrome would loop forever: crash the domain.
       // Only aborts count: an SVC or a trapped instruction at one PC can legitimately repeat without end (a loop of
       // write() calls, an emulated MRS in a loop), because their handlers return past the instruction.
@@ -155,7 +157,8 @@ export class UnicornVcpu implements Vcpu {
     this.pendingAbort = null;
     this.stats.aborts++;
     const fromEl = Number((this.uc.reg(REG.PSTATE) >> 2n) & 3n);
-    this.sync.enter('sync', dabtSyndrome(fromEl, a.write), BigInt(a.addr));
+    const entered = this.sync.enter('sync', dabtSyndrome(fromEl, a.write), BigInt(a.addr));
+    this.noteEntry(entered.pc, entered.syndrome);
   }
 
   loadMemory(addr: number, data: Uint8Array): void {
@@ -229,9 +232,16 @@ export class UnicornVcpu implements Vcpu {
       const srt = (iss >>> 16) & 31;
       old = srt === 31 ? 0n : this.uc.reg(xreg(srt));
     }
-    this.sync.enter('sync', (dabtSyndrome(fromEl, write) | iss) >>> 0, BigInt(addr));
+    const entered = this.sync.enter('sync', (dabtSyndrome(fromEl, write) | iss) >>> 0, BigInt(addr));
+    this.noteEntry(entered.pc, entered.syndrome);
     this.abortedAccess = { hostPc: site.hostPc, next: addr + 4, write, high: Number((old >> 32n) & 0xffffffffn) };
     return Number(old & 0xffffffffn);
+  }
+
+  /** The last exception entered by hand and the vector it went to (PC right after the entry). */
+  private lastEntry: { pc: bigint; syndrome: number; vector: bigint } | null = null;
+  private noteEntry(pc: bigint, syndrome: number): void {
+    this.lastEntry = { pc, syndrome, vector: this.uc.reg(REG.PC) };
   }
 
   queueDataAbort(addr: number, write: boolean): void {
@@ -249,7 +259,16 @@ export class UnicornVcpu implements Vcpu {
     if (this.pendingAbort) this.deliverAbort();
     const e = this.uc.start(this.uc.reg(REG.PC));
     if (this.exit) return this.exit;
-    if (e !== 0) return { kind: 'error', message: `unicorn: ${this.uc.strerror(e)} at pc 0x${this.uc.reg(REG.PC).toString(16)}` };
+    if (e !== 0) {
+      const pc = this.uc.reg(REG.PC);
+      const first = this.lastEntry;
+      // Stopped at the vector the last exception went to: the guest could not take that exception (no vector table,
+      // a vector in unmapped memory). Name the exception, not the vector fetch that followed it.
+      if (first !== null && pc === first.vector) {
+        return { kind: 'error', message: `${describeSyndrome(first.syndrome)} at pc 0x${first.pc.toString(16)} could not be taken: its vector at 0x${pc.toString(16)} failed (unicorn: ${this.uc.strerror(e)})` };
+      }
+      return { kind: 'error', message: `unicorn: ${this.uc.strerror(e)} at pc 0x${pc.toString(16)}` };
+    }
     // uc_emu_start returns by itself only at WFI (EXCP_HLT), PC after the WFI.
     return { kind: 'wfi' };
   }
