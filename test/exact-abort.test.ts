@@ -77,3 +77,19 @@ test('an exception the guest cannot take (no vector table) ends the domain namin
     p.kill();
   }
 });
+
+for (const [mode, what, re] of [
+  [0, 'an undefined instruction', /exception loop: undefined instruction \(ESR 0x2000000\) at pc 0x4000000c; its vector at 0x40000a00 raises it again/],
+  [1, 'an SVC', /exception loop: SVC \(ESR 0x56000000\) at pc 0x4000000c; its vector at 0x40000a00 raises it again/],
+] as const) {
+  test(`a vector that raises ${what} again loops: the domain ends naming the first one (every class, not only aborts)`, { timeout: 60_000 }, async () => {
+    const p = new ConsoleProcess(['run', '--bare', '--kernel', buildBareGuestFile('vector-loop', { defines: { MODE: mode } }), '--timeout', '20']);
+    try {
+      const e = await p.exited;
+      assert.equal(e.code, 1, p.err);
+      assert.match(p.err, re);
+    } finally {
+      p.kill();
+    }
+  });
+}

@@ -49,6 +49,8 @@ export const HCR_EL2_BASE = (1n << 31n) | (1n << 4n) | (1n << 3n);
 export const HCR_EL2_VI = 1n << 7n;
 /** Identical back-to-back synchronous exceptions before the vCPU is declared looping. */
 export const SYNC_LOOP_LIMIT = 1000;
+/** Re-entries of an exception at its own vector before the vCPU is declared looping (2 already repeat exactly). */
+export const VECTOR_LOOP_LIMIT = 3;
 /** Exceptions UC_HOOK_INTR reports that are synchronous to an instruction. */
 const SYNC_EXCEPTIONS: ReadonlySet<number> = new Set([
   EXCP.UDEF, EXCP.SWI, EXCP.PREFETCH_ABORT, EXCP.DATA_ABORT, EXCP.BKPT, EXCP.HVC,
@@ -127,8 +129,24 @@ export class UnicornVcpu implements Vcpu {
     }
     if (intno === EXCP.UDEF || intno === EXCP.SWI || intno === EXCP.PREFETCH_ABORT || intno === EXCP.DATA_ABORT || intno === EXCP.BKPT) {
       this.stats.sync++;
+      const prevEntry = this.lastEntry;
       const rec = this.sync.takeFromHook(intno);
       this.noteEntry(rec.pc, rec.syndrome);
+      // Any class: the exception is raised by the first instruction of the vector the same exception just went to
+      // (an SVC's preferred return is after it), so the handler can never run: a loop, whatever the class. End the
+      // domain naming the exception that started it.
+      if (prevEntry !== null && this.lastEntry!.pc === prevEntry.vector && rec.syndrome === prevEntry.syndrome) {
+        this.loopStart ??= prevEntry;
+        if (++this.vectorReentries >= VECTOR_LOOP_LIMIT) {
+          const f = this.loopStart;
+          this.exit = { kind: 'error', message: `exception loop: ${describeSyndrome(f.syndrome)} at pc 0x${f.pc.toString(16)}; its vector at 0x${prevEntry.vector.toString(16)} raises it again` };
+          this.uc.stop();
+          return;
+        }
+      } else {
+        this.loopStart = null;
+        this.vectorReentries = 0;
+      }
       // A vector that faults again at the same place, address and syndrome would loop forever: crash the domain.
       // Only aborts count: an SVC or a trapped instruction at one PC can legitimately repeat without end (a loop of
       // write() calls, an emulated MRS in a loop), because their handlers return past the instruction.
@@ -238,10 +256,16 @@ export class UnicornVcpu implements Vcpu {
     return Number(old & 0xffffffffn);
   }
 
+  /** Exceptions raised again by the first instruction of their own vector, in a row, and the one that began it. */
+  private vectorReentries = 0;
+  private loopStart: { pc: bigint; syndrome: number; vector: bigint } | null = null;
   /** The last exception entered by hand and the vector it went to (PC right after the entry). */
   private lastEntry: { pc: bigint; syndrome: number; vector: bigint } | null = null;
   private noteEntry(pc: bigint, syndrome: number): void {
-    this.lastEntry = { pc, syndrome, vector: this.uc.reg(REG.PC) };
+    // pc: the instruction's own address (an SVC/HVC/SMC's preferred return is the next one).
+    const ec = syndrome >>> 26;
+    const insn = ec === 0x15 || ec === 0x16 || ec === 0x17 ? pc - 4n : pc;
+    this.lastEntry = { pc: insn, syndrome, vector: this.uc.reg(REG.PC) };
   }
 
   queueDataAbort(addr: number, write: boolean): void {
