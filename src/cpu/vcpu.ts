@@ -1,12 +1,11 @@
 // The vCPU as the VMM sees it, so another backend can replace unicorn, and the unicorn implementation of it.
-import { EXCP, REG, SYS, Uc, loadUnicorn, type UnicornLibrary } from './unicorn.js';
+import { EXCP, REG, SYS, Uc, loadUnicorn, xreg, type UnicornLibrary } from './unicorn.js';
 import { SyncEntry, dabtSyndrome } from './exception.js';
 import { VirtTimer } from './timer.js';
 import { psciCall, type PsciAction } from './psci.js';
 import { ensureSelfTest } from './selftest.js';
 import { ExactFaults, faultLayout } from './exact-fault.js';
 import { describeSyndrome } from './exception-names.js';
-import { xreg } from './unicorn.js';
 
 /** Why a run() returned. */
 export type RunExit =
@@ -227,7 +226,8 @@ export class UnicornVcpu implements Vcpu {
    * A refused access under 'abort', inside its MMIO callback: take the data abort at the accessing instruction, as
    * Xen does (ELR on it, ESR with the instruction's ISS where QEMU recorded one, FAR the address), by rewinding PC
    * with exact-fault.ts and entering the vector from here: writing PC in a callback makes the TB exit right after
-   * this access, so nothing after it executes. A refused load leaves its register as it was (the value returned).
+   * this access, so nothing after it executes. A refused load gets its register's old value back (a W load still
+   * zero-extends it), so the destination is left as it was, as when the instruction does not complete.
    * Without an exact site, the abort is queued for the next safe point (queueDataAbort).
    */
   private refusedAccess(addr: number, write: boolean): number {
