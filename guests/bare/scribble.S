@@ -6,7 +6,9 @@
 // polls and is skipped if the ring stays full.
     .include "common.inc"
     .equ RING_INDICES, 0x39003c00
-    .equ SPINS, 256
+    // ~0.1 s of hardware polling (~1 us per trapped read): long enough for a console backend to resynchronise the
+    // ring. (It was 256 while each poll of a full ring was stretched to up to 1 ms; polls keep hardware time now.)
+    .equ SPINS, 100000
     .global _start
 _start:
     ldr x0, =UART

@@ -2,6 +2,7 @@
 // the console on the terminal (raw mode, Ctrl-] quits) or, when stdin is not a terminal, on plain pipes.
 import { closeSync, createWriteStream, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
+import { constants as osConstants } from 'node:os';
 import { ConfigError, checkGuestConfig, defaultGuestConfig, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
 import { OutputFileError, openOutputFile } from '../util/output-file.js';
 import { printableLine } from '../util/quote.js';
@@ -136,6 +137,22 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   stdin.on('data', onData);
   stdin.on('error', () => {});
 
+  // SIGINT/SIGTERM/SIGHUP destroy the domain like Ctrl-] (output flushed, terminal restored), exit 128 + signal. A
+  // second one while the stop is under way gets the signal's default action.
+  let signalled: NodeJS.Signals | undefined;
+  const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (signalled !== undefined) {
+      for (const s of STOP_SIGNALS) process.removeAllListeners(s);
+      if (tty) stdin.setRawMode(false);
+      process.kill(process.pid, sig);
+      return;
+    }
+    signalled = sig;
+    void guest.stop();
+  };
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+
   let timer: NodeJS.Timeout | undefined;
   let timedOut = false;
   if (opts.timeout !== undefined) {
@@ -147,6 +164,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
 
   const exit = await guest.exited;
   if (timer) clearTimeout(timer);
+  for (const s of STOP_SIGNALS) process.off(s, onSignal);
   stdin.off('data', onData);
   if (tty) stdin.setRawMode(false);
   stdin.pause();
@@ -155,6 +173,10 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   if (logStream && !logStream.destroyed) await new Promise<void>((r) => logStream!.end(() => r()));
 
   if (tty) process.stderr.write('\r\n');
+  if (signalled !== undefined) {
+    say(`${signalled}; domain destroyed`);
+    return 128 + (osConstants.signals[signalled] ?? 0);
+  }
   if (timedOut) {
     say(`timed out after ${opts.timeout} s; domain destroyed`);
     return 124;

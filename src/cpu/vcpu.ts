@@ -1,9 +1,11 @@
 // The vCPU as the VMM sees it, so another backend can replace unicorn, and the unicorn implementation of it.
-import { EXCP, REG, SYS, Uc, loadUnicorn, type UnicornLibrary } from './unicorn.js';
+import { EXCP, REG, SYS, Uc, loadUnicorn, xreg, type UnicornLibrary } from './unicorn.js';
 import { SyncEntry, dabtSyndrome } from './exception.js';
 import { VirtTimer } from './timer.js';
 import { psciCall, type PsciAction } from './psci.js';
 import { ensureSelfTest } from './selftest.js';
+import { ExactFaults, faultLayout } from './exact-fault.js';
+import { describeSyndrome } from './exception-names.js';
 
 /** Why a run() returned. */
 export type RunExit =
@@ -46,6 +48,8 @@ export const HCR_EL2_BASE = (1n << 31n) | (1n << 4n) | (1n << 3n);
 export const HCR_EL2_VI = 1n << 7n;
 /** Identical back-to-back synchronous exceptions before the vCPU is declared looping. */
 export const SYNC_LOOP_LIMIT = 1000;
+/** Re-entries of an exception at its own vector before the vCPU is declared looping (2 already repeat exactly). */
+export const VECTOR_LOOP_LIMIT = 3;
 /** Exceptions UC_HOOK_INTR reports that are synchronous to an instruction. */
 const SYNC_EXCEPTIONS: ReadonlySet<number> = new Set([
   EXCP.UDEF, EXCP.SWI, EXCP.PREFETCH_ABORT, EXCP.DATA_ABORT, EXCP.BKPT, EXCP.HVC,
@@ -60,6 +64,10 @@ export class UnicornVcpu implements Vcpu {
   private hcrVi = false;
   private exit: RunExit | null = null;
   private pendingAbort: { addr: number; write: boolean } | null = null;
+  /** Finds the faulting instruction inside an MMIO callback (null: abort at the next safe point instead). */
+  private readonly exact: ExactFaults | null;
+  /** The access just aborted exactly: its second half (unicorn splits 8 bytes into 2 x 4) is dropped. */
+  private abortedAccess: { hostPc: bigint; next: number; write: boolean; high: number } | null = null;
   private readonly sync1: (intno: number) => void;
   private lastSyncPc = -1n;
   private lastSyncEsr = -1;
@@ -69,10 +77,14 @@ export class UnicornVcpu implements Vcpu {
   constructor(libOrPath: UnicornLibrary | string, private readonly hooks: VcpuHooks) {
     const lib = typeof libOrPath === 'string' ? loadUnicorn(libOrPath) : libOrPath;
     ensureSelfTest(lib); // once per thread: refuses an unknown library or a changed internal layout
+    // Also on a scratch engine, and before this one exists: closing a second engine while one is alive in the same
+    // thread crashed the first one's next MMIO access (measured; unicorn keeps per-thread state).
+    faultLayout(lib);
     const u = (this.uc = new Uc(lib));
     u.setSys(SYS.SCR_EL3, SCR_EL3_VALUE);
     u.setSys(SYS.HCR_EL2, HCR_EL2_BASE);
     this.sync = new SyncEntry(u);
+    this.exact = ExactFaults.attach(u);
     this.timer = new VirtTimer(u);
     this.sync1 = (intno) => this.onIntr(intno);
     u.hookIntr(this.sync1);
@@ -86,6 +98,7 @@ export class UnicornVcpu implements Vcpu {
   }
 
   private safe(): void {
+    this.abortedAccess = null;
     if (this.pendingAbort) this.deliverAbort();
     this.hooks.safePoint();
   }
@@ -115,7 +128,24 @@ export class UnicornVcpu implements Vcpu {
     }
     if (intno === EXCP.UDEF || intno === EXCP.SWI || intno === EXCP.PREFETCH_ABORT || intno === EXCP.DATA_ABORT || intno === EXCP.BKPT) {
       this.stats.sync++;
+      const prevEntry = this.lastEntry;
       const rec = this.sync.takeFromHook(intno);
+      this.noteEntry(rec.pc, rec.syndrome);
+      // Any class: the exception is raised by the first instruction of the vector the same exception just went to
+      // (an SVC's preferred return is after it), so the handler can never run: a loop, whatever the class. End the
+      // domain naming the exception that started it.
+      if (prevEntry !== null && this.lastEntry!.pc === prevEntry.vector && rec.syndrome === prevEntry.syndrome) {
+        this.loopStart ??= prevEntry;
+        if (++this.vectorReentries >= VECTOR_LOOP_LIMIT) {
+          const f = this.loopStart;
+          this.exit = { kind: 'error', message: `exception loop: ${describeSyndrome(f.syndrome)} at pc 0x${f.pc.toString(16)}; its vector at 0x${prevEntry.vector.toString(16)} raises it again` };
+          this.uc.stop();
+          return;
+        }
+      } else {
+        this.loopStart = null;
+        this.vectorReentries = 0;
+      }
       // A vector that faults again at the same place, address and syndrome would loop forever: crash the domain.
       // Only aborts count: an SVC or a trapped instruction at one PC can legitimately repeat without end (a loop of
       // write() calls, an emulated MRS in a loop), because their handlers return past the instruction.
@@ -144,7 +174,8 @@ export class UnicornVcpu implements Vcpu {
     this.pendingAbort = null;
     this.stats.aborts++;
     const fromEl = Number((this.uc.reg(REG.PSTATE) >> 2n) & 3n);
-    this.sync.enter('sync', dabtSyndrome(fromEl, a.write), BigInt(a.addr));
+    const entered = this.sync.enter('sync', dabtSyndrome(fromEl, a.write), BigInt(a.addr));
+    this.noteEntry(entered.pc, entered.syndrome);
   }
 
   loadMemory(addr: number, data: Uint8Array): void {
@@ -165,15 +196,11 @@ export class UnicornVcpu implements Vcpu {
       (off, sz) => {
         st.mmio++;
         const v = h.mmioRead(base + off, sz as 1 | 2 | 4);
-        if (v === null) {
-          this.queueDataAbort(base + off, false);
-          return 0;
-        }
-        return v >>> 0;
+        return v === null ? this.refusedAccess(base + off, false) : v >>> 0;
       },
       (off, sz, v) => {
         st.mmio++;
-        if (!h.mmioWrite(base + off, sz as 1 | 2 | 4, v >>> 0)) this.queueDataAbort(base + off, true);
+        if (!h.mmioWrite(base + off, sz as 1 | 2 | 4, v >>> 0)) this.refusedAccess(base + off, true);
       },
     );
   }
@@ -195,6 +222,52 @@ export class UnicornVcpu implements Vcpu {
   get irqLevel(): boolean {
     return this.irq;
   }
+  /**
+   * A refused access under 'abort', inside its MMIO callback: take the data abort at the accessing instruction, as
+   * Xen does (ELR on it, ESR with the instruction's ISS where QEMU recorded one, FAR the address), by rewinding PC
+   * with exact-fault.ts and entering the vector from here: writing PC in a callback makes the TB exit right after
+   * this access, so nothing after it executes. A refused load gets its register's old value back (a W load still
+   * zero-extends it), so the destination is left as it was, as when the instruction does not complete.
+   * Without an exact site, the abort is queued for the next safe point (queueDataAbort).
+   */
+  private refusedAccess(addr: number, write: boolean): number {
+    const prev = this.abortedAccess;
+    if (prev && addr === prev.next && write === prev.write && this.exact?.hostPc() === prev.hostPc) {
+      this.abortedAccess = null; // the second half of the access just aborted
+      return prev.high;
+    }
+    const site = this.exact?.locate() ?? null;
+    if (!site) {
+      this.queueDataAbort(addr, write);
+      return 0;
+    }
+    this.stats.aborts++;
+    const fromEl = Number((this.uc.reg(REG.PSTATE) >> 2n) & 3n);
+    // ISV, SAS, SSE, SRT, SF, AR (ISS bits 24..14) only when the instruction recorded a valid syndrome (ISV).
+    const iss = (site.syndrome & (1 << 24)) !== 0 ? site.syndrome & 0x1ffc000 : 0;
+    let old = 0n;
+    if (!write && iss !== 0) {
+      const srt = (iss >>> 16) & 31;
+      old = srt === 31 ? 0n : this.uc.reg(xreg(srt));
+    }
+    const entered = this.sync.enter('sync', (dabtSyndrome(fromEl, write) | iss) >>> 0, BigInt(addr));
+    this.noteEntry(entered.pc, entered.syndrome);
+    this.abortedAccess = { hostPc: site.hostPc, next: addr + 4, write, high: Number((old >> 32n) & 0xffffffffn) };
+    return Number(old & 0xffffffffn);
+  }
+
+  /** Exceptions raised again by the first instruction of their own vector, in a row, and the one that began it. */
+  private vectorReentries = 0;
+  private loopStart: { pc: bigint; syndrome: number; vector: bigint } | null = null;
+  /** The last exception entered by hand and the vector it went to (PC right after the entry). */
+  private lastEntry: { pc: bigint; syndrome: number; vector: bigint } | null = null;
+  private noteEntry(pc: bigint, syndrome: number): void {
+    // pc: the instruction's own address (an SVC/HVC/SMC's preferred return is the next one).
+    const ec = syndrome >>> 26;
+    const insn = ec === 0x15 || ec === 0x16 || ec === 0x17 ? pc - 4n : pc;
+    this.lastEntry = { pc: insn, syndrome, vector: this.uc.reg(REG.PC) };
+  }
+
   queueDataAbort(addr: number, write: boolean): void {
     // 2.1.1 cannot give the faulting PC inside an MMIO callback (see docs/CPU.md): the abort is taken at the next
     // safe point, with ELR there. Only the first refused access before that point is reported.
@@ -206,10 +279,20 @@ export class UnicornVcpu implements Vcpu {
   }
   run(): RunExit {
     this.exit = null;
+    this.abortedAccess = null;
     if (this.pendingAbort) this.deliverAbort();
     const e = this.uc.start(this.uc.reg(REG.PC));
     if (this.exit) return this.exit;
-    if (e !== 0) return { kind: 'error', message: `unicorn: ${this.uc.strerror(e)} at pc 0x${this.uc.reg(REG.PC).toString(16)}` };
+    if (e !== 0) {
+      const pc = this.uc.reg(REG.PC);
+      const first = this.lastEntry;
+      // Stopped at the vector the last exception went to: the guest could not take that exception (no vector table,
+      // a vector in unmapped memory). Name the exception, not the vector fetch that followed it.
+      if (first !== null && pc === first.vector) {
+        return { kind: 'error', message: `${describeSyndrome(first.syndrome)} at pc 0x${first.pc.toString(16)} could not be taken: its vector at 0x${pc.toString(16)} failed (unicorn: ${this.uc.strerror(e)})` };
+      }
+      return { kind: 'error', message: `unicorn: ${this.uc.strerror(e)} at pc 0x${pc.toString(16)}` };
+    }
     // uc_emu_start returns by itself only at WFI (EXCP_HLT), PC after the WFI.
     return { kind: 'wfi' };
   }

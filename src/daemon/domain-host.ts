@@ -14,7 +14,9 @@ import { ECS_FREE, EventChannels } from '../xen/evtchn.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { buildGuest } from '../toolstack/build.js';
 import type { GuestConfig } from '../toolstack/config.js';
-import { CONTROL_BYTES, CONTROL_STOP, type WorkerInit } from '../vmm/control.js';
+import { CONTROL_BYTES, type WorkerInit } from '../vmm/control.js';
+import { stopDomainWorker } from '../vmm/domain-stop.js';
+import { unicornLibraryPath } from '../toolstack/cache.js';
 import type { DomainExit } from '../vmm/domain-thread.js';
 import { runPaths } from './paths.js';
 import { INSTANCE_RE, NAME_RE, readRecord, recordPath, removeRecord, writeRecord, type DomainRecord } from './records.js';
@@ -34,8 +36,6 @@ export interface DomainSpec {
 
 /** How long a finished domain waits for a daemon to drain its last output before giving up. */
 const DRAIN_WAIT_MS = 60_000;
-/** After a stop request, how long the vCPU gets to reach a safe point before its thread is terminated. */
-const STOP_GRACE_MS = 3_000;
 
 function validateSpec(v: unknown): DomainSpec {
   const s = v as DomainSpec;
@@ -79,15 +79,17 @@ async function runGuest(
     magicPages: { address: magic.address, size: magic.size },
     control,
     profile: config.vuart === 'pl011' ? 'pl011' : 'sbsa',
+    libraryPath: unicornLibraryPath(),
   };
   const worker = new Worker(new URL('../vmm/worker.js', import.meta.url), { workerData: init });
   let stopping = false;
+  let workerExited!: () => void;
+  const exited = new Promise<void>((r) => (workerExited = r));
+  worker.on('exit', () => workerExited());
   void stopRequested.then(() => {
     stopping = true;
-    Atomics.store(new Int32Array(control), CONTROL_STOP, 1);
-    evtchn.kick(spec.domid); // wake a vCPU sleeping in WFI now
-    // A guest that never reaches a safe point (no MMIO, no TB boundary check) is cut off.
-    setTimeout(() => void worker.terminate(), STOP_GRACE_MS).unref();
+    // Flag, kick, and uc_emu_stop from this thread until the worker ends: any guest, even one with no safe point.
+    stopDomainWorker({ control, libraryPath: init.libraryPath!, kick: () => evtchn.kick(spec.domid), exited });
   });
   return new Promise<DomainExit>((resolve) => {
     let done: DomainExit | undefined;

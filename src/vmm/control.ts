@@ -1,6 +1,7 @@
 // What the main thread and a domain's worker share at start-up: the worker's init data and the control words.
 // Kept out of worker.ts, whose top level runs the machine: importing it from the main thread would start one there.
 import type { GuestImage } from '../toolstack/guest-image.js';
+import { ENGINE_CELL_BYTES } from '../cpu/remote-stop.js';
 
 /**
  * Memory mapped in this process from a cross-process shm object (src/host/shm.ts SharedMapping), passed to the
@@ -19,11 +20,13 @@ export interface WorkerInit {
   /** The event-channel table: a SAB, or a shared mapping (woken across processes with futexes). */
   evtchn: SharedArrayBuffer | MappedMemory;
   magicPages: SharedArrayBuffer | MappedMemory;
-  /** Word 0: set to 1 by the main thread to stop the vCPU. */
+  /** Word 0: set to 1 by the main thread to stop the vCPU; from byte CONTROL_ENGINE: the engine cell (remote-stop.ts). */
   control: SharedArrayBuffer;
   profile: 'sbsa' | 'pl011';
   libraryPath?: string;
 }
 
 export const CONTROL_STOP = 0;
-export const CONTROL_BYTES = 4;
+/** Byte offset of the engine cell through which the controlling thread stops a vCPU that reaches no safe point. */
+export const CONTROL_ENGINE = 8;
+export const CONTROL_BYTES = CONTROL_ENGINE + ENGINE_CELL_BYTES;

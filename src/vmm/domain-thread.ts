@@ -5,7 +5,9 @@ import { EventChannels } from '../xen/evtchn.js';
 import type { GuestImage } from '../toolstack/guest-image.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import type { MachineStats } from './machine.js';
-import { CONTROL_BYTES, CONTROL_STOP, type WorkerInit } from './control.js';
+import { CONTROL_BYTES, type WorkerInit } from './control.js';
+import { stopDomainWorker } from './domain-stop.js';
+import { unicornLibraryPath } from '../toolstack/cache.js';
 
 export interface DomainExit {
   reason: 'poweroff' | 'reset' | 'crashed' | 'stopped';
@@ -39,10 +41,10 @@ export function startDomainThread(opts: DomainThreadOptions): DomainThread {
   const evtchn: SharedArrayBuffer = opts.evtchn ?? (EventChannels.create().buffer as SharedArrayBuffer);
   const magicPages = new SharedArrayBuffer(NR_MAGIC_PAGES * XEN_PAGE_SIZE);
   const control = new SharedArrayBuffer(CONTROL_BYTES);
+  const libraryPath = opts.libraryPath ?? unicornLibraryPath();
   const init: WorkerInit = {
     domid: opts.domid, name: opts.name, image: opts.image, policy: opts.policy ?? 'abort', evtchn, magicPages, control,
-    profile: opts.vuart === 'pl011' ? 'pl011' : 'sbsa',
-    ...(opts.libraryPath ? { libraryPath: opts.libraryPath } : {}),
+    profile: opts.vuart === 'pl011' ? 'pl011' : 'sbsa', libraryPath,
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
   let resolvePort!: (p: number) => void;
@@ -72,16 +74,11 @@ export function startDomainThread(opts: DomainThreadOptions): DomainThread {
   // (which hold no reference on the loop) would otherwise see Node exit with 13 "unsettled top-level await".
   const keepAlive = setInterval(() => {}, 1 << 30);
   void exited.finally(() => clearInterval(keepAlive));
-  const ctl = new Int32Array(control);
   return {
     magicPages, evtchn, vuartPort, exited, listening,
     async stop() {
-      Atomics.store(ctl, CONTROL_STOP, 1);
-      EventChannels.attach(evtchn).kick(opts.domid); // wake a vCPU sleeping in WFI now rather than within 1 s
-      // A vCPU idling in WFI rechecks the stop flag at least every second (machine.ts MAX_IDLE_MS).
-      const timer = setTimeout(() => void worker.terminate(), 2000); // a guest that never reaches a safe point
+      stopDomainWorker({ control, libraryPath, exited, kick: () => EventChannels.attach(evtchn).kick(opts.domid) });
       await exited;
-      clearTimeout(timer);
     },
   };
 }

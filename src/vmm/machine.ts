@@ -8,7 +8,9 @@ import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain
 import { EventChannels } from '../xen/evtchn.js';
 import { domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
 import { MMIO_ABORT } from '../xen/mmio.js';
-import { FR, Reg } from '../device/spec.js';
+import { Reg } from '../device/spec.js';
+import { FrPollPacer } from '../device/poll-pacer.js';
+import { addressHoles } from './address-holes.js';
 import {
   GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_MAGIC_BASE, GUEST_PL011_BASE,
   GUEST_TIMER_VIRT_PPI, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE,
@@ -58,10 +60,6 @@ export interface MachineOptions {
 }
 
 const MAX_IDLE_MS = 1000; // a WFI with no timer armed still rechecks shouldStop() this often
-/** Longest wait of a vCPU spinning on an unchanged FR (see mmioRead). */
-export const FR_STALL_MS = 1;
-/** Identical FR reads in a row (without TXFF) before the vCPU waits for the backend instead. */
-export const FR_SPIN_READS = 16;
 
 export class Machine {
   readonly domain: Domain;
@@ -74,9 +72,8 @@ export class Machine {
   private lastDoorbell = NaN;
   private stopRequested = false;
   private receiverListening = false;
-  /** FR spin detection: the last FR value read and how many times in a row (no other vpl011 access between). */
-  private lastFr = -1;
-  private frRepeats = 0;
+  /** FR polling: how long the vCPU may be parked instead of trapping (the device's answer, poll-pacer.ts). */
+  private readonly frPacer = new FrPollPacer();
   private frStalls = 0;
   private polls = 0;
   private readonly uartInst: VuartInstance | undefined;
@@ -105,46 +102,39 @@ export class Machine {
         // (vpl011_notification) before each vpl011 access.
         this.pollEvents();
         if (addr !== frAddr) {
-          this.frRepeats = 0;
+          this.frPacer.reset();
           return this.uartRead(addr, width);
         }
         let v = this.uartRead(addr, width);
-        if (v === null || v !== this.lastFr) {
-          this.lastFr = v ?? -1;
-          this.frRepeats = 1;
+        if (v === null) {
+          this.frPacer.reset();
           return v;
         }
-        // The same FR again with no other vpl011 access between: a spin. FR only changes when the backend moves data
-        // (it then notifies us), so wait for the doorbell instead of trapping millions of times, bounded like a CPU
-        // stalled on a full FIFO: IRQs and timers are at most FR_STALL_MS late (they are taken at safe points, which
-        // a tight FR loop never reaches anyway). TXFF (waiting for the backend to drain) stalls at the 2nd read; any
-        // other repeated value (an idle U-Boot on RXFE) after FR_SPIN_READS reads, so an idle polled guest sleeps too.
-        if (++this.frRepeats >= ((v & FR.TXFF) !== 0 ? 2 : FR_SPIN_READS) && !this.stopRequested) {
+        // The same FR again with no other vpl011 access between: the guest polls, waiting for the backend, which
+        // notifies us when it moves data. The device's pacer says how long the vCPU may be parked on the doorbell
+        // instead of trapping (src/device/poll-pacer.ts): never so long that a guest counting its reads sees them
+        // slower than hardware's, at most MAX_PARK_MS (IRQs and timers are taken at safe points, which a polling
+        // loop does not reach anyway).
+        const park = this.frPacer.frRead(v, performance.now());
+        if (park > 0 && !this.stopRequested) {
           // First re-derive FR from the ring as it is now: the backend does not notify after a small drain
-          // (src/console/console.ts), so TXFE may be stale; a spinning guest must still see it.
+          // (src/console/console.ts), so TXFE may be stale; a polling guest must still see it.
           this.uartInst?.device.notification();
-          v = this.uartRead(addr, width);
-          if (v !== this.lastFr) {
-            this.lastFr = v ?? -1;
-            this.frRepeats = 1;
-            return v;
-          }
+          const now = this.uartRead(addr, width);
+          if (now !== v) return this.frSeen(now);
           this.frStalls++;
-          this.opts.evtchn.waitSync(this.opts.domid, this.lastDoorbell, FR_STALL_MS);
+          this.opts.evtchn.waitSync(this.opts.domid, this.lastDoorbell, park);
           this.checkStop();
           this.pollEvents();
-          v = this.uartRead(addr, width);
-          if (v !== this.lastFr) {
-            this.lastFr = v ?? -1;
-            this.frRepeats = 1;
-          }
+          const after = this.uartRead(addr, width);
+          if (after !== v) return this.frSeen(after);
         }
         return v;
       },
       mmioWrite: (addr, width, value) => {
         if (addr >= vpl011Base && addr < vpl011End) {
           this.pollEvents();
-          this.frRepeats = 0;
+          this.frPacer.reset();
           const inst = this.uartInst;
           // The vpl011 directly (what the bus would find), while it is the domain's and the domain is alive.
           if (inst !== undefined && this.domain.vpl011 === inst && !this.domain.crashed) {
@@ -179,7 +169,17 @@ export class Machine {
     if (opts.magicPages instanceof SharedArrayBuffer) v.mapShared(GUEST_MAGIC_BASE, opts.magicPages);
     else v.uc.memMapPtr(GUEST_MAGIC_BASE, opts.magicPages);
     for (const r of this.domain.mmio.list()) v.mapMmio(r.base, r.size);
+    // Nothing else is there: any access goes to the domain's policy (through the bus, which finds no device).
+    const mapped = [{ base: image.ramBase, size: image.ramSize }, { base: GUEST_MAGIC_BASE, size: opts.magicPages.byteLength }, ...this.domain.mmio.list()];
+    for (const h of addressHoles(mapped)) v.mapMmio(h.base, h.size);
     v.reset(BigInt(image.entry), BigInt(image.x0));
+  }
+
+  /** A changed FR the guest is about to see (after a park or a re-derivation): a new polling episode. */
+  private frSeen(v: number | null): number | null {
+    if (v === null) this.frPacer.reset();
+    else this.frPacer.frRead(v, performance.now());
+    return v;
   }
 
   /**
@@ -269,7 +269,8 @@ export class Machine {
         return { reason: 'crashed', message: `vCPU error: ${(e as Error).message}` };
       }
       if (this.crashMsg !== null) return { reason: 'crashed', message: `d${domid} crashed: ${this.crashMsg}` };
-      if (this.stopRequested) return { reason: 'stopped' };
+      // A stop from the controlling thread (domain-stop.ts) ends uc_emu_start as if at a WFI: never sleep then.
+      if (this.stopRequested || this.opts.shouldStop?.()) return { reason: 'stopped' };
       if (exit.kind === 'psci') return { reason: exit.action === 'poweroff' ? 'poweroff' : 'reset' };
       if (exit.kind === 'error') return { reason: 'crashed', message: `d${domid}: ${exit.message}` };
       if (exit.kind === 'stopped') return { reason: 'stopped' };

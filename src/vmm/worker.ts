@@ -5,11 +5,13 @@ import { Machine } from './machine.js';
 import { EventChannels } from '../xen/evtchn.js';
 import { viewOf } from '../host/libc.js';
 import { FutexWaker } from '../host/futex.js';
-import { CONTROL_STOP, type WorkerInit } from './control.js';
+import { CONTROL_ENGINE, CONTROL_STOP, type WorkerInit } from './control.js';
+import { EngineCell } from '../cpu/remote-stop.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
 const control = new Int32Array(init.control);
+const engine = new EngineCell(init.control, CONTROL_ENGINE);
 let machine: Machine | undefined;
 try {
   const evtchn = init.evtchn instanceof SharedArrayBuffer
@@ -24,11 +26,14 @@ try {
     // Posted, not polled for: the starting thread learns at once that scripted input may flow.
     onReceiverListening: (on) => port.postMessage({ type: 'listening', on }),
   });
+  // From here the controlling thread may stop the engine directly (a guest that reaches no safe point).
+  engine.publish(machine.vcpu.uc);
   port.postMessage({ type: 'vuart', port: machine.vuartPort });
   const exit = machine.run();
   port.postMessage({ type: 'exit', exit, stats: machine.stats() });
 } catch (e) {
   port.postMessage({ type: 'exit', exit: { reason: 'crashed', message: `d${init.domid}: ${(e as Error).message}` }, stats: machine?.stats() });
 } finally {
+  engine.retire(); // waits out a stop call in flight: uc_close must not run under it
   try { machine?.close(); } catch { /* closing after a failure: nothing more to report */ }
 }
