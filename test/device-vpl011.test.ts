@@ -344,7 +344,7 @@ test('no wakeup lost: while the backend sleeps, what it slept on holds until a n
         if (asleep) assert.ok(sleepHolds(asleep.paced), `lost wakeup: the backend sleeps (${asleep.paced ? 'paced' : 'until OUT has data'}) with OUT ${backend.outQueued()}, IN free ${backend.inFree()}, input left ${inputLeft}`);
       }
     }),
-    { numRuns: 150 },
+    { numRuns: 150, includeErrorInReport: true },
   );
   // Every run family must reach the states where wakeups matter, or the property proves little.
   if (process.env.VPL011_COVERAGE) console.log(cov.family, cov.table());
@@ -503,7 +503,7 @@ test('property: random guest accesses and backend fills/drains keep every invari
   const cov = new RingCoverage('sbsa accesses');
   fc.assert(
     fc.property(startArb, actionsArb(false), (start, actions) => runActions(actions, true, start, cov)),
-    { numRuns: 100 },
+    { numRuns: 100, includeErrorInReport: true },
   );
   if (process.env.VPL011_COVERAGE) console.log(cov.family, cov.table());
   cov.assertReached(0.2);
@@ -513,7 +513,7 @@ test('property: with hostile ring index writes, invariants hold, corruption is c
   const cov = new RingCoverage('sbsa hostile');
   fc.assert(
     fc.property(startArb, actionsArb(true), (start, actions) => runActions(actions, false, start, cov)),
-    { numRuns: 100 },
+    { numRuns: 100, includeErrorInReport: true },
   );
   if (process.env.VPL011_COVERAGE) console.log(cov.family, cov.table());
   // Scribbles move the indices anywhere, so the wraps are not a measure here; the full and threshold states are.
