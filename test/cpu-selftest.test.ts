@@ -1,5 +1,5 @@
 // The start-up self-test on the real library: it passes, and it fails when an expectation is corrupted.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';

@@ -5,7 +5,8 @@
 // Each point is hit twice, back to back where the state allows it, and a truncation is followed by more output and
 // another crash. Each restarted daemon must say which recovery it ran, and at the end the log must be the guest's
 // output byte for byte.
-import { test, after } from 'node:test';
+import { after } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { Harness } from './lib/daemon-harness.js';
 import { streamPattern } from '../src/vmm/bare-guests.js';

@@ -1,6 +1,6 @@
 // The exactly-once log journal (src/daemon/durable-log.ts; docs/DAEMON.md): every state a daemon killed between
 // two steps of a batch can leave is recovered to "each ring byte in the log exactly once".
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, truncateSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';

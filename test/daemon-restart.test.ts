@@ -2,7 +2,8 @@
 // (guests/bare/stream.S on unicorn, in its own domain host) streams, and started again, 20 times; the log must be the
 // guest's output byte for byte: nothing lost, nothing repeated. This pins the journal protocol of
 // src/daemon/durable-log.ts and the adoption of the event channel and ring.
-import { test, after } from 'node:test';
+import { after } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Harness, sleep } from './lib/daemon-harness.js';

@@ -2,7 +2,7 @@
 // `arm,pl011` driver and U-Boot's pl01x driver (docs/real-guests.md). One test per register behaviour, naming the
 // TRM clause or driver behaviour it pins; the two drivers' sequences as scripted tests; a property test over both
 // profiles. The shared FIFO/interrupt core's own behaviours are pinned by test/device-vpl011.test.ts.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Vpl011, type Vpl011Profile } from '../src/device/vpl011.js';

@@ -1,6 +1,6 @@
 // The vpl011 sbsa device core against upstream Xen (docs/xen-vpl011-upstream.md §2, §7, §12) and the Linux
 // sbsa-uart driver's access patterns (docs/real-guests.md).
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Vpl011 } from '../src/device/vpl011.js';

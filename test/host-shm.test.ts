@@ -1,7 +1,7 @@
 // Cross-process shared memory and futex wakeups (src/host/): what the daemon and domain hosts rely on. A MAP_SHARED
 // mapping is visible to another process; FUTEX_WAIT (non-private) sleeps until another process changes the word and
 // wakes it, and returns at once when the word already differs (the evtchn wakeup rule across processes).
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { openSharedMapping, ShmError, sharedExists } from '../src/host/shm.js';

@@ -2,7 +2,8 @@
 // use it as a person would. Pins issue #3's behaviours: earlycon before ttyAMA0, an IRQ-driven tty on SPI 32, no
 // input lost under RX backpressure, a byte-exact output flood, poweroff ending the run with 0, and the
 // crash-domain / abort policies for a refused MMIO access.
-import { test, describe, before, after } from 'node:test';
+import { describe, before, after } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { ConsoleProcess, PROMPT } from './lib/console-process.js';

@@ -1,6 +1,6 @@
 // Console ring ABI (xencons_interface, xen/include/public/io/console.h + ring.h): layout, index arithmetic,
 // both ends, hostile indices.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import {
   ConsoleRing,

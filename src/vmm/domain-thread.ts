@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { EventChannels } from '../xen/evtchn.js';
 import type { GuestImage } from '../toolstack/guest-image.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
-import type { MachineStats } from './machine.js';
+import type { MachineStats, SleepBounds } from './machine.js';
 import { CONTROL_BYTES, CONTROL_STOP, type WorkerInit } from './control.js';
 
 export interface DomainExit {
@@ -23,6 +23,8 @@ export interface DomainThreadOptions {
   /** An existing event-channel table to share (default: a new one). */
   evtchn?: SharedArrayBuffer;
   libraryPath?: string;
+  /** Tests of wake paths only: the vCPU's doorbell sleep bounds (MachineOptions.sleepBounds). */
+  sleepBounds?: SleepBounds;
 }
 
 export interface DomainThread {
@@ -43,6 +45,7 @@ export function startDomainThread(opts: DomainThreadOptions): DomainThread {
     domid: opts.domid, name: opts.name, image: opts.image, policy: opts.policy ?? 'abort', evtchn, magicPages, control,
     profile: opts.vuart === 'pl011' ? 'pl011' : 'sbsa',
     ...(opts.libraryPath ? { libraryPath: opts.libraryPath } : {}),
+    ...(opts.sleepBounds ? { sleepBounds: opts.sleepBounds } : {}),
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
   let resolvePort!: (p: number) => void;

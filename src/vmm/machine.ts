@@ -55,6 +55,18 @@ export interface MachineOptions {
   profile?: 'sbsa' | 'pl011';
   /** Told (at safe points) when the guest starts or stops listening for vuart input (receive interrupts unmasked). */
   onReceiverListening?: (listening: boolean) => void;
+  /**
+   * The bounds on the vCPU's doorbell sleeps (defaults FR_STALL_MS and MAX_IDLE_MS). A test of a wake path sets
+   * them far above its own deadline, so a missing wake fails the test instead of being covered by the bounded sleep.
+   */
+  sleepBounds?: SleepBounds;
+}
+
+export interface SleepBounds {
+  /** Longest wait of a vCPU spinning on an unchanged FR. */
+  frStallMs: number;
+  /** Longest WFI sleep with no timer armed. */
+  idleMs: number;
 }
 
 const MAX_IDLE_MS = 1000; // a WFI with no timer armed still rechecks shouldStop() this often
@@ -130,7 +142,7 @@ export class Machine {
             return v;
           }
           this.frStalls++;
-          this.opts.evtchn.waitSync(this.opts.domid, this.lastDoorbell, FR_STALL_MS);
+          this.opts.evtchn.waitSync(this.opts.domid, this.lastDoorbell, this.opts.sleepBounds?.frStallMs ?? FR_STALL_MS);
           this.checkStop();
           this.pollEvents();
           v = this.uartRead(addr, width);
@@ -280,7 +292,8 @@ export class Machine {
       // Fractional milliseconds (Atomics.wait takes them): rounding a 100 us hrtimer up to 1 ms made every short
       // kernel sleep during boot ten times longer (docs/PERF.md).
       const left = this.vcpu.timer.msUntilDeadline();
-      const ms = left === null ? MAX_IDLE_MS : Math.min(MAX_IDLE_MS, left);
+      const idle = this.opts.sleepBounds?.idleMs ?? MAX_IDLE_MS;
+      const ms = left === null ? idle : Math.min(idle, left);
       this.wfiSleeps++;
       evtchn.waitSync(domid, seen, ms);
       this.safePoint();
