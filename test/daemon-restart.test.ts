@@ -44,4 +44,9 @@ test('kill -9 the daemon at random points during a stream, 20 times: the log is 
   // The stream really was in flight during the kills (otherwise the test would prove nothing).
   assert.ok(progressedWhileKilled > 0, 'output progressed across restarts');
   assert.match(h.daemonOutput, /console connected/);
+  // Recovery really ran: kills mid-batch leave a journal entry that the next daemon finished or undid, and said so
+  // (every step's recovery is proved deterministically in test/daemon-crash-points.test.ts).
+  const actions = [...h.daemonOutput.matchAll(/log recovery: ([a-z-]+)/g)].map((m) => m[1]!);
+  assert.ok(actions.length > 0, 'at least one of the 20 kills landed mid-batch and was recovered');
+  for (const a of actions) assert.ok(['published', 'redo', 'truncated-redo'].includes(a), `recovery action ${a}`);
 });

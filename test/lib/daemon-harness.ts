@@ -187,15 +187,25 @@ export class Harness {
   }
 }
 
-/** Run the CLI with stdin from `input`; resolves with stdout, stderr and the exit code. */
-export function runCli(args: string[], input?: string | Buffer): Promise<{ code: number; stdout: string; stderr: string }> {
+/**
+ * Run the CLI with stdin from `input`; resolves with stdout, stderr and the exit code. A CLI still running after
+ * `limitMs` is killed (SIGKILL, code -1), so a hung command fails its test instead of outliving it.
+ */
+export function runCli(args: string[], input?: string | Buffer, limitMs = 240_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    const timer = setTimeout(() => {
+      stderr += `\n[test harness: killed after ${limitMs} ms]`;
+      child.kill('SIGKILL');
+    }, limitMs);
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
     child.stdin.end(input ?? '');
   });
 }
