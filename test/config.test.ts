@@ -1,6 +1,6 @@
 // Guest config parsing (src/toolstack/config.ts): xl.cfg(5)-like syntax, validation, and errors that name the
 // field and file:line, all of them collected.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

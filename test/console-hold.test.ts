@@ -2,7 +2,7 @@
 // (guests/bare/tx-flood.S) lost its first bytes because the backend drained the ring to no sink. Output now stays in
 // the ring (the guest sees TXFF, as a UART whose line nobody reads) until a sink, onOutput or a recorder exists.
 // Also pins the narrowed notify rule of docs/PERF.md: the guest is notified after a drain from at least half full.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { Console } from '../src/console/console.js';

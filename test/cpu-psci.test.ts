@@ -1,5 +1,5 @@
 // PSCI 1.1 / SMCCC 1.1 answers for one vCPU (Arm DEN0022D; Xen xen/arch/arm/vpsci.c answers the same way).
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { psciCall, PSCI, PSCI_RET } from '../src/cpu/psci.js';
 import { vectorOffset, dabtSyndrome } from '../src/cpu/exception.js';

@@ -1,8 +1,8 @@
 // The start-up self-test on the real library: it passes, and it fails when an expectation is corrupted.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadUnicorn } from '../src/cpu/unicorn.js';
@@ -40,13 +40,17 @@ test('self-test refuses a library version it does not know, with a clear message
 
 test('the embedded self-test words are guests/bare/selftest.S assembled', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vpl011-st-'));
-  const src = join(process.cwd(), 'guests', 'bare', 'selftest.S');
-  execFileSync('aarch64-linux-gnu-as', ['-o', join(dir, 'st.o'), src]);
-  execFileSync('aarch64-linux-gnu-ld', ['-Ttext=0x40000000', '-o', join(dir, 'st.elf'), join(dir, 'st.o')]);
-  execFileSync('aarch64-linux-gnu-objcopy', ['-O', 'binary', join(dir, 'st.elf'), join(dir, 'st.bin')]);
-  const bin = readFileSync(join(dir, 'st.bin'));
-  for (const [off, word] of SELFTEST_CODE) assert.equal(bin.readUInt32LE(off), word, `word at +0x${off.toString(16)}`);
-  let nonzero = 0;
-  for (let o = 0; o + 4 <= bin.length; o += 4) if (bin.readUInt32LE(o) !== 0) nonzero++;
-  assert.equal(nonzero, SELFTEST_CODE.length, 'every assembled word is embedded');
+  try {
+    const src = join(process.cwd(), 'guests', 'bare', 'selftest.S');
+    execFileSync('aarch64-linux-gnu-as', ['-o', join(dir, 'st.o'), src]);
+    execFileSync('aarch64-linux-gnu-ld', ['-Ttext=0x40000000', '-o', join(dir, 'st.elf'), join(dir, 'st.o')]);
+    execFileSync('aarch64-linux-gnu-objcopy', ['-O', 'binary', join(dir, 'st.elf'), join(dir, 'st.bin')]);
+    const bin = readFileSync(join(dir, 'st.bin'));
+    for (const [off, word] of SELFTEST_CODE) assert.equal(bin.readUInt32LE(off), word, `word at +0x${off.toString(16)}`);
+    let nonzero = 0;
+    for (let o = 0; o + 4 <= bin.length; o += 4) if (bin.readUInt32LE(o) !== 0) nonzero++;
+    assert.equal(nonzero, SELFTEST_CODE.length, 'every assembled word is embedded');
+  } finally {
+    rmSync(dir, { recursive: true, force: true }); // left behind on every run before
+  }
 });

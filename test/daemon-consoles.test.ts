@@ -2,7 +2,8 @@
 // (guests/bare/hello.S on unicorn) each typed into and read from through `vpl011 console`, isolated; clients attach
 // over a 0600 socket in a 0700 run dir; read-only watchers cannot type; the control protocol survives bad clients;
 // and up/list/destroy free what they allocated (record, magic pages, event channel).
-import { test, after, before } from 'node:test';
+import { after, before } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, statSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';

@@ -1,6 +1,6 @@
 // The exactly-once log journal (src/daemon/durable-log.ts; docs/DAEMON.md): every state a daemon killed between
 // two steps of a batch can leave is recovered to "each ring byte in the log exactly once".
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, truncateSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,6 +47,11 @@ test('killed after the journal, before the log write: recovery re-reads the batc
   const ring = new Cursor(3);
   assert.equal(l3.recover(ring).action, 'redo');
   assert.equal(ring.outCons, 3);
+  // The batch is read again from the ring: it lands once.
+  l3.record(Buffer.from('defg'), 3);
+  ring.setOutCons(7);
+  l3.close();
+  assert.equal(readFileSync(join(d, 'g.log'), 'utf8'), 'abcdefg');
   rmSync(d, { recursive: true });
 });
 
@@ -61,7 +66,37 @@ test('killed in the middle of the log write: the partial bytes are cut and the b
   assert.equal(l2.recover(ring).action, 'truncated-redo');
   assert.equal(statSync(join(d, 'g.log')).size, 0);
   assert.equal(ring.outCons, 50);
+  l2.record(Buffer.from('0123456789'), 50);
+  ring.setOutCons(60);
+  l2.close();
+  assert.equal(readFileSync(join(d, 'g.log'), 'utf8'), '0123456789', 'the redone batch, once');
   rmSync(d, { recursive: true });
+});
+
+test('after a truncated redo, the next batches are journaled against the cut size (a later crash still recovers)', () => {
+  const d = dir();
+  try {
+    const l = new DurableLog(join(d, 'g.log'), join(d, 'j'));
+    l.record(Buffer.from('first.'), 0);
+    l.record(Buffer.from('0123456789'), 6); // killed 4 bytes into this write
+    l.close();
+    truncateSync(join(d, 'g.log'), 10);
+    const l2 = new DurableLog(join(d, 'g.log'), join(d, 'j'));
+    const ring = new Cursor(6);
+    assert.equal(l2.recover(ring).action, 'truncated-redo');
+    l2.record(Buffer.from('0123456789'), 6); // the redo
+    ring.setOutCons(16);
+    l2.record(Buffer.from('more'), 16); // more output; killed after its log write, before publishing
+    l2.close();
+    const l3 = new DurableLog(join(d, 'g.log'), join(d, 'j'));
+    const r = l3.recover(ring);
+    assert.equal(r.action, 'published', `recovery: ${r.action} ${r.detail ?? ''}`);
+    assert.equal(ring.outCons, 20);
+    l3.close();
+    assert.equal(readFileSync(join(d, 'g.log'), 'utf8'), 'first.0123456789more');
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });
 
 test('a batch that was published before the kill is left alone', () => {

@@ -2,7 +2,8 @@
 // default guest of `vpl011 run`) on unicorn in a domain host; `vpl011 console` runs a shell command in it through
 // pipes; `vpl011 list` shows it with console bytes in and out; `vpl011 destroy` frees it (record, magic pages,
 // event channel).
-import { test, after, before } from 'node:test';
+import { after, before } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';

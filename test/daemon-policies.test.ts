@@ -2,7 +2,7 @@
 //  - `-o discard`: a client that stops reading misses output (counted, then a visible marker when it resumes),
 //    while the log and the guest are unaffected (xenconsoled's discard; ours drops per client, never for the log);
 //  - `--timestamp guest` + SIGHUP: each log line gets "[YYYY-mm-dd HH:MM:SS] " and a rotated log is reopened.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync } from 'node:fs';

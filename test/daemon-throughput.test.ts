@@ -2,7 +2,8 @@
 // (guests/bare/stream.S on unicorn) writes its pattern under `keep` with a deliberately slow client attached; the log
 // is byte-exact, the guest was throttled (TXFF backpressure) and nothing dropped. Then 16 MiB of client input reach
 // the bare-metal checksum guest (guests/bare/checksum.S) unchanged: its FNV-1a equals ours.
-import { test, after, before } from 'node:test';
+import { after, before } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Harness, sleep } from './lib/daemon-harness.js';

@@ -1,6 +1,6 @@
 // Domain (MMIO dispatch and refused-access policy, guest memory) and vuart init/deinit
 // (domain_vpl011_init/deinit, XEN_DOMCTL_vuart_op), with every failure point unwound.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { Domain, DomainError, type MmioAccess } from '../src/xen/domain.js';
 import { EventChannels, ECS_FREE, ECS_UNBOUND } from '../src/xen/evtchn.js';

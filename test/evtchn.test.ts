@@ -1,9 +1,9 @@
 // Event channels over a SharedArrayBuffer: alloc unbound / bind interdomain / notify / mask / pending / dispatch,
 // the coalesced wakeup rule of docs/DESIGN.md, and two threads on one table.
-import { test } from 'node:test';
+import { test, within } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { EventChannels, EvtchnError, ECS_UNBOUND, ECS_INTERDOMAIN, ECS_FREE } from '../src/xen/evtchn.js';
+import { EventChannels, EvtchnError, ECS_UNBOUND, ECS_INTERDOMAIN, ECS_FREE, type WaitResult } from '../src/xen/evtchn.js';
 
 test('alloc unbound, bind interdomain (only the named remote), notify both ways, close -> peer unbound', () => {
   const ev = EventChannels.create({ maxDomains: 4, portsPerDomain: 8 });
@@ -94,6 +94,30 @@ test('a throwing handler is counted and does not stop other ports', () => {
   assert.equal(ev.handlerErrors, 1);
 });
 
+test('ring order: a waiter that arrives between the doorbell add and the waiter-count load is never left asleep', async () => {
+  // The two steps of a ring, with a waiter placed deterministically between them (the ringProbe seam). It read the
+  // doorbell before the ring (`seen`). Doorbell first, count second: its compare sees the new doorbell and it does
+  // not sleep. The other order (count read first, 0, then the add) would let it sleep with no wake ever sent.
+  const ev = EventChannels.create({ maxDomains: 2, portsPerDomain: 4 });
+  const gp = ev.allocUnbound(1, 0);
+  const bp = ev.bindInterdomain(0, 1, gp);
+  const seen = ev.doorbell(1);
+  let waiter: Promise<WaitResult> | undefined;
+  ev.ringProbe = () => {
+    ev.ringProbe = undefined;
+    waiter = ev.waitAsync(1, seen, 2000); // bounded only so a broken order fails instead of hanging
+  };
+  try {
+    assert.equal(ev.notify(0, bp), true);
+  } finally {
+    ev.ringProbe = undefined;
+  }
+  assert.ok(waiter, 'the probe ran inside the ring');
+  const r = await within(waiter, 5000, 'wakeup lost: the waiter slept through the ring');
+  assert.equal(r, 'not-equal', 'its compare saw the new doorbell: it never slept');
+  assert.equal(ev.waiters(1), 0);
+});
+
 test('across a real worker thread: many notifies both ways, no wakeup lost, waits return', async () => {
   const ev = EventChannels.create({ maxDomains: 4, portsPerDomain: 8 });
   const ROUNDS = 2000;
@@ -115,21 +139,26 @@ test('across a real worker thread: many notifies both ways, no wakeup lost, wait
       parentPort.postMessage(got);
     });`;
   const w = new Worker(code, { eval: true, workerData: { url, sab: ev.buffer, gp, rounds: ROUNDS } });
-  const done = new Promise<number>((res, rej) => {
-    w.once('message', res);
-    w.once('error', rej);
-  });
-  // The backend side: send, then wait (async) for the answer before sending again: a lost wakeup would hang.
-  for (let i = 0; i < ROUNDS; i++) {
-    ev.notify(0, bp);
-    while (got <= i) {
-      const seen = ev.doorbell(0);
-      if (ev.dispatch(0) > 0) continue;
-      const r = await ev.waitAsync(0, seen, 10000);
-      assert.notEqual(r, 'timed-out', `round ${i}: wakeup lost`);
+  try {
+    const done = new Promise<number>((res, rej) => {
+      w.once('message', res);
+      w.once('error', rej);
+      w.once('exit', (c) => rej(new Error(`worker exited (${c}) before answering`)));
+    });
+    // The backend side: send, then wait (async) for the answer before sending again: a lost wakeup would hang.
+    for (let i = 0; i < ROUNDS; i++) {
+      ev.notify(0, bp);
+      while (got <= i) {
+        const seen = ev.doorbell(0);
+        if (ev.dispatch(0) > 0) continue;
+        const r = await within(ev.waitAsync(0, seen, 10000), 15000, `round ${i}`);
+        assert.notEqual(r, 'timed-out', `round ${i}: wakeup lost`);
+      }
     }
+    assert.equal(await within(done, 15000, 'the worker to finish'), ROUNDS);
+    assert.equal(got, ROUNDS);
+  } finally {
+    // Also when an assertion above failed: a live worker (blocked in waitSync) would keep the run from ending.
+    await w.terminate();
   }
-  assert.equal(await done, ROUNDS);
-  assert.equal(got, ROUNDS);
-  await w.terminate();
 });

@@ -1,6 +1,6 @@
 // The FDT writer (src/toolstack/fdt.ts) and the guest tree (src/toolstack/guest-dt.ts), checked with dtc, the
 // reference implementation (Devicetree Specification v0.4 ch. 5; libxl's make_vpl011_uart_node for the UART node).
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
 // GICv2 model (Arm IHI 0048B): acknowledge/EOI flow, level-triggered SPIs, PPIs, priority masking, bounded accesses.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Gicv2, GIC_NR_IRQS } from '../src/xen/gicv2.js';

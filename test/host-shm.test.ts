@@ -1,9 +1,10 @@
 // Cross-process shared memory and futex wakeups (src/host/): what the daemon and domain hosts rely on. A MAP_SHARED
 // mapping is visible to another process; FUTEX_WAIT (non-private) sleeps until another process changes the word and
 // wakes it, and returns at once when the word already differs (the evtchn wakeup rule across processes).
-import { test } from 'node:test';
+import { test, within } from './lib/bounded.js';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterEach } from 'node:test';
 import { openSharedMapping, ShmError, sharedExists } from '../src/host/shm.js';
 import { futexWait, futexWake, FutexWaker } from '../src/host/futex.js';
 import { EventChannels } from '../src/xen/evtchn.js';
@@ -12,9 +13,18 @@ const name = `/vpl011-test-${process.pid}-shm`;
 const shmUrl = new URL('../src/host/shm.js', import.meta.url).href;
 const futexUrl = new URL('../src/host/futex.js', import.meta.url).href;
 
+// Children still running when a test ends (it failed before awaiting them) are killed: none outlives its test.
+const children = new Set<ChildProcess>();
+afterEach(() => {
+  for (const c of children) c.kill('SIGKILL');
+  children.clear();
+});
+
 function child(code: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const c = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(c);
+    c.on('exit', () => children.delete(c));
     let out = '';
     let err = '';
     c.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -77,14 +87,15 @@ test('futex: a sleeper in another process is woken by a change + wake; a stale v
 test('event channels in shared memory: a notify from another process wakes waitAsync (FutexWaker)', async () => {
   const geometry = { maxDomains: 4, portsPerDomain: 8 };
   const m = openSharedMapping(name, { create: true, size: EventChannels.byteLength(geometry) });
-  const waker = new FutexWaker(m);
+  // The waiter thread's poll is far longer than this test waits: only the child's FUTEX_WAKE can deliver the event.
+  const waker = new FutexWaker(m, 120_000);
   try {
     const ev = EventChannels.createIn(m.buffer, geometry, waker);
     const guestPort = ev.allocUnbound(1, 0);
     let ran = 0;
     const local = ev.bindInterdomain(0, 1, guestPort, () => ran++);
     const seen = ev.doorbell(0);
-    const woken = ev.waitAsync(0, seen, 30000);
+    const woken = within(ev.waitAsync(0, seen, 120_000), 30_000, 'the wake from the other process');
     await child(`
       import { openSharedMapping } from '${shmUrl}';
       import { FutexWaker } from '${futexUrl}';

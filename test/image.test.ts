@@ -1,6 +1,6 @@
 // Kernel/program loaders (src/toolstack/image.ts) and the domain build (src/toolstack/build.ts), against
 // Documentation/arch/arm64/booting.rst (Image header, placement, DTB rules) and the ELF64 spec (PT_LOAD).
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

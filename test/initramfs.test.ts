@@ -1,6 +1,6 @@
 // The initramfs writer (src/toolstack/initramfs.ts): cpio "newc" as Linux's
 // Documentation/driver-api/early-userspace/buffer-format.rst defines it, read back by our own reader and by GNU cpio.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { gunzipSync } from 'node:zlib';

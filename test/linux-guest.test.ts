@@ -2,7 +2,8 @@
 // use it as a person would. Pins issue #3's behaviours: earlycon before ttyAMA0, an IRQ-driven tty on SPI 32, no
 // input lost under RX backpressure, a byte-exact output flood, poweroff ending the run with 0, and the
 // crash-domain / abort policies for a refused MMIO access.
-import { test, describe, before, after } from 'node:test';
+import { describe, before, after } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { ConsoleProcess, PROMPT } from './lib/console-process.js';
@@ -96,11 +97,15 @@ describe('default Linux guest on the vpl011 console', () => {
 
 test('scripted: piped commands run and the run exits 0 at poweroff (stdin is not a TTY)', async () => {
   const g = new ConsoleProcess(['run', '--timeout', '120']);
-  g.type('echo scripted-$((6*7))\npoweroff -f\n');
-  g.child.stdin.end();
-  const { code } = await g.exited;
-  assert.equal(code, 0, g.err);
-  assert.match(g.out, /scripted-42/);
+  try {
+    g.type('echo scripted-$((6*7))\npoweroff -f\n');
+    g.child.stdin.end();
+    const { code } = await g.exited;
+    assert.equal(code, 0, g.err);
+    assert.match(g.out, /scripted-42/);
+  } finally {
+    g.kill();
+  }
 });
 
 // iomem=relaxed: Debian's kernel has IO_STRICT_DEVMEM, so /dev/mem refuses ranges a driver claimed (the uart).
@@ -136,8 +141,12 @@ test('abort policy (default): a refused MMIO access gives the guest a data abort
 
 test('--timeout ends a run with exit code 124', async () => {
   const g = new ConsoleProcess(['run', '--timeout', '1']);
-  const { code } = await g.exited;
-  assert.equal(code, 124, g.err);
+  try {
+    const { code } = await g.exited;
+    assert.equal(code, 124, g.err);
+  } finally {
+    g.kill();
+  }
 });
 
 test('vuart = "pl011": Linux binds its AMBA PL011 driver (PeriphID/CellID, clocks) and the console works', async () => {

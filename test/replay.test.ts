@@ -1,5 +1,5 @@
 // `vpl011 replay`: script parsing, output format, exit codes, and the example scripts under test/fixtures/replay.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -1,6 +1,6 @@
 // Console ring ABI (xencons_interface, xen/include/public/io/console.h + ring.h): layout, index arithmetic,
 // both ends, hostile indices.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import {
   ConsoleRing,
@@ -103,15 +103,94 @@ test('hostile indices: corrupt distances are counted, resynchronised, never out 
   assert.equal(f.putOut(0x42), 1);
   assert.deepEqual(Array.from(b.drainOut()), [0x42]);
   assert.deepEqual(reports, ['in', 'out', 'out']);
-  // Random scribbles: no exception, no hang.
-  for (let i = 0; i < 2000; i++) {
-    dv.setUint32(0xc00 + 4 * (i % 4), (Math.random() * 2 ** 32) >>> 0, true);
-    f.putOut(i);
-    f.getIn();
-    b.readOut(new Uint8Array(64));
-    b.writeIn(new Uint8Array(64));
+});
+
+test('random index scribbles: every result in range, every corrupt distance counted', () => {
+  const sab = new SharedArrayBuffer(4096);
+  const dv = new DataView(sab);
+  const f = new ConsoleRing(sab);
+  const b = new ConsoleRingBackend(sab);
+  // Deterministic scribbles (xorshift32), half of them small moves that keep a distance legal.
+  let x = 0x9e3779b9;
+  const rnd = () => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), x >>> 0);
+  const page = (o: number) => dv.getUint32(o, true);
+  let corruptSeen = 0;
+  const frontOps = (i: number) => {
+    const p = f.putOut(i & 0xff);
+    assert.ok(p === RING_FULL || p === RING_CORRUPT || (p >= 0 && p <= XENCONS_OUT_SIZE), `putOut -> ${p}`);
+    const g = f.getIn();
+    assert.ok(g === RING_EMPTY || g === RING_CORRUPT || (g >= 0 && g <= 0xff), `getIn -> ${g}`);
     f.refresh();
+    assert.ok(f.inLevel >= 0 && f.inLevel <= XENCONS_IN_SIZE && f.outLevel >= 0 && f.outLevel <= XENCONS_OUT_SIZE);
+  };
+  const backOps = () => {
+    const r = b.readOut(new Uint8Array(64));
+    assert.ok(r >= 0 && r <= 64);
+    const w = b.writeIn(new Uint8Array(64));
+    assert.ok(w >= 0 && w <= 64);
+  };
+  for (let i = 0; i < 4000; i++) {
+    const o = 0xc00 + 4 * (i % 4);
+    dv.setUint32(o, i % 8 < 4 ? rnd() : (page(o) + (rnd() % 8)) >>> 0, true);
+    // Corrupt by more than the one byte a publish before the check could move it (cons just past prod is legal again
+    // after the frontend's next put), so the detecting side must count it.
+    const far = (prod: number, cons: number, size: number) => {
+      const d = (prod - cons) >>> 0;
+      return d > size + 1 && d < 2 ** 32 - 1;
+    };
+    const corrupt = far(page(0xc04), page(0xc00), XENCONS_IN_SIZE) || far(page(0xc0c), page(0xc08), XENCONS_OUT_SIZE);
+    if (corrupt) corruptSeen++;
+    if (o === 0xc04 || o === 0xc08) {
+      // The backend's index (in_prod / out_cons): the frontend loads and checks it.
+      const before = f.corruptEvents;
+      frontOps(i);
+      if (corrupt) assert.ok(f.corruptEvents > before, `iteration ${i}: the frontend did not count a corrupt ${o === 0xc04 ? 'in_prod' : 'out_cons'}`);
+      backOps();
+    } else {
+      // The frontend's index (in_cons / out_prod): the backend loads and checks it; the frontend then adopts the page
+      // (its private copies would otherwise overwrite the scribble on its next publish).
+      const before = b.corruptEvents;
+      backOps();
+      if (corrupt) assert.ok(b.corruptEvents > before, `iteration ${i}: the backend did not count a corrupt ${o === 0xc00 ? 'in_cons' : 'out_prod'}`);
+      f.adopt();
+      frontOps(i);
+    }
   }
+  assert.ok(corruptSeen > 1000, `only ${corruptSeen} corrupt scribbles: the loop tests little`);
+});
+
+test('getIn: an in_prod scribbled while the cached level looked fine is caught by the post-publish check', () => {
+  const sab = new SharedArrayBuffer(4096);
+  const dv = new DataView(sab);
+  const f = new ConsoleRing(sab);
+  const b = new ConsoleRingBackend(sab);
+  assert.equal(b.writeIn(Uint8Array.of(1, 2, 3, 4, 5)), 5);
+  assert.equal(f.getIn(), 1); // loads in_prod = 5: the next reads use the cached value
+  dv.setUint32(0xc04, 0x80000000, true); // in_prod scribbled
+  assert.equal(f.getIn(), 2, 'the cached level is legal: the byte is read');
+  assert.equal(f.corruptEvents, 1, 'in_prod loaded after publishing in_cons: corrupt, counted');
+  assert.equal(f.inLevel, 0);
+  assert.equal(dv.getUint32(0xc00, true), 0x80000000, 'resynchronised: in_cons := in_prod');
+  assert.equal(f.getIn(), RING_EMPTY);
+  assert.equal(f.corruptEvents, 1);
+});
+
+test('refresh: a corrupt OUT distance is reported, counted, and reads as full (not as a huge level)', () => {
+  const sab = new SharedArrayBuffer(4096);
+  const dv = new DataView(sab);
+  const f = new ConsoleRing(sab);
+  const reports: string[] = [];
+  f.onCorrupt = (r) => reports.push(`${r.half} ${r.prod} ${r.cons}`);
+  f.putOut(0x41);
+  dv.setUint32(0xc08, 0x12345, true); // out_cons beyond out_prod
+  assert.equal(f.refresh(), 1);
+  assert.equal(f.corruptEvents, 1);
+  assert.equal(f.outLevel, XENCONS_OUT_SIZE);
+  assert.deepEqual(reports, [`out 1 ${0x12345}`]);
+  dv.setUint32(0xc04, 0x7777, true); // and IN
+  assert.equal(f.refresh(), 2);
+  assert.equal(f.inLevel, 0);
+  assert.equal(f.corruptEvents, 3);
 });
 
 test('bad placement is refused: offset not a multiple of 4 or page past the end', () => {

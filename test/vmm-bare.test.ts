@@ -1,5 +1,5 @@
 // Bare-metal guests on real unicorn in a worker thread, through the vpl011, the console ring and event channels.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { startDomainThread, type DomainThread } from '../src/vmm/domain-thread.js';
 import { buildBareGuest, BARE_LOAD_ADDR, type BareGuest } from '../src/vmm/bare-guests.js';
@@ -40,41 +40,57 @@ async function serve(dom: DomainThread, input: Uint8Array): Promise<{ out: () =>
 
 test('hello: polled TX banner, polled RX echo until EOT, PSCI SYSTEM_OFF ends with poweroff (PL011 TRM FR.TXFF/RXFE)', async () => {
   const dom = startDomainThread({ domid: 1, name: 'hello', image: image('hello') });
-  const be = await serve(dom, new TextEncoder().encode('abc\x04'));
-  const exit = await dom.exited;
-  be.stop();
-  await new Promise((r) => setTimeout(r, 30));
-  assert.equal(exit.reason, 'poweroff', exit.message);
-  assert.equal(be.out(), 'hello from bare metal\nabc');
-  assert.ok(exit.stats && exit.stats.mmio > 0);
+  try {
+    const be = await serve(dom, new TextEncoder().encode('abc\x04'));
+    const exit = await dom.exited;
+    be.stop();
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(exit.reason, 'poweroff', exit.message);
+    assert.equal(be.out(), 'hello from bare metal\nabc');
+    assert.ok(exit.stats && exit.stats.mmio > 0);
+  } finally {
+    await dom.stop(); // also when an assertion failed: the worker must not outlive the test
+  }
 });
 
 test("refused access (UARTICR read) under 'crash-domain' ends with 'crashed' naming the access (Xen domain_crash)", async () => {
   const dom = startDomainThread({ domid: 1, name: 'bad', image: image('bad-access'), policy: 'crash-domain' });
-  const exit = await dom.exited;
-  assert.equal(exit.reason, 'crashed');
-  assert.match(exit.message ?? '', /refused MMIO read/);
-  assert.match(exit.message ?? '', /vpl011/);
+  try {
+    const exit = await dom.exited;
+    assert.equal(exit.reason, 'crashed');
+    assert.match(exit.message ?? '', /refused MMIO read/);
+    assert.match(exit.message ?? '', /vpl011/);
+  } finally {
+    await dom.stop(); // also when an assertion failed: the worker must not outlive the test
+  }
 });
 
 test("refused access under 'abort': the guest's EL1 vector gets a data abort (EC 0x25, DFSC 0x10, FAR = UART+0x44; Xen inject_dabt_exception) and powers off", async () => {
   const dom = startDomainThread({ domid: 1, name: 'bad', image: image('bad-access'), policy: 'abort' });
-  const be = await serve(dom, new Uint8Array());
-  const exit = await dom.exited;
-  be.stop();
-  await new Promise((r) => setTimeout(r, 30));
-  assert.equal(exit.reason, 'poweroff', exit.message);
-  assert.equal(be.out(), 'ABORT ok\n'); // the guest checked ESR_EL1.EC/DFSC and FAR_EL1 itself
-  assert.equal(exit.stats?.aborts, 1);
+  try {
+    const be = await serve(dom, new Uint8Array());
+    const exit = await dom.exited;
+    be.stop();
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(exit.reason, 'poweroff', exit.message);
+    assert.equal(be.out(), 'ABORT ok\n'); // the guest checked ESR_EL1.EC/DFSC and FAR_EL1 itself
+    assert.equal(exit.stats?.aborts, 1);
+  } finally {
+    await dom.stop(); // also when an assertion failed: the worker must not outlive the test
+  }
 });
 
 test("stop() ends a guest that spins on FR waiting for input with 'stopped' (checked at UART accesses)", async () => {
   const dom = startDomainThread({ domid: 1, name: 'hello', image: image('hello') });
-  const be = await serve(dom, new Uint8Array()); // no input: the guest polls FR.RXFE forever
-  await new Promise((r) => setTimeout(r, 200));
-  await dom.stop();
-  be.stop();
-  const exit = await dom.exited;
-  assert.equal(exit.reason, 'stopped');
-  assert.equal(be.out(), 'hello from bare metal\n');
+  try {
+    const be = await serve(dom, new Uint8Array()); // no input: the guest polls FR.RXFE forever
+    await new Promise((r) => setTimeout(r, 200));
+    await dom.stop();
+    be.stop();
+    const exit = await dom.exited;
+    assert.equal(exit.reason, 'stopped');
+    assert.equal(be.out(), 'hello from bare metal\n');
+  } finally {
+    await dom.stop(); // also when an assertion failed: the worker must not outlive the test
+  }
 });

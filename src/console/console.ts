@@ -22,6 +22,7 @@ import type { Writable } from 'node:stream';
 import { ConsoleRingBackend, XENCONS_OUT_SIZE, XENCONSOLE_CONNECTED, type RingCorruptionReport } from '../xen/ring.js';
 import type { EventChannels } from '../xen/evtchn.js';
 import { RateLimitedLog } from '../util/ratelimit.js';
+import { CRASH_ARMED, crashPoint } from '../util/crash-point.js';
 
 export type OverflowPolicy = 'keep' | 'discard';
 
@@ -289,6 +290,7 @@ export class Console {
       this.counters.corrupt++;
       this.report(`console ${this.name}: out_cons changed during a read (guest scribbled on the ring); ignored`);
     }
+    if (CRASH_ARMED) crashPoint('publish');
     return n;
   }
 

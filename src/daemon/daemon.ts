@@ -319,7 +319,8 @@ export class Daemon {
         this.opts.timestamps ?? 'none',
       );
       const r = log.recover(ring);
-      if (r.action !== 'none' && r.action !== 'redo') this.say(`d${rec.domid}: log recovery: ${r.action}${r.detail ? ` (${r.detail})` : ''}`);
+      // Anything but 'none' means the previous daemon died mid-batch: say what was done about it.
+      if (r.action !== 'none') this.say(`d${rec.domid}: log recovery: ${r.action}${r.detail ? ` (${r.detail})` : ''}`);
       const localPort = this.bindPort(rec);
       const served: Served = {
         rec,

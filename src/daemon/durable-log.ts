@@ -15,6 +15,7 @@
 // So no byte is lost (out_cons never passes bytes not in the log) and none is written twice.
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { mapFile, type FileMapping } from '../host/shm.js';
+import { CRASH_ARMED, crashPoint } from '../util/crash-point.js';
 
 const JOURNAL_MAGIC = 0x4a4c5056; // "VPLJ"
 const JOURNAL_BYTES = 32;
@@ -120,6 +121,7 @@ export class DurableLog {
     const size = fstatSync(this.fd).size;
     if (size >= sizeBefore + logBytes) {
       ring.setOutCons((consBefore + n) | 0);
+      if (CRASH_ARMED) crashPoint('recover-publish');
       this.clearJournal();
       return { action: 'published', detail: `${n} bytes were in the log but not released from the ring` };
     }
@@ -130,6 +132,7 @@ export class DurableLog {
     ftruncateSync(this.fd, sizeBefore);
     this.size = sizeBefore;
     this.atLineStart = this.size === 0 || this.lastByte() === 0x0a;
+    if (CRASH_ARMED) crashPoint('recover-truncate');
     this.clearJournal();
     return { action: 'truncated-redo', detail: `${size - sizeBefore} partial bytes removed` };
   }
@@ -155,10 +158,17 @@ export class DurableLog {
     this.seq = (this.seq + 1) >>> 0; // entries differ even for equal batches, so a torn one cannot pass the check
     v.setUint32(J_SEQ, this.seq, true);
     v.setUint32(J_CHECK, entryCheck(v), true); // last: seals the entry
+    if (CRASH_ARMED) crashPoint('journal');
     let off = 0;
+    if (CRASH_ARMED && out.length >= 2) {
+      const half = out.length >> 1;
+      while (off < half) off += writeSync(this.fd, out, off, half - off);
+      crashPoint('log-partial');
+    }
     while (off < out.length) off += writeSync(this.fd, out, off, out.length - off);
     this.size += out.length;
     this.bytesWritten += out.length;
+    if (CRASH_ARMED) crashPoint('log');
   }
 
   /** Append a line of the daemon's own (e.g. "domain crashed"), outside the ring accounting. */

@@ -34,6 +34,7 @@ export function futexWake(address: bigint, count = INT_MAX): number {
 
 interface Watch {
   worker: Worker;
+  address: bigint;
   /** The newest value the waiter thread has posted. */
   latest: number;
   waiters: Set<{ seen: number; resolve: (r: WaitResult) => void }>;
@@ -48,7 +49,15 @@ interface Watch {
 export class FutexWaker implements DoorbellWaker {
   private readonly watches = new Map<number, Watch>();
 
-  constructor(private readonly mapping: Pick<SharedMapping, 'address'>) {}
+  /**
+   * `pollMs`: the waiter thread's futex sleep bound, which only lets it notice termination (close() also wakes it).
+   * A test of the wake path sets it far above its own deadline so a missing FUTEX_WAKE fails instead of being
+   * delivered late by the poll.
+   */
+  constructor(
+    private readonly mapping: Pick<SharedMapping, 'address'>,
+    private readonly pollMs = 250,
+  ) {}
 
   private addr(words: Int32Array, index: number): bigint {
     return this.mapping.address + BigInt(words.byteOffset + index * 4);
@@ -88,10 +97,10 @@ export class FutexWaker implements DoorbellWaker {
     if (w) return w;
     const address = this.addr(words, index);
     const worker = new Worker(new URL('./futex-waiter.js', import.meta.url), {
-      workerData: { address, initial: Atomics.load(words, index) },
+      workerData: { address, initial: Atomics.load(words, index), pollMs: this.pollMs },
     });
     worker.unref();
-    const watch: Watch = { worker, latest: Atomics.load(words, index), waiters: new Set() };
+    const watch: Watch = { worker, address, latest: Atomics.load(words, index), waiters: new Set() };
     worker.on('message', (v: number) => {
       watch.latest = v;
       for (const e of [...watch.waiters]) if (e.seen !== v) e.resolve('ok');
@@ -111,6 +120,8 @@ export class FutexWaker implements DoorbellWaker {
     const all = [...this.watches.values()];
     this.watches.clear();
     for (const w of all) for (const e of [...w.waiters]) e.resolve('ok');
-    await Promise.all(all.map((w) => w.worker.terminate()));
+    const ended = all.map((w) => w.worker.terminate());
+    for (const w of all) futexWake(w.address); // return the thread from its futex sleep so it sees the termination
+    await Promise.all(ended);
   }
 }

@@ -2,6 +2,7 @@
 // Kept out of worker.ts, whose top level runs the machine: importing it from the main thread would start one there.
 import type { GuestImage } from '../toolstack/guest-image.js';
 import { ENGINE_CELL_BYTES } from '../cpu/remote-stop.js';
+import type { SleepBounds } from './machine.js';
 
 /**
  * Memory mapped in this process from a cross-process shm object (src/host/shm.ts SharedMapping), passed to the
@@ -24,6 +25,8 @@ export interface WorkerInit {
   control: SharedArrayBuffer;
   profile: 'sbsa' | 'pl011';
   libraryPath?: string;
+  /** Tests only: MachineOptions.sleepBounds. */
+  sleepBounds?: SleepBounds;
 }
 
 export const CONTROL_STOP = 0;

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { EventChannels } from '../xen/evtchn.js';
 import type { GuestImage } from '../toolstack/guest-image.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
-import type { MachineStats } from './machine.js';
+import type { MachineStats, SleepBounds } from './machine.js';
 import { CONTROL_BYTES, type WorkerInit } from './control.js';
 import { stopDomainWorker } from './domain-stop.js';
 import { unicornLibraryPath } from '../toolstack/cache.js';
@@ -25,6 +25,8 @@ export interface DomainThreadOptions {
   /** An existing event-channel table to share (default: a new one). */
   evtchn?: SharedArrayBuffer;
   libraryPath?: string;
+  /** Tests of wake paths only: the vCPU's doorbell sleep bounds (MachineOptions.sleepBounds). */
+  sleepBounds?: SleepBounds;
 }
 
 export interface DomainThread {
@@ -45,6 +47,7 @@ export function startDomainThread(opts: DomainThreadOptions): DomainThread {
   const init: WorkerInit = {
     domid: opts.domid, name: opts.name, image: opts.image, policy: opts.policy ?? 'abort', evtchn, magicPages, control,
     profile: opts.vuart === 'pl011' ? 'pl011' : 'sbsa', libraryPath,
+    ...(opts.sleepBounds ? { sleepBounds: opts.sleepBounds } : {}),
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
   let resolvePort!: (p: number) => void;

@@ -57,6 +57,18 @@ export interface MachineOptions {
   profile?: 'sbsa' | 'pl011';
   /** Told (at safe points) when the guest starts or stops listening for vuart input (receive interrupts unmasked). */
   onReceiverListening?: (listening: boolean) => void;
+  /**
+   * The bounds on the vCPU's doorbell sleeps (defaults: the poll pacer's park and MAX_IDLE_MS). A test of a wake path sets
+   * them far above its own deadline, so a missing wake fails the test instead of being covered by the bounded sleep.
+   */
+  sleepBounds?: SleepBounds;
+}
+
+export interface SleepBounds {
+  /** Longest wait of a vCPU spinning on an unchanged FR. */
+  frStallMs: number;
+  /** Longest WFI sleep with no timer armed. */
+  idleMs: number;
 }
 
 const MAX_IDLE_MS = 1000; // a WFI with no timer armed still rechecks shouldStop() this often
@@ -123,7 +135,8 @@ export class Machine {
           const now = this.uartRead(addr, width);
           if (now !== v) return this.frSeen(now);
           this.frStalls++;
-          this.opts.evtchn.waitSync(this.opts.domid, this.lastDoorbell, park);
+          // A wake-path test sets sleepBounds so a missing wake shows as a long stall rather than the pacer's 1 ms.
+          this.opts.evtchn.waitSync(this.opts.domid, this.lastDoorbell, this.opts.sleepBounds?.frStallMs ?? park);
           this.checkStop();
           this.pollEvents();
           const after = this.uartRead(addr, width);
@@ -281,7 +294,8 @@ export class Machine {
       // Fractional milliseconds (Atomics.wait takes them): rounding a 100 us hrtimer up to 1 ms made every short
       // kernel sleep during boot ten times longer (docs/PERF.md).
       const left = this.vcpu.timer.msUntilDeadline();
-      const ms = left === null ? MAX_IDLE_MS : Math.min(MAX_IDLE_MS, left);
+      const idle = this.opts.sleepBounds?.idleMs ?? MAX_IDLE_MS;
+      const ms = left === null ? idle : Math.min(idle, left);
       this.wfiSleeps++;
       evtchn.waitSync(domid, seen, ms);
       this.safePoint();

@@ -22,6 +22,7 @@ try {
     domid: init.domid, name: init.name, image: init.image, policy: init.policy, evtchn, magicPages,
     ...(init.libraryPath ? { libraryPath: init.libraryPath } : {}),
     profile: init.profile,
+    ...(init.sleepBounds ? { sleepBounds: init.sleepBounds } : {}),
     shouldStop: () => Atomics.load(control, CONTROL_STOP) !== 0,
     // Posted, not polled for: the starting thread learns at once that scripted input may flow.
     onReceiverListening: (on) => port.postMessage({ type: 'listening', on }),

@@ -100,6 +100,13 @@ export class EventChannels {
   handlerErrors = 0;
   lastHandlerError: unknown = undefined;
 
+  /**
+   * Test seam (undefined in production; one property test per ring): called inside a doorbell ring between its two
+   * steps (the doorbell add and the waiter-count load), so a test can put a waiter exactly there and prove the
+   * order of the two steps (test/evtchn.test.ts).
+   */
+  ringProbe: ((domid: number) => void) | undefined = undefined;
+
   /** Set for a table in cross-process shared memory; undefined for a SharedArrayBuffer table. */
   private readonly waker: DoorbellWaker | undefined;
 
@@ -387,6 +394,7 @@ export class EventChannels {
     const i = HEADER_WORDS + domid;
     const w = this.words;
     Atomics.add(w, i, 1);
+    if (this.ringProbe !== undefined) this.ringProbe(domid);
     // After the add (the Dekker half): a waiter counted itself before comparing the doorbell with its `seen`.
     if (Atomics.load(w, this.portBase + domid * this.portsPerDomain * PORT_WORDS + P0_WAITERS) === 0) return;
     this.wakesSent++;

@@ -31,13 +31,42 @@ export class Harness {
     this.logDir = join(this.runDir, 'log');
   }
 
-  async startDaemon(extra: string[] = []): Promise<void> {
+  /**
+   * Spawn a daemon child without waiting for it to serve (startDaemon waits). `env` is added to this process's
+   * environment (e.g. VPL011_CRASH_AT, src/util/crash-point.ts).
+   */
+  spawnDaemon(extra: string[] = [], env: Record<string, string> = {}): ChildProcess {
     const child = spawn(process.execPath, [BIN, 'daemon', '--foreground', '--run-dir', this.runDir, ...extra], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
     });
     child.stdout!.on('data', (b: Buffer) => (this.daemonOutput += b.toString()));
     child.stderr!.on('data', (b: Buffer) => (this.daemonOutput += b.toString()));
     this.daemon = child;
+    return child;
+  }
+
+  /** Wait (at most limitMs) for the daemon child to exit by itself; returns its exit code or signal. */
+  async daemonExit(limitMs = 60_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const d = this.daemon;
+    if (!d) throw new Error('no daemon');
+    if (d.exitCode === null && d.signalCode === null) {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await new Promise<void>((res, rej) => {
+          d.once('exit', () => res());
+          timer = setTimeout(() => rej(new Error(`daemon still running after ${limitMs} ms\n${this.daemonOutput.slice(-2000)}`)), limitMs);
+        });
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    this.daemon = undefined;
+    return { code: d.exitCode, signal: d.signalCode };
+  }
+
+  async startDaemon(extra: string[] = [], env: Record<string, string> = {}): Promise<void> {
+    const child = this.spawnDaemon(extra, env);
     const sock = runPaths(this.runDir).controlSocket;
     for (let i = 0; i < 300; i++) {
       if (child.exitCode !== null) throw new Error(`daemon exited: ${this.daemonOutput}`);
@@ -165,15 +194,25 @@ export class Harness {
   }
 }
 
-/** Run the CLI with stdin from `input`; resolves with stdout, stderr and the exit code. */
-export function runCli(args: string[], input?: string | Buffer): Promise<{ code: number; stdout: string; stderr: string }> {
+/**
+ * Run the CLI with stdin from `input`; resolves with stdout, stderr and the exit code. A CLI still running after
+ * `limitMs` is killed (SIGKILL, code -1), so a hung command fails its test instead of outliving it.
+ */
+export function runCli(args: string[], input?: string | Buffer, limitMs = 240_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    const timer = setTimeout(() => {
+      stderr += `\n[test harness: killed after ${limitMs} ms]`;
+      child.kill('SIGKILL');
+    }, limitMs);
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
     child.stdin.end(input ?? '');
   });
 }

@@ -5,8 +5,11 @@ import { ConsoleRing, ConsoleRingBackend } from '../../src/xen/ring.js';
 import { SpiLevels } from '../../src/xen/spi-levels.js';
 import { spiLine } from '../../src/xen/vgic.js';
 
-export function deviceRig(profile: Vpl011Profile, logs?: string[]) {
+/** `start`: the value of all four ring indices at reset (free-running u32: near 2^32 the run crosses the wrap). */
+export function deviceRig(profile: Vpl011Profile, logs?: string[], start = 0) {
   const sab = new SharedArrayBuffer(4096);
+  const page = new DataView(sab);
+  for (const o of [0xc00, 0xc04, 0xc08, 0xc0c]) page.setUint32(o, start >>> 0, true);
   const ring = new ConsoleRing(sab);
   const backend = new ConsoleRingBackend(sab);
   const vgic = new SpiLevels();
@@ -30,5 +33,5 @@ export function deviceRig(profile: Vpl011Profile, logs?: string[]) {
     return b;
   };
   const drainText = (): string => Buffer.from(drainBytes()).toString('latin1');
-  return { sab, ring, backend, vgic, dev, fill, drainBytes, drainText, notifies: () => notifies, line: () => vgic.level(32) };
+  return { sab, page, ring, backend, vgic, dev, fill, drainBytes, drainText, notifies: () => notifies, line: () => vgic.level(32) };
 }
