@@ -1,7 +1,8 @@
 // Issue 8, items 4-10, through the real CLI as a process: every bad input is one clear line on stderr (no stack
 // trace), exit 2 for a bad config or argument, nothing hangs, and no untrusted byte reaches the terminal raw.
 // No guest boots here: each case must be refused before one would.
-import { test, after } from 'node:test';
+import { after } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, existsSync, truncateSync } from 'node:fs';

@@ -3,7 +3,7 @@
 // rest of the file, so a file of many bad lines took quadratic time (a 256 KiB file of "!x" lines: minutes, with the
 // daemon's event loop blocked, since `up` parses on it). The parse runs in a worker that is terminated at the
 // deadline, so the old code fails this test instead of hanging the run.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 

@@ -2,7 +2,8 @@
 // refused at once (the daemon reads configs only from bounded regular files) and the daemon stays alive; `up --tcp`
 // on a port in use fails with exit 2 and leaves no domain; a pipelining client that never reads its answers
 // cannot grow the daemon without bound.
-import { test, after, before } from 'node:test';
+import { after, before } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';

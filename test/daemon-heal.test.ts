@@ -4,7 +4,7 @@
 //  - IN/OUT counters are part of the console's record: a restarted daemon shows them as they were (OUT = the bytes
 //    in the log);
 //  - a dead domain leaves no `domains/<id>.stderr` behind; what its host said is kept in the daemon's log.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,7 +1,8 @@
 // Domain names are unique even under concurrent requests (issue 8 item 3): several `vpl011 up --name dup` started
 // at once must leave exactly one domain called dup; every other one fails with a clear error and a non-zero exit,
 // and leaves nothing behind.
-import { test, after } from 'node:test';
+import { after } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { Harness, runCli } from './lib/daemon-harness.js';

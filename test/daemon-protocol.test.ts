@@ -2,7 +2,7 @@
 // fuzz campaign (bench/fuzz/control.ts): an op named after an Object.prototype member ("toString", "__proto__",
 // "constructor", ...) passed the `op in allowed` check and then threw a TypeError out of the socket's data handler,
 // which killed the daemon (issue 8: no request can crash the daemon).
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { parseRequest } from '../src/daemon/protocol.js';
 

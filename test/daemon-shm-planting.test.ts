@@ -4,7 +4,8 @@
 // restart (the event-channel table, a running domain's magic pages) it verifies owner and mode and refuses with a
 // reason. The tests plant objects as the attacker would (at the name they can predict or see in /dev/shm), here as
 // root: mode 0666, or mode 0600 chowned to another uid.
-import { test, after } from 'node:test';
+import { after } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { closeSync, fchmodSync, fchownSync, ftruncateSync, openSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { Harness } from './lib/daemon-harness.js';

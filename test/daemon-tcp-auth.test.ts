@@ -3,7 +3,8 @@
 // read-only), shown only to the owner (`vpl011 list --secrets`, from 0600 files in the 0700 run dir). Wrong or
 // missing secrets are answered with one line and closed, after a delay, counted; the secret line is bounded in
 // length and time. The guest is a real bare-metal echo guest (guests/bare/hello.S on unicorn).
-import { test, after, before } from 'node:test';
+import { after, before } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';

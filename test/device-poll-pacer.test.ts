@@ -2,7 +2,7 @@
 // trap, parked for what the pacer answers. Checks the promises of issue 7 §2 directly: a bounded poll of N reads ends
 // within N x READ_COST_MS + SLACK_MS (+ one park), parks save host time when trapping is cheaper than hardware, no
 // park exceeds MAX_PARK_MS, and a poll that outlasts the paced window backs off.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { FrPollPacer, READ_COST_MS, SLACK_MS, MAX_PARK_MS, PACED_WINDOW_MS, SPIN_READS } from '../src/device/poll-pacer.js';
 import { FR } from '../src/device/spec.js';

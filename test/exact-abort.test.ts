@@ -2,7 +2,7 @@
 // bad access and prints the ESR/FAR/ELR its synchronous vector saw, and the faulting instruction's address (AT).
 // Before: an access where nothing is mapped ended the domain (UC_ERR_WRITE_UNMAPPED / READ_UNMAPPED), and a refused
 // UART access was aborted at the next safe point (ELR later than the instruction, ISV = 0).
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { ConsoleProcess } from './lib/console-process.js';
 import { buildBareGuestFile } from '../src/vmm/bare-guests.js';

@@ -2,7 +2,7 @@
 // FR a bounded number of times behind a ring nobody drains; on hardware (~1 us per trapped read) 100,000 reads take
 // ~0.1 s. Parking the vCPU to save host CPU must not stretch that: before the fix each read could sleep 1 ms
 // (FR_STALL_MS), ~100 s in all.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { startDomainThread, type DomainExit } from '../src/vmm/domain-thread.js';
 import { buildBareGuest, BARE_LOAD_ADDR } from '../src/vmm/bare-guests.js';

@@ -2,7 +2,7 @@
 // would find is caught by `npm test`. Each slice is a few seconds; the full counts and figures are in
 // bench/RESULTS.md. The checkers are shown to bite: a device sabotaged in a way a real bug would look makes the MMIO
 // campaign fail.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { runMmioCampaign } from '../bench/fuzz/mmio.js';
 import { runRingCampaign } from '../bench/fuzz/ring.js';

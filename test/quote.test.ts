@@ -1,5 +1,5 @@
 // src/util/quote.ts: untrusted text made safe for a terminal (issue 8 item 4).
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { printable, quote } from '../src/util/quote.js';
 

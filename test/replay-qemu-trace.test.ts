@@ -1,7 +1,7 @@
 // `vpl011 replay --qemu-trace`: QEMU's pl011 trace imported and replayed against our device, differences explained.
 // The big test records a real trace with QEMU 7.2 on this machine (Debian's kernel + our initramfs, a command typed
 // at the prompt); the small ones use hand-written traces for the parser's errors and the TRM rules.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -2,7 +2,7 @@
 // with apt, fetches the unicorn library and the default guest into that user's cache (with private apt state), and
 // boots the guest to a shell. Under root (CI) the test drops to an unused uid; as any other user it runs as itself.
 // The new cache's apt index folder is seeded from the current cache when there is one, so only packages download.
-import { test } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chownSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';

@@ -3,7 +3,8 @@
 // by --timeout, SIGINT/SIGTERM, Ctrl-] through a pty, DomainThread.stop() and the daemon's destroy. The bound is
 // generous (a loaded 2-core machine); the typical figure is in docs/CPU.md. Before the fix each of these ran forever
 // (or 10 s for destroy, through SIGKILL).
-import { test, after } from 'node:test';
+import { after } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

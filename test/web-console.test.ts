@@ -3,7 +3,8 @@
 // terminal attaches, typing reaches the guest and its answer comes back; a read-only token's keystrokes never reach
 // it (the daemon enforces it, whatever the page sends); a wrong or missing token gets 401 and nothing else; a
 // stalled viewer neither stops the guest's log nor makes the daemon buffer without bound.
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
+import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
