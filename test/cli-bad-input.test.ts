@@ -5,12 +5,13 @@ import { after } from 'node:test';
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, existsSync, truncateSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BIN, cli, fakeDaemon, terminalControls } from './lib/cli-process.js';
 import { runPaths } from '../src/daemon/paths.js';
+import { unlinkShared } from '../src/host/shm.js';
 
 const fixtures = resolve(fileURLToPath(import.meta.url), '../../../test/fixtures/configs');
 const kernel = join(fixtures, 'kernel.bin');
@@ -191,7 +192,20 @@ test('item 10: up --tcp with an invalid host or port is refused by the client, e
     assert.equal(r.code, 2, `${tcp}: ${r.stderr}`);
     assert.match(oneCleanLine(r.stderr), re);
   }
-  assert.equal(existsSync(runPaths(runDir).controlSocket), false, 'no daemon was started');
+  try {
+    assert.equal(existsSync(runPaths(runDir).controlSocket), false, 'no daemon was started');
+  } finally {
+    // Code that does start one (the old code did) must not leave it running.
+    const pidFile = runPaths(runDir).daemonPid;
+    if (existsSync(pidFile)) {
+      try {
+        process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      unlinkShared(runPaths(runDir).evtchnShm);
+    }
+  }
 });
 
 test('item 8: standard output closed by its reader (| head -1) ends the command quietly, not with an EPIPE trace', { timeout: 60_000 }, async () => {
