@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BIN, cli, fakeDaemon, terminalControls } from './lib/cli-process.js';
 import { runPaths } from '../src/daemon/paths.js';
+import { recordedEvtchnName } from '../src/daemon/evtchn-table.js';
 import { unlinkShared } from '../src/host/shm.js';
 
 const fixtures = resolve(fileURLToPath(import.meta.url), '../../../test/fixtures/configs');
@@ -203,7 +204,8 @@ test('item 10: up --tcp with an invalid host or port is refused by the client, e
       } catch {
         // already gone
       }
-      unlinkShared(runPaths(runDir).evtchnShm);
+      const table = recordedEvtchnName(runPaths(runDir));
+      if (table) unlinkShared(table);
     }
   }
 });
