@@ -10,11 +10,10 @@ import { socketAnswers } from '../daemon/daemon.js';
 import { loadDaemonOptions } from '../daemon/daemon-options.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
-const CTRL_RIGHT_BRACKET = 0x1d;
 
 export class ClientError extends Error {}
 
-function connect(path: string): Promise<Socket> {
+export function connect(path: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = createConnection(path);
     s.once('connect', () => {
@@ -26,7 +25,7 @@ function connect(path: string): Promise<Socket> {
 }
 
 /** Read one response line; the rest of the stream is left in `leftover`. */
-function readResponse(s: Socket): Promise<{ res: Response; leftover: Buffer }> {
+export function readResponse(s: Socket): Promise<{ res: Response; leftover: Buffer }> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
     const onData = (c: Buffer) => {
@@ -103,89 +102,5 @@ export async function ensureDaemon(runDir: string, given?: DaemonStartOptions): 
   throw new ClientError(`the console daemon did not start (see ${p.daemonLog})`);
 }
 
-export interface AttachOptions {
-  readOnly?: boolean;
-  input?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
-  output?: NodeJS.WritableStream;
-  /** With non-TTY input: after input ends, stay until output has been quiet this long (ms). */
-  lingerMs?: number;
-  /** Detach after this long (ms) in any case. */
-  timeoutMs?: number;
-}
-
-/**
- * Attach to a domain's console. TTY input: raw mode, Ctrl-] detaches. Pipe input: stays until the input ends and
- * output has been quiet for lingerMs (or the daemon closes the console, or timeoutMs). Resolves with an exit code.
- */
-export async function attachConsole(runDir: string, domain: string, opts: AttachOptions = {}): Promise<number> {
-  const input = opts.input ?? process.stdin;
-  const output = opts.output ?? process.stdout;
-  const s = await connect(runPaths(runDir).controlSocket);
-  s.write(JSON.stringify({ op: 'attach', domain, readOnly: opts.readOnly === true }) + '\n');
-  const { res, leftover } = await readResponse(s);
-  if (!res.ok) {
-    s.destroy();
-    throw new ClientError(res.error);
-  }
-  if (leftover.length > 0) output.write(leftover);
-  const tty = input.isTTY === true && typeof input.setRawMode === 'function';
-  const linger = opts.lingerMs ?? 500;
-
-  return new Promise<number>((resolve) => {
-    let done = false;
-    let lingerTimer: NodeJS.Timeout | undefined;
-    let inputEnded = false;
-    const finish = (code: number) => {
-      if (done) return;
-      done = true;
-      if (lingerTimer) clearTimeout(lingerTimer);
-      if (timeout) clearTimeout(timeout);
-      input.off('data', onInput);
-      input.off('end', onEnd);
-      if (tty) input.setRawMode!(false);
-      input.pause();
-      s.end();
-      s.destroy();
-      resolve(code);
-    };
-    const armLinger = () => {
-      if (!inputEnded) return;
-      if (lingerTimer) clearTimeout(lingerTimer);
-      lingerTimer = setTimeout(() => finish(0), linger);
-    };
-    const onInput = (chunk: Buffer | string) => {
-      let b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      if (tty) {
-        const i = b.indexOf(CTRL_RIGHT_BRACKET);
-        if (i >= 0) {
-          if (i > 0 && !opts.readOnly) s.write(b.subarray(0, i));
-          return finish(0);
-        }
-      }
-      if (opts.readOnly) return; // a watcher's keystrokes go nowhere (the daemon drops them too)
-      if (!s.write(b)) {
-        input.pause();
-        s.once('drain', () => input.resume());
-      }
-    };
-    const onEnd = () => {
-      inputEnded = true;
-      armLinger();
-    };
-    s.on('data', (c: Buffer) => {
-      if (!output.write(c)) {
-        s.pause();
-        output.once('drain', () => s.resume());
-      }
-      armLinger();
-    });
-    s.on('end', () => finish(0));
-    s.on('error', () => finish(1));
-    s.resume();
-    if (tty) input.setRawMode!(true);
-    input.on('data', onInput);
-    input.on('end', onEnd);
-    input.resume();
-    const timeout = opts.timeoutMs !== undefined ? setTimeout(() => finish(0), opts.timeoutMs) : undefined;
-  });
-}
+// `vpl011 console` lives in ./console-session.ts (resumable across a daemon restart).
+export { attachConsole, type AttachOptions } from './console-session.js';
