@@ -182,6 +182,7 @@ export class Daemon {
     rmSync(this.paths.controlSocket, { force: true });
     rmSync(this.paths.daemonPid, { force: true });
     for (const s of this.served.values()) {
+      s.finished = true; // its journal page is about to be unmapped: pending acknowledgements must not read it
       for (const c of s.clients) c.socket.destroy();
       s.tcp?.close();
       s.detach();
