@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { Harness } from './lib/daemon-harness.js';
 import { ConsoleProcess } from './lib/console-process.js';
 import { runPaths } from '../src/daemon/paths.js';
+import { readRecord } from '../src/daemon/records.js';
 import { fnv1a32, streamPattern } from '../src/vmm/bare-guests.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -27,6 +28,19 @@ async function killDaemon(h: Harness): Promise<void> {
       return true;
     }
   }, 'the daemon gone', 10_000);
+}
+
+/** The client's exit, or a failure after `ms` (the timer is cleared either way: it must not keep the run alive). */
+async function exitWithin(client: ConsoleProcess, ms: number): Promise<{ code: number | null }> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      client.exited,
+      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`the client did not end; stderr:\n${client.err}`)), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The daemon's list, or undefined while no daemon answers. */
@@ -50,10 +64,7 @@ test('output: a console client rides through two kill -9 of the daemon; it print
       await h.until(() => client!.outBytes >= at, `the client to have printed ${at} bytes`, 240_000);
       await killDaemon(h);
     }
-    const { code } = await Promise.race([
-      client.exited,
-      new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`the client did not end; stderr:\n${client!.err}`)), 400_000)),
-    ]);
+    const { code } = await exitWithin(client, 400_000);
     assert.equal(code, 0, client.err);
     assert.equal(client.err.match(/reconnecting\.\.\./g)?.length, 2, `"reconnecting..." once per kill:\n${client.err}`);
     const end = '\r\n[vpl011: domain river (d1) shut down (poweroff)]\r\n';
@@ -96,6 +107,29 @@ test('input: bytes piped into a console client across two kill -9 of the daemon 
     client.child.stdin.end();
     const { code } = await client.exited;
     assert.equal(code, 0, client.err);
+  } finally {
+    client?.kill();
+    await h.cleanup();
+  }
+});
+
+test('a domain that ends while the daemon is dead: the reconnecting client still gets its end and exits 0', { timeout: 300_000 }, async () => {
+  const h = new Harness();
+  let client: ConsoleProcess | undefined;
+  try {
+    await h.startDaemon();
+    const id = await h.up('brief', 'hello');
+    client = new ConsoleProcess(['console', 'brief', '--run-dir', h.runDir]);
+    await h.until(async () => ((await tryInfo(h, 'brief'))?.clients ?? 0) === 1, 'the client attached');
+    client.type('said once\n');
+    await client.expect(/said once\n/, 60_000);
+    const hostPid = readRecord(runPaths(h.runDir).domainsDir, id)!.pid;
+    await killDaemon(h);
+    process.kill(hostPid, 'SIGTERM'); // the domain ends with no daemon to see it (a new one finds it ended)
+    const { code } = await exitWithin(client, 120_000);
+    assert.equal(code, 0, client.err);
+    assert.match(client.out, /said once\n\r\n\[vpl011: domain brief \(d\d+\) shut down \(stopped\)\]\r\n$/);
+    assert.equal(client.out.split('said once').length, 2, 'the echo was shown once');
   } finally {
     client?.kill();
     await h.cleanup();

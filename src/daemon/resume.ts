@@ -30,6 +30,7 @@ export interface ResumableConsole {
 
 interface Tombstone {
   name: string;
+  domid: number;
   logPath: string;
   /** Where the domain's output ends in the log (before the daemon's closing note). */
   endOffset: number;
@@ -56,12 +57,12 @@ export class Resumer {
     const now = Date.now();
     for (const [k, t] of this.tombs) if (t.expires < now) this.tombs.delete(k);
     while (this.tombs.size >= MAX_TOMBSTONES) this.tombs.delete(this.tombs.keys().next().value!);
-    this.tombs.set(s.rec.instance, { name: s.rec.name, logPath: s.log.path, endOffset: s.log.offset, why, expires: now + TOMBSTONE_MS });
+    this.tombs.set(s.rec.instance, { name: s.rec.name, domid: s.rec.domid, logPath: s.log.path, endOffset: s.log.offset, why, expires: now + TOMBSTONE_MS });
   }
 
   /** The end frame a resumable client gets when its domain is gone. */
-  static endFrame(name: string, domid: number | undefined, why: string): Buffer {
-    return textFrame(FRAME_END, `\r\n[vpl011: domain ${name}${domid !== undefined ? ` (d${domid})` : ''} ${why}]\r\n`);
+  static endFrame(name: string, domid: number, why: string): Buffer {
+    return textFrame(FRAME_END, `\r\n[vpl011: domain ${name} (d${domid}) ${why}]\r\n`);
   }
 
   /** n input bytes of `slot` went into the ring: acknowledge the session's new total (once per turn). */
@@ -154,9 +155,9 @@ export class Resumer {
 
   private async replayTombstone(t: Tombstone, sock: Socket, req: Extract<Request, { op: 'attach' }>, reply: (r: Response) => void): Promise<void> {
     const from = Math.min(req.offset ?? t.endOffset, t.endOffset);
-    reply({ ok: true, name: t.name, offset: from, inputAcked: req.inputAcked ?? 0 });
+    reply({ ok: true, domid: t.domid, name: t.name, offset: from, inputAcked: req.inputAcked ?? 0 });
     const end = await replay(sock, t.logPath, from, () => t.endOffset);
-    if (end !== undefined) sock.end(Resumer.endFrame(t.name, undefined, t.why));
+    if (end !== undefined) sock.end(Resumer.endFrame(t.name, t.domid, t.why));
   }
 }
 
