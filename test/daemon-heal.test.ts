@@ -123,3 +123,19 @@ test('IN/OUT counters survive a daemon restart (OUT = the bytes in the log)', { 
     await h.cleanup();
   }
 });
+
+test('two daemons started at once on one run dir: one serves, the other exits 3 ("already running")', { timeout: 120_000 }, async () => {
+  const h = new Harness();
+  try {
+    const a = runCli(['daemon', '--foreground', '--run-dir', h.runDir]);
+    const b = runCli(['daemon', '--foreground', '--run-dir', h.runDir]);
+    const loser = await Promise.race([a, b]);
+    assert.equal(loser.code, 3, loser.stderr);
+    assert.match(loser.stderr, /already running/);
+    const list = await runCli(['list', '--run-dir', h.runDir]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.ok(pidAlive(daemonPid(h)), 'the winner serves');
+  } finally {
+    await h.cleanup();
+  }
+});

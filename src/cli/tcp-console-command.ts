@@ -13,7 +13,7 @@ export async function tcpConsoleCommand(
   const ep = parseTcp(opts.tcp);
   if (typeof ep === 'string') return say(ep), 2;
   const { readSecret, connectTcpConsole, AuthFailureFilter, TcpConsoleError } = await import('../console/tcp-console.js');
-  const { attachConsole } = await import('../console/client.js');
+  const { attachRawConsole } = await import('../console/client.js');
   let secret: string;
   try {
     secret = readSecret(opts.secretFile);
@@ -23,8 +23,7 @@ export async function tcpConsoleCommand(
   try {
     const sock = await connectTcpConsole(ep.host, ep.port, secret);
     const output = new AuthFailureFilter(process.stdout);
-    const code = await attachConsole('', '', {
-      connected: sock,
+    const code = await attachRawConsole(sock, {
       output,
       readOnly: opts.readOnly === true,
       // A refused secret is answered after the daemon's 1 s failure delay: stay long enough to hear it.

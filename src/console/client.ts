@@ -31,7 +31,7 @@ function doesNotAnswer(path: string, ms: number): ClientError {
   return new ClientError(`the daemon does not answer (no reply in ${ms / 1000} s on ${path})`);
 }
 
-function connect(path: string, timeoutMs: number = answerTimeoutMs('connect')): Promise<Socket> {
+export function connect(path: string, timeoutMs: number = answerTimeoutMs('connect')): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = createConnection(path);
     const timer = setTimeout(() => {
@@ -59,7 +59,7 @@ function isResponse(v: unknown): v is Response {
 }
 
 /** Read one response line, waiting at most timeoutMs; the rest of the stream is left in `leftover`. */
-function readResponse(s: Socket, timeoutMs: number, path: string): Promise<{ res: Response; leftover: Buffer }> {
+export function readResponse(s: Socket, timeoutMs: number, path: string): Promise<{ res: Response; leftover: Buffer }> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => fail(doesNotAnswer(path, timeoutMs)), timeoutMs);
     let buf = Buffer.alloc(0);
@@ -144,7 +144,7 @@ export async function ensureDaemon(runDir: string, given?: DaemonStartOptions): 
   throw new ClientError(`the console daemon did not start (see ${p.daemonLog})`);
 }
 
-export interface AttachOptions {
+export interface RawAttachOptions {
   readOnly?: boolean;
   input?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
   output?: NodeJS.WritableStream;
@@ -152,39 +152,17 @@ export interface AttachOptions {
   lingerMs?: number;
   /** Detach after this long (ms) in any case. */
   timeoutMs?: number;
-  /** A console connection already made (TCP, ./tcp-console.ts) instead of attaching through the daemon. */
-  connected?: Socket;
 }
 
 /**
- * Attach to a domain's console. TTY input: raw mode, Ctrl-] detaches. Pipe input: stays until the input ends and
- * output has been quiet for lingerMs (or the daemon closes the console, or timeoutMs). Resolves with an exit code.
+ * A terminal or pipes on a console connection that carries raw bytes both ways: an authenticated TCP console
+ * (./tcp-console.ts). TTY input: raw mode, Ctrl-] detaches. Pipe input: stays until the input ends and output has
+ * been quiet for lingerMs (or the far end closes, or timeoutMs). Resolves with an exit code. (`vpl011 console` over
+ * the daemon's socket is ./console-session.ts: framed and resumable.)
  */
-export async function attachConsole(runDir: string, domain: string, opts: AttachOptions = {}): Promise<number> {
+export async function attachRawConsole(s: Socket, opts: RawAttachOptions = {}): Promise<number> {
   const input = opts.input ?? process.stdin;
   const output = opts.output ?? process.stdout;
-  let s: Socket;
-  let leftover: Buffer = Buffer.alloc(0);
-  if (opts.connected) {
-    s = opts.connected;
-  } else {
-    const path = runPaths(runDir).controlSocket;
-    s = await connect(path);
-    s.write(JSON.stringify({ op: 'attach', domain, readOnly: opts.readOnly === true }) + '\n');
-    let answer: { res: Response; leftover: Buffer };
-    try {
-      answer = await readResponse(s, answerTimeoutMs('attach'), path);
-    } catch (e) {
-      s.destroy();
-      throw e;
-    }
-    if (!answer.res.ok) {
-      s.destroy();
-      throw new RequestRefused(answer.res.error);
-    }
-    leftover = answer.leftover;
-  }
-  if (leftover.length > 0) output.write(leftover);
   const tty = input.isTTY === true && typeof input.setRawMode === 'function';
   const linger = opts.lingerMs ?? 500;
 
@@ -246,3 +224,6 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
     const timeout = opts.timeoutMs !== undefined ? setTimeout(() => finish(0), opts.timeoutMs) : undefined;
   });
 }
+
+// `vpl011 console` lives in ./console-session.ts (resumable across a daemon restart).
+export { attachConsole, type AttachOptions } from './console-session.js';

@@ -52,6 +52,18 @@ export interface ConsoleOptions {
    * batch stays in the ring (nothing published, nothing delivered) and is retried later.
    */
   recorder?: (chunk: Uint8Array, consBefore: number) => void;
+  /** Where the counters live (the daemon keeps them in a file mapping so they survive it); default: in memory. */
+  counters?: ConsoleCounters;
+  /**
+   * Called around each write into the IN ring with the tag the input was queued with: before(tag, n, inProdBefore)
+   * just before n bytes go in, after(tag, n) once they are in (the daemon's input journal and acknowledgements).
+   */
+  inputRecorder?: InputRecorder;
+}
+
+export interface InputRecorder {
+  before(tag: unknown, n: number, inProdBefore: number): void;
+  after(tag: unknown, n: number): void;
 }
 
 export interface SinkOptions {
@@ -62,12 +74,15 @@ export interface SinkOptions {
    * they get `discard` semantics whatever the policy.
    */
   throttles?: boolean;
+  /** Wraps what this sink is given (a resumable client's frames): output chunks, and the dropped-output marker. */
+  frame?: (chunk: Buffer, kind: 'output' | 'marker') => Buffer;
 }
 
 interface Sink {
   stream: Writable;
   label: string;
   throttles: boolean;
+  frame: ((chunk: Buffer, kind: 'output' | 'marker') => Buffer) | undefined;
   /** Bytes this sink missed under `discard` since it last caught up. */
   missed: number;
   dropping: boolean;
@@ -90,7 +105,7 @@ export interface ConsoleCounters {
 export class Console {
   readonly name: string;
   readonly domid: number;
-  readonly counters: ConsoleCounters = { bytesOut: 0, bytesIn: 0, dropped: 0, corrupt: 0, throttled: 0 };
+  readonly counters: ConsoleCounters;
   private readonly ring: ConsoleRingBackend;
   private readonly evtchn: EventChannels;
   private readonly backendDomid: number;
@@ -107,7 +122,8 @@ export class Console {
   /** Output taken from the ring, not yet written to the sinks (see deliver). */
   private readonly pend = new Uint8Array(SINK_FLUSH_BYTES + XENCONS_OUT_SIZE);
   private pendLen = 0;
-  private readonly inputQueue: Uint8Array[] = [];
+  private readonly inputQueue: { data: Uint8Array; tag: unknown }[] = [];
+  private readonly inputRecorder: InputRecorder | undefined;
   private inputQueued = 0;
   private throttled = false;
   private closed = false;
@@ -136,6 +152,8 @@ export class Console {
     this.inputLimit = opts.inputLimit ?? 64 * 1024;
     this.report = opts.report ?? (() => {});
     this.recorder = opts.recorder;
+    this.counters = opts.counters ?? { bytesOut: 0, bytesIn: 0, dropped: 0, corrupt: 0, throttled: 0 };
+    this.inputRecorder = opts.inputRecorder;
     // A guest scribbling on its ring page in a loop must not flood the daemon's log: first 10, then every 2^k-th.
     const corruptLog = new RateLimitedLog(this.report);
     this.ring.onCorrupt = (r: RingCorruptionReport) => {
@@ -158,6 +176,7 @@ export class Console {
       stream,
       label: opts.label,
       throttles: opts.throttles ?? true,
+      frame: opts.frame,
       missed: 0,
       dropping: false,
       onDrain: () => {
@@ -188,9 +207,9 @@ export class Console {
    * Queue user input for the guest. Returns false when the queue is at its limit: the caller should pause its
    * source until onInputSpace fires. Input is never dropped here; the bytes passed are always queued.
    */
-  queueInput(bytes: Uint8Array): boolean {
+  queueInput(bytes: Uint8Array, tag?: unknown): boolean {
     if (this.closed || bytes.length === 0) return this.inputQueued < this.inputLimit;
-    this.inputQueue.push(bytes.slice());
+    this.inputQueue.push({ data: bytes.slice(), tag });
     this.inputQueued += bytes.length;
     this.wake();
     return this.inputQueued < this.inputLimit;
@@ -217,13 +236,13 @@ export class Console {
     // Input first: a keystroke should not wait behind a quantum of output.
     while (this.inputQueued > 0 && !this.holdInput) {
       const head = this.inputQueue[0]!;
-      const n = this.ring.writeIn(head);
+      const n = this.putIn(head);
       if (n === 0) break;
       notifyGuest = true;
       this.counters.bytesIn += n;
       this.inputQueued -= n;
-      if (n === head.length) this.inputQueue.shift();
-      else this.inputQueue[0] = head.subarray(n);
+      if (n === head.data.length) this.inputQueue.shift();
+      else head.data = head.data.subarray(n);
     }
     if (notifyGuest && this.inputQueued < this.inputLimit) this.onInputSpace?.();
 
@@ -241,6 +260,7 @@ export class Console {
       }
       this.throttled = false;
       const corrupt = this.ring.corruptEvents;
+      this.makeRoomForBatch();
       const n = this.takeOut();
       // A corrupt OUT half was just resynchronised: the device treats it as full until told (DEVICE.md).
       if (this.ring.corruptEvents !== corrupt) notifyGuest = true;
@@ -266,6 +286,19 @@ export class Console {
     if (!again && !this.throttled && !held && this.ring.outQueued() > 0) again = true;
     if (!again && this.inputQueued > 0 && !this.holdInput && this.ring.inFree() > 0) again = true;
     return again;
+  }
+
+  /** Input into the IN ring, journalled around the write when there is an input recorder. */
+  private putIn(head: { data: Uint8Array; tag: unknown }): number {
+    const rec = this.inputRecorder;
+    if (!rec) return this.ring.writeIn(head.data);
+    const n = Math.min(head.data.length, this.ring.inFree());
+    if (n === 0) return this.ring.writeIn(head.data.subarray(0, 0)); // full, or corrupt (reported there)
+    rec.before(head.tag, n, this.ring.inProd);
+    // We alone publish in_prod; the guest only moves in_cons, which frees space: all n bytes go in.
+    const written = this.ring.writeIn(head.data.subarray(0, n));
+    rec.after(head.tag, written);
+    return written;
   }
 
   /** One batch out of the ring into scratch: readOut, or peek/record/commit with a recorder. -1: record failed. */
@@ -309,6 +342,15 @@ export class Console {
     if (this.pendLen >= SINK_FLUSH_BYTES) this.flushOutput();
   }
 
+  /**
+   * Flush before taking a batch that might not fit in `pend`, not after (in deliver): then every flush happens right
+   * after a batch was recorded and gathered, so what a sink is given ends exactly where the log ends (a resumable
+   * client's cursor, src/daemon/resume.ts).
+   */
+  private makeRoomForBatch(): void {
+    if (this.pendLen + XENCONS_OUT_SIZE > this.pend.length) this.flushOutput();
+  }
+
   /** Write the output gathered since the last flush to every sink (one write each). */
   flushOutput(): void {
     if (this.pendLen === 0) return;
@@ -328,7 +370,7 @@ export class Console {
           continue;
         }
       }
-      s.stream.write(chunk);
+      s.stream.write(s.frame ? s.frame(chunk, 'output') : chunk);
     }
   }
 
@@ -345,7 +387,8 @@ export class Console {
 
   private markDropped(s: Sink): void {
     s.dropping = false;
-    s.stream.write(`\r\n[vpl011: ${s.missed} bytes of output dropped for ${s.label}: it was too slow]\r\n`);
+    const marker = `\r\n[vpl011: ${s.missed} bytes of output dropped for ${s.label}: it was too slow]\r\n`;
+    s.stream.write(s.frame ? s.frame(Buffer.from(marker), 'marker') : marker);
     s.missed = 0;
   }
 
@@ -357,6 +400,7 @@ export class Console {
   /** Take whatever output is still in the ring (used at shutdown so the last words of a guest are not lost). */
   flush(): void {
     for (let i = 0; i < 64 && this.ring.outQueued() > 0; i++) {
+      this.makeRoomForBatch();
       const n = this.takeOut();
       if (n <= 0) break;
       this.counters.bytesOut += n;

@@ -33,6 +33,8 @@ import { listRecords, pidAlive, readRecord, removeRecord, type DomainRecord } fr
 import { retireHostStderr } from './host-stderr.js';
 import { saveDaemonOptions } from './daemon-options.js';
 import { LockHeld, lockExclusive } from '../host/flock.js';
+import { InputJournal, NO_SESSION } from './console-state.js';
+import { Resumer } from './resume.js';
 import type { DomainSpec } from './domain-host.js';
 import { WebAccess, type WebListen } from './web-access.js';
 import { WebConsole, parseWebListen } from './web-server.js';
@@ -61,6 +63,8 @@ export const WEB_SCROLLBACK_BYTES = 256 * 1024;
 interface Client {
   socket: Duplex;
   readOnly: boolean;
+  /** A resumable client (src/daemon/resume.ts): it gets frames, and an end frame when the domain goes. */
+  framed: boolean;
   removeSink: () => void;
 }
 
@@ -74,7 +78,10 @@ interface Served {
   detach: () => void;
   clients: Set<Client>;
   paused: Set<Duplex>;
-  discardedInput: number;
+  /** Input sessions of resumable clients (src/daemon/console-state.ts, resume.ts). */
+  input: InputJournal;
+  sessions: Map<number, Socket>;
+  finished?: boolean;
   tcp?: Server;
   tcpGate?: TcpAuthGate;
 }
@@ -120,6 +127,7 @@ export class Daemon {
   private readonly unservable = new Map<string, string>();
   /** Names of domains being started (claimed atomically with the uniqueness check). */
   private readonly names = new NameClaims();
+  private readonly resumer = new Resumer();
   private stopped = false;
   private releaseLock: (() => void) | undefined;
   private web: WebConsole | undefined;
@@ -237,6 +245,7 @@ export class Daemon {
     rmSync(this.paths.controlSocket, { force: true });
     rmSync(this.paths.daemonPid, { force: true });
     for (const s of this.served.values()) {
+      s.finished = true; // its journal page is about to be unmapped: pending acknowledgements must not read it
       for (const c of s.clients) c.socket.destroy();
       s.tcp?.close();
       s.tcpGate?.close();
@@ -321,6 +330,10 @@ export class Daemon {
       const r = log.recover(ring);
       // Anything but 'none' means the previous daemon died mid-batch: say what was done about it.
       if (r.action !== 'none') this.say(`d${rec.domid}: log recovery: ${r.action}${r.detail ? ` (${r.detail})` : ''}`);
+      // Input in flight when a daemon died: settled against in_prod, so IN and each session's acknowledged count
+      // are exact (the counters themselves live in the journal page: `list` shows them across restarts).
+      const input = new InputJournal(log.page, log.counters);
+      if (input.recover(ring) === 'ignored') this.say(`d${rec.domid}: input journal does not match in_prod (ring scribbled?); counts kept`);
       const localPort = this.bindPort(rec);
       const served: Served = {
         rec,
@@ -332,7 +345,8 @@ export class Daemon {
         detach: () => {},
         clients: new Set(),
         paused: new Set(),
-        discardedInput: 0,
+        input,
+        sessions: new Map(),
       };
       const lg = log;
       served.console = new Console({
@@ -346,6 +360,15 @@ export class Daemon {
         ...(this.opts.limit !== undefined ? { limit: this.opts.limit } : {}),
         report: guestReports((m) => this.say(`d${rec.domid}: ${m}`)),
         recorder: (chunk, cons) => lg.record(chunk, cons),
+        counters: log.counters,
+        inputRecorder: {
+          before: (tag, n, prod) => input.before(typeof tag === 'number' ? tag : NO_SESSION, n, prod),
+          after: (tag, n) => {
+            if (typeof tag !== 'number') return input.after(NO_SESSION, n);
+            input.after(tag, n);
+            this.resumer.acked(served, tag);
+          },
+        },
       });
       // A Linux guest not yet listening on its vuart: input waits in the console (see DomainRecord.inputHeld).
       served.console.holdInput = rec.inputHeld === true;
@@ -401,7 +424,8 @@ export class Daemon {
     }
     s.detach();
     s.console.close();
-    for (const c of s.clients) c.socket.end(`\r\n[vpl011: domain ${printable(`${rec.name} ${why}`, 300)}]\r\n`);
+    this.resumer.retire(s, why); // before the note: a resuming client gets the output up to here, then the end
+    for (const c of s.clients) c.socket.end(c.framed ? Resumer.endFrame(rec.name, rec.domid, why) : `\r\n[vpl011: domain ${printable(`${rec.name} ${why}`, 300)}]\r\n`);
     s.tcp?.close();
     s.tcpGate?.close();
     removeSecrets(this.paths.secretsDir, rec.instance);
@@ -417,7 +441,7 @@ export class Daemon {
     if (!alive) this.cleanupDead(rec);
     else removeRecord(this.paths.domainsDir, rec.domid);
     // The domain is gone: its stderr file goes with it (what it said about a crash or a death stays in our log).
-    retireHostStderr(this.paths.domainsDir, rec.domid, rec.state === 'crashed' || !alive, (l) => this.say(l));
+    if (!this.reserved.has(rec.domid)) retireHostStderr(this.paths.domainsDir, rec.domid, rec.state === 'crashed' || !alive, (l) => this.say(l));
     this.say(`d${rec.domid} (${rec.name}): ${why}; console closed`);
   }
 
@@ -432,7 +456,8 @@ export class Daemon {
     removeSecrets(this.paths.secretsDir, rec.instance);
     removeRecord(this.paths.domainsDir, rec.domid);
     rmSync(join(this.paths.domainsDir, `${rec.domid}.spec.json`), { force: true });
-    retireHostStderr(this.paths.domainsDir, rec.domid, true, (l) => this.say(l));
+    // A domain `up` is still starting: up reads the file for its answer and retires it.
+    if (!this.reserved.has(rec.domid)) retireHostStderr(this.paths.domainsDir, rec.domid, true, (l) => this.say(l));
   }
 
   // ---- control socket ----------------------------------------------------------------------------------------
@@ -553,7 +578,7 @@ export class Daemon {
         clients: s?.clients.size ?? 0,
         dropped: c?.dropped ?? 0,
         corrupt: c?.corrupt ?? 0,
-        discardedInput: s?.discardedInput ?? 0,
+        discardedInput: s?.log.counters.discardedInput ?? 0,
         throttled: c?.throttled ?? 0,
         startedAt: rec.startedAt,
         authFailures: s?.tcpGate?.failures ?? 0,
@@ -658,6 +683,7 @@ export class Daemon {
         if (s && s.ring.connection === XENCONSOLE_CONNECTED) return { ok: true, domid, name };
         const rec = readRecord(this.paths.domainsDir, domid);
         if (rec && (rec.state === 'crashed' || rec.state === 'shutdown')) {
+          retireHostStderr(this.paths.domainsDir, domid, true, (l) => this.say(l));
           return { ok: false, error: `domain ${name} ended while starting: ${rec.message ?? rec.reason ?? rec.state}` };
         }
         if (child.exitCode !== null || Date.now() > deadline) {
@@ -707,6 +733,14 @@ export class Daemon {
 
   private attach(sock: Socket, req: Extract<Request, { op: 'attach' }>, early: Buffer, reply: (r: Response) => void): void {
     const s = this.find(req.domain);
+    if (req.session !== undefined) {
+      // A resumable client (`vpl011 console`): frames, a log-offset cursor, acknowledged input (./resume.ts).
+      void this.resumer.attach(s, sock, req, reply, (live) => {
+        if (this.served.get(s!.rec.domid) === s) this.addClient(s!, sock, req.readOnly, Buffer.alloc(0), live);
+        else sock.end(Resumer.endFrame(s!.rec.name, s!.rec.domid, 'is gone'));
+      });
+      return;
+    }
     if (!s) {
       reply({ ok: false, error: `domain: no running console for ${req.domain}` });
       sock.end();
@@ -727,23 +761,34 @@ export class Daemon {
     s.console.flushOutput();
     const tail = readTail(s.log.path, WEB_SCROLLBACK_BYTES);
     if (tail.length > 0) stream.write(tail);
-    this.addClient(s, stream, readOnly, Buffer.alloc(0), label);
+    this.addClient(s, stream, readOnly, Buffer.alloc(0), undefined, label);
     return undefined;
   }
 
-  private addClient(s: Served, sock: Duplex, readOnly: boolean, early: Buffer = Buffer.alloc(0), label?: string): void {
+  private addClient(
+    s: Served,
+    sock: Duplex,
+    readOnly: boolean,
+    early: Buffer = Buffer.alloc(0),
+    resumable?: { frame: (chunk: Buffer, kind: 'output' | 'marker') => Buffer; slot: number | undefined },
+    label?: string,
+  ): void {
     // Only a read-write client may hold the guest back (`keep`); a watcher gets discard semantics (issue #8 item 15).
-    const removeSink = s.console.addSink(sock, { label: label ?? (readOnly ? 'read-only client' : 'client'), throttles: !readOnly });
-    const client: Client = { socket: sock, readOnly, removeSink };
+    const removeSink = s.console.addSink(sock, {
+      label: label ?? (readOnly ? 'read-only client' : 'client'),
+      throttles: !readOnly,
+      ...(resumable ? { frame: resumable.frame } : {}),
+    });
+    const client: Client = { socket: sock, readOnly, framed: resumable !== undefined, removeSink };
     s.clients.add(client);
     const input = (chunk: Buffer) => {
       if (chunk.length === 0) return;
       if (client.readOnly) {
         // A watcher cannot type: its bytes are counted and dropped, never delivered.
-        s.discardedInput += chunk.length;
+        s.log.counters.discardedInput += chunk.length;
         return;
       }
-      if (!s.console.queueInput(chunk)) {
+      if (!s.console.queueInput(chunk, resumable?.slot)) {
         sock.pause();
         s.paused.add(sock);
       }

@@ -16,25 +16,26 @@
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { mapFile, type FileMapping } from '../host/shm.js';
 import { CRASH_ARMED, crashPoint } from '../util/crash-point.js';
+import { PersistedCounters, sealOf } from './console-state.js';
 
-const JOURNAL_MAGIC = 0x4a4c5056; // "VPLJ"
-const JOURNAL_BYTES = 32;
+const JOURNAL_MAGIC = 0x4a4c5057; // "WPLJ" (the entry gained outBefore: an older daemon's entry reads as torn)
+const JOURNAL_BYTES = 40;
 /** The journal file is one page (the mapping's granularity); the entry is its first JOURNAL_BYTES. */
 const JOURNAL_FILE_BYTES = 4096;
-// Entry layout (little-endian): magic u32, consBefore u32, n u32, logBytes u32, sizeBefore f64, seq u32, check u32.
+// Entry layout (little-endian): magic u32, consBefore u32, n u32, logBytes u32, sizeBefore f64, outBefore f64
+// (the console's OUT count before the batch, so OUT is exact after recovery), seq u32, check u32.
 const J_MAGIC = 0;
 const J_CONS = 4;
 const J_N = 8;
 const J_LOGBYTES = 12;
 const J_SIZE = 16;
-const J_SEQ = 24;
-const J_CHECK = 28;
+const J_OUT = 24;
+const J_SEQ = 32;
+const J_CHECK = 36;
 
-/** FNV-1a over the entry's first 28 bytes: a torn entry (killed mid-way through the stores) does not match. */
+/** FNV-1a over the entry's words before the check: a torn entry (killed mid-way through the stores) does not match. */
 function entryCheck(v: DataView): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < J_CHECK; i += 4) h = Math.imul(h ^ v.getUint32(i, true), 16777619);
-  return h >>> 0;
+  return sealOf(v, J_CHECK);
 }
 
 export type TimestampMode = 'none' | 'guest';
@@ -59,6 +60,8 @@ export class DurableLog {
   private atLineStart = true;
   /** Bytes written to the log (after formatting). */
   bytesWritten = 0;
+  /** The console's counters, kept in the journal page (src/daemon/console-state.ts). */
+  readonly counters: PersistedCounters;
 
   constructor(
     readonly path: string,
@@ -69,6 +72,17 @@ export class DurableLog {
     this.open();
     this.journal = mapFile(journalPath, JOURNAL_FILE_BYTES);
     this.jv = new DataView(this.journal.buffer, 0, JOURNAL_BYTES);
+    this.counters = new PersistedCounters(this.journal.buffer);
+  }
+
+  /** The journal page (for the console's other persistent state: src/daemon/console-state.ts). */
+  get page(): ArrayBuffer {
+    return this.journal!.buffer;
+  }
+
+  /** The log's size: the offset the next recorded byte gets (resuming clients' cursor). */
+  get offset(): number {
+    return this.size;
   }
 
   private open(): void {
@@ -112,19 +126,25 @@ export class DurableLog {
     const n = v.getUint32(J_N, true);
     const logBytes = v.getUint32(J_LOGBYTES, true);
     const sizeBefore = v.getFloat64(J_SIZE, true);
+    const outBefore = v.getFloat64(J_OUT, true);
     this.seq = v.getUint32(J_SEQ, true);
     const cons = ring.outCons >>> 0;
     if (cons !== consBefore) {
-      if (((consBefore + n) >>> 0) === cons) return { action: 'none' }; // published before we died
+      if (((consBefore + n) >>> 0) === cons) {
+        this.counters.bytesOut = outBefore + n; // published before we died (its count may not have been stored)
+        return { action: 'none' };
+      }
       return { action: 'ignored', detail: `journal cons ${consBefore}+${n} does not match out_cons ${cons}` };
     }
     const size = fstatSync(this.fd).size;
     if (size >= sizeBefore + logBytes) {
       ring.setOutCons((consBefore + n) | 0);
+      this.counters.bytesOut = outBefore + n;
       if (CRASH_ARMED) crashPoint('recover-publish');
       this.clearJournal();
       return { action: 'published', detail: `${n} bytes were in the log but not released from the ring` };
     }
+    this.counters.bytesOut = outBefore;
     if (size === sizeBefore) {
       this.clearJournal();
       return { action: 'redo' };
@@ -155,6 +175,7 @@ export class DurableLog {
     v.setUint32(J_N, chunk.length, true);
     v.setUint32(J_LOGBYTES, out.length, true);
     v.setFloat64(J_SIZE, this.size, true);
+    v.setFloat64(J_OUT, this.counters.bytesOut, true);
     this.seq = (this.seq + 1) >>> 0; // entries differ even for equal batches, so a torn one cannot pass the check
     v.setUint32(J_SEQ, this.seq, true);
     v.setUint32(J_CHECK, entryCheck(v), true); // last: seals the entry
@@ -216,6 +237,7 @@ export class DurableLog {
   close(removeJournal = false): void {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
+    this.counters.detach();
     this.journal?.close();
     this.journal = undefined;
     this.jv = undefined;

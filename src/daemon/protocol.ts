@@ -4,7 +4,7 @@
 import { isIPv4 } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { quote } from '../util/quote.js';
-import { NAME_RE } from './records.js';
+import { INSTANCE_RE, NAME_RE } from './records.js';
 
 /** A request line longer than this is refused (and the connection closed): bounded buffering per client. */
 export const MAX_REQUEST_LINE = 64 * 1024;
@@ -22,7 +22,19 @@ export type Request =
   | { op: 'destroy'; domain: string }
   /** Start the web console if it is not running (at `listen`, default 127.0.0.1:8011) and return its URLs. */
   | { op: 'web'; listen?: string; public?: boolean }
-  | { op: 'attach'; domain: string; readOnly: boolean };
+  | {
+      op: 'attach';
+      domain: string;
+      readOnly: boolean;
+      /** A resumable client (src/daemon/resume.ts): 32 hex digits it chose; output then comes in frames. */
+      session?: string;
+      /** Log offset to resume output from (what the client has already shown); default: the live point. */
+      offset?: number;
+      /** The domain instance the client was attached to (a reused name must not resume another guest's log). */
+      instance?: string;
+      /** Input bytes this session knows were acknowledged (used if the daemon has no record of the session). */
+      inputAcked?: number;
+    };
 
 export interface DomainInfo {
   id: number;
@@ -49,7 +61,7 @@ export interface DomainInfo {
 }
 
 export type Response =
-  | { ok: true; domid?: number; name?: string; domains?: DomainInfo[]; pid?: number; url?: string; readOnlyUrl?: string }
+  | { ok: true; domid?: number; name?: string; domains?: DomainInfo[]; pid?: number; url?: string; readOnlyUrl?: string; instance?: string; offset?: number; inputAcked?: number }
   | { ok: false; error: string };
 
 /** Parse "127.0.0.1:PORT" (or "[::1]:PORT", "localhost:PORT"); loopback only. */
@@ -86,7 +98,7 @@ export function parseRequest(line: string): Request | string {
     list: ['op', 'secrets'],
     up: ['op', 'name', 'config', 'tcp'],
     destroy: ['op', 'domain'],
-    attach: ['op', 'domain', 'readOnly'],
+    attach: ['op', 'domain', 'readOnly', 'session', 'offset', 'instance', 'inputAcked'],
     web: ['op', 'listen', 'public'],
   };
   // Own keys only: `in` would also accept Object.prototype's names ("toString", "__proto__"), whose values are not
@@ -107,7 +119,24 @@ export function parseRequest(line: string): Request | string {
       const d = domainRef(r.domain);
       if (d === undefined) return 'domain: expected a domain name or id';
       if (r.readOnly !== undefined && typeof r.readOnly !== 'boolean') return 'readOnly: expected true or false';
-      return { op: 'attach', domain: d, readOnly: r.readOnly === true };
+      const out: Extract<Request, { op: 'attach' }> = { op: 'attach', domain: d, readOnly: r.readOnly === true };
+      if (r.session !== undefined) {
+        if (typeof r.session !== 'string' || !/^[0-9a-f]{32}$/.test(r.session) || /^0+$/.test(r.session)) return 'session: expected 32 hex digits';
+        out.session = r.session;
+      }
+      for (const k of ['offset', 'inputAcked'] as const) {
+        const v = r[k];
+        if (v === undefined) continue;
+        if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return `${k}: expected a non-negative integer`;
+        if (out.session === undefined) return `${k}: only with a session`;
+        out[k] = v;
+      }
+      if (r.instance !== undefined) {
+        if (typeof r.instance !== 'string' || !INSTANCE_RE.test(r.instance)) return 'instance: invalid';
+        if (out.session === undefined) return 'instance: only with a session';
+        out.instance = r.instance;
+      }
+      return out;
     }
     case 'web': {
       const out: Extract<Request, { op: 'web' }> = { op: 'web' };

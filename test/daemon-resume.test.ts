@@ -1,0 +1,137 @@
+// Nothing lost across a daemon restart (issue #8 item 11), end to end with real guests on unicorn: a `vpl011
+// console` client keeps going while the daemon is killed with -9 twice, and no one restarts it by hand (the client
+// starts a new one, item 12). Output: what the client printed is the guest's stream (guests/bare/stream.S) from its
+// attach on, no gap and no duplicate, then the domain's end. Input: bytes piped into the client across the kills
+// reach guests/bare/checksum.S exactly once (its FNV-1a and count match).
+import { test } from './lib/bounded.js';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Harness } from './lib/daemon-harness.js';
+import { ConsoleProcess } from './lib/console-process.js';
+import { runPaths } from '../src/daemon/paths.js';
+import { readRecord } from '../src/daemon/records.js';
+import { fnv1a32, streamPattern } from '../src/vmm/bare-guests.js';
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** Kill the daemon serving the run dir (whoever started it) with -9; resolves once it is gone. */
+async function killDaemon(h: Harness): Promise<void> {
+  const pid = Number(readFileSync(runPaths(h.runDir).daemonPid, 'utf8'));
+  if (h.daemon?.pid === pid) return h.killDaemon('SIGKILL');
+  process.kill(pid, 'SIGKILL');
+  await h.until(() => {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  }, 'the daemon gone', 10_000);
+}
+
+/** The client's exit, or a failure after `ms` (the timer is cleared either way: it must not keep the run alive). */
+async function exitWithin(client: ConsoleProcess, ms: number): Promise<{ code: number | null }> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      client.exited,
+      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`the client did not end; stderr:\n${client.err}`)), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The daemon's list, or undefined while no daemon answers. */
+async function tryInfo(h: Harness, name: string) {
+  try {
+    return await h.info(name);
+  } catch {
+    return undefined;
+  }
+}
+
+test('output: a console client rides through two kill -9 of the daemon; it printed the stream byte for byte', { timeout: 600_000 }, async () => {
+  const h = new Harness();
+  const COUNT = 3 * 1024 * 1024;
+  let client: ConsoleProcess | undefined;
+  try {
+    await h.startDaemon();
+    await h.up('river', 'stream', { COUNT });
+    client = new ConsoleProcess(['console', 'river', '--run-dir', h.runDir]);
+    for (const at of [256 * 1024, 1024 * 1024]) {
+      await h.until(() => client!.outBytes >= at, `the client to have printed ${at} bytes`, 240_000);
+      await killDaemon(h);
+    }
+    const { code } = await exitWithin(client, 400_000);
+    assert.equal(code, 0, client.err);
+    assert.equal(client.err.match(/reconnecting\.\.\./g)?.length, 2, `"reconnecting..." once per kill:\n${client.err}`);
+    const end = '\r\n[vpl011: domain river (d1) shut down (poweroff)]\r\n';
+    const out = Buffer.from(client.out, 'latin1');
+    assert.equal(out.subarray(out.length - end.length).toString('latin1'), end, 'the client saw the domain end');
+    const body = out.subarray(0, out.length - end.length);
+    assert.ok(body.length > COUNT - 256 * 1024, `the client printed the stream from early on (${body.length} bytes)`);
+    assert.equal(sha(body), sha(streamPattern(COUNT).subarray(COUNT - body.length)), 'no gap, no duplicate');
+    // And the log, the record, is whole too.
+    const log = h.log('river');
+    assert.equal(sha(log.subarray(0, COUNT)), sha(streamPattern(COUNT)));
+  } finally {
+    client?.kill();
+    await h.cleanup();
+  }
+});
+
+test('input: bytes piped into a console client across two kill -9 of the daemon reach the guest exactly once', { timeout: 600_000 }, async () => {
+  const h = new Harness();
+  const COUNT = 2 * 1024 * 1024;
+  let client: ConsoleProcess | undefined;
+  try {
+    await h.startDaemon();
+    await h.up('sum', 'checksum', { COUNT });
+    client = new ConsoleProcess(['console', 'sum', '--run-dir', h.runDir]);
+    // (The guest's "checksum ready" may have gone out before the client attached: the log has it.)
+    await h.until(() => h.log('sum').includes('checksum ready\n'), 'the guest ready');
+    // Printable bytes (any value would do through a pipe), written as fast as the client takes them.
+    const data = Buffer.from(randomBytes(COUNT).map((b) => 0x20 + (b % 95)));
+    client.child.stdin.write(data);
+    for (const at of [256 * 1024, 1024 * 1024]) {
+      await h.until(async () => ((await tryInfo(h, 'sum'))?.bytesIn ?? 0) >= at, `${at} bytes of input in the guest`, 240_000);
+      await killDaemon(h);
+    }
+    const hex = (n: number) => n.toString(16).padStart(8, '0');
+    const want = `fnv1a32 ${hex(fnv1a32(data))} bytes ${hex(COUNT)}\n`;
+    await client.expect(/fnv1a32 [0-9a-f]{8} bytes [0-9a-f]{8}\n/, 300_000);
+    assert.ok(client.out.includes(want), `the guest read the input exactly once: want ${want.trim()}, got ${client.out.slice(-60)}`);
+    assert.equal(client.err.match(/reconnecting\.\.\./g)?.length, 2, client.err);
+    client.child.stdin.end();
+    const { code } = await client.exited;
+    assert.equal(code, 0, client.err);
+  } finally {
+    client?.kill();
+    await h.cleanup();
+  }
+});
+
+test('a domain that ends while the daemon is dead: the reconnecting client still gets its end and exits 0', { timeout: 300_000 }, async () => {
+  const h = new Harness();
+  let client: ConsoleProcess | undefined;
+  try {
+    await h.startDaemon();
+    const id = await h.up('brief', 'hello');
+    client = new ConsoleProcess(['console', 'brief', '--run-dir', h.runDir]);
+    await h.until(async () => ((await tryInfo(h, 'brief'))?.clients ?? 0) === 1, 'the client attached');
+    client.type('said once\n');
+    await client.expect(/said once\n/, 60_000);
+    const hostPid = readRecord(runPaths(h.runDir).domainsDir, id)!.pid;
+    await killDaemon(h);
+    process.kill(hostPid, 'SIGTERM'); // the domain ends with no daemon to see it (a new one finds it ended)
+    const { code } = await exitWithin(client, 120_000);
+    assert.equal(code, 0, client.err);
+    assert.match(client.out, /said once\n\r\n\[vpl011: domain brief \(d\d+\) shut down \(stopped\)\]\r\n$/);
+    assert.equal(client.out.split('said once').length, 2, 'the echo was shown once');
+  } finally {
+    client?.kill();
+    await h.cleanup();
+  }
+});
