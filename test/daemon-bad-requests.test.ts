@@ -69,6 +69,9 @@ test('item 10: up --tcp on a port in use: exit 2 naming the endpoint, and no dom
   const up = await cli(['up', cfg, '--tcp', `127.0.0.1:${port}`, '--run-dir', h.runDir], { limitMs: 60_000 });
   h.trackHosts();
   assert.equal(up.code, 0, up.stderr);
+  const secrets = await h.request({ op: 'list', secrets: true });
+  const secret = secrets.ok ? secrets.domains?.find((d) => d.name === 'tcpfree')?.secret : undefined;
+  assert.ok(secret, 'the TCP console has a secret');
   const sock = createConnection(port, '127.0.0.1');
   try {
     let got = '';
@@ -77,7 +80,7 @@ test('item 10: up --tcp on a port in use: exit 2 naming the endpoint, and no dom
       sock.once('connect', () => res());
       sock.once('error', rej);
     });
-    sock.write('ping-over-tcp\n');
+    sock.write(`${secret}\nping-over-tcp\n`);
     await h.until(() => got.includes('ping-over-tcp'), 'the echo over TCP', 30_000);
   } finally {
     sock.destroy();
