@@ -54,6 +54,14 @@ export class ConsoleProcess {
   private waiters = new Set<() => void>();
   private exitInfo: Exit | undefined;
   private stderrTail = '';
+  /**
+   * Batched reading (ms between reads of stdout; 0 = eager, every chunk as it arrives). QEMU's chardev makes one
+   * write() per guest byte: an eager reader wakes (and makes QEMU wait on the pipe) per byte, and measures the
+   * reader. Batched, the pipe collects up to its 64 KiB between reads, so each VMM is read at its best for bulk
+   * output; latency workloads (echo) read eagerly. See bench/RESULTS.md ("How each VMM is read").
+   */
+  private batchMs = 0;
+  private resumeTimer: NodeJS.Timeout | undefined;
   /** Called with each output chunk and the hrtime (ns) of its arrival; used by the echo workload. */
   onData: ((chunk: Buffer, atNs: bigint) => void) | undefined;
 
@@ -68,7 +76,16 @@ export class ConsoleProcess {
     if (this.child.pid === undefined) throw new Error(`${label}: cannot start ${cmd}`);
     this.pid = this.child.pid;
     live.add(this.child);
-    this.child.stdout?.on('data', (b: Buffer) => this.append(b));
+    this.child.stdout?.on('data', (b: Buffer) => {
+      this.append(b);
+      if (this.batchMs > 0 && this.resumeTimer === undefined) {
+        this.child.stdout!.pause();
+        this.resumeTimer = setTimeout(() => {
+          this.resumeTimer = undefined;
+          this.child.stdout!.resume();
+        }, this.batchMs);
+      }
+    });
     this.child.stderr!.on('data', (b: Buffer) => {
       this.stderrTail = (this.stderrTail + b.toString('latin1')).slice(-2000);
     });
@@ -88,6 +105,16 @@ export class ConsoleProcess {
         resolve(this.exitInfo);
       });
     });
+  }
+
+  /** Read stdout at most once per `ms` (bulk output), or eagerly with 0 (latency); takes effect at the next chunk. */
+  readEvery(ms: number): void {
+    this.batchMs = ms;
+    if (ms === 0 && this.resumeTimer !== undefined) {
+      clearTimeout(this.resumeTimer);
+      this.resumeTimer = undefined;
+      this.child.stdout?.resume();
+    }
   }
 
   private append(b: Buffer): void {
