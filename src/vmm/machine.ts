@@ -97,7 +97,21 @@ export class Machine {
     const vpl011Base = GUEST_PL011_BASE;
     const vpl011End = GUEST_PL011_BASE + XEN_PAGE_SIZE;
     const frAddr = GUEST_PL011_BASE + Reg.FR;
+    const inst = this.uartInst;
     this.vcpu = new UnicornVcpu(opts.libraryPath ?? unicornLibraryPath(), {
+      // The native fast path serves FR/DR from the device's own hot state, and falls back to mmioRead/mmioWrite.
+      ...(inst
+        ? {
+            nativeUart: {
+              base: GUEST_PL011_BASE,
+              hot: inst.ring.hot,
+              ringPage: inst.ring.page,
+              doorbell: opts.evtchn.doorbellView(opts.domid),
+              tail: (flags: number, prod: number, cons: number) => inst.device.nativeTail(flags, prod, cons),
+              live: () => this.domain.vpl011 === inst && !this.domain.crashed && !this.stopRequested,
+            },
+          }
+        : {}),
       safePoint: () => this.safePoint(),
       mmioRead: (addr, width) => {
         if (addr < vpl011Base || addr >= vpl011End) return this.read(addr, width);
