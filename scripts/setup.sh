@@ -3,7 +3,7 @@
 # its result is missing or stale, so a second run changes nothing and takes a second or two.
 #   1. Debian packages the project uses (apt-get, as root), installed only when missing, after one apt-get update;
 #   2. node_modules (npm ci) when missing or older than package-lock.json;
-#   3. the build (tsc -p .) when a source is newer than the last build;
+#   3. the build (tsc -p .) when a source is newer than the last build, and the native fast path (C, optional);
 #   4. libunicorn 2.1.x and the default guest (kernel Image, busybox initramfs) into the cache
 #      ($VPL011_CACHE, default ~/.cache/vpl011), with private apt state: the host's apt setup is not changed.
 # Usage: scripts/setup.sh [--quiet]     (--quiet: print only errors)
@@ -92,6 +92,8 @@ else
   say "build up to date"
 fi
 [ -f dist/src/toolstack/fetch.js ] || die "the build produced no dist/src/toolstack/fetch.js"
+# The vCPU's native console fast path (optional: without a C compiler this prints a hint and vpl011 runs in TypeScript).
+if [ "$quiet" = 1 ]; then bash scripts/build-native.sh --quiet; else bash scripts/build-native.sh; fi
 
 # --- 4. Unicorn library and guest images --------------------------------------------------------------------------
 # Downloads always show their progress (a first run fetches ~60 MB); --quiet only hides "already present" lines.

@@ -24,7 +24,8 @@
 //
 // Backend wakeups (coalesced, never lost; proved in test/device-notify.test.ts), instead of upstream's notify on
 // every DR access:
-//   - a DR write that takes OUT from empty to non-empty, or to full, notifies (the level is computed with out_cons
+//   - a DR write that takes OUT from empty to non-empty, to half full (a streaming backend drains from there rather
+//     than letting the guest meet TXFF), or to full, notifies (the level is computed with out_cons
 //     loaded after out_prod is published, so a backend that drained concurrently is either seen as "empty" and
 //     notified or will see our byte in its final re-check: ConsoleRingBackend's rule);
 //   - a DR read that takes IN from full to not full notifies (a backend waits for IN space only when it left the
@@ -151,6 +152,8 @@ export interface Vpl011State {
 
 const IN_RXI_LEVEL = XENCONS_IN_SIZE - SBSA_UART_FIFO_LEVEL; // 1008
 const OUT_TXI_LEVEL = XENCONS_OUT_SIZE - SBSA_UART_FIFO_LEVEL; // 2032
+/** OUT reaching half full notifies too: a pacing backend (src/console/backend.ts) drains from there, not from full. */
+const OUT_HALF = XENCONS_OUT_SIZE / 2;
 
 function hex(n: number, digits = 3): string {
   return '0x' + (n >>> 0).toString(16).padStart(digits, '0');
@@ -704,7 +707,7 @@ export class Vpl011 implements MmioHandler {
     const r = this.ring.putOut(byte);
     if (r > 0) {
       this.hf[HotF64.BytesOut]++;
-      if (r === 1 || r === XENCONS_OUT_SIZE) this.pendingNotify = true;
+      if (r === 1 || r === OUT_HALF || r === XENCONS_OUT_SIZE) this.pendingNotify = true;
     } else {
       this.counts.txDropped++;
       if (r === RING_CORRUPT) this.pendingNotify = true;

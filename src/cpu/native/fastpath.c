@@ -211,7 +211,7 @@ static void dr_write(struct fastpath *s, uint8_t byte) {
   }
   h[HS_RING_OUT_LEVEL] = (int32_t)level;
   s->f[HF_BYTES_OUT] += 1;
-  if (level == 1 || level == OUT_SIZE) flags |= TAIL_NOTIFY;
+  if (level == 1 || level == OUT_SIZE / 2 || level == OUT_SIZE) flags |= TAIL_NOTIFY;
   flags |= update_event(h);
   if (flags) s->js_tail(flags, next, cons);
 }
