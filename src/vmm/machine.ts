@@ -33,6 +33,9 @@ export interface MachineStats {
   counterReads: number;
   /** Notifies from this vCPU that had to wake a sleeping backend (evtchn waiter count non-zero). */
   evtchnWakes: number;
+  /** vpl011 accesses the native fast path served (included in mmio), and MSRs its filter passed to JS. */
+  nativeMmio: number;
+  msrPassed: number;
 }
 
 export interface MachineOptions {
@@ -269,7 +272,7 @@ export class Machine {
 
   stats(): MachineStats {
     const s = this.vcpu.stats;
-    return { mmio: s.mmio, irqs: s.irqRaises, wfiSleeps: this.wfiSleeps, sync: s.sync, hvc: s.hvc, aborts: s.aborts, frStalls: this.frStalls, msr: s.msr, counterReads: this.vcpu.timer.counterReads, evtchnWakes: this.opts.evtchn.wakesSent };
+    return { mmio: s.mmio, irqs: s.irqRaises, wfiSleeps: this.wfiSleeps, sync: s.sync, hvc: s.hvc, aborts: s.aborts, frStalls: this.frStalls, msr: s.msr, counterReads: this.vcpu.timer.counterReads, evtchnWakes: this.opts.evtchn.wakesSent, nativeMmio: s.nativeMmio, msrPassed: s.msrPassed };
   }
 
   run(): MachineExit {
