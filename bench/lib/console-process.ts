@@ -69,10 +69,10 @@ export class ConsoleProcess {
    * `stdoutFd`: give the VMM this file descriptor (e.g. a regular file) as stdout instead of a pipe to us, so a
    * flood of tiny writes is not slowed by our reading; the output is then not seen here.
    */
-  constructor(readonly label: string, cmd: string, args: string[], opts: { cwd?: string; stdoutFd?: number } = {}) {
+  constructor(readonly label: string, cmd: string, args: string[], opts: { cwd?: string; stdoutFd?: number; env?: NodeJS.ProcessEnv } = {}) {
     installExitHook();
     this.startNs = process.hrtime.bigint();
-    this.child = spawn(cmd, args, { cwd: opts.cwd, stdio: ['pipe', opts.stdoutFd ?? 'pipe', 'pipe'] });
+    this.child = spawn(cmd, args, { cwd: opts.cwd, stdio: ['pipe', opts.stdoutFd ?? 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     if (this.child.pid === undefined) throw new Error(`${label}: cannot start ${cmd}`);
     this.pid = this.child.pid;
     live.add(this.child);
