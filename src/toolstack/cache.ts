@@ -11,3 +11,8 @@ export function cacheDir(): string {
 export function unicornLibraryPath(): string {
   return process.env.VPL011_UNICORN || join(cacheDir(), 'unicorn', 'usr', 'lib', 'x86_64-linux-gnu', 'libunicorn.so.2');
 }
+
+/** Where the CPU self-test's verdicts are kept, per library file (src/cpu/selftest-cache.ts). */
+export function selftestVerdictDir(): string {
+  return join(cacheDir(), 'selftest');
+}

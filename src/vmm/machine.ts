@@ -2,7 +2,9 @@
 // and the run loop. Runs in the domain's worker thread; MMIO traps are handled synchronously, as on Xen's pCPU.
 import type { GuestImage } from '../toolstack/guest-image.js';
 import { UnicornVcpu, type RunExit } from '../cpu/vcpu.js';
-import { unicornLibraryPath } from '../toolstack/cache.js';
+import { selftestVerdictDir, unicornLibraryPath } from '../toolstack/cache.js';
+import { loadUnicorn } from '../cpu/unicorn.js';
+import { ensureSelfTestCached } from '../cpu/selftest-cache.js';
 import { Gicv2 } from '../xen/gicv2.js';
 import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain.js';
 import { EventChannels } from '../xen/evtchn.js';
@@ -101,7 +103,9 @@ export class Machine {
     const vpl011End = GUEST_PL011_BASE + XEN_PAGE_SIZE;
     const frAddr = GUEST_PL011_BASE + Reg.FR;
     const inst = this.uartInst;
-    this.vcpu = new UnicornVcpu(opts.libraryPath ?? unicornLibraryPath(), {
+    const lib = loadUnicorn(opts.libraryPath ?? unicornLibraryPath());
+    ensureSelfTestCached(lib, selftestVerdictDir()); // ~90 ms saved per start once the library's verdict is known
+    this.vcpu = new UnicornVcpu(lib, {
       // The native fast path serves FR/DR from the device's own hot state, and falls back to mmioRead/mmioWrite.
       ...(inst
         ? {
