@@ -105,19 +105,33 @@ export class ConsoleProcess {
     if (this.child.pid === undefined) throw new Error(`${label}: cannot start ${cmd}`);
     this.pid = this.child.pid;
     live.add(this.child);
-    const out = pipe ? new Socket({ fd: pipe.readFd, readable: true, writable: false }) : undefined;
+    // `onread` (one buffer, no 'data' events): with it, pause() really stops reading the pipe (uv_read_stop); a
+    // plain stream keeps reading into its buffer while paused, i.e. one read per write() of the VMM.
+    const readBuf = Buffer.alloc(1 << 20);
+    const out = pipe
+      ? new Socket({
+          fd: pipe.readFd,
+          readable: true,
+          writable: false,
+          onread: {
+            buffer: readBuf,
+            callback: (n: number) => {
+              this.append(Buffer.from(readBuf.subarray(0, n)));
+              if (this.batchMs > 0 && this.resumeTimer === undefined) {
+                const o = this.stdout!;
+                o.pause();
+                this.resumeTimer = setTimeout(() => {
+                  this.resumeTimer = undefined;
+                  o.resume();
+                }, this.batchMs);
+              }
+              return true;
+            },
+          },
+        } as unknown as ConstructorParameters<typeof Socket>[0])
+      : undefined;
     this.stdout = out;
     out?.on('error', () => {});
-    out?.on('data', (b: Buffer) => {
-      this.append(b);
-      if (this.batchMs > 0 && this.resumeTimer === undefined) {
-        out.pause();
-        this.resumeTimer = setTimeout(() => {
-          this.resumeTimer = undefined;
-          out.resume();
-        }, this.batchMs);
-      }
-    });
     this.child.stderr!.on('data', (b: Buffer) => {
       this.stderrTail = (this.stderrTail + b.toString('latin1')).slice(-2000);
     });
