@@ -126,9 +126,14 @@ export class NativeFastPath {
     w[HotWord.Enabled] = uart.live() ? 1 : 0;
   }
 
-  /** A JS trip that may need a safe point (an MMIO access JS served, to any device). */
+  /**
+   * A JS trip that may need a safe point (an MMIO access JS served, to any device); it may also have crashed the
+   * domain, after which the C path must not serve the rest of the block.
+   */
   wantSafePoint(): void {
-    this.uart.hot.w[HotWord.WantSafePoint] = 1;
+    const w = this.uart.hot.w;
+    w[HotWord.WantSafePoint] = 1;
+    w[HotWord.Enabled] = this.uart.live() ? 1 : 0;
   }
 
   /** The MSR hook through the C filter; `js` is the ordinary trampoline (proto vpl011_uc_sys_cb). */
