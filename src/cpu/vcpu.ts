@@ -172,8 +172,8 @@ export class UnicornVcpu implements Vcpu {
     const fast = this.fast;
     const read = (off: number, sz: number): number => {
       st.mmio++;
-      fast?.wantSafePoint();
       const v = h.mmioRead(base + off, sz as 1 | 2 | 4);
+      fast?.wantSafePoint();
       if (v === null) {
         this.queueDataAbort(base + off, false);
         return 0;
@@ -182,8 +182,9 @@ export class UnicornVcpu implements Vcpu {
     };
     const write = (off: number, sz: number, v: number): void => {
       st.mmio++;
+      const ok = h.mmioWrite(base + off, sz as 1 | 2 | 4, v >>> 0);
       fast?.wantSafePoint();
-      if (!h.mmioWrite(base + off, sz as 1 | 2 | 4, v >>> 0)) this.queueDataAbort(base + off, true);
+      if (!ok) this.queueDataAbort(base + off, true);
     };
     if (fast && base === fast.uart.base) fast.mapUart(size, read, write);
     else this.uc.mmioMap(base, size, read, write);
