@@ -152,20 +152,10 @@ export class NativeFastPath {
 
   /** Map the vpl011 page with the C callbacks in front of the ordinary JS ones (offsets within the page). */
   mapUart(size: number, read: MmioReadFn, write: MmioWriteFn): void {
-    const w = this.uart.hot.w;
-    const live = this.uart;
+    // The vCPU's read/write ask for a safe point and re-check live() after each trip (wantSafePoint).
     const t = mmioTrampolines(read, write);
-    this.jsRead = this.uc.registerNamed(((uc: unknown, off: number | bigint, sz: number) => {
-      const v = t.read(uc, off, sz);
-      w[HotWord.WantSafePoint] = 1;
-      w[HotWord.Enabled] = live.live() ? 1 : 0;
-      return v;
-    }) as never, 'vpl011_uc_mmio_read_cb');
-    this.jsWrite = this.uc.registerNamed(((uc: unknown, off: number | bigint, sz: number, v: number | bigint) => {
-      t.write(uc, off, sz, v);
-      w[HotWord.WantSafePoint] = 1;
-      w[HotWord.Enabled] = live.live() ? 1 : 0;
-    }) as never, 'vpl011_uc_mmio_write_cb');
+    this.jsRead = this.uc.registerNamed(t.read as never, 'vpl011_uc_mmio_read_cb');
+    this.jsWrite = this.uc.registerNamed(t.write as never, 'vpl011_uc_mmio_write_cb');
     this.bind();
     this.uc.mmioMapRaw(this.uart.base, size, this.l.fp_mmio_read_ptr(), this.s, this.l.fp_mmio_write_ptr(), this.s);
   }
