@@ -51,6 +51,11 @@ export function nativeDisabledByEnv(): boolean {
   return v === '0' || v === 'false' || v === 'off';
 }
 
+/** VPL011_NATIVE_MSR=0 keeps the native MMIO path but sends every MSR to JS (for A/B measurements). */
+export function nativeMsrFilterEnabled(): boolean {
+  return process.env.VPL011_NATIVE_MSR !== '0';
+}
+
 let lib: FastLib | null | undefined;
 let hinted = false;
 

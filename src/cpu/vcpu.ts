@@ -4,7 +4,7 @@ import { SyncEntry, dabtSyndrome } from './exception.js';
 import { VirtTimer } from './timer.js';
 import { psciCall, type PsciAction } from './psci.js';
 import { ensureSelfTest } from './selftest.js';
-import { loadNative, NativeFastPath, type NativeUartBinding } from './native.js';
+import { loadNative, nativeMsrFilterEnabled, NativeFastPath, type NativeUartBinding } from './native.js';
 
 /** Why a run() returned. */
 export type RunExit =
@@ -92,7 +92,7 @@ export class UnicornVcpu implements Vcpu {
       // A sysreg write ends the TB and no memory access follows before its end: a safe point (unicorn-notes §3).
       this.safe();
       return skip;
-    }, this.fast ?? undefined);
+    }, this.fast && nativeMsrFilterEnabled() ? this.fast : undefined);
   }
 
   private safe(): void {

@@ -32,9 +32,10 @@ export const enum HotWord {
   WarnedTxOff = 14,
   DevInLevel = 15,
   DevOutLevel = 16,
-  // The native fast path's own words (the vCPU side; the TypeScript device never reads them).
+  // The vCPU side's words (the native fast path's and the machine's; the TypeScript device never reads them).
   /** 1 while the C path may serve accesses (the device is the domain's vuart and the domain is alive). */
   Enabled = 20,
+  /** The machine's FR spin detection (src/vmm/machine.ts), counted by both paths. */
   LastFr = 21,
   FrRepeats = 22,
   /** The doorbell as the C path last saw it before an access: a move sends the access to the machine (dispatch). */

@@ -11,6 +11,7 @@ import { EventChannels } from '../xen/evtchn.js';
 import { domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
 import { MMIO_ABORT } from '../xen/mmio.js';
 import { FR, Reg } from '../device/spec.js';
+import { HotState, HotWord } from '../device/hot-state.js';
 import {
   GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_MAGIC_BASE, GUEST_PL011_BASE,
   GUEST_TIMER_VIRT_PPI, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE,
@@ -80,8 +81,21 @@ export class Machine {
   private stopRequested = false;
   private receiverListening = false;
   /** FR spin detection: the last FR value read and how many times in a row (no other vpl011 access between). */
-  private lastFr = -1;
-  private frRepeats = 0;
+  // Kept in the vpl011's hot state (src/device/hot-state.ts), which the native fast path also counts in, so a spin
+  // is seen the same whichever path served the reads before it (a stale count here stalled RX by 1 ms per batch).
+  private readonly spin: Int32Array;
+  private get lastFr(): number {
+    return this.spin[HotWord.LastFr]!;
+  }
+  private set lastFr(v: number) {
+    this.spin[HotWord.LastFr] = v;
+  }
+  private get frRepeats(): number {
+    return this.spin[HotWord.FrRepeats]!;
+  }
+  private set frRepeats(v: number) {
+    this.spin[HotWord.FrRepeats] = v;
+  }
   private frStalls = 0;
   private polls = 0;
   private readonly uartInst: VuartInstance | undefined;
@@ -98,6 +112,7 @@ export class Machine {
       profile: opts.profile ?? 'sbsa',
     });
     this.uartInst = vuartOf(this.domain);
+    this.spin = this.uartInst?.ring.hot.w ?? new HotState().w;
 
     const vpl011Base = GUEST_PL011_BASE;
     const vpl011End = GUEST_PL011_BASE + XEN_PAGE_SIZE;

@@ -43,7 +43,7 @@
 #define HS_DEV_IN_LEVEL 15
 #define HS_DEV_OUT_LEVEL 16
 #define HS_ENABLED 20
-#define HS_LAST_FR 21
+#define HS_LAST_FR 21 /* shared with Machine's FR spin detection (machine.ts lastFr / frRepeats) */
 #define HS_FR_REPEATS 22
 #define HS_LAST_DOORBELL 23
 #define HS_POLLS 24
@@ -263,8 +263,12 @@ uint64_t fp_mmio_read(void *uc, uint64_t offset, unsigned size, void *user) {
         if (v != h[HS_LAST_FR]) {
           h[HS_LAST_FR] = v;
           h[HS_FR_REPEATS] = 1;
-        } else if (++h[HS_FR_REPEATS] >= ((v & FR_TXFF) ? 2 : FR_SPIN_READS)) {
-          serve = 0; /* a spin: the machine waits for the backend (and keeps hardware time) */
+        } else if (h[HS_FR_REPEATS] + 1 >= ((v & FR_TXFF) ? 2 : FR_SPIN_READS)) {
+          /* A spin: the machine (which counts in the same words) takes this read, counts it and waits for the
+           * backend, exactly as if every read had been its own. */
+          serve = 0;
+        } else {
+          h[HS_FR_REPEATS]++;
         }
         if (serve) {
           s->f[HF_NATIVE_MMIO] += 1;
