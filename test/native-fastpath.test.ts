@@ -233,3 +233,33 @@ test('VPL011_NATIVE=0 forces the TypeScript path; a missing library gives one hi
     assert.deepEqual(JSON.parse(on.stdout), { a: true, b: true }, on.stderr);
   }
 });
+
+test('FR spin count: the C path counts in the machine\'s words, resets them on other accesses, and leaves the spinning read to the machine uncounted', { skip: !built && 'native library not built', timeout: 30_000 }, () => {
+  const c = cRaw();
+  const b = nativeRig(c, 'sbsa');
+  try {
+    const w = b.ring.hot.w;
+    let cold = 0;
+    const served = () => b.served();
+    // FR = 0x90 (TXFE | RXFE), not TXFF: the machine's spin threshold is FR_SPIN_READS = 16.
+    let before = served();
+    b.read(Reg.FR, 4);
+    assert.equal(w[HotWord.LastFr], 0x90);
+    assert.equal(w[HotWord.FrRepeats], 1);
+    for (let i = 2; i < 16; i++) b.read(Reg.FR, 4);
+    assert.equal(served() - before, 15, 'reads 1..15 served in C');
+    assert.equal(w[HotWord.FrRepeats], 15);
+    before = served();
+    b.read(Reg.FR, 4);
+    if (served() === before) cold++;
+    assert.equal(cold, 1, 'the 16th identical read goes to the machine');
+    assert.equal(w[HotWord.FrRepeats], 15, 'uncounted: the machine counts it itself (Machine.mmioRead) and waits');
+    b.write(Reg.DR, 4, 0x41);
+    assert.equal(w[HotWord.FrRepeats], 0, 'a DR write served in C ends the spin for the machine too');
+    b.read(Reg.FR, 4);
+    b.read(Reg.DR, 4); // IN empty: to JS, still not an FR read
+    assert.equal(w[HotWord.FrRepeats], 0, 'any other access ends the spin');
+  } finally {
+    b.close();
+  }
+});
