@@ -38,6 +38,8 @@ interface FastLib {
 }
 
 export const NATIVE_LIB_NAME = 'libvpl011_fastpath.so';
+/** NativeTail.Line of src/device/vpl011.ts (and TAIL_LINE of fastpath.c). */
+const TAIL_LINE = 2;
 const HINT = 'vpl011: native console fast path not built (needs a C compiler: run scripts/setup.sh); using the TypeScript path';
 
 /** dist/native/ next to dist/src/ (this file is dist/src/cpu/native.js once built). */
@@ -126,7 +128,9 @@ export class NativeFastPath {
     const w = uart.hot.w;
     this.jsTail = uc.registerNamed(((flags: number, prod: number, cons: number) => {
       uart.tail(flags, prod, cons);
-      w[HotWord.WantSafePoint] = 1;
+      // Only a raised line needs a safe point (the vCPU raises its IRQ input there); lowering happens at once, and a
+      // backend notification or a corruption report needs nothing from the vCPU.
+      if ((flags & TAIL_LINE) !== 0 && w[HotWord.Line] !== 0) w[HotWord.WantSafePoint] = 1;
     }) as never, 'vpl011_fp_tail_cb');
     w[HotWord.Enabled] = uart.live() ? 1 : 0;
   }

@@ -2,7 +2,8 @@
  * The vCPU's native hot path (docs/PERF.md, "Native fast path"): unicorn calls these directly, without a koffi
  * trampoline into JS (~30 ns instead of ~220 ns per call).
  *
- *  - fp_mmio_read / fp_mmio_write serve the vpl011 page's hot accesses (FR reads, DR writes, DR reads) against
+ *  - fp_mmio_read / fp_mmio_write serve the vpl011 page's hot accesses (FR reads, DR writes, DR reads, and the
+ *    interrupt registers a driver touches per interrupt: RIS/MIS/IMSC reads, ICR/IMSC writes) against
  *    the shared-memory console ring and the device's hot state (src/device/hot-state.ts: the same words the
  *    TypeScript Vpl011 and ConsoleRing use, so either implementation serves the next access). Anything else (a
  *    cold register, a refused width, a full or empty or corrupt ring, a moved doorbell, a spinning FR poll, the
@@ -70,6 +71,10 @@
 /* spec.ts / ring.ts */
 #define REG_DR 0x000
 #define REG_FR 0x018
+#define REG_IMSC 0x038
+#define REG_RIS 0x03c
+#define REG_MIS 0x040
+#define REG_ICR 0x044
 #define FR_BUSY (1 << 3)
 #define FR_RXFE (1 << 4)
 #define FR_TXFF (1 << 5)
@@ -153,8 +158,9 @@ double fp_mono_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Vpl011.update(true): re-derive RIS (every condition that holds is latched), FR and the line from the levels. */
-static int update_event(int32_t *h) {
+/* Vpl011.update(event): re-derive RIS (a data event latches every condition that holds; otherwise bits can only
+ * clear), FR and the line from the levels. */
+static int update_levels(int32_t *h, int event) {
   uint32_t in_l = (uint32_t)h[HS_RING_IN_LEVEL];
   uint32_t out_l = (uint32_t)h[HS_RING_OUT_LEVEL];
   h[HS_DEV_IN_LEVEL] = (int32_t)in_l;
@@ -164,14 +170,14 @@ static int update_event(int32_t *h) {
   if ((int32_t)out_l <= h[HS_TXI_MAX_OUT]) cond |= INT_TX;
   if ((int32_t)rx_l >= h[HS_RXI_MIN_IN]) cond |= INT_RX;
   if (rx_l > 0) cond |= INT_RT;
-  h[HS_RIS] = cond;
+  h[HS_RIS] = event ? cond : (h[HS_RIS] & cond);
   int32_t fr = 0;
   if (rx_l == 0) fr |= FR_RXFE;
   else if (rx_l == IN_SIZE) fr |= FR_RXFF;
   if (out_l == 0) fr |= FR_TXFE;
   else if (out_l == OUT_SIZE) fr |= FR_TXFF | FR_BUSY;
   h[HS_FR] = fr;
-  int32_t level = (cond & h[HS_IMSC]) != 0;
+  int32_t level = (h[HS_RIS] & h[HS_IMSC]) != 0;
   if (level != h[HS_LINE]) {
     h[HS_LINE] = level;
     return TAIL_LINE;
@@ -212,7 +218,7 @@ static void dr_write(struct fastpath *s, uint8_t byte) {
   h[HS_RING_OUT_LEVEL] = (int32_t)level;
   s->f[HF_BYTES_OUT] += 1;
   if (level == 1 || level == OUT_SIZE / 2 || level == OUT_SIZE) flags |= TAIL_NOTIFY;
-  flags |= update_event(h);
+  flags |= update_levels(h, 1);
   if (flags) s->js_tail(flags, next, cons);
 }
 
@@ -246,11 +252,13 @@ static int dr_read(struct fastpath *s) {
   }
   h[HS_RING_IN_LEVEL] = (int32_t)level;
   s->f[HF_BYTES_IN] += 1;
-  flags |= update_event(h);
+  flags |= update_levels(h, 1);
   if ((uint32_t)h[HS_DEV_IN_LEVEL] == IN_SIZE - 1) flags |= TAIL_NOTIFY;
   if (flags) s->js_tail(flags, rep_prod, rep_cons);
   return byte;
 }
+
+static uint32_t width_mask(unsigned size) { return size >= 4 ? 0xffffffffu : (1u << (size * 8)) - 1; }
 
 uint64_t fp_mmio_read(void *uc, uint64_t offset, unsigned size, void *user) {
   struct fastpath *s = user;
@@ -283,6 +291,12 @@ uint64_t fp_mmio_read(void *uc, uint64_t offset, unsigned size, void *user) {
           s->f[HF_NATIVE_MMIO] += 1;
           return (uint64_t)b;
         }
+      } else if ((offset == REG_RIS || offset == REG_MIS || offset == REG_IMSC) && may_serve(h, s->doorbell)) {
+        /* Vpl011.read: state kept current by every event, vreg_reg32_extract at offset 0. */
+        uint32_t v = offset == REG_RIS ? (uint32_t)h[HS_RIS]
+                   : offset == REG_MIS ? (uint32_t)(h[HS_RIS] & h[HS_IMSC]) : (uint32_t)h[HS_IMSC];
+        s->f[HF_NATIVE_MMIO] += 1;
+        return v & width_mask(size);
       }
     }
   }
@@ -297,6 +311,26 @@ void fp_mmio_write(void *uc, uint64_t offset, unsigned size, uint64_t value, voi
       (uint32_t)h[HS_OUT_PROD] - (uint32_t)h[HS_OUT_CONS_SEEN] < OUT_SIZE && may_serve(h, s->doorbell)) {
     dr_write(s, (uint8_t)value);
     s->f[HF_NATIVE_MMIO] += 1;
+    return;
+  }
+  if ((offset == REG_ICR || offset == REG_IMSC) && size <= 4 && may_serve(h, s->doorbell)) {
+    uint32_t m = width_mask(size);
+    int flags;
+    if (offset == REG_ICR) {
+      /* vreg_reg32_clearbits, then update(false): bits can only clear. */
+      h[HS_RIS] = (int32_t)((uint32_t)h[HS_RIS] & ~((uint32_t)value & m));
+      flags = update_levels(h, 0);
+    } else {
+      /* vreg_reg32_update, then update(true) (an IMSC write is a data event, see vpl011.ts). The receiver may
+       * have started or stopped listening (RXIM/RTIM changed): the machine looks at the next safe point. A raised
+       * line asks for one through the tail. */
+      int32_t before = h[HS_IMSC];
+      h[HS_IMSC] = (int32_t)(((uint32_t)h[HS_IMSC] & ~m) | ((uint32_t)value & m));
+      flags = update_levels(h, 1);
+      if ((before ^ h[HS_IMSC]) & (INT_RX | INT_RT)) h[HS_WANT_SAFE] = 1;
+    }
+    s->f[HF_NATIVE_MMIO] += 1;
+    if (flags) s->js_tail(flags, 0, 0);
     return;
   }
   s->js_write(uc, offset, size, value, NULL);
