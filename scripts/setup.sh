@@ -4,7 +4,7 @@
 #   1. Debian packages (apt-get, as root), installed only when missing, after one apt-get update: with --runtime
 #      only what booting a guest needs (normally already on Debian), otherwise also the test and benchmark tools;
 #   2. node_modules (npm ci) when missing or older than package-lock.json;
-#   3. the build (tsc -p .) when a source is newer than the last build;
+#   3. the build (tsc -p .) when a source is newer than the last build, and the native fast path (C, optional);
 #   4. libunicorn 2.1.x and the default guest (kernel Image, busybox initramfs) into the cache
 #      ($VPL011_CACHE, default ~/.cache/vpl011), with private apt state: the host's apt setup is not changed.
 # Steps 2-4 need no root. `./vpl011` runs it with --runtime, `npm test` and CI without.
@@ -96,6 +96,8 @@ else
   say "build up to date"
 fi
 [ -f dist/src/toolstack/fetch.js ] || die "the build produced no dist/src/toolstack/fetch.js"
+# The vCPU's native console fast path (optional: without a C compiler this prints a hint and vpl011 runs in TypeScript).
+if [ "$quiet" = 1 ]; then bash scripts/build-native.sh --quiet; else bash scripts/build-native.sh; fi
 
 # --- 4. Unicorn library and guest images --------------------------------------------------------------------------
 # Downloads always show their progress (a first run fetches ~60 MB); --quiet only hides "already present" lines.

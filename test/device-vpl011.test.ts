@@ -250,17 +250,19 @@ test('TX from the interrupt: 16 bytes per TXI without checking TXFF: no byte los
 
 // ---- backend wakeups -------------------------------------------------------------------------------------------
 
-test('notify is coalesced: once when OUT goes non-empty, once when it becomes full, not per byte', () => {
+test('notify is coalesced: once when OUT goes non-empty, once at half full, once when it becomes full, not per byte', () => {
   const { dev, drain, notifies } = rig();
   for (let i = 0; i < 100; i++) dev.write(Reg.DR, 1, 0x41);
   assert.equal(notifies(), 1);
   drain();
   dev.write(Reg.DR, 1, 0x41);
   assert.equal(notifies(), 2, 'non-empty again after the drain');
-  for (let i = 1; i < XENCONS_OUT_SIZE; i++) dev.write(Reg.DR, 1, 0x41);
-  assert.equal(notifies(), 3, 'became full');
+  for (let i = 1; i < XENCONS_OUT_SIZE / 2; i++) dev.write(Reg.DR, 1, 0x41);
+  assert.equal(notifies(), 3, 'half full: a paced backend drains now, before the guest meets TXFF');
+  for (let i = XENCONS_OUT_SIZE / 2; i < XENCONS_OUT_SIZE; i++) dev.write(Reg.DR, 1, 0x41);
+  assert.equal(notifies(), 4, 'became full');
   for (let i = 0; i < 10; i++) dev.read(Reg.FR, 4);
-  assert.equal(notifies(), 3);
+  assert.equal(notifies(), 4);
 });
 
 test('notify when a guest read frees IN space a full-ring backend is waiting for', () => {

@@ -1,8 +1,30 @@
 // A VMM process whose guest console is on its stdin/stdout pipes, as the benchmark drives both ours and QEMU:
 // spawn, collect every output byte (bounded), wait for strings with a hard deadline, write input with pipe
 // backpressure, read the process's CPU time, and kill it (and never leave it behind).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, constants as fsc, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * A real kernel pipe for a VMM's stdout, read as a stream. Node's stdio 'pipe' is a UNIX socketpair: a VMM that writes
+ * one byte per write() (QEMU's chardev) fills its send buffer after ~278 one-byte messages (each costs a whole skb),
+ * gets EAGAIN and sleeps (QEMU: 100 us per retry), so a batched reader would throttle it. A pipe merges small writes
+ * into pages (64 KiB), so the VMM runs at its own speed between our reads. Made with mkfifo and unlinked at once.
+ */
+function stdoutPipe(): { readFd: number; writeFd: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'vpl011-bench-fifo-'));
+  try {
+    const fifo = join(dir, 'out');
+    execFileSync('mkfifo', ['-m', '600', fifo]);
+    const readFd = openSync(fifo, fsc.O_RDONLY | fsc.O_NONBLOCK); // first, so that opening the write end does not block
+    const writeFd = openSync(fifo, fsc.O_WRONLY);
+    return { readFd, writeFd };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 /** Output kept per process: the 4 MiB tx workload produces ~5 MiB; anything far beyond that is a runaway guest. */
 const MAX_OUTPUT = 64 << 20;
@@ -54,6 +76,16 @@ export class ConsoleProcess {
   private waiters = new Set<() => void>();
   private exitInfo: Exit | undefined;
   private stderrTail = '';
+  /**
+   * Batched reading (ms between reads of stdout; 0 = eager, every chunk as it arrives). QEMU's chardev makes one
+   * write() per guest byte: an eager reader wakes (and makes QEMU wait on the pipe) per byte, and measures the
+   * reader. Batched, the pipe collects up to its 64 KiB between reads, so each VMM is read at its best for bulk
+   * output; latency workloads (echo) read eagerly. See bench/RESULTS.md ("How each VMM is read").
+   */
+  private batchMs = 0;
+  /** The read end of the VMM's stdout pipe (undefined with stdoutFd). */
+  private readonly stdout: Socket | undefined;
+  private resumeTimer: NodeJS.Timeout | undefined;
   /** Called with each output chunk and the hrtime (ns) of its arrival; used by the echo workload. */
   onData: ((chunk: Buffer, atNs: bigint) => void) | undefined;
 
@@ -61,14 +93,45 @@ export class ConsoleProcess {
    * `stdoutFd`: give the VMM this file descriptor (e.g. a regular file) as stdout instead of a pipe to us, so a
    * flood of tiny writes is not slowed by our reading; the output is then not seen here.
    */
-  constructor(readonly label: string, cmd: string, args: string[], opts: { cwd?: string; stdoutFd?: number } = {}) {
+  constructor(readonly label: string, cmd: string, args: string[], opts: { cwd?: string; stdoutFd?: number; env?: NodeJS.ProcessEnv } = {}) {
     installExitHook();
     this.startNs = process.hrtime.bigint();
-    this.child = spawn(cmd, args, { cwd: opts.cwd, stdio: ['pipe', opts.stdoutFd ?? 'pipe', 'pipe'] });
+    const pipe = opts.stdoutFd === undefined ? stdoutPipe() : undefined;
+    try {
+      this.child = spawn(cmd, args, { cwd: opts.cwd, stdio: ['pipe', opts.stdoutFd ?? pipe!.writeFd, 'pipe'], env: { ...process.env, ...opts.env } });
+    } finally {
+      if (pipe) closeSync(pipe.writeFd); // the child has its copy: EOF when it exits
+    }
     if (this.child.pid === undefined) throw new Error(`${label}: cannot start ${cmd}`);
     this.pid = this.child.pid;
     live.add(this.child);
-    this.child.stdout?.on('data', (b: Buffer) => this.append(b));
+    // `onread` (one buffer, no 'data' events): with it, pause() really stops reading the pipe (uv_read_stop); a
+    // plain stream keeps reading into its buffer while paused, i.e. one read per write() of the VMM.
+    const readBuf = Buffer.alloc(1 << 20);
+    const out = pipe
+      ? new Socket({
+          fd: pipe.readFd,
+          readable: true,
+          writable: false,
+          onread: {
+            buffer: readBuf,
+            callback: (n: number) => {
+              this.append(Buffer.from(readBuf.subarray(0, n)));
+              if (this.batchMs > 0 && this.resumeTimer === undefined) {
+                const o = this.stdout!;
+                o.pause();
+                this.resumeTimer = setTimeout(() => {
+                  this.resumeTimer = undefined;
+                  o.resume();
+                }, this.batchMs);
+              }
+              return true;
+            },
+          },
+        } as unknown as ConstructorParameters<typeof Socket>[0])
+      : undefined;
+    this.stdout = out;
+    out?.on('error', () => {});
     this.child.stderr!.on('data', (b: Buffer) => {
       this.stderrTail = (this.stderrTail + b.toString('latin1')).slice(-2000);
     });
@@ -76,9 +139,21 @@ export class ConsoleProcess {
     this.exited = new Promise<Exit>((resolve) => {
       this.child.on('close', (code, signal) => {
         live.delete(this.child);
-        this.exitInfo = { code, signal };
-        this.wake();
-        resolve(this.exitInfo);
+        const finish = () => {
+          this.exitInfo = { code, signal };
+          this.wake();
+          resolve(this.exitInfo);
+        };
+        if (!out || out.destroyed) return finish();
+        // Read what is still in the pipe (to EOF: the child's end is closed), at most 2 s more.
+        if (this.resumeTimer !== undefined) clearTimeout(this.resumeTimer);
+        this.batchMs = 0;
+        const t = setTimeout(() => out.destroy(), 2000);
+        out.once('close', () => {
+          clearTimeout(t);
+          finish();
+        });
+        out.resume();
       });
       this.child.on('error', (e) => {
         live.delete(this.child);
@@ -88,6 +163,16 @@ export class ConsoleProcess {
         resolve(this.exitInfo);
       });
     });
+  }
+
+  /** Read stdout at most once per `ms` (bulk output), or eagerly with 0 (latency); takes effect at the next chunk. */
+  readEvery(ms: number): void {
+    this.batchMs = ms;
+    if (ms === 0 && this.resumeTimer !== undefined) {
+      clearTimeout(this.resumeTimer);
+      this.resumeTimer = undefined;
+      this.stdout?.resume();
+    }
   }
 
   private append(b: Buffer): void {

@@ -351,6 +351,11 @@ export class Console {
     if (this.pendLen + XENCONS_OUT_SIZE > this.pend.length) this.flushOutput();
   }
 
+  /** Bytes waiting in the OUT ring now (0 if its indices are corrupt: the next service() resynchronises). */
+  outputQueued(): number {
+    return Math.max(0, this.ring.outQueued());
+  }
+
   /** Write the output gathered since the last flush to every sink (one write each). */
   flushOutput(): void {
     if (this.pendLen === 0) return;

@@ -202,6 +202,11 @@ export function runSelfTest(lib: UnicornLibrary, layout: Readonly<EnvLayout> = E
 
 let passed: SelfTestResult | undefined;
 
+/** A passing verdict established earlier for this very library (selftest-cache.ts): ensureSelfTest returns it. */
+export function acceptSelfTestVerdict(lib: UnicornLibrary, r: SelfTestResult): void {
+  if (r.ok && r.version === lib.version) passed = r;
+}
+
 /** Run the self-test once per thread; throw a clear error if the library is unknown or any check fails. */
 export function ensureSelfTest(lib: UnicornLibrary): SelfTestResult {
   if (passed) return passed;

@@ -99,6 +99,11 @@ export class VirtTimer {
     return !(ctl & CNTV_CTL_IMASK);
   }
 
+  /** performance.now() from which poll() must run (the native MSR filter passes MSRs to JS from then); Infinity: none. */
+  get nextCheckMs(): number {
+    return this.deadlineMs - MARGIN_MS;
+  }
+
   /** For a vCPU idle in WFI: milliseconds (fractional) until the timer fires, or null if it is off or has fired. */
   msUntilDeadline(): number | null {
     if (this.fired || !(this.ctl & CNTV_CTL_ENABLE)) return null;

@@ -103,6 +103,7 @@ interface UcApi {
   uc_ctl(uc: UcHandle, control: number, ...args: unknown[]): number;
   uc_hook_add(uc: UcHandle, out: unknown[], type: number, cb: unknown, user: null, begin: bigint, end: bigint, ...extra: unknown[]): number;
   uc_mmio_map(uc: UcHandle, addr: bigint, size: number, rcb: unknown, ur: null, wcb: unknown, uw: null): number;
+  uc_mmio_map_raw(uc: UcHandle, addr: bigint, size: number, rcb: unknown, ur: unknown, wcb: unknown, uw: unknown): number;
   uc_context_alloc(uc: UcHandle, out: unknown[]): number;
   uc_context_save(uc: UcHandle, ctx: unknown): number;
   uc_context_free(ctx: unknown): number;
@@ -126,6 +127,23 @@ const protos = {
   sys: koffi.proto('uint32_t vpl011_uc_sys_cb(void *uc, int reg, uint64_t cp_reg, void *user)'),
   memInvalid: koffi.proto('bool vpl011_uc_meminv_cb(void *uc, int type, uint64_t address, int size, int64_t value, void *user)'),
 };
+
+/**
+ * The JS side of an MMIO mapping's callbacks (also the fallback of the native fast path). koffi gives the value as a
+ * number when it is a safe integer (always, with 4-byte callbacks): no BigInt per access.
+ */
+export function mmioTrampolines(read: MmioReadFn, write: MmioWriteFn): {
+  read: (uc: unknown, off: number | bigint, sz: number) => number;
+  write: (uc: unknown, off: number | bigint, sz: number, val: number | bigint) => void;
+} {
+  return {
+    read: (_uc, off, sz) => read(Number(off), sz),
+    write: (_uc, off, sz, val) => {
+      if (typeof val === 'number') write(Number(off), sz, val % 4294967296, Math.floor(val / 4294967296));
+      else write(Number(off), sz, Number(val & 0xffffffffn), Number((val >> 32n) & 0xffffffffn));
+    },
+  };
+}
 
 let loaded: UnicornLibrary | undefined;
 
@@ -158,6 +176,7 @@ export function loadUnicorn(path: string): UnicornLibrary {
     uc_mmio_map: f(
       'int uc_mmio_map(void *uc, uint64_t address, size_t size, vpl011_uc_mmio_read_cb *rcb, void *ur, vpl011_uc_mmio_write_cb *wcb, void *uw)',
     ),
+    uc_mmio_map_raw: lib.func('uc_mmio_map', 'int', ['void *', 'uint64_t', 'size_t', 'void *', 'void *', 'void *', 'void *']),
     uc_context_alloc: f('int uc_context_alloc(void *uc, _Out_ void **ctx)'),
     uc_context_save: f('int uc_context_save(void *uc, void *ctx)'),
     uc_context_free: f('int uc_context_free(void *ctx)'),
@@ -287,16 +306,25 @@ export class Uc {
    * low word first (unicorn issue #2074).
    */
   mmioMap(base: number, size: number, read: MmioReadFn, write: MmioWriteFn): void {
-    const rcb = this.register(((_uc: unknown, off: number | bigint, sz: number) => read(Number(off), sz)) as never, protos.mmioRead);
-    const wcb = this.register(
-      ((_uc: unknown, off: number | bigint, sz: number, val: number | bigint) => {
-        // koffi gives a number when the value is a safe integer (always, with 4-byte callbacks): avoid BigInt per access.
-        if (typeof val === 'number') write(Number(off), sz, val % 4294967296, Math.floor(val / 4294967296));
-        else write(Number(off), sz, Number(val & 0xffffffffn), Number((val >> 32n) & 0xffffffffn));
-      }) as never,
-      protos.mmioWrite,
-    );
+    const t = mmioTrampolines(read, write);
+    const rcb = this.register(t.read as never, protos.mmioRead);
+    const wcb = this.register(t.write as never, protos.mmioWrite);
     this.check(this.lib.api.uc_mmio_map(this.h, BigInt(base), size, rcb, null, wcb, null), `uc_mmio_map 0x${base.toString(16)}`);
+  }
+
+  /** A koffi trampoline for one of this file's callback prototypes, by name; released in close(). */
+  registerNamed(fn: (...a: never[]) => unknown, protoName: string): unknown {
+    return this.register(fn, protoName); // koffi.pointer takes a prototype's name as well as its object
+  }
+
+  /** uc_mmio_map with native callbacks (src/cpu/native.ts): function pointers and user data from a C library. */
+  mmioMapRaw(base: number, size: number, rcb: unknown, ur: unknown, wcb: unknown, uw: unknown): void {
+    this.check(this.lib.api.uc_mmio_map_raw(this.h, BigInt(base), size, rcb, ur, wcb, uw), `uc_mmio_map 0x${base.toString(16)}`);
+  }
+
+  /** The MSR hook with a native callback (the C filter of src/cpu/native.ts). */
+  hookMsrRaw(cb: unknown, user: unknown): void {
+    this.check(this.lib.api.uc_hook_add(this.h, [0], UC_HOOK_INSN, cb, user as null, 1n, 0n, 'int', UC_ARM64_INS_MSR), 'hook MSR');
   }
 
   hookIntr(fn: (intno: number) => void): void {
@@ -311,19 +339,19 @@ export class Uc {
    * frame, so the address repeats: the struct is read through a Uint32Array view made once per distinct address
    * (koffi.decode would build an array per call: ~0.7 us against ~0.13 us for the bare round trip, unicorn-notes §4).
    */
-  hookMsr(fn: MsrFn): void {
-    const cb = this.register(
-      ((_uc: unknown, _reg: number, cp: number | bigint) => {
-        let v = this.msrView;
-        if (cp !== this.msrAddr) {
-          v = this.msrView = new Uint32Array(koffi.view(cp, 32));
-          this.msrAddr = cp;
-          this.msrViews++;
-        }
-        return fn(v[2]!, v[3]!, v[0]!, v[1]!, v[4]!) ? 1 : 0;
-      }) as never,
-      protos.sys,
-    );
+  hookMsr(fn: MsrFn, native?: { hookMsr(js: (uc: unknown, reg: number, cp: number | bigint, user: unknown) => number): void }): void {
+    const tramp = (_uc: unknown, _reg: number, cp: number | bigint): number => {
+      let v = this.msrView;
+      if (cp !== this.msrAddr) {
+        v = this.msrView = new Uint32Array(koffi.view(cp, 32));
+        this.msrAddr = cp;
+        this.msrViews++;
+      }
+      return fn(v[2]!, v[3]!, v[0]!, v[1]!, v[4]!) ? 1 : 0;
+    };
+    // With the native filter, unicorn calls C, which calls this trampoline only for timer registers and safe points.
+    if (native) return native.hookMsr(tramp);
+    const cb = this.register(tramp as never, protos.sys);
     this.check(this.lib.api.uc_hook_add(this.h, [0], UC_HOOK_INSN, cb, null, 1n, 0n, 'int', UC_ARM64_INS_MSR), 'hook MSR');
   }
 

@@ -6,6 +6,7 @@ import { psciCall, type PsciAction } from './psci.js';
 import { ensureSelfTest } from './selftest.js';
 import { ExactFaults, faultLayout } from './exact-fault.js';
 import { describeSyndrome } from './exception-names.js';
+import { loadNative, nativeMsrFilterEnabled, NativeFastPath, type NativeUartBinding } from './native.js';
 
 /** Why a run() returned. */
 export type RunExit =
@@ -20,6 +21,8 @@ export interface VcpuHooks {
   /** MMIO trap: returns the value, or null if the access is refused. */
   mmioRead(addr: number, width: 1 | 2 | 4): number | null;
   mmioWrite(addr: number, width: 1 | 2 | 4, value: number): boolean;
+  /** The vpl011 page for the native fast path (used when the library is available and VPL011_NATIVE is not 0). */
+  nativeUart?: NativeUartBinding;
 }
 
 export interface Vcpu {
@@ -59,7 +62,9 @@ export class UnicornVcpu implements Vcpu {
   readonly uc: Uc;
   readonly sync: SyncEntry;
   readonly timer: VirtTimer;
-  readonly stats = { mmio: 0, sync: 0, hvc: 0, irqRaises: 0, aborts: 0, msr: 0 };
+  private readonly counts = { mmio: 0, sync: 0, hvc: 0, irqRaises: 0, aborts: 0, msr: 0 };
+  /** The native fast path (src/cpu/native.ts), when the machine offered the vpl011 and the library is built. */
+  readonly fast: NativeFastPath | null = null;
   private irq = false;
   private hcrVi = false;
   private exit: RunExit | null = null;
@@ -88,13 +93,18 @@ export class UnicornVcpu implements Vcpu {
     this.timer = new VirtTimer(u);
     this.sync1 = (intno) => this.onIntr(intno);
     u.hookIntr(this.sync1);
+    const nl = hooks.nativeUart ? loadNative() : null;
+    if (nl && hooks.nativeUart) {
+      const t = this.timer;
+      this.fast = new NativeFastPath(nl, u, hooks.nativeUart, () => t.nextCheckMs);
+    }
     u.hookMsr((op0, op1, crn, crm, op2) => {
-      this.stats.msr++;
+      this.counts.msr++;
       const skip = this.timer.msr(op0, op1, crn, crm, op2);
       // A sysreg write ends the TB and no memory access follows before its end: a safe point (unicorn-notes §3).
       this.safe();
       return skip;
-    });
+    }, this.fast && nativeMsrFilterEnabled() ? this.fast : undefined);
   }
 
   private safe(): void {
@@ -114,7 +124,7 @@ export class UnicornVcpu implements Vcpu {
       return;
     }
     if (intno === EXCP.HVC) {
-      this.stats.hvc++;
+      this.counts.hvc++;
       const fid = Number(this.uc.reg(REG.X0) & 0xffffffffn);
       const r = psciCall(fid, this.uc.reg(REG.X0 + 1));
       this.uc.setReg(REG.X0, r.x0);
@@ -127,7 +137,7 @@ export class UnicornVcpu implements Vcpu {
       return;
     }
     if (intno === EXCP.UDEF || intno === EXCP.SWI || intno === EXCP.PREFETCH_ABORT || intno === EXCP.DATA_ABORT || intno === EXCP.BKPT) {
-      this.stats.sync++;
+      this.counts.sync++;
       const prevEntry = this.lastEntry;
       const rec = this.sync.takeFromHook(intno);
       this.noteEntry(rec.pc, rec.syndrome);
@@ -172,7 +182,7 @@ export class UnicornVcpu implements Vcpu {
   private deliverAbort(): void {
     const a = this.pendingAbort!;
     this.pendingAbort = null;
-    this.stats.aborts++;
+    this.counts.aborts++;
     const fromEl = Number((this.uc.reg(REG.PSTATE) >> 2n) & 3n);
     const entered = this.sync.enter('sync', dabtSyndrome(fromEl, a.write), BigInt(a.addr));
     this.noteEntry(entered.pc, entered.syndrome);
@@ -189,20 +199,28 @@ export class UnicornVcpu implements Vcpu {
   }
   mapMmio(base: number, size: number): void {
     const h = this.hooks;
-    const st = this.stats;
-    this.uc.mmioMap(
-      base,
-      size,
-      (off, sz) => {
-        st.mmio++;
-        const v = h.mmioRead(base + off, sz as 1 | 2 | 4);
-        return v === null ? this.refusedAccess(base + off, false) : v >>> 0;
-      },
-      (off, sz, v) => {
-        st.mmio++;
-        if (!h.mmioWrite(base + off, sz as 1 | 2 | 4, v >>> 0)) this.refusedAccess(base + off, true);
-      },
-    );
+    const st = this.counts;
+    const fast = this.fast;
+    const read = (off: number, sz: number): number => {
+      st.mmio++;
+      const v = h.mmioRead(base + off, sz as 1 | 2 | 4);
+      fast?.wantSafePoint();
+      return v === null ? this.refusedAccess(base + off, false) : v >>> 0;
+    };
+    const write = (off: number, sz: number, v: number): void => {
+      st.mmio++;
+      const ok = h.mmioWrite(base + off, sz as 1 | 2 | 4, v >>> 0);
+      fast?.wantSafePoint();
+      if (!ok) this.refusedAccess(base + off, true);
+    };
+    if (fast && base === fast.uart.base) fast.mapUart(size, read, write);
+    else this.uc.mmioMap(base, size, read, write);
+  }
+  /** Traps and MSR hooks, those the native fast path served included. */
+  get stats(): { mmio: number; sync: number; hvc: number; irqRaises: number; aborts: number; msr: number; nativeMmio: number; msrPassed: number } {
+    const c = this.counts;
+    const n = this.fast?.counters();
+    return { ...c, mmio: c.mmio + (n?.nativeMmio ?? 0), msr: n ? n.msrTotal : c.msr, nativeMmio: n?.nativeMmio ?? 0, msrPassed: c.msr };
   }
   reset(pc: bigint, x0: bigint): void {
     this.uc.setReg(REG.PC, pc);
@@ -213,7 +231,7 @@ export class UnicornVcpu implements Vcpu {
     this.irq = level;
     if (level !== this.hcrVi) {
       this.hcrVi = level;
-      if (level) this.stats.irqRaises++;
+      if (level) this.counts.irqRaises++;
       // Writing HCR_EL2.VI runs arm_cpu_update_virq -> cpu_interrupt(VIRQ); QEMU then takes the IRQ itself at the next
       // TB boundary when PSTATE.I = 0. Raising requests a TB exit, so only at safe points (unicorn-notes §3).
       this.uc.setSys(SYS.HCR_EL2, HCR_EL2_BASE | (level ? HCR_EL2_VI : 0n));
@@ -241,7 +259,7 @@ export class UnicornVcpu implements Vcpu {
       this.queueDataAbort(addr, write);
       return 0;
     }
-    this.stats.aborts++;
+    this.counts.aborts++;
     const fromEl = Number((this.uc.reg(REG.PSTATE) >> 2n) & 3n);
     // ISV, SAS, SSE, SRT, SF, AR (ISS bits 24..14) only when the instruction recorded a valid syndrome (ISV).
     const iss = (site.syndrome & (1 << 24)) !== 0 ? site.syndrome & 0x1ffc000 : 0;
@@ -298,5 +316,6 @@ export class UnicornVcpu implements Vcpu {
   }
   close(): void {
     this.uc.close();
+    this.fast?.close();
   }
 }

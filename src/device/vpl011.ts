@@ -24,7 +24,8 @@
 //
 // Backend wakeups (coalesced, never lost; proved in test/device-notify.test.ts), instead of upstream's notify on
 // every DR access:
-//   - a DR write that takes OUT from empty to non-empty, or to full, notifies (the level is computed with out_cons
+//   - a DR write that takes OUT from empty to non-empty, to half full (a streaming backend drains from there rather
+//     than letting the guest meet TXFF), or to full, notifies (the level is computed with out_cons
 //     loaded after out_prod is published, so a backend that drained concurrently is either seen as "empty" and
 //     notified or will see our byte in its final re-check: ConsoleRingBackend's rule);
 //   - a DR read that takes IN from full to not full notifies (a backend waits for IN space only when it left the
@@ -47,6 +48,7 @@ import { type AccessWidth, type MmioHandler, MMIO_ABORT } from '../xen/mmio.js';
 import type { IrqLine } from '../xen/vgic.js';
 import { type ConsoleRing, RING_CORRUPT, RING_EMPTY, XENCONS_IN_SIZE, XENCONS_OUT_SIZE } from '../xen/ring.js';
 import { RateLimitedLog, type LogSink } from '../util/ratelimit.js';
+import { HotF64, HotWord } from './hot-state.js';
 import { vregReg32Clearbits, vregReg32Extract, vregReg32Update } from '../util/vreg.js';
 import {
   CR,
@@ -74,6 +76,14 @@ import {
 } from './spec.js';
 
 export type Vpl011Profile = 'sbsa' | 'pl011';
+
+/** Effects the native fast path leaves to nativeTail() (mirrored by TAIL_* in src/cpu/native/fastpath.c). */
+export const enum NativeTail {
+  Notify = 1,
+  Line = 2,
+  CorruptOut = 4,
+  CorruptIn = 8,
+}
 export const VPL011_PROFILES: readonly Vpl011Profile[] = ['sbsa', 'pl011'];
 
 export interface Vpl011Ports {
@@ -142,6 +152,8 @@ export interface Vpl011State {
 
 const IN_RXI_LEVEL = XENCONS_IN_SIZE - SBSA_UART_FIFO_LEVEL; // 1008
 const OUT_TXI_LEVEL = XENCONS_OUT_SIZE - SBSA_UART_FIFO_LEVEL; // 2032
+/** OUT reaching half full notifies too: a pacing backend (src/console/backend.ts) drains from there, not from full. */
+const OUT_HALF = XENCONS_OUT_SIZE / 2;
 
 function hex(n: number, digits = 3): string {
   return '0x' + (n >>> 0).toString(16).padStart(digits, '0');
@@ -175,26 +187,85 @@ export class Vpl011 implements MmioHandler {
   private readonly irq: IrqLine;
   private readonly notifyPort: () => void;
 
-  private uartfr = FR_RESET;
-  private uartris = 0;
-  private uartimsc = 0;
-  private line = false;
-  private inLevel = 0;
-  private outLevel = 0;
+  // FR, RIS, IMSC, the line, the levels and what they mean live in the ring's hot-state region (hot-state.ts),
+  // shared with the native fast path (src/cpu/native/fastpath.c), which serves FR reads and DR accesses from them.
+  private readonly hw: Int32Array;
+  private readonly hf: Float64Array;
+  private get uartfr(): number {
+    return this.hw[HotWord.Fr]!;
+  }
+  private set uartfr(v: number) {
+    this.hw[HotWord.Fr] = v;
+  }
+  private get uartris(): number {
+    return this.hw[HotWord.Ris]! >>> 0;
+  }
+  private set uartris(v: number) {
+    this.hw[HotWord.Ris] = v;
+  }
+  private get uartimsc(): number {
+    return this.hw[HotWord.Imsc]! >>> 0;
+  }
+  private set uartimsc(v: number) {
+    this.hw[HotWord.Imsc] = v;
+  }
+  private get line(): boolean {
+    return this.hw[HotWord.Line] !== 0;
+  }
+  private set line(v: boolean) {
+    this.hw[HotWord.Line] = v ? 1 : 0;
+  }
+  private get inLevel(): number {
+    return this.hw[HotWord.DevInLevel]!;
+  }
+  private set inLevel(v: number) {
+    this.hw[HotWord.DevInLevel] = v;
+  }
+  private get outLevel(): number {
+    return this.hw[HotWord.DevOutLevel]!;
+  }
+  private set outLevel(v: number) {
+    this.hw[HotWord.DevOutLevel] = v;
+  }
   private pendingNotify = false;
 
   // What the levels mean (the profile's part of the shared core), derived by deriveLevels():
   /** TXI while the OUT level is <= this. sbsa: 2048 - 16 (bb2c1a1cc9). */
-  private txiMaxOut = OUT_TXI_LEVEL;
+  private get txiMaxOut(): number {
+    return this.hw[HotWord.TxiMaxOut]!;
+  }
+  private set txiMaxOut(v: number) {
+    this.hw[HotWord.TxiMaxOut] = v;
+  }
   /** RXI while the visible IN level is >= this (>= 1). sbsa: 1024 - 16. */
-  private rxiMinIn = IN_RXI_LEVEL;
+  private get rxiMinIn(): number {
+    return this.hw[HotWord.RxiMinIn]!;
+  }
+  private set rxiMinIn(v: number) {
+    this.hw[HotWord.RxiMinIn] = v;
+  }
   /** The receiver is on: IN is visible to the guest (pl011: CR.RXE). */
-  private rxOn = true;
+  private get rxOn(): boolean {
+    return this.hw[HotWord.RxOn] !== 0;
+  }
+  private set rxOn(v: boolean) {
+    this.hw[HotWord.RxOn] = v ? 1 : 0;
+  }
   /** pl011: CR.UARTEN or CR.TXE is clear (DR writes are still accepted, and counted). */
-  private txOff = false;
+  private get txOff(): boolean {
+    return this.hw[HotWord.TxOff] !== 0;
+  }
+  private set txOff(v: boolean) {
+    this.hw[HotWord.TxOff] = v ? 1 : 0;
+  }
   /** pl011 registers (unused by sbsa). */
   private readonly regs: Pl011Registers = pl011Reset();
-  private warnedTxOff = false;
+  private get warnedTxOff(): boolean {
+    return this.hw[HotWord.WarnedTxOff] !== 0;
+  }
+  private set warnedTxOff(v: boolean) {
+    this.hw[HotWord.WarnedTxOff] = v ? 1 : 0;
+  }
   private warnedLoopback = false;
 
   private readonly counts: Vpl011Counters = zeroCounters();
@@ -212,6 +283,18 @@ export class Vpl011 implements MmioHandler {
     this.profile = profile;
     this.full = profile === 'pl011';
     this.ring = ports.ring;
+    this.hw = this.ring.hot.w;
+    this.hf = this.ring.hot.f;
+    this.uartfr = FR_RESET;
+    this.uartris = 0;
+    this.uartimsc = 0;
+    this.line = false;
+    this.inLevel = 0;
+    this.outLevel = 0;
+    this.warnedTxOff = false;
+    this.hf[HotF64.BytesOut] = 0;
+    this.hf[HotF64.BytesIn] = 0;
+    this.hf[HotF64.TxWhileDisabled] = 0;
     this.irq = ports.irq;
     this.notifyPort = ports.notify;
     this.logUnhandled = new RateLimitedLog(ports.log);
@@ -452,6 +535,21 @@ export class Vpl011 implements MmioHandler {
     this.flushNotify();
   }
 
+  /**
+   * The end of an access the native fast path served (src/cpu/native/fastpath.c: a DR write or read it did against
+   * the same hot state): the effects it leaves to this specification, in the order the TypeScript paths have them.
+   * A corruption found after publishing an index is reported, a changed line is driven, the backend is notified.
+   */
+  nativeTail(flags: number, prod: number, cons: number): void {
+    if ((flags & NativeTail.CorruptOut) !== 0) this.ring.reportNativeCorrupt('out', prod >>> 0, cons >>> 0);
+    if ((flags & NativeTail.CorruptIn) !== 0) this.ring.reportNativeCorrupt('in', prod >>> 0, cons >>> 0);
+    if ((flags & NativeTail.Line) !== 0) this.irq.set(this.line);
+    if ((flags & NativeTail.Notify) !== 0) {
+      this.counts.notifies++;
+      this.notifyPort();
+    }
+  }
+
   // ---- inspection -------------------------------------------------------------------------------------------
 
   /** The interrupt line level the device drives. */
@@ -487,7 +585,14 @@ export class Vpl011 implements MmioHandler {
 
   /** A copy of the counters. */
   get counters(): Readonly<Vpl011Counters> {
-    return { ...this.counts, corruptRingEvents: this.ring.corruptEvents };
+    const f = this.hf;
+    return {
+      ...this.counts,
+      bytesOut: f[HotF64.BytesOut]!,
+      bytesIn: f[HotF64.BytesIn]!,
+      txWhileDisabled: f[HotF64.TxWhileDisabled]!,
+      corruptRingEvents: this.ring.corruptEvents,
+    };
   }
 
   snapshot(): Vpl011State {
@@ -555,6 +660,9 @@ export class Vpl011 implements MmioHandler {
     dev.uartris = ris;
     dev.uartimsc = imsc;
     Object.assign(dev.counts, counters);
+    dev.hf[HotF64.BytesOut] = counters.bytesOut;
+    dev.hf[HotF64.BytesIn] = counters.bytesIn;
+    dev.hf[HotF64.TxWhileDisabled] = counters.txWhileDisabled;
     if (regs) Object.assign(dev.regs, regs);
     dev.deriveLevels();
     dev.ring.refresh();
@@ -568,7 +676,7 @@ export class Vpl011 implements MmioHandler {
     if (!this.rxOn) return this.readDataRxOff();
     const b = this.ring.getIn();
     if (b >= 0) {
-      this.counts.bytesIn++;
+      this.hf[HotF64.BytesIn]++;
     } else if (b === RING_EMPTY) {
       this.counts.emptyDrReads++;
       if (this.logEmpty.wouldLog()) this.logEmpty.log('vpl011: Unexpected IN ring buffer empty');
@@ -598,8 +706,8 @@ export class Vpl011 implements MmioHandler {
     if (this.txOff) this.noteTxOff();
     const r = this.ring.putOut(byte);
     if (r > 0) {
-      this.counts.bytesOut++;
-      if (r === 1 || r === XENCONS_OUT_SIZE) this.pendingNotify = true;
+      this.hf[HotF64.BytesOut]++;
+      if (r === 1 || r === OUT_HALF || r === XENCONS_OUT_SIZE) this.pendingNotify = true;
     } else {
       this.counts.txDropped++;
       if (r === RING_CORRUPT) this.pendingNotify = true;
@@ -617,7 +725,7 @@ export class Vpl011 implements MmioHandler {
    * once). Counted; logged once.
    */
   private noteTxOff(): void {
-    this.counts.txWhileDisabled++;
+    this.hf[HotF64.TxWhileDisabled]++;
     if (!this.warnedTxOff) {
       this.warnedTxOff = true;
       this.say('vpl011: data written with CR.UARTEN or CR.TXE clear (sent anyway; logged once)');

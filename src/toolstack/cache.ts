@@ -33,3 +33,8 @@ export function hostArch(nodeArch: string = process.arch): HostArch {
 export function unicornLibraryPath(): string {
   return process.env.VPL011_UNICORN || join(cacheDir(), 'unicorn', 'usr', 'lib', hostArch().multiarch, 'libunicorn.so.2');
 }
+
+/** Where the CPU self-test's verdicts are kept, per library file (src/cpu/selftest-cache.ts). */
+export function selftestVerdictDir(): string {
+  return join(cacheDir(), 'selftest');
+}

@@ -2,7 +2,9 @@
 // and the run loop. Runs in the domain's worker thread; MMIO traps are handled synchronously, as on Xen's pCPU.
 import type { GuestImage } from '../toolstack/guest-image.js';
 import { UnicornVcpu, type RunExit } from '../cpu/vcpu.js';
-import { unicornLibraryPath } from '../toolstack/cache.js';
+import { selftestVerdictDir, unicornLibraryPath } from '../toolstack/cache.js';
+import { loadUnicorn } from '../cpu/unicorn.js';
+import { ensureSelfTestCached } from '../cpu/selftest-cache.js';
 import { Gicv2 } from '../xen/gicv2.js';
 import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain.js';
 import { EventChannels } from '../xen/evtchn.js';
@@ -10,6 +12,7 @@ import { domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
 import { MMIO_ABORT } from '../xen/mmio.js';
 import { Reg } from '../device/spec.js';
 import { FrPollPacer } from '../device/poll-pacer.js';
+import { HotState, HotWord } from '../device/hot-state.js';
 import { addressHoles } from './address-holes.js';
 import {
   GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_MAGIC_BASE, GUEST_PL011_BASE,
@@ -35,6 +38,9 @@ export interface MachineStats {
   counterReads: number;
   /** Notifies from this vCPU that had to wake a sleeping backend (evtchn waiter count non-zero). */
   evtchnWakes: number;
+  /** vpl011 accesses the native fast path served (included in mmio), and MSRs its filter passed to JS. */
+  nativeMmio: number;
+  msrPassed: number;
 }
 
 export interface MachineOptions {
@@ -86,6 +92,22 @@ export class Machine {
   private receiverListening = false;
   /** FR polling: how long the vCPU may be parked instead of trapping (the device's answer, poll-pacer.ts). */
   private readonly frPacer = new FrPollPacer();
+  /** FR polling as the native fast path sees it: the last FR value read and how many times in a row. */
+  // Kept in the vpl011's hot state (src/device/hot-state.ts), which the native fast path also counts in, so a spin
+  // is seen the same whichever path served the reads before it (a stale count here stalled RX by 1 ms per batch).
+  private readonly spin: Int32Array;
+  private get lastFr(): number {
+    return this.spin[HotWord.LastFr]!;
+  }
+  private set lastFr(v: number) {
+    this.spin[HotWord.LastFr] = v;
+  }
+  private get frRepeats(): number {
+    return this.spin[HotWord.FrRepeats]!;
+  }
+  private set frRepeats(v: number) {
+    this.spin[HotWord.FrRepeats] = v;
+  }
   private frStalls = 0;
   private polls = 0;
   private readonly uartInst: VuartInstance | undefined;
@@ -102,11 +124,28 @@ export class Machine {
       profile: opts.profile ?? 'sbsa',
     });
     this.uartInst = vuartOf(this.domain);
+    this.spin = this.uartInst?.ring.hot.w ?? new HotState().w;
 
     const vpl011Base = GUEST_PL011_BASE;
     const vpl011End = GUEST_PL011_BASE + XEN_PAGE_SIZE;
     const frAddr = GUEST_PL011_BASE + Reg.FR;
-    this.vcpu = new UnicornVcpu(opts.libraryPath ?? unicornLibraryPath(), {
+    const inst = this.uartInst;
+    const lib = loadUnicorn(opts.libraryPath ?? unicornLibraryPath());
+    ensureSelfTestCached(lib, selftestVerdictDir()); // ~90 ms saved per start once the library's verdict is known
+    this.vcpu = new UnicornVcpu(lib, {
+      // The native fast path serves FR/DR from the device's own hot state, and falls back to mmioRead/mmioWrite.
+      ...(inst
+        ? {
+            nativeUart: {
+              base: GUEST_PL011_BASE,
+              hot: inst.ring.hot,
+              ringPage: inst.ring.page,
+              doorbell: opts.evtchn.doorbellView(opts.domid),
+              tail: (flags: number, prod: number, cons: number) => inst.device.nativeTail(flags, prod, cons),
+              live: () => this.domain.vpl011 === inst && !this.domain.crashed && !this.stopRequested,
+            },
+          }
+        : {}),
       safePoint: () => this.safePoint(),
       mmioRead: (addr, width) => {
         if (addr < vpl011Base || addr >= vpl011End) return this.read(addr, width);
@@ -114,13 +153,24 @@ export class Machine {
         // (vpl011_notification) before each vpl011 access.
         this.pollEvents();
         if (addr !== frAddr) {
+          this.frRepeats = 0;
           this.frPacer.reset();
           return this.uartRead(addr, width);
         }
         let v = this.uartRead(addr, width);
         if (v === null) {
+          this.frRepeats = 0;
           this.frPacer.reset();
           return v;
+        }
+        // The native path serves the first reads of a poll and any other access in C (src/cpu/native/fastpath.c);
+        // it keeps the shared spin words, so a reset count or a new value here means a new polling episode.
+        if (v !== this.lastFr || this.frRepeats === 0) {
+          this.frPacer.reset();
+          this.lastFr = v;
+          this.frRepeats = 1;
+        } else if (this.frRepeats < 0x3fffffff) {
+          this.frRepeats++;
         }
         // The same FR again with no other vpl011 access between: the guest polls, waiting for the backend, which
         // notifies us when it moves data. The device's pacer says how long the vCPU may be parked on the doorbell
@@ -190,8 +240,14 @@ export class Machine {
 
   /** A changed FR the guest is about to see (after a park or a re-derivation): a new polling episode. */
   private frSeen(v: number | null): number | null {
-    if (v === null) this.frPacer.reset();
-    else this.frPacer.frRead(v, performance.now());
+    if (v === null) {
+      this.frRepeats = 0;
+      this.frPacer.reset();
+    } else {
+      this.lastFr = v;
+      this.frRepeats = 1;
+      this.frPacer.frRead(v, performance.now());
+    }
     return v;
   }
 
@@ -268,7 +324,7 @@ export class Machine {
 
   stats(): MachineStats {
     const s = this.vcpu.stats;
-    return { mmio: s.mmio, irqs: s.irqRaises, wfiSleeps: this.wfiSleeps, sync: s.sync, hvc: s.hvc, aborts: s.aborts, frStalls: this.frStalls, msr: s.msr, counterReads: this.vcpu.timer.counterReads, evtchnWakes: this.opts.evtchn.wakesSent };
+    return { mmio: s.mmio, irqs: s.irqRaises, wfiSleeps: this.wfiSleeps, sync: s.sync, hvc: s.hvc, aborts: s.aborts, frStalls: this.frStalls, msr: s.msr, counterReads: this.vcpu.timer.counterReads, evtchnWakes: this.opts.evtchn.wakesSent, nativeMmio: s.nativeMmio, msrPassed: s.msrPassed };
   }
 
   run(): MachineExit {

@@ -424,6 +424,12 @@ export class EventChannels {
 
   // ---- consumer side ----------------------------------------------------------------------------------------
 
+  /** A one-word view of the domain's doorbell (for native code that polls it: src/cpu/native.ts). */
+  doorbellView(domid: number): Int32Array {
+    const i = this.doorbellIndex(domid);
+    return this.words.subarray(i, i + 1);
+  }
+
   /** The domain's doorbell counter: read it before dispatch(), wait on it after. */
   doorbell(domid: number): number {
     return Atomics.load(this.words, this.doorbellIndex(domid));

@@ -18,6 +18,8 @@
 // Every access is masked into the page, so no index value can cause an out-of-bounds access, and no copy loop is
 // bounded by an index distance, so none can hang.
 
+import { HotState, HotWord } from '../device/hot-state.js';
+
 export const XENCONS_PAGE_SIZE = 4096;
 export const XENCONS_IN_SIZE = 1024;
 export const XENCONS_OUT_SIZE = 2048;
@@ -171,18 +173,59 @@ class RingPage {
  * After each operation, inLevel / outLevel hold the levels computed from the freshest loads.
  */
 export class ConsoleRing extends RingPage {
-  private outProdPriv = 0;
-  private outConsSeen = 0;
-  private inConsPriv = 0;
-  private inProdSeen = 0;
+  /**
+   * The private indices and levels live in the device's hot-state region (src/device/hot-state.ts), shared with the
+   * device built over this ring and with the native fast path, so that either implementation serves the next access.
+   */
+  readonly hot = new HotState();
+  private readonly hw = this.hot.w;
+  private get outProdPriv(): number {
+    return this.hw[HotWord.OutProd]!;
+  }
+  private set outProdPriv(v: number) {
+    this.hw[HotWord.OutProd] = v;
+  }
+  private get outConsSeen(): number {
+    return this.hw[HotWord.OutConsSeen]!;
+  }
+  private set outConsSeen(v: number) {
+    this.hw[HotWord.OutConsSeen] = v;
+  }
+  private get inConsPriv(): number {
+    return this.hw[HotWord.InCons]!;
+  }
+  private set inConsPriv(v: number) {
+    this.hw[HotWord.InCons] = v;
+  }
+  private get inProdSeen(): number {
+    return this.hw[HotWord.InProdSeen]!;
+  }
+  private set inProdSeen(v: number) {
+    this.hw[HotWord.InProdSeen] = v;
+  }
   /** IN level (bytes queued for the guest) as of the last operation or refresh(). */
-  inLevel = 0;
+  get inLevel(): number {
+    return this.hw[HotWord.RingInLevel]!;
+  }
+  set inLevel(v: number) {
+    this.hw[HotWord.RingInLevel] = v;
+  }
   /** OUT level (bytes not yet consumed by the backend) as of the last operation or refresh(). */
-  outLevel = 0;
+  get outLevel(): number {
+    return this.hw[HotWord.RingOutLevel]!;
+  }
+  set outLevel(v: number) {
+    this.hw[HotWord.RingOutLevel] = v;
+  }
 
   constructor(buffer: ArrayBuffer | SharedArrayBuffer, byteOffset = 0) {
     super(buffer, byteOffset);
     this.adopt();
+  }
+
+  /** A corruption the native fast path found after publishing an index (it cannot call reportCorrupt itself). */
+  reportNativeCorrupt(half: 'in' | 'out', prod: number, cons: number): void {
+    this.reportCorrupt(half, prod, cons);
   }
 
   /**

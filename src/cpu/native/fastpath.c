@@ -1,0 +1,357 @@
+/*
+ * The vCPU's native hot path (docs/PERF.md, "Native fast path"): unicorn calls these directly, without a koffi
+ * trampoline into JS (~30 ns instead of ~220 ns per call).
+ *
+ *  - fp_mmio_read / fp_mmio_write serve the vpl011 page's hot accesses (FR reads, DR writes, DR reads, and the
+ *    interrupt registers a driver touches per interrupt: RIS/MIS/IMSC reads, ICR/IMSC writes) against
+ *    the shared-memory console ring and the device's hot state (src/device/hot-state.ts: the same words the
+ *    TypeScript Vpl011 and ConsoleRing use, so either implementation serves the next access). Anything else (a
+ *    cold register, a refused width, a full or empty or corrupt ring, a moved doorbell, a spinning FR poll, the
+ *    path disabled) goes to the JS callback unchanged, before any state is touched. Effects the C path cannot do
+ *    (drive the interrupt line, notify the backend, report a corruption found after publishing an index) are left
+ *    to Vpl011.nativeTail() after the state is updated, in the device's order.
+ *  - fp_msr filters unicorn's MSR hook: only timer registers (CNTV_*) and safe-point requests (a doorbell move, a
+ *    JS trip that asked for one, the timer's next check time, every MSR_PERIOD-th MSR) reach JS.
+ *
+ * The TypeScript device (src/device/vpl011.ts, ring.ts) is the specification: each function below is a
+ * transliteration of a named TypeScript method; test/native-fastpath.test.ts runs both on the same access streams.
+ * Ring indices are published with the same store-then-load (Dekker) order as ConsoleRing (seq_cst atomics).
+ *
+ * Built by scripts/build-native.sh (called from scripts/setup.sh); loaded through koffi by src/cpu/native.ts.
+ */
+#define _POSIX_C_SOURCE 199309L
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* hot-state.ts HotWord / HotF64 / HOT_LAYOUT */
+#define HS_OUT_PROD 0
+#define HS_OUT_CONS_SEEN 1
+#define HS_IN_CONS 2
+#define HS_IN_PROD_SEEN 3
+#define HS_RING_IN_LEVEL 4
+#define HS_RING_OUT_LEVEL 5
+#define HS_FR 6
+#define HS_RIS 7
+#define HS_IMSC 8
+#define HS_LINE 9
+#define HS_TXI_MAX_OUT 10
+#define HS_RXI_MIN_IN 11
+#define HS_RX_ON 12
+#define HS_TX_OFF 13
+#define HS_WARNED_TX_OFF 14
+#define HS_DEV_IN_LEVEL 15
+#define HS_DEV_OUT_LEVEL 16
+#define HS_ENABLED 20
+#define HS_LAST_FR 21 /* shared with Machine's FR spin detection (machine.ts lastFr / frRepeats) */
+#define HS_FR_REPEATS 22
+#define HS_LAST_DOORBELL 23
+#define HS_POLLS 24
+#define HS_WANT_SAFE 25
+#define HS_SAFE_DOORBELL 26
+#define HS_MSR_SINCE 27
+#define HS_MAGIC 31
+#define HF_BYTES_OUT 0
+#define HF_BYTES_IN 1
+#define HF_TX_WHILE_DISABLED 2
+#define HF_NATIVE_MMIO 3
+#define HF_MSR_TOTAL 4
+#define HF_MSR_PASSED 5
+#define HF_TIMER_CHECK_MONO_MS 6
+#define HOT_LAYOUT 0x70110001
+#define HOT_F64_OFFSET 128
+
+/* vpl011.ts NativeTail */
+#define TAIL_NOTIFY 1
+#define TAIL_LINE 2
+#define TAIL_CORRUPT_OUT 4
+#define TAIL_CORRUPT_IN 8
+
+/* spec.ts / ring.ts */
+#define REG_DR 0x000
+#define REG_FR 0x018
+#define REG_IMSC 0x038
+#define REG_RIS 0x03c
+#define REG_MIS 0x040
+#define REG_ICR 0x044
+#define FR_BUSY (1 << 3)
+#define FR_RXFE (1 << 4)
+#define FR_TXFF (1 << 5)
+#define FR_RXFF (1 << 6)
+#define FR_TXFE (1 << 7)
+#define INT_RX (1 << 4)
+#define INT_TX (1 << 5)
+#define INT_RT (1 << 6)
+#define IN_SIZE 1024u
+#define OUT_SIZE 2048u
+#define IN_OFFSET 0x000
+#define OUT_OFFSET 0x400
+#define IDX_OFFSET 0xc00
+#define W_IN_CONS 0
+#define W_IN_PROD 1
+#define W_OUT_CONS 2
+#define W_OUT_PROD 3
+
+/* machine.ts: FR spins go to the machine (it waits for the backend) at these repeat counts; its stop check runs
+ * at least every POLL_PERIOD accesses. */
+#define FR_SPIN_READS 16
+#define POLL_PERIOD 1024
+/* An MSR reaches JS (a safe point) at least this often even when nothing asked for one. */
+#define MSR_PERIOD 64
+
+typedef uint64_t (*js_read_fn)(void *uc, uint64_t offset, unsigned size, void *user);
+typedef void (*js_write_fn)(void *uc, uint64_t offset, unsigned size, uint64_t value, void *user);
+typedef uint32_t (*js_msr_fn)(void *uc, int reg, uint64_t cp_reg, void *user);
+typedef void (*js_tail_fn)(int flags, uint32_t prod, uint32_t cons);
+
+struct fastpath {
+  int32_t *h;
+  double *f;
+  uint8_t *page;
+  int32_t *idx;
+  int32_t *doorbell;
+  js_read_fn js_read;
+  js_write_fn js_write;
+  js_msr_fn js_msr;
+  js_tail_fn js_tail;
+};
+
+#define SEQ __ATOMIC_SEQ_CST
+
+/* Returns NULL if the layout word does not match (the caller falls back to the TypeScript path). */
+struct fastpath *fp_new(uint8_t *hot, uint8_t *ring_page, int32_t *doorbell) {
+  int32_t *h = (int32_t *)hot;
+  if (h[HS_MAGIC] != (int32_t)HOT_LAYOUT) return NULL;
+  struct fastpath *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->h = h;
+  s->f = (double *)(hot + HOT_F64_OFFSET);
+  s->page = ring_page;
+  s->idx = (int32_t *)(ring_page + IDX_OFFSET);
+  s->doorbell = doorbell;
+  s->h[HS_LAST_DOORBELL] = __atomic_load_n(doorbell, SEQ);
+  s->h[HS_SAFE_DOORBELL] = s->h[HS_LAST_DOORBELL];
+  return s;
+}
+
+void fp_set_js(struct fastpath *s, js_read_fn rd, js_write_fn wr, js_msr_fn msr, js_tail_fn tail) {
+  s->js_read = rd;
+  s->js_write = wr;
+  s->js_msr = msr;
+  s->js_tail = tail;
+}
+
+void fp_free(struct fastpath *s) { free(s); }
+
+/* The addresses unicorn is given (uc_mmio_map, uc_hook_add). */
+uint64_t fp_mmio_read(void *uc, uint64_t offset, unsigned size, void *user);
+void fp_mmio_write(void *uc, uint64_t offset, unsigned size, uint64_t value, void *user);
+uint32_t fp_msr(void *uc, int reg, uint64_t cp_reg, void *user);
+void *fp_mmio_read_ptr(void) { return (void *)fp_mmio_read; }
+void *fp_mmio_write_ptr(void) { return (void *)fp_mmio_write; }
+void *fp_msr_ptr(void) { return (void *)fp_msr; }
+
+double fp_mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Vpl011.update(event): re-derive RIS (a data event latches every condition that holds; otherwise bits can only
+ * clear), FR and the line from the levels. */
+static int update_levels(int32_t *h, int event) {
+  uint32_t in_l = (uint32_t)h[HS_RING_IN_LEVEL];
+  uint32_t out_l = (uint32_t)h[HS_RING_OUT_LEVEL];
+  h[HS_DEV_IN_LEVEL] = (int32_t)in_l;
+  h[HS_DEV_OUT_LEVEL] = (int32_t)out_l;
+  uint32_t rx_l = h[HS_RX_ON] ? in_l : 0;
+  int32_t cond = 0;
+  if ((int32_t)out_l <= h[HS_TXI_MAX_OUT]) cond |= INT_TX;
+  if ((int32_t)rx_l >= h[HS_RXI_MIN_IN]) cond |= INT_RX;
+  if (rx_l > 0) cond |= INT_RT;
+  h[HS_RIS] = event ? cond : (h[HS_RIS] & cond);
+  int32_t fr = 0;
+  if (rx_l == 0) fr |= FR_RXFE;
+  else if (rx_l == IN_SIZE) fr |= FR_RXFF;
+  if (out_l == 0) fr |= FR_TXFE;
+  else if (out_l == OUT_SIZE) fr |= FR_TXFF | FR_BUSY;
+  h[HS_FR] = fr;
+  int32_t level = (h[HS_RIS] & h[HS_IMSC]) != 0;
+  if (level != h[HS_LINE]) {
+    h[HS_LINE] = level;
+    return TAIL_LINE;
+  }
+  return 0;
+}
+
+/* The machine's checks before any vpl011 access (Machine.pollEvents): a moved doorbell means pending events to
+ * dispatch first, so the access goes to JS; so does every POLL_PERIOD-th (the stop check). */
+static int may_serve(int32_t *h, int32_t *doorbell) {
+  if (!h[HS_ENABLED]) return 0;
+  int32_t db = __atomic_load_n(doorbell, SEQ);
+  if (db != h[HS_LAST_DOORBELL]) {
+    h[HS_LAST_DOORBELL] = db;
+    return 0;
+  }
+  if ((++h[HS_POLLS] & (POLL_PERIOD - 1)) == 0) return 0;
+  return 1;
+}
+
+/* Vpl011.writeData + ConsoleRing.putOut, for a ring that is not full by what was last seen. */
+static void dr_write(struct fastpath *s, uint8_t byte) {
+  int32_t *h = s->h;
+  if (h[HS_TX_OFF]) s->f[HF_TX_WHILE_DISABLED] += 1; /* warned already (checked by the caller) */
+  uint32_t prod = (uint32_t)h[HS_OUT_PROD];
+  s->page[OUT_OFFSET + (prod & (OUT_SIZE - 1))] = byte;
+  uint32_t next = prod + 1;
+  h[HS_OUT_PROD] = (int32_t)next;
+  __atomic_store_n(&s->idx[W_OUT_PROD], (int32_t)next, SEQ); /* data before index */
+  uint32_t cons = (uint32_t)__atomic_load_n(&s->idx[W_OUT_CONS], SEQ); /* after the publish: the Dekker half */
+  h[HS_OUT_CONS_SEEN] = (int32_t)cons;
+  uint32_t level = next - cons;
+  int flags = 0;
+  if (level > OUT_SIZE) {
+    flags |= TAIL_CORRUPT_OUT;
+    level = OUT_SIZE;
+  }
+  h[HS_RING_OUT_LEVEL] = (int32_t)level;
+  s->f[HF_BYTES_OUT] += 1;
+  if (level == 1 || level == OUT_SIZE / 2 || level == OUT_SIZE) flags |= TAIL_NOTIFY;
+  flags |= update_levels(h, 1);
+  if (flags) s->js_tail(flags, next, cons);
+}
+
+/* Vpl011.readData + ConsoleRing.getIn with the receiver on. Returns -1 (nothing touched but the cached in_prod,
+ * which getIn reloads anyway) when IN is empty or corrupt: the JS path then does it all, logs included. */
+static int dr_read(struct fastpath *s) {
+  int32_t *h = s->h;
+  uint32_t cons = (uint32_t)h[HS_IN_CONS];
+  uint32_t prod = (uint32_t)h[HS_IN_PROD_SEEN];
+  uint32_t level = prod - cons;
+  if (level == 0 || level > IN_SIZE) {
+    prod = (uint32_t)__atomic_load_n(&s->idx[W_IN_PROD], SEQ); /* index before data */
+    h[HS_IN_PROD_SEEN] = (int32_t)prod;
+    level = prod - cons;
+    if (level == 0 || level > IN_SIZE) return -1;
+  }
+  uint8_t byte = s->page[IN_OFFSET + (cons & (IN_SIZE - 1))];
+  uint32_t next = cons + 1;
+  h[HS_IN_CONS] = (int32_t)next;
+  __atomic_store_n(&s->idx[W_IN_CONS], (int32_t)next, SEQ);
+  prod = (uint32_t)__atomic_load_n(&s->idx[W_IN_PROD], SEQ);
+  h[HS_IN_PROD_SEEN] = (int32_t)prod;
+  level = prod - next;
+  int flags = 0;
+  uint32_t rep_prod = prod, rep_cons = next;
+  if (level > IN_SIZE) {
+    flags |= TAIL_CORRUPT_IN;
+    h[HS_IN_CONS] = (int32_t)prod;
+    __atomic_store_n(&s->idx[W_IN_CONS], (int32_t)prod, SEQ);
+    level = 0;
+  }
+  h[HS_RING_IN_LEVEL] = (int32_t)level;
+  s->f[HF_BYTES_IN] += 1;
+  flags |= update_levels(h, 1);
+  if ((uint32_t)h[HS_DEV_IN_LEVEL] == IN_SIZE - 1) flags |= TAIL_NOTIFY;
+  if (flags) s->js_tail(flags, rep_prod, rep_cons);
+  return byte;
+}
+
+static uint32_t width_mask(unsigned size) { return size >= 4 ? 0xffffffffu : (1u << (size * 8)) - 1; }
+
+uint64_t fp_mmio_read(void *uc, uint64_t offset, unsigned size, void *user) {
+  struct fastpath *s = user;
+  int32_t *h = s->h;
+  if (size <= 4) {
+    if (offset == REG_FR) {
+      if (may_serve(h, s->doorbell)) {
+        int32_t v = h[HS_FR];
+        int serve = 1;
+        if (v != h[HS_LAST_FR]) {
+          h[HS_LAST_FR] = v;
+          h[HS_FR_REPEATS] = 1;
+        } else if (h[HS_FR_REPEATS] + 1 >= ((v & FR_TXFF) ? 2 : FR_SPIN_READS)) {
+          /* A spin: the machine (which counts in the same words) takes this read, counts it and waits for the
+           * backend, exactly as if every read had been its own. */
+          serve = 0;
+        } else {
+          h[HS_FR_REPEATS]++;
+        }
+        if (serve) {
+          s->f[HF_NATIVE_MMIO] += 1;
+          return size == 1 ? (uint64_t)(v & 0xff) : (uint64_t)(uint32_t)v;
+        }
+      }
+    } else {
+      h[HS_FR_REPEATS] = 0;
+      if (offset == REG_DR && h[HS_RX_ON] && may_serve(h, s->doorbell)) {
+        int b = dr_read(s);
+        if (b >= 0) {
+          s->f[HF_NATIVE_MMIO] += 1;
+          return (uint64_t)b;
+        }
+      } else if ((offset == REG_RIS || offset == REG_MIS || offset == REG_IMSC) && may_serve(h, s->doorbell)) {
+        /* Vpl011.read: state kept current by every event, vreg_reg32_extract at offset 0. */
+        uint32_t v = offset == REG_RIS ? (uint32_t)h[HS_RIS]
+                   : offset == REG_MIS ? (uint32_t)(h[HS_RIS] & h[HS_IMSC]) : (uint32_t)h[HS_IMSC];
+        s->f[HF_NATIVE_MMIO] += 1;
+        return v & width_mask(size);
+      }
+    }
+  }
+  return s->js_read(uc, offset, size, NULL);
+}
+
+void fp_mmio_write(void *uc, uint64_t offset, unsigned size, uint64_t value, void *user) {
+  struct fastpath *s = user;
+  int32_t *h = s->h;
+  h[HS_FR_REPEATS] = 0; /* any write to the page ends a spin (Machine.mmioWrite) */
+  if (offset == REG_DR && size <= 4 && (!h[HS_TX_OFF] || h[HS_WARNED_TX_OFF]) &&
+      (uint32_t)h[HS_OUT_PROD] - (uint32_t)h[HS_OUT_CONS_SEEN] < OUT_SIZE && may_serve(h, s->doorbell)) {
+    dr_write(s, (uint8_t)value);
+    s->f[HF_NATIVE_MMIO] += 1;
+    return;
+  }
+  if ((offset == REG_ICR || offset == REG_IMSC) && size <= 4 && may_serve(h, s->doorbell)) {
+    uint32_t m = width_mask(size);
+    int flags;
+    if (offset == REG_ICR) {
+      /* vreg_reg32_clearbits, then update(false): bits can only clear. */
+      h[HS_RIS] = (int32_t)((uint32_t)h[HS_RIS] & ~((uint32_t)value & m));
+      flags = update_levels(h, 0);
+    } else {
+      /* vreg_reg32_update, then update(true) (an IMSC write is a data event, see vpl011.ts). The receiver may
+       * have started or stopped listening (RXIM/RTIM changed): the machine looks at the next safe point. A raised
+       * line asks for one through the tail. */
+      int32_t before = h[HS_IMSC];
+      h[HS_IMSC] = (int32_t)(((uint32_t)h[HS_IMSC] & ~m) | ((uint32_t)value & m));
+      flags = update_levels(h, 1);
+      if ((before ^ h[HS_IMSC]) & (INT_RX | INT_RT)) h[HS_WANT_SAFE] = 1;
+    }
+    s->f[HF_NATIVE_MMIO] += 1;
+    if (flags) s->js_tail(flags, 0, 0);
+    return;
+  }
+  s->js_write(uc, offset, size, value, NULL);
+}
+
+uint32_t fp_msr(void *uc, int reg, uint64_t cp_reg, void *user) {
+  struct fastpath *s = user;
+  int32_t *h = s->h;
+  const uint32_t *cp = (const uint32_t *)(uintptr_t)cp_reg; /* { crn, crm, op0, op1, op2; u64 val } */
+  s->f[HF_MSR_TOTAL] += 1;
+  int pass = (cp[2] == 3 && cp[3] == 3 && cp[0] == 14 && cp[1] == 3) || h[HS_WANT_SAFE] ||
+             ++h[HS_MSR_SINCE] >= MSR_PERIOD;
+  if (!pass) {
+    int32_t db = __atomic_load_n(s->doorbell, SEQ);
+    if (db != h[HS_SAFE_DOORBELL]) pass = 1;
+    else if (s->f[HF_TIMER_CHECK_MONO_MS] <= fp_mono_ms()) pass = 1;
+  }
+  if (!pass) return 0;
+  h[HS_SAFE_DOORBELL] = __atomic_load_n(s->doorbell, SEQ);
+  h[HS_WANT_SAFE] = 0;
+  h[HS_MSR_SINCE] = 0;
+  s->f[HF_MSR_PASSED] += 1;
+  return s->js_msr(uc, reg, cp_reg, NULL);
+}
