@@ -206,3 +206,60 @@ test('close() is idempotent, releases the file descriptor, and removes the journ
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('two notes in a row: no blank line; a guest line after a note is stamped', T, () => {
+  withDir(({ log, open }) => {
+    const l = open('guest');
+    l.note('a');
+    l.note('b');
+    l.record(Buffer.from('x'), 0);
+    assert.equal(readFileSync(log, 'utf8'), `[vpl011: a]\n[vpl011: b]\n${S}x`);
+  });
+});
+
+test('a batch after a note, killed mid-write, is truncated back to just after the note', T, () => {
+  withDir(({ log, open }) => {
+    const l = open();
+    l.record(Buffer.from('abc'), 0);
+    l.note('crashed');
+    l.record(Buffer.from('defg'), 3);
+    l.close();
+    const full = readFileSync(log, 'utf8');
+    truncateSync(log, full.length - 2);
+    assert.deepEqual(open().recover(new Cursor(3)), { action: 'truncated-redo', detail: '2 partial bytes removed' });
+    assert.equal(readFileSync(log, 'utf8'), 'abc\n[vpl011: crashed]\n');
+  });
+});
+
+test('a first batch cut back to an empty log is redone with its stamp', T, () => {
+  withDir(({ log, open }) => {
+    const l = open('guest');
+    l.record(Buffer.from('ab'), 0);
+    l.close();
+    truncateSync(log, 1);
+    const r = open('guest');
+    assert.equal(r.recover(new Cursor(0)).action, 'truncated-redo');
+    r.record(Buffer.from('ab'), 0);
+    assert.equal(readFileSync(log, 'utf8'), `${S}ab`);
+  });
+});
+
+test('a torn entry says so; opening a non-empty log leaves no descriptor behind', T, () => {
+  withDir(({ log, journal, open }) => {
+    const l = open();
+    l.record(Buffer.from('abc'), 0);
+    l.close();
+    const j = readFileSync(journal);
+    j.writeUInt32LE(j.readUInt32LE(4) + 1, 4); // consBefore changed after the check word was written
+    writeFileSync(journal, j);
+    const fds = (): number => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const r = new DurableLog(log, journal);
+    try {
+      assert.deepEqual(r.recover(new Cursor(3)), { action: 'redo', detail: 'torn journal entry' });
+    } finally {
+      r.close();
+    }
+    assert.equal(fds(), before);
+  });
+});
