@@ -230,3 +230,41 @@ test('writeIn: partial when nearly full, wraps in order, refuses a corrupt IN (r
   assert.equal(b.corruptEvents, 1);
   assert.equal(b.inProd, 0x40000000, 'nothing written');
 });
+
+test('full is not corrupt: a full OUT refreshes and fills without a corruption event; exact reports per half', T, () => {
+  const { dv, f, b } = pair();
+  for (let i = 0; i < XENCONS_OUT_SIZE; i++) f.putOut(i & 0xff);
+  assert.equal(f.outLevel, XENCONS_OUT_SIZE);
+  assert.equal(f.refresh(), 0);
+  assert.equal(f.corruptEvents, 0, 'exactly full is a level, not a corruption');
+  const fr: RingCorruptionReport[] = [];
+  const br: RingCorruptionReport[] = [];
+  f.onCorrupt = (r) => fr.push(r);
+  b.onCorrupt = (r) => br.push(r);
+  dv.setUint32(0xc08, 9000, true);
+  assert.equal(b.peekOut(new Uint8Array(4)), 0);
+  assert.deepEqual(br, [{ half: 'out', prod: XENCONS_OUT_SIZE, cons: 9000 }]);
+  dv.setUint32(0xc00, 0, true);
+  dv.setUint32(0xc04, 0x40000000, true);
+  assert.equal(b.writeIn(Uint8Array.of(1)), 0);
+  assert.deepEqual(br[1], { half: 'in', prod: 0x40000000, cons: 0 });
+  dv.setUint32(0xc00, 0, true);
+  dv.setUint32(0xc04, 0, true);
+  f.adopt();
+  assert.equal(b.writeIn(Uint8Array.of(1, 2)), 2);
+  assert.equal(f.getIn(), 1);
+  dv.setUint32(0xc04, 0x80000000, true);
+  assert.equal(f.getIn(), 2);
+  assert.deepEqual(fr, [{ half: 'in', prod: 0x80000000, cons: 2 }]);
+});
+
+test('commitOut of exactly the peeked count; placement and connection errors say what is wrong', T, () => {
+  const { f, b } = pair();
+  f.putOut(1);
+  f.putOut(2);
+  assert.equal(b.peekOut(new Uint8Array(8)), 2);
+  assert.equal(b.commitOut(2), true);
+  assert.equal(b.outCons, 2);
+  assert.throws(() => new ConsoleRing(new SharedArrayBuffer(8192), 2), /byte offset 2 is not a non-negative multiple of 4/);
+  assert.throws(() => b.setConnection(7), /ring: bad connection value 7/);
+});
