@@ -224,3 +224,54 @@ test('notify, mask, clearPending, dispatch: return values and what stays pending
   assert.equal(ev.handlerErrors, 0);
   assert.equal(ev.lastHandlerError, undefined);
 });
+
+test('a wrong magic alone is refused; createIn tells a short buffer from a bad header', T, () => {
+  const ev = EventChannels.create({ maxDomains: 2, portsPerDomain: 4 });
+  const sab = new SharedArrayBuffer(ev.buffer.byteLength);
+  new Uint8Array(sab).set(new Uint8Array(ev.buffer));
+  new Int32Array(sab)[0] = 0x1234;
+  assert.throws(() => EventChannels.attach(sab), code('EINVAL', /bad magic/));
+  const waker = new RecordingWaker();
+  const short = new ArrayBuffer(16);
+  new Int32Array(short)[0] = 0x45564348; // the magic in a buffer too short for a header
+  assert.throws(() => EventChannels.createIn(short, {}, waker), code('EINVAL', /^evtchn: shared memory too small/));
+  const headerOnly = new ArrayBuffer(32);
+  new Int32Array(headerOnly)[0] = 0x45564348;
+  new Int32Array(headerOnly)[1] = 1;
+  assert.throws(() => EventChannels.createIn(headerOnly, {}, waker), code('EINVAL', /header does not match/));
+});
+
+test('a scribbled table (the peer record points elsewhere) is never followed out of range and never unbinds a stranger', T, () => {
+  const ev = EventChannels.create({ maxDomains: 2, portsPerDomain: 4 });
+  const w = new Int32Array(ev.buffer);
+  const rec = (d: number, p: number): number => 8 + 2 + (d * 4 + p) * 8;
+  const gp = ev.allocUnbound(1, 0);
+  const bp = ev.bindInterdomain(0, 1, gp);
+  w[rec(0, bp) + 1] = 99; // remote domain out of range
+  assert.equal(ev.notify(0, bp), false);
+  w[rec(0, bp) + 1] = 1;
+  w[rec(0, bp) + 2] = 0; // remote port 0 (never valid)
+  assert.equal(ev.notify(0, bp), false);
+  w[rec(0, bp) + 2] = 4; // remote port past the end
+  assert.equal(ev.notify(0, bp), false);
+  w[rec(0, bp) + 2] = -1;
+  assert.equal(ev.notify(0, bp), false);
+  assert.doesNotThrow(() => ev.close(0, bp));
+  assert.equal(ev.state(1, gp), ECS_INTERDOMAIN, 'the real peer was not found through the scribbled record: left alone');
+  // A peer that is bound to someone else is left alone by close.
+  const g2 = ev.allocUnbound(1, 0);
+  const b2 = ev.bindInterdomain(0, 1, g2);
+  w[rec(1, g2) + 2] = 3; // g2 now claims to be bound to port 3, not b2
+  ev.close(0, b2);
+  assert.equal(ev.state(1, g2), ECS_INTERDOMAIN);
+  w[rec(1, g2) + 2] = b2;
+  w[rec(1, g2) + 1] = 0;
+  const b3 = ev.allocUnbound(0, 1);
+  assert.equal(b3, b2);
+  w[rec(1, g2) + 1] = 1; // claims the wrong domain
+  const gp3 = ev.allocUnbound(1, 0);
+  const bp3 = ev.bindInterdomain(0, 1, gp3);
+  w[rec(1, gp3) + 1] = 1;
+  ev.close(0, bp3);
+  assert.equal(ev.state(1, gp3), ECS_INTERDOMAIN, 'a peer naming another domain is not unbound');
+});
