@@ -361,5 +361,5 @@ export async function explore(opts: ExploreOptions): Promise<ExploreReport> {
 
 /** One line for logs and bench notes. */
 export function describe(name: string, r: ExploreReport): string {
-  return `${name}: ${r.schedules} interleavings, ${r.steps} steps, ${Math.round(r.ms)} ms, ${r.complete ? 'complete' : 'INCOMPLETE'}, ${r.failures.length} failing`;
+  return `${name}: ${r.schedules} interleavings, ${r.steps} steps, ${Math.round(r.ms)} ms, ${r.complete ? 'complete' : r.failures.length > 0 ? 'stopped at the first failure' : 'INCOMPLETE'}, ${r.failures.length} failing`;
 }
