@@ -4,7 +4,7 @@
 // ring, DMA, unhandled, loopback, TX disabled), the receive-unmasked getter and the IN full -> not full notify.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Vpl011 } from '../src/device/vpl011.js';
+import { VPL011_PROFILES, Vpl011 } from '../src/device/vpl011.js';
 import { ConsoleRing } from '../src/xen/ring.js';
 import { MMIO_ABORT } from '../src/xen/mmio.js';
 import { CR, INT, Reg } from '../src/device/spec.js';
@@ -150,4 +150,27 @@ test('restore() validates every field with a message naming it', T, () => {
   assert.equal(ok.read(Reg.IMSC, 4), 0xffffffff);
   const noCounters = Vpl011.restore({ ...good, counters: undefined }, ports);
   assert.equal(noCounters.counters.bytesOut, 0);
+});
+
+test('each refused register names its direction and offset; accepted writes return true; the profile list', T, () => {
+  assert.deepEqual([...VPL011_PROFILES], ['sbsa', 'pl011']);
+  const hex3 = (o: number): string => `0x${o.toString(16).padStart(3, '0')}`;
+  for (const profile of ['sbsa', 'pl011'] as const) {
+    const regs = profile === 'sbsa' ? [Reg.DR, Reg.FR, Reg.RSR, Reg.RIS, Reg.MIS, Reg.IMSC] : [Reg.ILPR, Reg.IBRD, Reg.FBRD, Reg.LCR_H, Reg.CR, Reg.IFLS, Reg.DMACR];
+    for (const off of regs) {
+      const logs: string[] = [];
+      const r = deviceRig(profile, logs);
+      r.dev.read(off, 8);
+      if (off !== Reg.FR && off !== Reg.RIS && off !== Reg.MIS) r.dev.write(off, 8, 0);
+      const want = [`vpl011: bad read width 8 offset ${hex3(off)}`];
+      if (off !== Reg.FR && off !== Reg.RIS && off !== Reg.MIS) want.push(`vpl011: bad write width 8 offset ${hex3(off)}`);
+      assert.deepEqual(logs, want, `${profile} ${off}`);
+    }
+  }
+  const s = deviceRig('sbsa');
+  assert.equal(s.dev.write(Reg.IMSC, 4, 0), true);
+  assert.equal(s.dev.write(Reg.ICR, 4, 0x7ff), true);
+  assert.equal(s.dev.write(Reg.DR, 4, 0x41), true);
+  const p = deviceRig('pl011');
+  for (const off of [Reg.ILPR, Reg.IBRD, Reg.FBRD, Reg.LCR_H, Reg.CR, Reg.IFLS]) assert.equal(p.dev.write(off, 4, 0), true, `write ${off}`);
 });
