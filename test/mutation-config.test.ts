@@ -91,3 +91,10 @@ test('integers: negative hex, too large; a bare word is named in its message; a 
   assert.deepEqual(issues(`${K}9x = 1\n`), [[2, '(syntax)', 'expected "key = value", found "9x = 1"']]);
   assert.deepEqual(issues(`${K}memory = 5 x\n`), [[2, 'memory', 'unexpected text after the value: "x"']]);
 });
+
+test('messages quote at most 40 characters of the offending line, and only that line', T, () => {
+  const junk = 'x'.repeat(60);
+  assert.deepEqual(issues(`${K}memory = 5 ${junk}\nvcpus = 1\n`), [[2, 'memory', `unexpected text after the value: "${'x'.repeat(40)}"`]]);
+  assert.deepEqual(issues(`${K}9${junk}\nvcpus = 1\n`), [[2, '(syntax)', `expected "key = value", found "9${'x'.repeat(39)}"`]]);
+  assert.deepEqual(issues(`${K}memory = 5 y\nvcpus = 1\n`), [[2, 'memory', 'unexpected text after the value: "y"']]);
+});
