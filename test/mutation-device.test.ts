@@ -174,3 +174,19 @@ test('each refused register names its direction and offset; accepted writes retu
   const p = deviceRig('pl011');
   for (const off of [Reg.ILPR, Reg.IBRD, Reg.FBRD, Reg.LCR_H, Reg.CR, Reg.IFLS]) assert.equal(p.dev.write(off, 4, 0), true, `write ${off}`);
 });
+
+test('ICR at 64 bits is a width refusal like any other; unhandled sbsa offsets are logged with their direction', T, () => {
+  const logs: string[] = [];
+  const r = deviceRig('sbsa', logs);
+  assert.equal(r.dev.read(Reg.ICR, 8), MMIO_ABORT);
+  assert.equal(r.dev.write(Reg.ICR, 8, 1), false);
+  assert.equal(r.dev.read(0x800, 4), 0);
+  assert.equal(r.dev.write(0x800, 4, 1), true);
+  assert.deepEqual(logs, [
+    'vpl011: bad read width 8 offset 0x044',
+    'vpl011: bad write width 8 offset 0x044',
+    'vpl011: unhandled read w4 offset 0x800',
+    'vpl011: unhandled write w4 offset 0x800',
+  ]);
+  assert.equal(r.dev.counters.unhandledAccesses, 2);
+});
