@@ -190,3 +190,16 @@ test('ICR at 64 bits is a width refusal like any other; unhandled sbsa offsets a
   ]);
   assert.equal(r.dev.counters.unhandledAccesses, 2);
 });
+
+test('a corrupt IN found by a DR read or by a backend notification notifies the backend; it is not an empty read', T, () => {
+  const r = deviceRig('sbsa');
+  const dv = new DataView(r.sab);
+  dv.setUint32(0xc04, 0x9000, true); // in_prod scribbled far ahead
+  const n0 = r.notifies();
+  assert.equal(r.dev.read(Reg.DR, 4), 0);
+  assert.equal(r.dev.counters.emptyDrReads, 0, 'corrupt, not empty');
+  assert.equal(r.notifies(), n0 + 1);
+  dv.setUint32(0xc04, 0x20000, true);
+  r.dev.notification();
+  assert.equal(r.notifies(), n0 + 2);
+});
