@@ -275,3 +275,18 @@ test('a scribbled table (the peer record points elsewhere) is never followed out
   ev.close(0, bp3);
   assert.equal(ev.state(1, gp3), ECS_INTERDOMAIN, 'a peer naming another domain is not unbound');
 });
+
+test('a port unbound for another domain cannot be bound from domain 0; bad ports are named; scribbled domains -1 and max', T, () => {
+  const ev = EventChannels.create({ maxDomains: 3, portsPerDomain: 4 });
+  const gp = ev.allocUnbound(1, 2); // only domain 2 may bind it
+  assert.throws(() => ev.bindInterdomain(0, 1, gp), code('EINVAL', /not unbound for domain 0/));
+  assert.equal(ev.state(1, gp), ECS_UNBOUND);
+  assert.throws(() => ev.notify(0, 0), code('EINVAL', /^evtchn: bad port 0 for domain 0$/));
+  const bp = ev.bindInterdomain(2, 1, gp);
+  const w = new Int32Array(ev.buffer);
+  const rec = (d: number, p: number): number => 8 + 3 + (d * 4 + p) * 8;
+  for (const bad of [-1, 3]) {
+    w[rec(2, bp) + 1] = bad;
+    assert.equal(ev.notify(2, bp), false, `remote domain ${bad}`);
+  }
+});
