@@ -203,3 +203,11 @@ test('a corrupt IN found by a DR read or by a backend notification notifies the 
   r.dev.notification();
   assert.equal(r.notifies(), n0 + 2);
 });
+
+test('FR.RXFF only when IN is exactly full', T, () => {
+  const r = deviceRig('sbsa');
+  r.fill('a');
+  assert.equal(r.dev.read(Reg.FR, 4) & 0x40, 0);
+  r.fill(new Uint8Array(1023));
+  assert.equal(r.dev.read(Reg.FR, 4) & 0x40, 0x40);
+});
