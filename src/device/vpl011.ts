@@ -705,7 +705,9 @@ export class Vpl011 implements MmioHandler {
   private writeData(byte: number): void {
     if (this.txOff) this.noteTxOff();
     const r = this.ring.putOut(byte);
-    if (r > 0) {
+    // r is the OUT level after the push, with out_cons loaded after publishing: 0 when the backend drained our
+    // byte concurrently (stored and already consumed, not dropped). Found by test/interleave.test.ts.
+    if (r >= 0) {
       this.hf[HotF64.BytesOut]++;
       if (r === 1 || r === OUT_HALF || r === XENCONS_OUT_SIZE) this.pendingNotify = true;
     } else {
