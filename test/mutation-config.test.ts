@@ -87,14 +87,14 @@ test('lists: newlines after "[" and before ","; a missing comma is an error', T,
 test('integers: negative hex, too large; a bare word is named in its message; a bad key is a syntax error', T, () => {
   assert.deepEqual(issues(`${K}memory = -0x10\n`), [[2, 'memory', '-16 MiB is outside 16..3072 MiB']]);
   assert.deepEqual(issues(`${K}memory = 99999999999999999999\n`), [[2, 'memory', 'integer 99999999999999999999 is too large']]);
-  assert.deepEqual(issues(`${K}memory = abc def\n`), [[2, 'memory', 'value abc is not a quoted string, an integer or a list (strings need quotes)']]);
+  assert.deepEqual(issues(`${K}memory = abc def\n`), [[2, 'memory', 'value "abc" is not a quoted string, an integer or a list (strings need quotes)']]);
   assert.deepEqual(issues(`${K}9x = 1\n`), [[2, '(syntax)', 'expected "key = value", found "9x = 1"']]);
   assert.deepEqual(issues(`${K}memory = 5 x\n`), [[2, 'memory', 'unexpected text after the value: "x"']]);
 });
 
-test('messages quote at most 40 characters of the offending line, and only that line', T, () => {
-  const junk = 'x'.repeat(60);
-  assert.deepEqual(issues(`${K}memory = 5 ${junk}\nvcpus = 1\n`), [[2, 'memory', `unexpected text after the value: "${'x'.repeat(40)}"`]]);
-  assert.deepEqual(issues(`${K}9${junk}\nvcpus = 1\n`), [[2, '(syntax)', `expected "key = value", found "9${'x'.repeat(39)}"`]]);
+test('messages quote at most 80 characters of the offending line (then "…"), and only that line', T, () => {
+  const junk = 'x'.repeat(100);
+  assert.deepEqual(issues(`${K}memory = 5 ${junk}\nvcpus = 1\n`), [[2, 'memory', `unexpected text after the value: "${'x'.repeat(80)}…"`]]);
+  assert.deepEqual(issues(`${K}9${junk}\nvcpus = 1\n`), [[2, '(syntax)', `expected "key = value", found "9${'x'.repeat(79)}…"`]]);
   assert.deepEqual(issues(`${K}memory = 5 y\nvcpus = 1\n`), [[2, 'memory', 'unexpected text after the value: "y"']]);
 });
