@@ -44,6 +44,7 @@ test('a 256 KiB config of bad lines parses in bounded time (no quadratic quoting
     // Generous for a loaded 2-core machine: linear work here is well under a second.
     const r = await parseInWorker(text, 20_000);
     assert.notEqual(r, 'timeout', `${what}: ${text.length} bytes did not parse within 20 s`);
-    if (r !== 'timeout') assert.ok(r.issues > 10_000, `${what}: every bad line is reported (${r.issues})`);
+    // The parser reports the first problems and a count of the rest (src/toolstack/config.ts), not 87,000 lines.
+    if (r !== 'timeout') assert.ok(r.issues >= 50 && r.issues < 100, `${what}: the first problems are reported, then a count (${r.issues})`);
   }
 });
