@@ -2,6 +2,7 @@
 // clients (docs/DAEMON.md). Modules are imported lazily so `vpl011 list` never loads the toolstack or koffi's CPU.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
+import type { Response } from '../daemon/protocol.js';
 import { printable, printableLine } from '../util/quote.js';
 
 function runDirOf(opts: { runDir?: string }): Promise<string> {
@@ -19,6 +20,26 @@ function ms(v: string): number {
 const say = (s: string) => {
   for (const line of s.split('\n')) process.stderr.write(`vpl011: ${printableLine(line)}\n`);
 };
+
+/**
+ * One request to the daemon, started first if none answers (a daemon killed by -9 is started again by whoever asks
+ * next). The answer when it is ok; otherwise undefined, the reason said, and the exit code set: `refusedExit` when
+ * the daemon refused the request (the caller's mistake), 1 when the daemon could not be reached or did not answer.
+ */
+async function ask(runDir: string, req: { op: string; [k: string]: unknown }, refusedExit = 2): Promise<Extract<Response, { ok: true }> | undefined> {
+  const { ensureDaemon, controlRequest } = await import('../console/client.js');
+  try {
+    await ensureDaemon(runDir);
+    const res = await controlRequest(runDir, req);
+    if (res.ok) return res;
+    say(res.error);
+    process.exitCode = refusedExit;
+  } catch (e) {
+    say((e as Error).message);
+    process.exitCode = 1;
+  }
+  return undefined;
+}
 
 export function registerDaemonCommands(program: Command): void {
   const runDirOpt = () => new Option('--run-dir <dir>', 'runtime directory (default $VPL011_RUN_DIR, $XDG_RUNTIME_DIR/vpl011, ...)');
@@ -114,26 +135,13 @@ export function registerDaemonCommands(program: Command): void {
           return;
         }
       }
-      const { ensureDaemon, controlRequest } = await import('../console/client.js');
-      try {
-        await ensureDaemon(runDir);
-        const req = {
-          op: 'up' as const,
-          ...(opts.name ? { name: opts.name } : {}),
-          ...(config ? { config: resolve(config) } : {}),
-          ...(opts.tcp ? { tcp: opts.tcp } : {}),
-        };
-        const res = await controlRequest(runDir, req);
-        if (!res.ok) {
-          say(res.error);
-          process.exitCode = 2;
-          return;
-        }
-        process.stdout.write(`${printable(res.name ?? '', 120)}\n`);
-      } catch (e) {
-        say((e as Error).message);
-        process.exitCode = 1;
-      }
+      const res = await ask(runDir, {
+        op: 'up',
+        ...(opts.name ? { name: opts.name } : {}),
+        ...(config ? { config: resolve(config) } : {}),
+        ...(opts.tcp ? { tcp: opts.tcp } : {}),
+      });
+      if (res) process.stdout.write(`${printable(res.name ?? '', 120)}\n`);
     });
 
   program
@@ -144,30 +152,23 @@ export function registerDaemonCommands(program: Command): void {
     .option('--secrets', "also show each TCP console's secrets (the first line a TCP client must send)")
     .action(async (opts: { runDir?: string; json?: boolean; secrets?: boolean }) => {
       const runDir = await runDirOf(opts);
-      const { controlRequest, ensureDaemon } = await import('../console/client.js');
-      try {
-        await ensureDaemon(runDir); // as `up` does: a daemon killed by -9 is started again by whoever asks next
-        const res = await controlRequest(runDir, { op: 'list', ...(opts.secrets ? { secrets: true } : {}) });
-        if (!res.ok) throw new Error(res.error);
-        const doms = res.domains ?? [];
-        if (opts.json) {
-          process.stdout.write(JSON.stringify(doms) + '\n');
-          return;
-        }
-        const rows = [['ID', 'NAME', 'STATE', 'IN', 'OUT', 'CLIENTS', 'DROPPED']];
-        for (const d of doms) {
-          const row = [d.id, d.name, `${d.state}${d.reason ? ` (${d.reason})` : ''}`, d.bytesIn, d.bytesOut, d.clients, d.dropped].map((v) => String(v));
-          rows.push(row.map((cell) => printable(cell, 120)));
-        }
-        const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-        for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n');
-        if (opts.secrets) {
-          const { formatSecrets } = await import('./secrets-table.js');
-          process.stdout.write(formatSecrets(doms));
-        }
-      } catch (e) {
-        say((e as Error).message);
-        process.exitCode = 1;
+      const res = await ask(runDir, { op: 'list', ...(opts.secrets ? { secrets: true } : {}) }, 1);
+      if (!res) return;
+      const doms = res.domains ?? [];
+      if (opts.json) {
+        process.stdout.write(JSON.stringify(doms) + '\n');
+        return;
+      }
+      const rows = [['ID', 'NAME', 'STATE', 'IN', 'OUT', 'CLIENTS', 'DROPPED']];
+      for (const d of doms) {
+        const row = [d.id, d.name, `${d.state}${d.reason ? ` (${d.reason})` : ''}`, d.bytesIn, d.bytesOut, d.clients, d.dropped].map((v) => String(v));
+        rows.push(row.map((cell) => printable(cell, 120)));
+      }
+      const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n');
+      if (opts.secrets) {
+        const { formatSecrets } = await import('./secrets-table.js');
+        process.stdout.write(formatSecrets(doms));
       }
     });
 
@@ -180,20 +181,8 @@ export function registerDaemonCommands(program: Command): void {
     .option('--public', 'allow a non-loopback --listen address')
     .action(async (opts: { runDir?: string; readOnly?: boolean; listen?: string; public?: boolean }) => {
       const runDir = await runDirOf(opts);
-      const { ensureDaemon, controlRequest } = await import('../console/client.js');
-      try {
-        await ensureDaemon(runDir);
-        const res = await controlRequest(runDir, { op: 'web', ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.public ? { public: true } : {}) });
-        if (!res.ok) {
-          say(res.error);
-          process.exitCode = 2;
-          return;
-        }
-        process.stdout.write(`${opts.readOnly ? res.readOnlyUrl : res.url}\n`);
-      } catch (e) {
-        say((e as Error).message);
-        process.exitCode = 1;
-      }
+      const res = await ask(runDir, { op: 'web', ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.public ? { public: true } : {}) });
+      if (res) process.stdout.write(`${opts.readOnly ? res.readOnlyUrl : res.url}\n`);
     });
 
   program
@@ -203,18 +192,7 @@ export function registerDaemonCommands(program: Command): void {
     .addOption(runDirOpt())
     .action(async (domain: string, opts: { runDir?: string }) => {
       const runDir = await runDirOf(opts);
-      const { controlRequest, ensureDaemon } = await import('../console/client.js');
-      try {
-        await ensureDaemon(runDir);
-        const res = await controlRequest(runDir, { op: 'destroy', domain });
-        if (!res.ok) {
-          say(res.error);
-          process.exitCode = 2;
-        }
-      } catch (e) {
-        say((e as Error).message);
-        process.exitCode = 1;
-      }
+      await ask(runDir, { op: 'destroy', domain });
     });
 
   program
