@@ -84,3 +84,23 @@ test('a stream taken a few bytes per turn reaches each sink in one write per pau
   assert.equal(b.got(), want);
   assert.equal(a.writes(), 1, 'one write for the whole pause');
 });
+
+test('a console without an event channel (port 0) never touches another console\'s port when it closes or notifies', () => {
+  // Found by the control-socket fuzz campaign: the daemon gave a console whose domain had no vuart port "port 1",
+  // so closing it removed port 1's handler, which belonged to another domain's console: that console was never
+  // woken again (its guest's output stayed in the ring).
+  const page = new SharedArrayBuffer(4096);
+  const ev = EventChannels.create({ maxDomains: 3, portsPerDomain: 4 });
+  const gp = ev.allocUnbound(1, 0);
+  const local = ev.bindInterdomain(0, 1, gp);
+  let calls = 0;
+  ev.setHandler(0, local, () => calls++);
+  const portless = new Console({ name: 'portless', domid: 2, ring: new ConsoleRingBackend(new SharedArrayBuffer(4096)), evtchn: ev, backendDomid: 0, localPort: 0 });
+  portless.queueInput(Buffer.from('x'));
+  portless.service(); // input added: it would notify its (absent) port
+  portless.close();
+  ev.notify(1, gp);
+  ev.dispatch(0);
+  assert.equal(calls, 1, "the other console's handler still runs");
+  void page;
+});

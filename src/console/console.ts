@@ -34,7 +34,10 @@ export interface ConsoleOptions {
   domid: number;
   ring: ConsoleRingBackend;
   evtchn: EventChannels;
-  /** The backend domain's id and its local port bound to the guest's vuart port. */
+  /**
+   * The backend domain's id and its local port bound to the guest's vuart port; 0: no event channel (the guest's
+   * port is gone), so this console notifies no one and owns no handler.
+   */
   backendDomid: number;
   localPort: number;
   /** Per-sink backlog limit in bytes (LIBXL_XENCONSOLE_LIMIT = 1 MiB). */
@@ -280,7 +283,7 @@ export class Console {
     // least half full, or a corrupt half resynchronised. The vpl011 re-reads both rings' levels on it (TXFF clears,
     // TXI and RX state update). FR.TXFE may then lag behind a small drain until the guest's next UART event; a vCPU
     // whose guest spins on FR re-derives it before waiting (src/vmm/machine.ts). The evtchn pending bit coalesces.
-    if (notifyGuest) this.evtchn.notify(this.backendDomid, this.localPort);
+    if (notifyGuest && this.localPort > 0) this.evtchn.notify(this.backendDomid, this.localPort);
     // Final check (ring.h RING_FINAL_CHECK_FOR_*): data that arrived after our last read, before we go to sleep,
     // gets another turn rather than waiting for a notification the frontend may have skipped.
     if (!again && !this.throttled && !held && this.ring.outQueued() > 0) again = true;
@@ -420,7 +423,8 @@ export class Console {
     // A client still missing output when the console goes away is told so, whatever its backlog: it is the last word.
     for (const s of this.sinks) if (s.dropping) this.markDropped(s);
     if (this.recordRetry) clearTimeout(this.recordRetry);
-    this.evtchn.setHandler(this.backendDomid, this.localPort, undefined);
+    // Only our own port: another console's handler must survive us (port 0 is nobody's).
+    if (this.localPort > 0) this.evtchn.setHandler(this.backendDomid, this.localPort, undefined);
     for (const s of [...this.sinks]) this.removeSink(s);
   }
 }

@@ -355,7 +355,7 @@ export class Daemon {
         ring,
         evtchn: this.evtchn,
         backendDomid: BACKEND_DOMID,
-        localPort: localPort > 0 ? localPort : 1,
+        localPort,
         policy: this.opts.policy ?? 'keep',
         ...(this.opts.limit !== undefined ? { limit: this.opts.limit } : {}),
         report: guestReports((m) => this.say(`d${rec.domid}: ${m}`)),
