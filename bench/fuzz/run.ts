@@ -32,6 +32,11 @@ const FOUND_AND_FIXED = [
   '- config: parse time was quadratic in the number of bad lines (each error quoted its line by copying and splitting the ' +
     'rest of the file): a 256 KiB file took minutes on the daemon\'s event loop; fixed in src/toolstack/config.ts, ' +
     'test/config-linear.test.ts failed before.',
+  '- config: a config nested 200,000 levels deep overflowed the parser\'s stack (RangeError); lists now nest at most 16 ' +
+    'deep with an error naming file:line (issue 8 item 6); test/fuzz.test.ts and test/cli-bad-input.test.ts failed before.',
+  '- control: the daemon gave a console whose domain had no vuart port the event-channel port 1, so closing that ' +
+    'console removed another console\'s handler: that domain\'s output stayed in its ring (the echo domain fell silent ' +
+    'in 2 of 3 full runs); src/daemon/daemon.ts and src/console/console.ts, test/console-hold.test.ts failed before.',
 ];
 
 const RESULTS = fileURLToPath(new URL('../../../bench/RESULTS.md', import.meta.url));
