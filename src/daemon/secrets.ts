@@ -17,7 +17,12 @@ export type Access = 'read-write' | 'read-only';
 
 const SECRET_RE = /^[0-9a-f]{64}$/;
 
-export class SecretsError extends Error {}
+export class SecretsError extends Error {
+  /** For readPrivateFile: could not open it, or it is not private to us, or it is too large. */
+  constructor(message: string, readonly reason?: 'open' | 'not-private' | 'too-large') {
+    super(message);
+  }
+}
 
 export function newSecret(): string {
   return randomBytes(32).toString('hex');
@@ -27,35 +32,46 @@ function secretsPath(dir: string, instance: string): string {
   return join(dir, `${instance}.json`);
 }
 
-/** Read a secrets file: ours, 0600 (no group/other bits), well-formed; undefined if there is none. */
-function readSecrets(path: string): ConsoleSecrets | undefined {
+/**
+ * The bytes of a small private file of ours (a secrets or token file in the run dir): opened without following a
+ * link, checked on the descriptor (a regular file, our uid, no group/other bits, at most `max` bytes). Undefined if
+ * there is none; a SecretsError naming the file for anything else.
+ */
+export function readPrivateFile(path: string, max = 4096): Buffer | undefined {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new SecretsError(`${path}: ${(e as Error).message}`);
+    throw new SecretsError(`${path}: ${(e as Error).message}`, 'open');
   }
   try {
     const st = fstatSync(fd);
     if (!st.isFile() || st.uid !== currentUid() || (st.mode & 0o077) !== 0) {
-      throw new SecretsError(`${path}: not a private file of ours (mode ${(st.mode & 0o777).toString(8)}, uid ${st.uid}); refusing to use it`);
+      throw new SecretsError(`${path}: not a private file of ours (mode ${(st.mode & 0o777).toString(8)}, uid ${st.uid}); refusing to use it`, 'not-private');
     }
-    if (st.size > 4096) throw new SecretsError(`${path}: too large`);
-    let v: unknown;
-    try {
-      v = JSON.parse(readFileSync(fd, 'utf8'));
-    } catch {
-      throw new SecretsError(`${path}: not valid JSON`);
-    }
-    const r = v as Record<string, unknown>;
-    if (typeof v !== 'object' || v === null || typeof r.readWrite !== 'string' || typeof r.readOnly !== 'string' || !SECRET_RE.test(r.readWrite) || !SECRET_RE.test(r.readOnly) || r.readWrite === r.readOnly) {
-      throw new SecretsError(`${path}: malformed`);
-    }
-    return { readWrite: r.readWrite, readOnly: r.readOnly };
+    if (st.size > max) throw new SecretsError(`${path}: too large`, 'too-large');
+    return readFileSync(fd);
   } finally {
     closeSync(fd);
   }
+}
+
+/** Read a secrets file: ours, 0600 (no group/other bits), well-formed; undefined if there is none. */
+function readSecrets(path: string): ConsoleSecrets | undefined {
+  const bytes = readPrivateFile(path);
+  if (bytes === undefined) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new SecretsError(`${path}: not valid JSON`);
+  }
+  const r = v as Record<string, unknown>;
+  if (typeof v !== 'object' || v === null || typeof r.readWrite !== 'string' || typeof r.readOnly !== 'string' || !SECRET_RE.test(r.readWrite) || !SECRET_RE.test(r.readOnly) || r.readWrite === r.readOnly) {
+    throw new SecretsError(`${path}: malformed`);
+  }
+  return { readWrite: r.readWrite, readOnly: r.readOnly };
 }
 
 /** The instance's secrets, created (atomically, 0600) if it has none yet. */

@@ -2,10 +2,10 @@
 // private run dir). The read-write token lets its holder type into a guest; the read-only token only watches, and
 // that is enforced by the daemon, not by the page. The file also remembers where the web console listens, so a
 // restarted daemon serves it again at the same address with the same tokens (URLs the owner holds stay valid).
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeFileSync, constants } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { currentUid } from './paths.js';
+import { SecretMatcher, SecretsError, readPrivateFile, type Access } from './secrets.js';
 
 /** 256 bits each: far beyond guessing, and short enough for a URL. */
 const TOKEN_BYTES = 32;
@@ -13,7 +13,7 @@ const TOKEN_RE = /^[A-Za-z0-9_-]{43}$/;
 /** web.json is a few hundred bytes; anything larger is not ours. */
 const MAX_FILE = 4096;
 
-export type WebRole = 'read-write' | 'read-only';
+export type WebRole = Access;
 
 export interface WebListen {
   host: string;
@@ -36,10 +36,6 @@ function newToken(): string {
   return randomBytes(TOKEN_BYTES).toString('base64url');
 }
 
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s, 'utf8').digest();
-}
-
 function validListen(v: unknown): WebListen | undefined {
   if (typeof v !== 'object' || v === null) return undefined;
   const l = v as Record<string, unknown>;
@@ -52,14 +48,12 @@ function validListen(v: unknown): WebListen | undefined {
 export class WebAccess {
   readonly file: string;
   private state: WebState;
-  private readonly rwDigest: Buffer;
-  private readonly roDigest: Buffer;
+  private readonly matcher: SecretMatcher;
 
   constructor(runDir: string) {
     this.file = join(runDir, 'web.json');
     this.state = this.load() ?? { rw: newToken(), ro: newToken() };
-    this.rwDigest = digest(this.state.rw);
-    this.roDigest = digest(this.state.ro);
+    this.matcher = new SecretMatcher({ readWrite: this.state.rw, readOnly: this.state.ro });
     this.save();
   }
 
@@ -77,42 +71,33 @@ export class WebAccess {
     this.save();
   }
 
-  /**
-   * The role a presented token grants, or undefined. Constant time in the token's content: both candidates are
-   * compared as fixed-length digests, and both comparisons always run.
-   */
+  /** The role a presented token grants, or undefined: the TCP consoles' constant-time check (./secrets.ts). */
   check(token: string | null | undefined): WebRole | undefined {
     if (typeof token !== 'string' || token.length > 256) return undefined;
-    const d = digest(token);
-    const rw = timingSafeEqual(d, this.rwDigest);
-    const ro = timingSafeEqual(d, this.roDigest);
-    return rw ? 'read-write' : ro ? 'read-only' : undefined;
+    return this.matcher.match(Buffer.from(token, 'utf8'));
   }
 
-  /** The existing file, if it is ours, private, small and well formed; otherwise undefined (and it is replaced). */
+  /**
+   * The existing file if it is well formed (else undefined: new tokens). One that is not ours and private, or too
+   * large to be ours, is refused (readPrivateFile): its tokens could be known to someone else.
+   */
   private load(): WebState | undefined {
-    let fd: number;
+    let bytes: Buffer | undefined;
     try {
-      fd = openSync(this.file, constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch {
-      return undefined;
+      bytes = readPrivateFile(this.file, MAX_FILE);
+    } catch (e) {
+      if (!(e instanceof SecretsError)) throw e;
+      if (e.reason === 'open') return undefined; // unreadable: new tokens
+      throw new WebAccessError(`${e.message.replace(/; refusing to use it$/, '')}; refusing to use its tokens`);
     }
+    if (bytes === undefined) return undefined;
     try {
-      const st = fstatSync(fd);
-      if (!st.isFile() || st.uid !== currentUid() || (st.mode & 0o077) !== 0 || st.size > MAX_FILE) {
-        throw new WebAccessError(`${this.file} is not a private file of ours (mode ${(st.mode & 0o777).toString(8)}, uid ${st.uid}); refusing to use its tokens`);
-      }
-      const buf = Buffer.alloc(st.size);
-      readSync(fd, buf, 0, st.size, 0);
-      const v = JSON.parse(buf.toString('utf8')) as Record<string, unknown>;
+      const v = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
       if (typeof v.rw !== 'string' || typeof v.ro !== 'string' || !TOKEN_RE.test(v.rw) || !TOKEN_RE.test(v.ro)) return undefined;
       const listen = validListen(v.listen);
       return { rw: v.rw, ro: v.ro, ...(listen ? { listen } : {}) };
-    } catch (e) {
-      if (e instanceof WebAccessError) throw e;
-      return undefined; // unreadable or malformed: new tokens
-    } finally {
-      closeSync(fd);
+    } catch {
+      return undefined; // malformed: new tokens
     }
   }
 
