@@ -23,6 +23,7 @@ try {
     ...(init.libraryPath ? { libraryPath: init.libraryPath } : {}),
     profile: init.profile,
     ...(init.sleepBounds ? { sleepBounds: init.sleepBounds } : {}),
+    ...(init.xenConsole ? { xenConsole: init.xenConsole } : {}),
     shouldStop: () => Atomics.load(control, CONTROL_STOP) !== 0,
     // Posted, not polled for: the starting thread learns at once that scripted input may flow.
     onReceiverListening: (on) => port.postMessage({ type: 'listening', on }),
