@@ -232,6 +232,16 @@ export class XenConsoleHost extends Region {
     return n;
   }
 
+  /**
+   * The bytes held in the line buffer, taken (the held count reset). Only once the domain's vCPU has stopped: they
+   * are its last, unterminated line, which Xen would free unprinted.
+   */
+  takeHeld(): Buffer {
+    const n = Math.min(Math.max(Atomics.load(this.w, W_OUT_PROD), 0), XEN_CONSOLE_LINE_MAX);
+    Atomics.store(this.w, W_OUT_PROD, 0);
+    return Buffer.from(this.outBuf.subarray(0, n));
+  }
+
   /** Whether records are waiting (the final check before the mux sleeps). */
   hasRecords(): boolean {
     return this.queued() !== 0;

@@ -1,0 +1,99 @@
+// Several domains on one terminal with the vpl011 backend in Xen (dom0less, docs/DOM0LESS.md): each guest's vCPU
+// runs in its own worker thread with its own Xen-console region (src/xen/xen-console.ts); this thread is Xen's
+// console (src/console/xen-console-mux.ts). Domain ids are 1, 2, ... in the order given; there is no dom0, so the
+// mux's side of every vuart channel lives in domain slot 0 of one shared event-channel table (a host transport the
+// guests never see).
+import type { Writable } from 'node:stream';
+import type { GuestConfig } from '../toolstack/config.js';
+import { buildGuest } from '../toolstack/build.js';
+import type { GuestImage } from '../toolstack/guest-image.js';
+import { EventChannels } from '../xen/evtchn.js';
+import { createXenConsoleRegion, XenConsoleHost } from '../xen/xen-console.js';
+import { startDomainThread, type DomainExit, type DomainThread } from '../vmm/domain-thread.js';
+import { XenConsoleMux } from './xen-console-mux.js';
+
+/** The mux's domain slot in the shared event-channel table. */
+const MUX_DOMID = 0;
+/** Event-channel table size: domids 1..MAX_DOM0LESS_DOMAINS. */
+export const MAX_DOM0LESS_DOMAINS = 15;
+
+export interface Dom0lessOptions {
+  sink: Writable;
+  /** The sink is a raw terminal: '\n' goes out as "\r\n". */
+  crlf?: boolean;
+  /** Hold input for a Linux guest until its driver listens (scripted input; amba-pl011 drains at open). */
+  holdInputUntilListening?: boolean;
+}
+
+export interface Dom0lessDomain {
+  readonly domid: number;
+  readonly name: string;
+  readonly exited: Promise<DomainExit>;
+}
+
+export interface Dom0lessRun {
+  readonly mux: XenConsoleMux;
+  readonly domains: readonly Dom0lessDomain[];
+  /** Resolves when every domain has ended and its last output is on the sink. */
+  readonly exited: Promise<DomainExit[]>;
+  /** Destroy every domain (idempotent). */
+  stop(): Promise<void>;
+}
+
+export class Dom0lessError extends Error {}
+
+/**
+ * Build every guest first (a bad second config is an error before anything runs), then start them in domid order
+ * and give the terminal to the first, as Xen's console_endboot() does.
+ */
+export async function startDom0less(configs: GuestConfig[], opts: Dom0lessOptions): Promise<Dom0lessRun> {
+  if (configs.length < 1 || configs.length > MAX_DOM0LESS_DOMAINS) {
+    throw new Dom0lessError(`dom0less: between 1 and ${MAX_DOM0LESS_DOMAINS} guests (got ${configs.length})`);
+  }
+  const images: GuestImage[] = [];
+  for (const c of configs) images.push(await buildGuest(c));
+
+  const evtchn = EventChannels.create({ maxDomains: MAX_DOM0LESS_DOMAINS + 1 });
+  const mux = new XenConsoleMux({ evtchn, backendDomid: MUX_DOMID, sink: opts.sink, crlf: opts.crlf ?? false });
+  const threads: { domid: number; name: string; thread: DomainThread; host: XenConsoleHost }[] = [];
+  const stopAll = async () => {
+    for (const t of threads) t.host.stop();
+    await Promise.all(threads.map((t) => t.thread.stop()));
+  };
+  try {
+    for (let i = 0; i < configs.length; i++) {
+      const config = configs[i]!;
+      const domid = i + 1;
+      const region = createXenConsoleRegion();
+      const thread = startDomainThread({
+        domid, name: config.name, image: images[i]!, policy: config.mmioPolicy, vuart: config.vuart,
+        evtchn: evtchn.buffer as SharedArrayBuffer, xenConsole: region,
+      });
+      const host = new XenConsoleHost(region);
+      threads.push({ domid, name: config.name, thread, host });
+      const guestPort = await thread.vuartPort;
+      const localPort = evtchn.bindInterdomain(MUX_DOMID, domid, guestPort);
+      const hold = opts.holdInputUntilListening === true && config.kind === 'linux';
+      mux.add({ domid, name: config.name, host, localPort }, { holdInput: hold });
+      if (hold) void thread.listening.then(() => mux.releaseInput(domid));
+    }
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+  mux.start();
+
+  const domains = threads.map(({ domid, name, thread }) => ({
+    domid,
+    name,
+    exited: thread.exited.then((exit) => {
+      mux.domainEnded(domid); // its last records and its held line, before anything else is said
+      return exit;
+    }),
+  }));
+  const exited = Promise.all(domains.map((d) => d.exited)).then(async (exits) => {
+    await mux.stop();
+    return exits;
+  });
+  return { mux, domains, exited, stop: stopAll };
+}
