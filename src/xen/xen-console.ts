@@ -177,12 +177,12 @@ export class XenConsoleFrontend extends Region implements Vpl011ConsolePort {
     for (;;) {
       const cons = Atomics.load(w, W_Q_CONS);
       if (QUEUE_BYTES - ((prod - cons) >>> 0) >= need) break;
-      if (Atomics.load(w, W_STOP) !== 0) return false;
       if (!waited) {
         waited = true;
         Atomics.add(w, W_Q_WAITS, 1);
         this.wake(); // the mux was told when the queue went non-empty; a reminder costs nothing
       }
+      if (Atomics.load(w, W_STOP) !== 0) return false;
       Atomics.wait(w as Int32Array<SharedArrayBuffer>, W_Q_CONS, cons, WAIT_SLICE_MS);
     }
     const rec = this.record;
