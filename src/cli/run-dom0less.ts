@@ -10,8 +10,10 @@ import { Dom0lessError, startDom0less, type Dom0lessRun } from '../console/dom0l
 import { resolveGuestConfig, type RunOptions } from './run.js';
 
 const CTRL_RIGHT_BRACKET = 0x1d;
+/** A terminal in raw mode needs "\r\n". */
+let eol = '\n';
 const say = (s: string) => {
-  for (const line of s.split('\n')) process.stderr.write(`vpl011: ${printableLine(line)}\n`);
+  for (const line of s.split('\n')) process.stderr.write(`vpl011: ${printableLine(line)}${eol}`);
 };
 
 export interface Dom0lessRunOptions extends RunOptions {
@@ -55,7 +57,19 @@ export async function runDom0lessCommand(opts: Dom0lessRunOptions): Promise<numb
     if (userQuit) void run.stop();
   };
   run.mux.onInputSpace = () => stdin.resume();
-  if (tty) stdin.setRawMode(true);
+  if (tty) {
+    stdin.setRawMode(true);
+    eol = '\r\n';
+  }
+  // Each domain's end is said when it happens (the others run on).
+  let crashed = false;
+  for (const d of run.domains) {
+    void d.exited.then((e) => {
+      if (e.reason === 'crashed') crashed = true;
+      const what = e.reason === 'stopped' ? 'destroyed' : e.reason === 'crashed' ? `crashed: ${e.message ?? 'no reason given'}` : e.reason;
+      say(`DOM${d.domid} (${d.name}): ${what}`);
+    });
+  }
   stdin.on('data', onData);
   stdin.on('error', () => {});
 
@@ -81,11 +95,12 @@ export async function runDom0lessCommand(opts: Dom0lessRunOptions): Promise<numb
     }, opts.timeout * 1000);
   }
 
-  const exits = await run.exited;
+  await run.exited;
   if (timer) clearTimeout(timer);
   for (const s of STOP_SIGNALS) process.off(s, onSignal);
   stdin.off('data', onData);
   if (tty) stdin.setRawMode(false);
+  eol = '\n';
   stdin.pause();
   stdin.unref?.();
   await new Promise<void>((r) => (process.stdout.writableLength === 0 ? r() : process.stdout.once('drain', () => r())));
@@ -95,13 +110,6 @@ export async function runDom0lessCommand(opts: Dom0lessRunOptions): Promise<numb
   if (c.keysToXen + c.keysToDeadDomain > 0) {
     say(`input dropped: ${c.keysToXen} byte(s) typed while Xen had the focus, ${c.keysToDeadDomain} for a domain that had ended`);
   }
-  let crashed = false;
-  run.domains.forEach((d, i) => {
-    const e = exits[i]!;
-    if (e.reason === 'crashed') crashed = true;
-    const what = e.reason === 'stopped' ? 'destroyed' : e.reason === 'crashed' ? `crashed: ${e.message ?? 'no reason given'}` : e.reason;
-    say(`DOM${d.domid} (${d.name}): ${what}`);
-  });
   if (signalled !== undefined) return 128 + (osConstants.signals[signalled] ?? 0);
   if (timedOut) {
     say(`timed out after ${opts.timeout} s; domains destroyed`);

@@ -60,28 +60,35 @@ export async function startDom0less(configs: GuestConfig[], opts: Dom0lessOption
     for (const t of threads) t.host.stop();
     await Promise.all(threads.map((t) => t.thread.stop()));
   };
+  // Every domain is known to the console, and the focus given to the first, before any of them runs: Xen's
+  // console_endboot() comes before the domains are unpaused, so DOM1's first byte is already "focused" output.
+  const regions = configs.map(() => createXenConsoleRegion());
+  configs.forEach((config, i) => mux.add({ domid: i + 1, name: config.name, host: new XenConsoleHost(regions[i]!), localPort: 0 }));
+  mux.start();
   try {
     for (let i = 0; i < configs.length; i++) {
       const config = configs[i]!;
       const domid = i + 1;
-      const region = createXenConsoleRegion();
       const thread = startDomainThread({
         domid, name: config.name, image: images[i]!, policy: config.mmioPolicy, vuart: config.vuart,
-        evtchn: evtchn.buffer as SharedArrayBuffer, xenConsole: region,
+        evtchn: evtchn.buffer as SharedArrayBuffer, xenConsole: regions[i]!,
       });
-      const host = new XenConsoleHost(region);
+      const host = new XenConsoleHost(regions[i]!);
       threads.push({ domid, name: config.name, thread, host });
       const guestPort = await thread.vuartPort;
-      const localPort = evtchn.bindInterdomain(MUX_DOMID, domid, guestPort);
       const hold = opts.holdInputUntilListening === true && config.kind === 'linux';
-      mux.add({ domid, name: config.name, host, localPort }, { holdInput: hold });
-      if (hold) void thread.listening.then(() => mux.releaseInput(domid));
+      if (hold) {
+        mux.holdInput(domid);
+        void thread.listening.then(() => mux.releaseInput(domid));
+      }
+      mux.bind(domid, evtchn.bindInterdomain(MUX_DOMID, domid, guestPort));
     }
   } catch (e) {
     await stopAll();
+    for (const t of threads) mux.domainEnded(t.domid);
+    await mux.stop();
     throw e;
   }
-  mux.start();
 
   const domains = threads.map(({ domid, name, thread }) => ({
     domid,

@@ -31,7 +31,7 @@ export interface MuxDomain {
   name: string;
   /** The domain's Xen-console region, seen from this thread. */
   host: XenConsoleHost;
-  /** Our port in `evtchn` (domain `backendDomid`) bound to the domain's vuart channel. */
+  /** Our port in `evtchn` (domain `backendDomid`) bound to the domain's vuart channel; 0 until bind(). */
   localPort: number;
 }
 
@@ -108,7 +108,25 @@ export class XenConsoleMux {
     const dom: Dom = { ...d, alive: true, pending: [], pendingBytes: 0, hold: opts.holdInput ?? false };
     this.doms.push(dom);
     this.doms.sort((a, b) => a.domid - b.domid);
-    this.evtchn.setHandler(this.backendDomid, d.localPort, () => this.service(dom));
+    if (d.localPort !== 0) this.bind(d.domid, d.localPort);
+  }
+
+  /**
+   * The domain's vuart channel is bound (its vCPU thread is up): its events now service it. Domains are added, and
+   * the focus given, before any of them runs (Xen's console_endboot() comes before the domains are unpaused).
+   */
+  bind(domid: number, localPort: number): void {
+    const d = this.doms.find((x) => x.domid === domid);
+    if (!d) throw new RangeError(`mux: no domain ${domid}`);
+    d.localPort = localPort;
+    this.evtchn.setHandler(this.backendDomid, localPort, () => this.service(d));
+    this.service(d);
+  }
+
+  /** Hold input for a domain until releaseInput() (scripted input to Linux: its driver's open drains the FIFO). */
+  holdInput(domid: number): void {
+    const d = this.doms.find((x) => x.domid === domid);
+    if (d) d.hold = true;
   }
 
   /** Let held input flow to a domain (its driver listens now). */
@@ -158,7 +176,7 @@ export class XenConsoleMux {
     this.counters.keysToDeadDomain += d.pendingBytes;
     d.pending = [];
     d.pendingBytes = 0;
-    this.evtchn.setHandler(this.backendDomid, d.localPort, undefined);
+    if (d.localPort !== 0) this.evtchn.setHandler(this.backendDomid, d.localPort, undefined);
     this.flushOut();
     this.checkInputSpace();
   }
@@ -220,7 +238,7 @@ export class XenConsoleMux {
 
   /** Move held input into the domain's IN buffer as far as it has room; notify the vCPU if anything went in. */
   private pump(d: Dom): void {
-    if (!d.alive || d.hold) return;
+    if (!d.alive || d.hold || d.localPort === 0) return;
     let moved = 0;
     while (d.pending.length > 0) {
       const head = d.pending[0]!;
@@ -274,7 +292,7 @@ export class XenConsoleMux {
       const seen = ev.doorbell(me);
       ev.dispatch(me);
       // The final check (the queues' wakeup rule): records queued without a notify we have not seen yet.
-      for (const d of this.doms) if (d.alive && d.host.hasRecords()) this.service(d);
+      for (const d of this.doms) if (d.host.hasRecords()) this.service(d);
       if (!this.running) break;
       await ev.waitAsync(me, seen, 1000);
     }
@@ -282,7 +300,7 @@ export class XenConsoleMux {
 
   /** A domain's channel fired: take its records (unless the sink is backed up) and move held input. */
   private service(d: Dom): void {
-    if (!d.alive) return;
+    if (!d.alive || d.localPort === 0) return;
     this.pump(d);
     if (this.sinkFull()) return;
     d.host.readRecords((k, b) => this.record(d, k, b));
