@@ -1,7 +1,8 @@
 // The vpl011 device core: Xen's xen/arch/arm/vpl011.c (domain-backend mode) as a pure state machine.
 // Inputs: guest register accesses (read/write, from the MMIO bus) and backend events (notification(), Xen's
-// vpl011_notification). Outputs through ports only: the console ring (bytes), the interrupt line (level), and a
-// notify callback (the event channel to the console backend). No I/O, timers, threads or globals.
+// vpl011_notification). Outputs through ports only: the console port (bytes: the xencons ring of a console domain,
+// or Xen's own buffers for dom0less, src/device/console-port.ts), the interrupt line (level), and a notify callback
+// (the event channel to the backend). No I/O, timers, threads or globals.
 //
 // Semantics are upstream Xen's (HEAD, see docs/DEVICE.md for the table and sources), not the seed patch's:
 //   - FR resets to TXFE|RXFE = 0x90 (b4637ed6cd); TXFF and BUSY only when the OUT ring is full (393a541f7d);
