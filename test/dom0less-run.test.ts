@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConsoleProcess, PROMPT } from './lib/console-process.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { CLI, ConsoleProcess, PROMPT } from './lib/console-process.js';
 import { buildBareGuestFile, streamPattern } from '../src/vmm/bare-guests.js';
 import { ensureGuestImages } from '../src/toolstack/fetch.js';
 
@@ -175,4 +176,39 @@ describe('two Linux guests on one console', () => {
     assert.equal(await exitOf(g, 120_000), 0, g.err);
     assert.match(g.err, /DOM1 \(alpha\): poweroff/);
   });
+});
+
+test('on a terminal (a pty via script(1)): Ctrl-a x3 switches, Ctrl-] destroys every domain, our lines start on their own', async (t) => {
+  if (spawnSync('script', ['--version']).status !== 0) return t.skip('script(1) is not installed');
+  const hello = buildBareGuestFile('hello');
+  const a = cfg('ta', { kind: 'bare', kernel: hello, memory: 16 });
+  const b = cfg('tb', { kind: 'bare', kernel: hello, memory: 16 });
+  const cmd = [process.execPath, CLI, 'run', a, b, '--timeout', '100'].map((x) => `'${x}'`).join(' ');
+  const child = spawn('script', ['-qfec', cmd, '/dev/null'], { stdio: 'pipe' });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  const until = async (re: RegExp, ms: number) => {
+    const end = Date.now() + ms;
+    while (!re.test(out)) {
+      if (Date.now() > end) assert.fail(`timed out waiting for ${re}:\n${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  try {
+    await until(/DOM2: hello from bare metal/, 60_000);
+    child.stdin.write('ab');
+    await until(/\(XEN\) ab/, 30_000); // echoed while DOM1 has the focus (after a switch it would be a held DOM1 line)
+    child.stdin.write(SWITCH + 'cd');
+    await until(/\(XEN\) cd/, 30_000);
+    child.stdin.write('\x1d');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const code = await exited;
+    clearTimeout(timer);
+    assert.equal(code, 0);
+    assert.match(out, /\(XEN\) ab\r\n\(XEN\) \*\*\* Serial input to DOM2 \(type 'CTRL-a' three times to switch input\)\r\n\(XEN\) cd\r\nvpl011: DOM\d \(t[ab]\): destroyed\r\n/);
+    assert.match(out, /console closed \(Ctrl-\]\); domains destroyed/);
+  } finally {
+    child.kill('SIGKILL');
+  }
 });

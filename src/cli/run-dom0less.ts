@@ -10,10 +10,8 @@ import { Dom0lessError, startDom0less, type Dom0lessRun } from '../console/dom0l
 import { resolveGuestConfig, type RunOptions } from './run.js';
 
 const CTRL_RIGHT_BRACKET = 0x1d;
-/** A terminal in raw mode needs "\r\n". */
-let eol = '\n';
 const say = (s: string) => {
-  for (const line of s.split('\n')) process.stderr.write(`vpl011: ${printableLine(line)}${eol}`);
+  for (const line of s.split('\n')) process.stderr.write(`vpl011: ${printableLine(line)}\n`);
 };
 
 export interface Dom0lessRunOptions extends RunOptions {
@@ -35,7 +33,7 @@ export async function runDom0lessCommand(opts: Dom0lessRunOptions): Promise<numb
       configs.push({ ...c, name: c.name });
     }
     await ensureUnicorn({ log: () => {} });
-    run = await startDom0less(configs, { sink: process.stdout, crlf: process.stdout.isTTY === true, holdInputUntilListening: !tty });
+    run = await startDom0less(configs, { sink: process.stdout, holdInputUntilListening: !tty });
   } catch (e) {
     say((e as Error).message);
     return e instanceof ConfigError || e instanceof BuildError || e instanceof Dom0lessError ? 2 : 1;
@@ -57,17 +55,20 @@ export async function runDom0lessCommand(opts: Dom0lessRunOptions): Promise<numb
     if (userQuit) void run.stop();
   };
   run.mux.onInputSpace = () => stdin.resume();
-  if (tty) {
-    stdin.setRawMode(true);
-    eol = '\r\n';
-  }
+  // Node's raw mode keeps the terminal's output processing (ONLCR): '\n' needs no translation.
+  if (tty) stdin.setRawMode(true);
+  // On one terminal, our own lines start on a line of their own, not after a guest's prompt.
+  const sayOwnLine = (s: string) => {
+    if (process.stdout.isTTY && process.stderr.isTTY) run.mux.endLine();
+    say(s);
+  };
   // Each domain's end is said when it happens (the others run on).
   let crashed = false;
   for (const d of run.domains) {
     void d.exited.then((e) => {
       if (e.reason === 'crashed') crashed = true;
       const what = e.reason === 'stopped' ? 'destroyed' : e.reason === 'crashed' ? `crashed: ${e.message ?? 'no reason given'}` : e.reason;
-      say(`DOM${d.domid} (${d.name}): ${what}`);
+      sayOwnLine(`DOM${d.domid} (${d.name}): ${what}`);
     });
   }
   stdin.on('data', onData);
@@ -100,11 +101,10 @@ export async function runDom0lessCommand(opts: Dom0lessRunOptions): Promise<numb
   for (const s of STOP_SIGNALS) process.off(s, onSignal);
   stdin.off('data', onData);
   if (tty) stdin.setRawMode(false);
-  eol = '\n';
   stdin.pause();
   stdin.unref?.();
   await new Promise<void>((r) => (process.stdout.writableLength === 0 ? r() : process.stdout.once('drain', () => r())));
-  if (tty) process.stderr.write('\r\n');
+  if (process.stdout.isTTY && process.stderr.isTTY) run.mux.endLine();
 
   const c = run.mux.counters;
   if (c.keysToXen + c.keysToDeadDomain > 0) {

@@ -14,7 +14,8 @@
 //   - At start the focus goes to the first domain, as console_endboot() does (there is no dom0).
 //   - Backpressure: while the sink's backlog is over `outputLimit`, no records are taken; the queues fill and the
 //     domains' DR writes wait (src/xen/xen-console.ts). Nothing is dropped.
-// The sink gets '\n' as "\r\n" when it is a terminal (Xen's serial_puts does the same for the physical UART).
+// With `crlf` the sink gets '\n' as "\r\n" (Xen's serial_puts does that for the physical UART); a terminal in Node's
+// raw mode keeps its own '\n' -> "\r\n" output processing, so the CLI does not ask for it.
 
 import type { Writable } from 'node:stream';
 import type { EventChannels } from '../xen/evtchn.js';
@@ -327,6 +328,14 @@ export class XenConsoleMux {
     } else {
       this.printk(text);
     }
+  }
+
+  /** End the open line on the sink, if any (before something else writes to the same terminal). */
+  endLine(): void {
+    if (this.atLineStart) return;
+    this.atLineStart = true;
+    this.out.push('\n');
+    this.flushOut();
   }
 
   /** A message of Xen's own: always on a line of its own. */
