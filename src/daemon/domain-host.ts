@@ -3,8 +3,8 @@
 // object the daemon maps too), builds the guest with the toolstack, runs it on the VMM (src/vmm/worker.ts: unicorn,
 // the vpl011 traps, the vGIC) in a worker thread over those pages and the hypervisor-wide event-channel table,
 // publishes its record, and on destroy (SIGTERM) or guest exit unwinds: stop the vCPU, tear the vuart down
-// (domain_vpl011_deinit in the worker, which frees the guest's event channel), record the final state, wait for the daemon to drain the ring (it
-// removes the record), then unlink the shm object and exit.
+// (domain_vpl011_deinit in the worker, which frees the guest's event channel), record the final state, wait for the
+// daemon to drain the ring (it removes the record), then unlink the shm object and exit.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FutexWaker } from '../host/futex.js';
@@ -15,6 +15,7 @@ import { buildGuest } from '../toolstack/build.js';
 import type { GuestConfig } from '../toolstack/config.js';
 import { startDomainWorker, type DomainExit } from '../vmm/domain-thread.js';
 import { runPaths } from './paths.js';
+import { waitForDirectory } from './dir-watch.js';
 import { INSTANCE_RE, NAME_RE, readRecord, recordPath, removeRecord, writeRecord, type DomainRecord } from './records.js';
 
 export interface DomainSpec {
@@ -138,11 +139,8 @@ export async function runDomainHost(specPath: string): Promise<number> {
   if (existsSync(recordPath(paths.domainsDir, rec.domid))) writeRecord(paths.domainsDir, rec);
 
   // Let the daemon take the guest's last words out of the ring; it removes the record when done.
-  const deadline = Date.now() + DRAIN_WAIT_MS;
-  while (readRecord(paths.domainsDir, rec.domid)?.instance === rec.instance && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  if (readRecord(paths.domainsDir, rec.domid)?.instance === rec.instance) {
+  const drained = await waitForDirectory(paths.domainsDir, () => readRecord(paths.domainsDir, rec.domid)?.instance !== rec.instance, DRAIN_WAIT_MS);
+  if (!drained) {
     say('no daemon drained the console; giving up');
     removeRecord(paths.domainsDir, rec.domid);
   }
