@@ -37,8 +37,6 @@ import { answer } from './requests/index.js';
 import { listDomains } from './requests/list.js';
 import type { DaemonContext } from './requests/context.js';
 
-export { BACKEND_DOMID };
-
 export interface DaemonOptions {
   runDir: string;
   logDir?: string;
