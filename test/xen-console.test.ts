@@ -4,7 +4,7 @@
 // xen/drivers/char/console.c serial_rx, console_switch_input, vprintk_common).
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { Vpl011 } from '../src/device/vpl011.js';
 import { FR, INT, Reg } from '../src/device/spec.js';
 import { SpiLevels } from '../src/xen/spi-levels.js';
@@ -260,5 +260,47 @@ test('mux: 1000 bytes typed at a guest reading slowly all arrive in order throug
     assert.equal(m.mux.counters.bytesIn, 1000);
   } finally {
     await m.mux.stop();
+  }
+});
+
+test('mux: a backed-up sink stops the mux taking records (they wait in the queue, then the vCPU); a drain resumes, nothing lost', async () => {
+  const evtchn = EventChannels.create({ maxDomains: 2 });
+  let out = '';
+  let release: (() => void)[] = [];
+  // A terminal that accepts nothing until told: every write's callback is held.
+  const sink = new Writable({
+    highWaterMark: 64,
+    write(chunk: Buffer, _enc, cb) {
+      out += chunk.toString('latin1');
+      release.push(cb);
+    },
+  });
+  const mux = new XenConsoleMux({ evtchn, backendDomid: 0, sink, outputLimit: 64 });
+  const r = rig(1);
+  const gport = evtchn.allocUnbound(1, 0, () => r.dev.notification());
+  r.port.wake = () => void evtchn.notify(1, gport);
+  mux.add({ domid: 1, name: 'g1', host: r.host, localPort: evtchn.bindInterdomain(0, 1, gport) });
+  mux.start(); // DOM1 gets the focus; the switch message fills the sink past its limit
+  try {
+    const settle = async () => {
+      for (let i = 0; i < 5; i++) await new Promise((res) => setImmediate(res));
+    };
+    await settle();
+    r.write('line one\n');
+    r.write('line two\n');
+    await settle();
+    assert.equal(r.host.hasRecords(), true, 'the records wait in the queue while the sink is backed up');
+    assert.doesNotMatch(out, /line one/);
+    for (let i = 0; i < 20 && release.length > 0; i++) {
+      const held = release;
+      release = [];
+      held.forEach((cb) => cb());
+      await settle();
+    }
+    assert.equal(r.host.hasRecords(), false);
+    assert.match(out, /\n\(XEN\) line one\n\(XEN\) line two\n$/);
+  } finally {
+    release.forEach((cb) => cb());
+    await mux.stop();
   }
 });

@@ -309,7 +309,8 @@ export class XenConsoleMux {
   }
 
   private sinkFull(): boolean {
-    if (this.sink.writableLength <= this.outputLimit) return false;
+    // Only while the stream owes a 'drain' (a write returned false): then the event is sure to come.
+    if (!this.sink.writableNeedDrain || this.sink.writableLength <= this.outputLimit) return false;
     if (!this.waitingForDrain) {
       this.waitingForDrain = true;
       this.sink.once('drain', () => {
