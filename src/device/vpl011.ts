@@ -153,7 +153,6 @@ export interface Vpl011State {
   pl011?: Pl011Registers;
 }
 
-
 function hex(n: number, digits = 3): string {
   return '0x' + (n >>> 0).toString(16).padStart(digits, '0');
 }
