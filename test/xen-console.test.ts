@@ -304,3 +304,26 @@ test('mux: a backed-up sink stops the mux taking records (they wait in the queue
     await mux.stop();
   }
 });
+
+test('mux: a domain that ends: its unterminated held line is printed (no byte lost), its unread input counted, the rotation skips it', async () => {
+  const m = muxRig(2);
+  m.mux.start();
+  try {
+    const [, d2] = m.doms;
+    d2!.write('last words, no newline');
+    m.mux.input(Buffer.from('\x01\x01\x01')); // DOM2's turn: its held text waits for its next byte
+    m.mux.input(Buffer.from('never read'));
+    await m.settle();
+    m.mux.domainEnded(2);
+    assert.equal(m.mux.counters.keysToDeadDomain, 'never read'.length, 'unread input is counted');
+    assert.match(m.out(), /\(XEN\) last words, no newline\n$/, 'printed (focused: without DOMn) with a newline');
+    m.mux.input(Buffer.from('x'));
+    assert.equal(m.mux.counters.keysToDeadDomain, 'never read'.length + 1);
+    m.mux.input(Buffer.from('\x01\x01\x01\x01\x01\x01'));
+    assert.equal(m.mux.focusedDomid, 1, 'DOM2 -> Xen -> DOM1');
+    m.mux.input(Buffer.from('\x01\x01\x01'));
+    assert.equal(m.mux.focusedDomid, 0, 'DOM1 -> (DOM2 ended) -> Xen');
+  } finally {
+    await m.mux.stop();
+  }
+});

@@ -19,8 +19,6 @@ export const MAX_DOM0LESS_DOMAINS = 15;
 
 export interface Dom0lessOptions {
   sink: Writable;
-  /** The sink is a raw terminal: '\n' goes out as "\r\n". */
-  crlf?: boolean;
   /** Hold input for a Linux guest until its driver listens (scripted input; amba-pl011 drains at open). */
   holdInputUntilListening?: boolean;
 }
@@ -54,7 +52,7 @@ export async function startDom0less(configs: GuestConfig[], opts: Dom0lessOption
   for (const c of configs) images.push(await buildGuest(c));
 
   const evtchn = EventChannels.create({ maxDomains: MAX_DOM0LESS_DOMAINS + 1 });
-  const mux = new XenConsoleMux({ evtchn, backendDomid: MUX_DOMID, sink: opts.sink, crlf: opts.crlf ?? false });
+  const mux = new XenConsoleMux({ evtchn, backendDomid: MUX_DOMID, sink: opts.sink });
   const threads: { domid: number; name: string; thread: DomainThread; host: XenConsoleHost }[] = [];
   const stopAll = async () => {
     for (const t of threads) t.host.stop();

@@ -14,12 +14,12 @@
 //   - At start the focus goes to the first domain, as console_endboot() does (there is no dom0).
 //   - Backpressure: while the sink's backlog is over `outputLimit`, no records are taken; the queues fill and the
 //     domains' DR writes wait (src/xen/xen-console.ts). Nothing is dropped.
-// With `crlf` the sink gets '\n' as "\r\n" (Xen's serial_puts does that for the physical UART); a terminal in Node's
-// raw mode keeps its own '\n' -> "\r\n" output processing, so the CLI does not ask for it.
+// Lines end in '\n' (Xen's serial_puts adds the '\r' for the physical UART; a terminal in Node's raw mode keeps its
+// own '\n' -> "\r\n" output processing, so nothing is translated here).
 
 import type { Writable } from 'node:stream';
 import type { EventChannels } from '../xen/evtchn.js';
-import { RecordKind, XenConsoleHost } from '../xen/xen-console.js';
+import { RecordKind, XenConsoleHost, XEN_CONSOLE_IN_SIZE } from '../xen/xen-console.js';
 
 /** Xen's console prefix (CONSOLE_PREFIX). */
 export const CONSOLE_PREFIX = '(XEN) ';
@@ -41,8 +41,6 @@ export interface XenConsoleMuxOptions {
   /** The domain the mux's ports live in (the host side of every vuart channel). */
   backendDomid: number;
   sink: Writable;
-  /** Translate '\n' to "\r\n" (a terminal in raw mode). */
-  crlf?: boolean;
   /** Sink backlog above which no more output is taken (bytes). */
   outputLimit?: number;
   /** Held-back input above which input() reports full (bytes, over all domains). */
@@ -61,7 +59,7 @@ interface Dom extends MuxDomain {
 export interface MuxCounters {
   /** Bytes typed while Xen had the focus (no debug keys here): dropped. */
   keysToXen: number;
-  /** Bytes typed for a domain that had ended: dropped. */
+  /** Bytes typed for a domain that ended before reading them (held here or unread in its IN buffer), or after: dropped. */
   keysToDeadDomain: number;
   /** Input bytes put into IN buffers. */
   bytesIn: number;
@@ -81,7 +79,6 @@ export class XenConsoleMux {
   private readonly evtchn: EventChannels;
   private readonly backendDomid: number;
   private readonly sink: Writable;
-  private readonly crlf: boolean;
   private readonly outputLimit: number;
   private readonly inputLimit: number;
   /** Index into doms of the focused domain; -1: Xen. */
@@ -99,7 +96,6 @@ export class XenConsoleMux {
     this.evtchn = opts.evtchn;
     this.backendDomid = opts.backendDomid;
     this.sink = opts.sink;
-    this.crlf = opts.crlf ?? false;
     this.outputLimit = opts.outputLimit ?? 64 * 1024;
     this.inputLimit = opts.inputLimit ?? 64 * 1024;
   }
@@ -174,7 +170,8 @@ export class XenConsoleMux {
     }
     d.alive = false;
     this.heldTotal -= d.pendingBytes;
-    this.counters.keysToDeadDomain += d.pendingBytes;
+    // Typed for it and never read: what was still held here and what sat unread in its IN buffer.
+    this.counters.keysToDeadDomain += d.pendingBytes + (XEN_CONSOLE_IN_SIZE - d.host.inFree());
     d.pending = [];
     d.pendingBytes = 0;
     if (d.localPort !== 0) this.evtchn.setHandler(this.backendDomid, d.localPort, undefined);
@@ -368,10 +365,8 @@ export class XenConsoleMux {
 
   private flushOut(): void {
     if (this.out.length === 0) return;
-    let s = this.out.join('');
+    const b = Buffer.from(this.out.join(''), 'latin1');
     this.out = [];
-    if (this.crlf) s = s.replace(/\r?\n/g, '\r\n');
-    const b = Buffer.from(s, 'latin1');
     this.counters.bytesOut += b.length;
     this.sink.write(b);
   }
