@@ -17,6 +17,7 @@ export interface RunOptions {
   append?: string;
   memory?: number;
   bare?: boolean;
+  firmware?: string;
   mmioPolicy?: string;
   timeout?: number;
   log?: string;
@@ -42,6 +43,10 @@ export async function resolveGuestConfig(
   let config: GuestConfig;
   if (opts.config) {
     config = loadConfig(opts.config);
+  } else if (opts.firmware !== undefined) {
+    // Firmware alone: no payload unless --kernel/--initrd give one (they are applied below).
+    config = { ...defaultGuestConfig({ kernel: '', initrd: '' }), name: 'firmware', vuart: 'pl011' };
+    delete config.ramdisk;
   } else if (opts.kernel) {
     config = { ...defaultGuestConfig({ kernel: resolve(opts.kernel), initrd: '' }), name: 'guest' };
     delete config.ramdisk;
@@ -69,6 +74,13 @@ export async function resolveGuestConfig(
     config.kind = 'bare';
     origin.kind = '--bare';
   }
+  if (opts.firmware !== undefined) {
+    // --firmware means QEMU's virt board: its layout and its PL011 (docs/LAYOUTS.md).
+    config.firmware = resolve(opts.firmware);
+    config.layout = 'qemu-virt';
+    config.vuart = 'pl011';
+    origin.firmware = '--firmware';
+  }
   if (opts.mmioPolicy !== undefined) {
     config.mmioPolicy = opts.mmioPolicy as MmioPolicy;
     origin.mmioPolicy = '--mmio-policy';
@@ -88,7 +100,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     guest = await startGuest(config, {
       report: say,
       // A person at a terminal types after seeing the prompt; a script's input is there from the start.
-      holdInputUntilListening: !process.stdin.isTTY && config.kind === 'linux',
+      // Firmware polls the UART with its interrupts masked: it never "listens", so its input is not held.
+      holdInputUntilListening: !process.stdin.isTTY && config.kind === 'linux' && config.firmware === undefined,
     });
   } catch (e) {
     if (logFd !== undefined) closeSync(logFd);
