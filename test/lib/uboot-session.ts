@@ -1,0 +1,117 @@
+// Drive U-Boot's console in any process (ours or QEMU's) with the same scripted input, and compare transcripts.
+// Used by test/uboot.test.ts.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+
+export const UBOOT_BIN = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
+export const QEMU = 'qemu-system-aarch64';
+
+/** A child process whose stdout is a console: wait for patterns, type, collect everything it printed. */
+export class ConsoleChild {
+  readonly child: ChildProcessWithoutNullStreams;
+  out = '';
+  err = '';
+  private waiters: (() => void)[] = [];
+
+  constructor(cmd: string, args: string[]) {
+    this.child = spawn(cmd, args, { stdio: 'pipe' });
+    this.child.stdout.on('data', (b: Buffer) => {
+      this.out += b.toString('latin1');
+      this.poke();
+    });
+    this.child.stderr.on('data', (b: Buffer) => {
+      this.err += b.toString('utf8');
+      this.poke();
+    });
+    this.child.stdin.on('error', () => {});
+    this.child.on('exit', () => this.poke());
+  }
+
+  private poke(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Wait until `re` matches the output after `from`; returns the index just past the match. */
+  async expect(re: RegExp, timeoutMs: number, from = 0): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = re.exec(this.out.slice(from));
+      if (m) return from + m.index + m[0].length;
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        throw new Error(`process exited (${this.child.exitCode ?? this.child.signalCode}) before ${re}; stderr:\n${this.err}\nlast output:\n${this.out.slice(-2000)}`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${re}; last output:\n${this.out.slice(-2000)}\nstderr:\n${this.err}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  type(text: string): void {
+    this.child.stdin.write(Buffer.from(text, 'latin1'));
+  }
+
+  /** Ends the process (by its own pid) and waits for it to be gone. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const gone = new Promise<void>((r) => this.child.once('exit', () => r()));
+    this.child.kill('SIGKILL');
+    await gone;
+  }
+}
+
+/**
+ * Interrupt autoboot with a key, then run each command, waiting for the prompt after each. Returns the transcript
+ * from the banner to the last prompt, with CRLF as LF.
+ */
+export async function ubootSession(c: ConsoleChild, commands: readonly string[], timeoutMs: number): Promise<string> {
+  const start = Date.now();
+  const left = () => Math.max(1, timeoutMs - (Date.now() - start));
+  let at = await c.expect(/Hit any key to stop autoboot: /, left());
+  c.type(' ');
+  at = await c.expect(/\n=> /, left(), at);
+  for (const cmd of commands) {
+    const before = c.out.length;
+    c.type(`${cmd}\r`);
+    at = await c.expect(/\n=> /, left(), Math.max(at, before));
+  }
+  const from = c.out.indexOf('U-Boot ');
+  return c.out.slice(from, at).replace(/\r\n/g, '\n');
+}
+
+/**
+ * The board facts in a transcript, each replaced by a placeholder; everything else must be equal. Each rule says
+ * why that line differs between QEMU's virt board and ours.
+ */
+export const BOARD_FACTS: readonly { why: string; re: RegExp; by: string }[] = [
+  // Our DT describes fewer devices (no virtio-mmio, PCIe, fw_cfg, pl031, pl061, flash): fewer devices bound.
+  { why: 'devices bound from the DT', re: /^Core: .*$/gm, by: 'Core: <devices>' },
+  // QEMU's DT has a CFI flash node (pflash_cfi01); we model no CFI command set and describe none.
+  { why: 'CFI flash probed from the DT', re: /^Flash: .*$/gm, by: 'Flash: <flash>' },
+  { why: 'flash size bdinfo reports', re: /^flashsize( +)= 0x[0-9a-f]+$/gm, by: 'flashsize$1= <flash>' },
+  // QEMU's DTB is a 1 MiB blob (hw/arm/virt.c create_fdt); ours is as long as its contents.
+  { why: 'DTB size', re: /^fdt_size( +)= 0x[0-9a-f]+$/gm, by: 'fdt_size$1= <size>' },
+  // Where U-Boot puts its copy of the DT, and its stack below it: the copy's size is the DTB's.
+  { why: 'FDT-copy and stack addresses', re: /^(fdt_blob|new_fdt|irq_sp|sp start)( +)= 0x[0-9a-f]+$/gm, by: '$1$2= <addr>' },
+  { why: 'lmb reservations (U-Boot\'s own memory)', re: /^( reserved\[\d+\]\t)\[0x[0-9a-f]+-0x[0-9a-f]+\], 0x[0-9a-f]+ bytes/gm, by: '$1<range>' },
+  { why: 'early malloc use while binding devices', re: /^Early malloc usage: .*$/gm, by: 'Early malloc usage: <bytes>' },
+  { why: 'the relocated FDT copy', re: /^fdtcontroladdr=[0-9a-f]+$/gm, by: 'fdtcontroladdr=<addr>' },
+];
+
+export function normaliseBoardFacts(transcript: string): string {
+  let t = transcript;
+  for (const r of BOARD_FACTS) t = t.replace(r.re, r.by);
+  return t;
+}
+
+/** QEMU's virt board with U-Boot as -bios and the same RAM, nothing attached: the reference. */
+export function qemuArgs(memoryMiB: number, extra: string[] = []): string[] {
+  return ['-M', 'virt', '-cpu', 'cortex-a57', '-m', `${memoryMiB}`, '-nographic', '-monitor', 'none', '-serial', 'stdio',
+    '-nic', 'none', '-bios', UBOOT_BIN, ...extra];
+}

@@ -1,0 +1,91 @@
+// Debian's U-Boot for QEMU's virt board (u-boot-qemu, installed by scripts/setup.sh) on our UART, in the qemu-virt
+// layout: its console session equals QEMU's for the same keys apart from the board facts BOARD_FACTS lists, and
+// its `booti` hands our default Linux over on the same vpl011 (issue 10 §1).
+import { describe, before } from 'node:test';
+import { existsSync, statSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { test } from './lib/bounded.js';
+import { CLI } from './lib/console-process.js';
+import { ConsoleChild, QEMU, UBOOT_BIN, normaliseBoardFacts, qemuArgs, ubootSession } from './lib/uboot-session.js';
+import { PROMPT } from './lib/console-process.js';
+
+const MEMORY_MIB = 512;
+const COMMANDS = ['version', 'echo hello', 'printenv', 'bdinfo'] as const;
+const RUN_LIMIT_S = 240;
+
+function ours(extra: string[] = []): ConsoleChild {
+  return new ConsoleChild(process.execPath, [CLI, 'run', '--firmware', UBOOT_BIN, '--memory', `${MEMORY_MIB}`, '--timeout', `${RUN_LIMIT_S}`, ...extra]);
+}
+
+/** The part of `t` from the line starting with `from` to the next prompt. */
+function answer(t: string, cmd: string): string {
+  const i = t.indexOf(`=> ${cmd}\n`);
+  assert.ok(i >= 0, `no "${cmd}" in the transcript:\n${t}`);
+  const end = t.indexOf('\n=> ', i + 3);
+  return t.slice(i, end < 0 ? undefined : end);
+}
+
+describe('U-Boot (qemu_arm64) in the qemu-virt layout', () => {
+  let skip: string | false = false;
+  before(() => {
+    if (!existsSync(UBOOT_BIN)) skip = `${UBOOT_BIN} missing (scripts/setup.sh installs u-boot-qemu)`;
+  });
+
+  test('boots to =>, takes a key to stop autoboot, answers version/echo/printenv/bdinfo as QEMU does', { timeout: 300_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    const us = ours();
+    let mine: string;
+    try {
+      mine = await ubootSession(us, COMMANDS, 180_000);
+    } finally {
+      await us.kill();
+    }
+    // What a user sees, independent of QEMU.
+    assert.match(mine, /^U-Boot 2023\.01\S* \(.*\)\n/);
+    assert.match(mine, /\nDRAM:  512 MiB\n/);
+    assert.match(mine, /\nIn:    pl011@9000000\nOut:   pl011@9000000\nErr:   pl011@9000000\n/);
+    assert.match(mine, /Hit any key to stop autoboot: /);
+    assert.doesNotMatch(mine, /starting USB|fw_cfg/, 'the key stopped autoboot before bootcmd ran');
+    assert.match(answer(mine, 'version'), /\nU-Boot 2023\.01.*\n\naarch64-linux-gnu-gcc/);
+    assert.match(answer(mine, 'echo hello'), /^=> echo hello\nhello$/);
+    assert.match(answer(mine, 'printenv'), /\nstdout=pl011@9000000\n[^]*\nEnvironment size: \d+\/\d+ bytes$/);
+    assert.match(answer(mine, 'bdinfo'), /\n-> start    = 0x0000000040000000\n-> size     = 0x0000000020000000\n/);
+
+    if (!existsSync(`/usr/bin/${QEMU}`)) return t.skip(`${QEMU} missing (scripts/setup.sh installs qemu-system-arm)`);
+    const q = new ConsoleChild(QEMU, qemuArgs(MEMORY_MIB));
+    let theirs: string;
+    try {
+      theirs = await ubootSession(q, COMMANDS, 180_000);
+    } finally {
+      await q.kill();
+    }
+    assert.equal(normaliseBoardFacts(mine), normaliseBoardFacts(theirs));
+  });
+
+  test('booti of the default Linux Image and initramfs loaded by the toolstack reaches the busybox prompt on the same UART', { timeout: 300_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    const { ensureGuestImages } = await import('../src/toolstack/fetch.js');
+    const images = await ensureGuestImages({ log: () => {} });
+    const size = statSync(images.initrd).size;
+    const us = ours(['--kernel', images.kernel, '--initrd', images.initrd]);
+    try {
+      const booti = `booti \${kernel_addr_r} \${ramdisk_addr_r}:0x${size.toString(16)} \${fdt_addr}`;
+      await ubootSession(us, [], 180_000);
+      const at = us.out.length;
+      us.type(`${booti}\r`);
+      const started = await us.expect(/Starting kernel \.\.\.\r?\n/, 60_000, at);
+      const handover = us.out.slice(at, started).replace(/\r\n/g, '\n');
+      assert.match(handover, /## Flattened Device Tree blob at 40000000\n/);
+      assert.match(handover, /Loading Ramdisk to [0-9a-f]+, end [0-9a-f]+ \.\.\. OK\n/);
+      // Linux finds the UART from the DT U-Boot passed on: earlycon from /chosen/stdout-path, then the AMBA
+      // driver binds the arm,pl011 node and its console.
+      await us.expect(/earlycon: pl11 at MMIO 0x0000000009000000/, 120_000, started);
+      await us.expect(/9000000\.pl011: ttyAMA0 at MMIO 0x9000000 \(irq = \d+, base_baud = \d+\) is a PL011 rev\d/, 180_000, started);
+      const prompt = await us.expect(PROMPT, 200_000, started);
+      us.type('echo after-u-boot-$((6*7))\r');
+      await us.expect(/after-u-boot-42/, 60_000, prompt);
+    } finally {
+      await us.kill();
+    }
+  });
+});
