@@ -54,6 +54,8 @@ function validateSpec(v: unknown): DomainSpec {
   if (!Number.isInteger(c.memoryMiB) || c.memoryMiB <= 0) throw bad('config.memoryMiB');
   if (c.mmioPolicy !== 'abort' && c.mmioPolicy !== 'crash-domain') throw bad('config.mmioPolicy');
   if (c.vuart !== 'sbsa_uart' && c.vuart !== 'pl011') throw bad('config.vuart');
+  if (c.layout !== undefined && c.layout !== 'xen' && c.layout !== 'qemu-virt') throw bad('config.layout');
+  if (c.firmware !== undefined && typeof c.firmware !== 'string') throw bad('config.firmware');
   return s;
 }
 

@@ -22,12 +22,12 @@ export class BuildError extends Error {
   override name = 'BuildError';
 }
 
-/** A kernel or ramdisk: a regular file no larger than the guest's RAM (a bigger one cannot be loaded anyway). */
-function readInput(path: string, what: string, ramSize: number): Uint8Array {
+/** A kernel, ramdisk or firmware: a regular file no larger than where it goes (a bigger one cannot be loaded anyway). */
+function readInput(path: string, what: string, limit: number, limitIs = "the guest's memory"): Uint8Array {
   try {
-    return new Uint8Array(readRegularFile(path, ramSize));
+    return new Uint8Array(readRegularFile(path, limit));
   } catch (e) {
-    if (e instanceof FileReadError) throw new BuildError(`${what}: ${e.message}${/limit/.test(e.reason) ? " (the guest's memory)" : ''}`);
+    if (e instanceof FileReadError) throw new BuildError(`${what}: ${e.message}${/limit/.test(e.reason) ? ` (${limitIs})` : ''}`);
     throw e;
   }
 }
@@ -103,7 +103,7 @@ export function buildFirmwareGuest(config: GuestConfig, ramSize: number): GuestI
   const layout = guestLayout(config.layout ?? 'qemu-virt');
   const bank0 = layout.flash[0];
   if (bank0 === undefined) throw new BuildError(`firmware: layout "${layout.name}" has no flash to load it into`);
-  const firmware = readInput(config.firmware!, 'firmware', bank0.size);
+  const firmware = readInput(config.firmware!, 'firmware', bank0.size, 'flash bank 0');
   const ramBase = layout.ramBase;
   const ramEnd = ramBase + ramSize;
   const segments: GuestSegment[] = [];

@@ -283,7 +283,7 @@ export function parseConfig(text: string, file: string, opts: { checkFiles?: boo
     if (problem) err(byKey.get('firmware'), 'firmware', problem);
   }
   const kernel = path('kernel');
-  if (!byKey.has('kernel') && firmware === undefined) err(undefined, 'kernel', 'is required (or a firmware)');
+  if (!byKey.has('kernel') && firmware === undefined) err(undefined, 'kernel', 'is required');
   const ramdisk = path('ramdisk');
   if (ramdisk !== undefined && kind === 'bare') err(byKey.get('ramdisk'), 'ramdisk', 'not supported with kind = "bare"');
 
