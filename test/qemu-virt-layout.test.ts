@@ -138,3 +138,19 @@ test('CLI: --firmware with a missing file or with --bare is one line and exit 2'
   assert.equal(bare.code, 2);
   assert.match(bare.stderr, /^vpl011: --firmware: not supported with kind = "bare" \(the firmware is the program\)\n$/);
 });
+
+test('Linux booted directly in the qemu-virt layout takes its UART interrupts on INTID 33 (QEMU\'s SPI 1)', { timeout: 200_000 }, async () => {
+  const { ensureGuestImages } = await import('../src/toolstack/fetch.js');
+  const images = await ensureGuestImages({ log: () => {} });
+  await withWork(async (dir) => {
+    const cfg = join(dir, 'g.cfg');
+    writeFileSync(cfg, `layout = "qemu-virt"\nkernel = "${images.kernel}"\nramdisk = "${images.initrd}"\n`);
+    const r = await cli(['run', '--config', cfg, '--timeout', '150'], { input: 'grep pl011 /proc/interrupts\npoweroff -f\n', limitMs: 180_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Machine model: vpl011 \(QEMU virt board layout, Unicorn vCPU\)/);
+    // The shell's input came in by interrupt: a non-zero count on the GIC's INTID 33.
+    const m = /^\s*\d+:\s+(\d+)\s+GIC-0\s+33 Level\s+uart-pl011/m.exec(r.stdout);
+    assert.ok(m, r.stdout.slice(-1500));
+    assert.ok(Number(m[1]) > 0);
+  });
+});
