@@ -113,6 +113,9 @@ test('firmware build: the file at flash 0 entered with x0 = 0, the DTB at the RA
     // A payload that does not fit: an error naming it, not a guest that overwrites its own DT or kernel.
     writeFileSync(r, Buffer.alloc(127 * MiB));
     await assert.rejects(buildGuest(config), (e: Error) => e instanceof BuildError && /^ramdisk: \d+ bytes do not fit at 0x44000000/.test(e.message));
+    writeFileSync(fw, '');
+    await assert.rejects(buildGuest(config), (e: Error) => e instanceof BuildError && e.message === `firmware: ${fw} is empty`);
+    writeFileSync(fw, Buffer.from([0x0a, 0x00, 0x00, 0x14]));
     writeFileSync(k, Buffer.alloc(61 * MiB));
     await assert.rejects(buildGuest({ ...config, ramdisk: undefined as never }), (e: Error) => e instanceof BuildError && /^kernel: .* do not fit at 0x40400000/.test(e.message));
   });

@@ -104,6 +104,8 @@ export function buildFirmwareGuest(config: GuestConfig, ramSize: number): GuestI
   const bank0 = layout.flash[0];
   if (bank0 === undefined) throw new BuildError(`firmware: layout "${layout.name}" has no flash to load it into`);
   const firmware = readInput(config.firmware!, 'firmware', bank0.size, 'flash bank 0');
+  // An empty file would leave the vCPU executing erased flash: say so now instead of crashing on its first fetch.
+  if (firmware.length === 0) throw new BuildError(`firmware: ${config.firmware} is empty`);
   const ramBase = layout.ramBase;
   const ramEnd = ramBase + ramSize;
   const segments: GuestSegment[] = [];

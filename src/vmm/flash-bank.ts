@@ -6,7 +6,7 @@
 import type { AccessWidth, MmioHandler } from '../xen/mmio.js';
 
 export class FlashBank implements MmioHandler {
-  /** Writes the bank ignored (a guest's program/erase commands): visible in the machine's stats. */
+  /** Writes the bank ignored (a guest's program/erase commands), as a ROM ignores them; for tests and debugging. */
   ignoredWrites = 0;
 
   constructor(
