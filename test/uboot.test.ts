@@ -74,6 +74,8 @@ describe('U-Boot (qemu_arm64) in the qemu-virt layout', () => {
     const booti = `booti \${kernel_addr_r} \${ramdisk_addr_r}:0x${size.toString(16)} \${fdt_addr}`;
     const bootToShell = async (c: ConsoleChild): Promise<{ uboot: string; linux: string }> => {
       await ubootSession(c, script, 180_000);
+      // vpl011 run tells a person at the prompt the booti to type: the one this test types on both boards.
+      if (c === us) assert.ok(c.err.includes(`at U-Boot's prompt: ${booti}\n`), c.err);
       const at = c.out.length;
       c.type(`${booti}\r`);
       const started = await c.expect(/Starting kernel \.\.\.\r?\n/, 60_000, at);

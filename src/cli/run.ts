@@ -6,7 +6,7 @@ import { constants as osConstants } from 'node:os';
 import { ConfigError, checkGuestConfig, defaultGuestConfig, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
 import { OutputFileError, openOutputFile } from '../util/output-file.js';
 import { printableLine } from '../util/quote.js';
-import { BuildError } from '../toolstack/build.js';
+import { BuildError, firmwarePayloadHint } from '../toolstack/build.js';
 import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { startGuest, type RunningGuest } from '../console/guest-session.js';
 
@@ -97,6 +97,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     // Every sink opens before the guest starts: one that cannot is an error now, not a crash later.
     if (opts.log !== undefined) logFd = openOutputFile(opts.log);
     await ensureUnicorn({ log: () => {} });
+    const hint = firmwarePayloadHint(config);
+    if (hint !== undefined) say(hint);
     guest = await startGuest(config, {
       report: say,
       // A person at a terminal types after seeing the prompt; a script's input is there from the start.

@@ -3,6 +3,7 @@
 // aligned and at most 2 MiB, x0 = DTB address, MMU off. We put the kernel at the RAM base, the DTB in the top
 // 2 MiB of RAM and the initrd just below it, so the kernel's image_size (bss included) has the rest.
 import type { GuestConfig } from './config.js';
+import { statSync } from 'node:fs';
 import { FileReadError, readRegularFile } from '../util/bounded-read.js';
 import type { GuestImage, GuestSegment } from './guest-image.js';
 import { buildGuestDt } from './guest-dt.js';
@@ -129,4 +130,17 @@ export function buildFirmwareGuest(config: GuestConfig, ramSize: number): GuestI
   const dtb = buildGuestDt({ ramBase, ramSize, bootargs: config.cmdline, vuart: config.vuart, layout, ...(initrdRange ? { initrd: initrdRange } : {}) });
   place('dtb', QEMU_VIRT_BOOT.fdtAddr, dtb, QEMU_VIRT_BOOT.kernelAddr - QEMU_VIRT_BOOT.fdtAddr);
   return { layout, flash: [{ bank: 0, data: firmware, what: 'firmware' }], ramBase, ramSize, segments, entry: bank0.base, x0: 0 };
+}
+
+/**
+ * For a person at U-Boot's prompt: where the toolstack put the firmware's payload and the `booti` that starts it
+ * (U-Boot's default env names the addresses; the ramdisk's size is the one thing to type). undefined: no payload.
+ */
+export function firmwarePayloadHint(config: GuestConfig): string | undefined {
+  if (config.firmware === undefined || config.kernel === '') return undefined;
+  const k = `kernel at ${hex(QEMU_VIRT_BOOT.kernelAddr)}`;
+  if (config.ramdisk === undefined) return `payload: ${k}; at U-Boot's prompt: booti \${kernel_addr_r} - \${fdt_addr}`;
+  const size = statSync(config.ramdisk).size;
+  return `payload: ${k}, ramdisk at ${hex(QEMU_VIRT_BOOT.ramdiskAddr)} (${size} bytes); at U-Boot's prompt: `
+    + `booti \${kernel_addr_r} \${ramdisk_addr_r}:${hex(size)} \${fdt_addr}`;
 }
