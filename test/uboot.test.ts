@@ -5,17 +5,16 @@ import { describe, before } from 'node:test';
 import { existsSync, statSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { test } from './lib/bounded.js';
-import { CLI } from './lib/console-process.js';
-import { ConsoleChild, QEMU, UBOOT_BIN, linuxConsoleLines, normaliseBoardFacts, qemuArgs, ubootSession } from './lib/uboot-session.js';
+import { ConsoleProcess, PROMPT } from './lib/console-process.js';
+import { QEMU, UBOOT_BIN, end, linuxConsoleLines, normaliseBoardFacts, qemuArgs, ubootSession } from './lib/uboot-session.js';
 import { QEMU_VIRT_BOOT } from '../src/toolstack/guest-map.js';
-import { PROMPT } from './lib/console-process.js';
 
 const MEMORY_MIB = 512;
 const COMMANDS = ['version', 'echo hello', 'printenv', 'bdinfo'] as const;
 const RUN_LIMIT_S = 240;
 
-function ours(extra: string[] = []): ConsoleChild {
-  return new ConsoleChild(process.execPath, [CLI, 'run', '--firmware', UBOOT_BIN, '--memory', `${MEMORY_MIB}`, '--timeout', `${RUN_LIMIT_S}`, ...extra]);
+function ours(extra: string[] = []): ConsoleProcess {
+  return new ConsoleProcess(['run', '--firmware', UBOOT_BIN, '--memory', `${MEMORY_MIB}`, '--timeout', `${RUN_LIMIT_S}`, ...extra]);
 }
 
 /** The part of `t` from the line starting with `from` to the next prompt. */
@@ -39,7 +38,7 @@ describe('U-Boot (qemu_arm64) in the qemu-virt layout', () => {
     try {
       mine = await ubootSession(us, COMMANDS, 180_000);
     } finally {
-      await us.kill();
+      await end(us);
     }
     // What a user sees, independent of QEMU.
     assert.match(mine, /^U-Boot 2023\.01\S* \(.*\)\n/);
@@ -53,12 +52,12 @@ describe('U-Boot (qemu_arm64) in the qemu-virt layout', () => {
     assert.match(answer(mine, 'bdinfo'), /\n-> start    = 0x0000000040000000\n-> size     = 0x0000000020000000\n/);
 
     if (!existsSync(`/usr/bin/${QEMU}`)) return t.skip(`${QEMU} missing (scripts/setup.sh installs qemu-system-arm)`);
-    const q = new ConsoleChild(QEMU, qemuArgs(MEMORY_MIB));
+    const q = new ConsoleProcess(qemuArgs(MEMORY_MIB), {}, [QEMU]);
     let theirs: string;
     try {
       theirs = await ubootSession(q, COMMANDS, 180_000);
     } finally {
-      await q.kill();
+      await end(q);
     }
     assert.equal(normaliseBoardFacts(mine), normaliseBoardFacts(theirs));
   });
@@ -72,7 +71,7 @@ describe('U-Boot (qemu_arm64) in the qemu-virt layout', () => {
     // default env gives: where the toolstack loaded the payload (docs/LAYOUTS.md) and where QEMU's loader puts it.
     const script = ['setenv bootargs console=ttyAMA0 earlycon'];
     const booti = `booti \${kernel_addr_r} \${ramdisk_addr_r}:0x${size.toString(16)} \${fdt_addr}`;
-    const bootToShell = async (c: ConsoleChild): Promise<{ uboot: string; linux: string }> => {
+    const bootToShell = async (c: ConsoleProcess): Promise<{ uboot: string; linux: string }> => {
       await ubootSession(c, script, 180_000);
       // vpl011 run tells a person at the prompt the booti to type: the one this test types on both boards.
       if (c === us) assert.ok(c.err.includes(`at U-Boot's prompt: ${booti}\n`), c.err);
@@ -90,7 +89,7 @@ describe('U-Boot (qemu_arm64) in the qemu-virt layout', () => {
     try {
       mine = await bootToShell(us);
     } finally {
-      await us.kill();
+      await end(us);
     }
     assert.match(mine.uboot, /## Flattened Device Tree blob at 40000000\n/);
     assert.match(mine.uboot, /Loading Ramdisk to [0-9a-f]+, end [0-9a-f]+ \.\.\. OK\n/);
@@ -102,15 +101,15 @@ describe('U-Boot (qemu_arm64) in the qemu-virt layout', () => {
     assert.ok(lines.includes('printk: console [ttyAMA0] enabled'), lines.join('\n'));
 
     if (!existsSync(`/usr/bin/${QEMU}`)) return t.skip(`${QEMU} missing (scripts/setup.sh installs qemu-system-arm)`);
-    const q = new ConsoleChild(QEMU, qemuArgs(MEMORY_MIB, [
+    const q = new ConsoleProcess(qemuArgs(MEMORY_MIB, [
       '-device', `loader,file=${images.kernel},addr=${QEMU_VIRT_BOOT.kernelAddr},force-raw=on`,
       '-device', `loader,file=${images.initrd},addr=${QEMU_VIRT_BOOT.ramdiskAddr},force-raw=on`,
-    ]));
+    ]), {}, [QEMU]);
     let theirs: { uboot: string; linux: string };
     try {
       theirs = await bootToShell(q);
     } finally {
-      await q.kill();
+      await end(q);
     }
     assert.equal(normaliseBoardFacts(mine.uboot), normaliseBoardFacts(theirs.uboot));
     assert.deepEqual(lines, linuxConsoleLines(theirs.linux));

@@ -1,76 +1,21 @@
 // Drive U-Boot's console in any process (ours or QEMU's) with the same scripted input, and compare transcripts.
 // Used by test/uboot.test.ts.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { ConsoleProcess } from './console-process.js';
 
 export const UBOOT_BIN = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
 export const QEMU = 'qemu-system-aarch64';
 
-/** A child process whose stdout is a console: wait for patterns, type, collect everything it printed. */
-export class ConsoleChild {
-  readonly child: ChildProcessWithoutNullStreams;
-  out = '';
-  err = '';
-  private waiters: (() => void)[] = [];
-
-  constructor(cmd: string, args: string[]) {
-    this.child = spawn(cmd, args, { stdio: 'pipe' });
-    this.child.stdout.on('data', (b: Buffer) => {
-      this.out += b.toString('latin1');
-      this.poke();
-    });
-    this.child.stderr.on('data', (b: Buffer) => {
-      this.err += b.toString('utf8');
-      this.poke();
-    });
-    this.child.stdin.on('error', () => {});
-    this.child.on('exit', () => this.poke());
-  }
-
-  private poke(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-
-  /** Wait until `re` matches the output after `from`; returns the index just past the match. */
-  async expect(re: RegExp, timeoutMs: number, from = 0): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const m = re.exec(this.out.slice(from));
-      if (m) return from + m.index + m[0].length;
-      if (this.child.exitCode !== null || this.child.signalCode !== null) {
-        throw new Error(`process exited (${this.child.exitCode ?? this.child.signalCode}) before ${re}; stderr:\n${this.err}\nlast output:\n${this.out.slice(-2000)}`);
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${re}; last output:\n${this.out.slice(-2000)}\nstderr:\n${this.err}`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-    }
-  }
-
-  type(text: string): void {
-    this.child.stdin.write(Buffer.from(text, 'latin1'));
-  }
-
-  /** Ends the process (by its own pid) and waits for it to be gone. */
-  async kill(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const gone = new Promise<void>((r) => this.child.once('exit', () => r()));
-    this.child.kill('SIGKILL');
-    await gone;
-  }
+/** Ends a console process (by its own pid) and waits until it is gone. */
+export async function end(c: ConsoleProcess): Promise<void> {
+  c.kill();
+  await c.exited;
 }
 
 /**
  * Interrupt autoboot with a key, then run each command, waiting for the prompt after each. Returns the transcript
  * from the banner to the last prompt, with CRLF as LF.
  */
-export async function ubootSession(c: ConsoleChild, commands: readonly string[], timeoutMs: number): Promise<string> {
+export async function ubootSession(c: ConsoleProcess, commands: readonly string[], timeoutMs: number): Promise<string> {
   const start = Date.now();
   const left = () => Math.max(1, timeoutMs - (Date.now() - start));
   let at = await c.expect(/Hit any key to stop autoboot: /, left());
