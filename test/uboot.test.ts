@@ -62,6 +62,26 @@ describe('U-Boot (qemu_arm64) in the qemu-virt layout', () => {
     assert.equal(normaliseBoardFacts(mine), normaliseBoardFacts(theirs));
   });
 
+  test('autoboot with no key: every boot target fails as on a board with nothing attached, and U-Boot stops at =>', { timeout: 300_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    const us = ours();
+    try {
+      // What it probes and we do not model (docs/LAYOUTS.md) is absent from the DT: each probe fails cleanly.
+      const at = await us.expect(/Hit any key to stop autoboot: /, 180_000);
+      const prompt = await us.expect(/No ethernet found\.\r?\n=> $/, 180_000, at);
+      const log = us.out.slice(at, prompt).replace(/\r\n/g, '\n');
+      assert.match(log, /\nQEMU fw_cfg interface not found\n/);
+      assert.match(log, /\nstarting USB\.\.\.\nNo working controllers found\n/);
+      assert.match(log, /\nDevice 0: unknown device\n/);
+      // Still alive and answering.
+      us.type('echo still-here\r');
+      await us.expect(/\nstill-here\r?\n=> $/, 60_000, prompt);
+      assert.equal(us.child.exitCode, null);
+    } finally {
+      await end(us);
+    }
+  });
+
   test('booti of the default Linux Image and initramfs loaded by the toolstack reaches the busybox prompt on the same UART, as under QEMU', { timeout: 400_000 }, async (t) => {
     if (skip) return t.skip(skip);
     const { ensureGuestImages } = await import('../src/toolstack/fetch.js');
