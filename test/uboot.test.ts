@@ -1,13 +1,15 @@
 // Debian's U-Boot for QEMU's virt board (u-boot-qemu, installed by scripts/setup.sh) on our UART, in the qemu-virt
 // layout: its console session equals QEMU's for the same keys apart from the board facts BOARD_FACTS lists, and
 // its `booti` hands our default Linux over on the same vpl011 (issue 10 §1).
-import { describe, before } from 'node:test';
-import { existsSync, statSync } from 'node:fs';
+import { describe, before, after } from 'node:test';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { test } from './lib/bounded.js';
 import { ConsoleProcess, PROMPT } from './lib/console-process.js';
 import { QEMU, UBOOT_BIN, end, linuxConsoleLines, normaliseBoardFacts, qemuArgs, ubootSession } from './lib/uboot-session.js';
 import { QEMU_VIRT_BOOT } from '../src/toolstack/guest-map.js';
+import { Harness, runCli } from './lib/daemon-harness.js';
 
 const MEMORY_MIB = 512;
 const COMMANDS = ['version', 'echo hello', 'printenv', 'bdinfo'] as const;
@@ -133,5 +135,27 @@ describe('U-Boot (qemu_arm64) in the qemu-virt layout', () => {
     }
     assert.equal(normaliseBoardFacts(mine.uboot), normaliseBoardFacts(theirs.uboot));
     assert.deepEqual(lines, linuxConsoleLines(theirs.linux));
+  });
+});
+
+describe('U-Boot under the console daemon', () => {
+  const h = new Harness();
+  before(() => (existsSync(UBOOT_BIN) ? h.startDaemon() : undefined));
+  after(() => h.cleanup());
+
+  test('`vpl011 up` of a qemu-virt firmware config: U-Boot autoboots to => in the log and answers `vpl011 console`', { timeout: 300_000 }, async (t) => {
+    if (!existsSync(UBOOT_BIN)) return t.skip(`${UBOOT_BIN} missing`);
+    const cfg = join(h.runDir, 'uboot.cfg');
+    writeFileSync(cfg, `name = "uboot"\nlayout = "qemu-virt"\nfirmware = "${UBOOT_BIN}"\n`);
+    const up = await runCli(['up', cfg, '--run-dir', h.runDir]);
+    assert.equal(up.code, 0, up.stderr);
+    h.trackHosts();
+    // Nobody attached: autoboot runs every boot target and stops at the prompt.
+    await h.until(() => /No ethernet found\.\r?\n=> $/.test(h.log('uboot').toString('latin1')), 'the => prompt after autoboot', 180_000);
+    const con = await runCli(['console', 'uboot', '--run-dir', h.runDir, '--linger', '1500'], 'version\r');
+    assert.equal(con.code, 0, con.stderr);
+    assert.match(con.stdout, /U-Boot 2023\.01[^\n]*\r?\n\r?\naarch64-linux-gnu-gcc/);
+    const des = await runCli(['destroy', 'uboot', '--run-dir', h.runDir]);
+    assert.equal(des.code, 0, des.stderr);
   });
 });

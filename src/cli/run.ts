@@ -3,7 +3,7 @@
 import { closeSync, createWriteStream, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { constants as osConstants } from 'node:os';
-import { ConfigError, checkGuestConfig, defaultGuestConfig, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
+import { ConfigError, checkGuestConfig, defaultGuestConfig, inputWaitsForListener, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
 import { OutputFileError, openOutputFile } from '../util/output-file.js';
 import { printableLine } from '../util/quote.js';
 import { BuildError, firmwarePayloadHint } from '../toolstack/build.js';
@@ -102,8 +102,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     guest = await startGuest(config, {
       report: say,
       // A person at a terminal types after seeing the prompt; a script's input is there from the start.
-      // Firmware polls the UART with its interrupts masked: it never "listens", so its input is not held.
-      holdInputUntilListening: !process.stdin.isTTY && config.kind === 'linux' && config.firmware === undefined,
+      holdInputUntilListening: !process.stdin.isTTY && inputWaitsForListener(config),
     });
   } catch (e) {
     if (logFd !== undefined) closeSync(logFd);

@@ -13,7 +13,7 @@ import { openSharedMapping, type SharedMapping } from '../host/shm.js';
 import { ECS_FREE, EventChannels } from '../xen/evtchn.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { buildGuest } from '../toolstack/build.js';
-import type { GuestConfig } from '../toolstack/config.js';
+import { inputWaitsForListener, type GuestConfig } from '../toolstack/config.js';
 import { CONTROL_BYTES, type WorkerInit } from '../vmm/control.js';
 import { stopDomainWorker } from '../vmm/domain-stop.js';
 import { unicornLibraryPath } from '../toolstack/cache.js';
@@ -130,9 +130,9 @@ export async function runDomainHost(specPath: string): Promise<number> {
     state: 'starting',
     magicShm: spec.magicShm,
     vuartPort: 0,
-    summary: `${spec.config.kind} ${spec.config.kernel}`,
+    summary: spec.config.firmware !== undefined ? `firmware ${spec.config.firmware}` : `${spec.config.kind} ${spec.config.kernel}`,
     // Input typed or piped before a Linux guest's driver opens the port would be drained and lost (amba-pl011).
-    ...(spec.config.kind === 'linux' ? { inputHeld: true } : {}),
+    ...(inputWaitsForListener(spec.config) ? { inputHeld: true } : {}),
     ...(spec.tcp ? { tcp: spec.tcp } : {}),
     startedAt: new Date().toISOString(),
   };

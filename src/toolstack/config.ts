@@ -153,6 +153,16 @@ export function oneOfProblem(v: string, allowed: readonly string[]): string | un
   return allowed.includes(v) ? undefined : `${quote(v)} is not one of ${allowed.map((a) => `"${a}"`).join(', ')}`;
 }
 
+/**
+ * Whether the guest's console input waits until the guest unmasks its receive interrupts (`vpl011 run` with pipes,
+ * the daemon's consoles): input that reaches a Linux kernel booted directly before its driver opens the port would
+ * be drained and lost (amba-pl011). Firmware polls the UART with its interrupts masked, so it never "listens": its
+ * input must never be held (it was, and `vpl011 console` to U-Boot under the daemon delivered nothing).
+ */
+export function inputWaitsForListener(config: GuestConfig): boolean {
+  return config.kind === 'linux' && config.firmware === undefined;
+}
+
 /** Firmware needs the flash only the qemu-virt layout has, and takes a Linux payload. */
 export function firmwareProblem(layout: LayoutName, kind: GuestKind): string | undefined {
   if (layout !== 'qemu-virt') return `needs layout = "qemu-virt" (firmware runs from that layout's flash; got "${layout}")`;
