@@ -4,7 +4,7 @@
 // mux's side of every vuart channel lives in domain slot 0 of one shared event-channel table (a host transport the
 // guests never see).
 import type { Writable } from 'node:stream';
-import type { GuestConfig } from '../toolstack/config.js';
+import { inputWaitsForListener, type GuestConfig } from '../toolstack/config.js';
 import { buildGuest } from '../toolstack/build.js';
 import type { GuestImage } from '../toolstack/guest-image.js';
 import { EventChannels } from '../xen/evtchn.js';
@@ -19,7 +19,7 @@ export const MAX_DOM0LESS_DOMAINS = 15;
 
 export interface Dom0lessOptions {
   sink: Writable;
-  /** Hold input for a Linux guest until its driver listens (scripted input; amba-pl011 drains at open). */
+  /** Hold scripted input for a guest whose driver drains the FIFO when it opens (inputWaitsForListener). */
   holdInputUntilListening?: boolean;
 }
 
@@ -74,7 +74,7 @@ export async function startDom0less(configs: GuestConfig[], opts: Dom0lessOption
       const host = new XenConsoleHost(regions[i]!);
       threads.push({ domid, name: config.name, thread, host });
       const guestPort = await thread.vuartPort;
-      const hold = opts.holdInputUntilListening === true && config.kind === 'linux';
+      const hold = opts.holdInputUntilListening === true && inputWaitsForListener(config);
       if (hold) {
         mux.holdInput(domid);
         void thread.listening.then(() => mux.releaseInput(domid));
