@@ -602,7 +602,7 @@ function runActions(profile: Vpl011Profile, actions: Action[], start: number, co
       const before = dev.counters.bytesOut;
       dev.write(a.off, a.w, a.v);
       if (dev.counters.bytesOut > before) wroteOut.push(a.v & 0xff);
-      const latching = [Reg.DR, Reg.IMSC, ...(profile === 'pl011' ? [Reg.CR, Reg.LCR_H, Reg.IFLS] : [])];
+      const latching: number[] = [Reg.DR, Reg.IMSC, ...(profile === 'pl011' ? [Reg.CR, Reg.LCR_H, Reg.IFLS] : [])];
       event = a.w !== 8 && latching.includes(a.off);
     } else if (a.k === 'tx') {
       event = a.n > 0; // no DR access, no event

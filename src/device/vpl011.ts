@@ -78,12 +78,13 @@ import {
 export type Vpl011Profile = 'sbsa' | 'pl011';
 
 /** Effects the native fast path leaves to nativeTail() (mirrored by TAIL_* in src/cpu/native/fastpath.c). */
-export const enum NativeTail {
-  Notify = 1,
-  Line = 2,
-  CorruptOut = 4,
-  CorruptIn = 8,
-}
+export const NativeTail = {
+  Notify: 1,
+  Line: 2,
+  CorruptOut: 4,
+  CorruptIn: 8,
+} as const;
+export type NativeTail = (typeof NativeTail)[keyof typeof NativeTail];
 export const VPL011_PROFILES: readonly Vpl011Profile[] = ['sbsa', 'pl011'];
 
 export interface Vpl011Ports {
