@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Vpl011 } from '../src/device/vpl011.js';
 import { FR, INT, Reg } from '../src/device/spec.js';
-import { MMIO_ABORT, type AccessWidth } from '../src/xen/mmio.js';
+import { MMIO_ABORT, MMIO_DONE, type AccessWidth } from '../src/device/ports.js';
 import { ConsoleRing, XENCONS_IN_SIZE, XENCONS_OUT_SIZE } from '../src/xen/ring.js';
 import { SpiLevels } from '../src/xen/spi-levels.js';
 import { deviceRig } from './lib/device-rig.js';
@@ -90,19 +90,19 @@ test('exact offsets only: DR+1 is RAZ/WI, not DR (v3 "register range access is n
   fill('z');
   assert.equal(dev.read(Reg.DR + 1, 1), 0);
   assert.equal(dev.read(Reg.DR, 1), 0x7a);
-  assert.equal(dev.write(Reg.FR + 2, 2, 0x41), true);
+  assert.equal(dev.write(Reg.FR + 2, 2, 0x41), MMIO_DONE);
   assert.equal(backend.outQueued(), 0);
 });
 
 test('8/16/32-bit accesses work; 64-bit is refused and counted (vpl011_reg32_check_access)', () => {
   const { dev, backend } = rig();
   for (const w of [1, 2, 4] as AccessWidth[]) {
-    assert.equal(dev.write(Reg.DR, w, 0x141), true);
+    assert.equal(dev.write(Reg.DR, w, 0x141), MMIO_DONE);
     assert.equal(dev.read(Reg.FR, w), 0x10);
   }
   assert.deepEqual(Array.from(backend.drainOut()), [0x41, 0x41, 0x41], 'DR takes the low 8 bits');
   assert.equal(dev.read(Reg.DR, 8), MMIO_ABORT);
-  assert.equal(dev.write(Reg.DR, 8, 0x41), false);
+  assert.equal(dev.write(Reg.DR, 8, 0x41), MMIO_ABORT);
   assert.equal(dev.read(Reg.IMSC, 8), MMIO_ABORT);
   assert.equal(dev.counters.refusedAccesses, 3);
   assert.equal(backend.outQueued(), 0);
@@ -112,7 +112,7 @@ test('non-SBSA offsets (CR, LCR_H, IBRD, DMACR, IDs) are RAZ/WI with a rate-limi
   const logs: string[] = [];
   const { dev } = rig(logs);
   for (const off of [Reg.CR, Reg.LCR_H, Reg.IBRD, Reg.FBRD, Reg.IFLS, Reg.DMACR, Reg.PERIPH_ID0, Reg.PCELL_ID3, 0xffc]) {
-    assert.equal(dev.write(off, 4, 0xffffffff), true);
+    assert.equal(dev.write(off, 4, 0xffffffff), MMIO_DONE);
     assert.equal(dev.read(off, 4), 0);
   }
   for (let i = 0; i < 1000; i++) dev.read(Reg.DMACR, 4);
@@ -128,7 +128,7 @@ test('an ICR read is refused as in Xen (vpl011_mmio_read returns IO_ABORT)', () 
 
 test('FR/RIS/MIS writes are ignored before the width check, as upstream', () => {
   const { dev } = rig();
-  for (const off of [Reg.FR, Reg.RIS, Reg.MIS]) assert.equal(dev.write(off, 8, 0xff), true);
+  for (const off of [Reg.FR, Reg.RIS, Reg.MIS]) assert.equal(dev.write(off, 8, 0xff), MMIO_DONE);
   assert.equal(dev.read(Reg.FR, 4), 0x90);
   assert.equal(dev.counters.refusedAccesses, 0);
 });

@@ -9,6 +9,7 @@ import { domainVpl011Init, domainVpl011Deinit, vuartOf, VuartError } from '../sr
 import { GUEST_MAGIC_BASE, GUEST_PL011_BASE, GUEST_VUART_GFN, GUEST_VPL011_SPI } from '../src/xen/arch-arm.js';
 import { ConsoleRingBackend } from '../src/xen/ring.js';
 import { vregReg32Clearbits, vregReg32Extract, vregReg32Update } from '../src/util/vreg.js';
+import { MMIO_DONE } from '../src/device/ports.js';
 
 function machine(opts: { policy?: 'abort' | 'crash-domain'; ports?: number; sharedMagic?: boolean } = {}) {
   const evtchn = EventChannels.create({ maxDomains: 4, portsPerDomain: opts.ports ?? 8 });
@@ -92,7 +93,7 @@ test('init failure: SPI 32 held by another device -> port freed, and the other r
 
 test('init failure: MMIO window taken -> SPI freed and port closed', () => {
   const m = machine();
-  m.d.mmio.register(GUEST_PL011_BASE, 0x1000, { read: () => 0, write: () => true }, 'squatter');
+  m.d.mmio.register(GUEST_PL011_BASE, 0x1000, { read: () => 0, write: () => MMIO_DONE }, 'squatter');
   assert.throws(() => domainVpl011Init(m.d, { consoleDomid: 0, gfn: GUEST_VUART_GFN }), VuartError);
   assert.equal(m.vgic.isReserved(32), false);
   for (let p = 1; p < 8; p++) assert.equal(m.evtchn.state(1, p), ECS_FREE);

@@ -10,6 +10,7 @@ import { runConfigCampaign } from '../bench/fuzz/config.js';
 import { runControlCampaign } from '../bench/fuzz/control.js';
 import { Prng, parseSeed, subSeed } from '../bench/fuzz/prng.js';
 import { Vpl011 } from '../src/device/vpl011.js';
+import { MMIO_ABORT, MMIO_DONE } from '../src/device/ports.js';
 import { ConfigError, parseConfig } from '../src/toolstack/config.js';
 
 const SEED = 0x5eed0008;
@@ -54,7 +55,7 @@ test('MMIO campaign bites: a device whose FR misses TXFF when OUT is full, or wh
   try {
     proto.read = function (this: Vpl011, offset, width) {
       const v = read.call(this, offset, width);
-      return offset === 0x18 && v !== -1 ? v & ~0x28 : v; // FR without TXFF/BUSY
+      return offset === 0x18 && v !== MMIO_ABORT ? v & ~0x28 : v; // FR without TXFF/BUSY
     };
     const r = runMmioCampaign({ profile: 'sbsa', seed: SEED, ops: 150_000 });
     assert.match(r.failure ?? '', /TXFF|BUSY/, 'the FR checker caught it');
@@ -64,7 +65,7 @@ test('MMIO campaign bites: a device whose FR misses TXFF when OUT is full, or wh
     proto.write = function (this: Vpl011, offset, width, value) {
       if (offset === 0x38 && width === 4) {
         (this as unknown as { uartimsc: number }).uartimsc = value >>> 0;
-        return true;
+        return MMIO_DONE;
       }
       return write.call(this, offset, width, value);
     };

@@ -10,7 +10,7 @@
 import { EXCP, REG, SYS, Uc, xreg, type UnicornLibrary } from './unicorn.js';
 import { ENV, SyncEntry, type EnvLayout } from './exception.js';
 import { VirtTimer } from './timer.js';
-import { SCR_EL3_VALUE, HCR_EL2_BASE } from './vcpu.js';
+import { SCR_EL3_VALUE, HCR_EL2_BASE } from './el-registers.js';
 
 /** Libraries this code was checked against. 2.0.1 needs an env hflags patch this build does not carry. */
 export const KNOWN_VERSIONS = ['2.1.1'] as const;

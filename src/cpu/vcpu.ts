@@ -4,6 +4,7 @@ import { SyncEntry, dabtSyndrome } from './exception.js';
 import { VirtTimer } from './timer.js';
 import { psciCall, type PsciAction } from './psci.js';
 import { ensureSelfTest } from './selftest.js';
+import { HCR_EL2_BASE, HCR_EL2_VI, SCR_EL3_VALUE } from './el-registers.js';
 import { ExactFaults, faultLayout } from './exact-fault.js';
 import { describeSyndrome } from './exception-names.js';
 import { loadNative, nativeMsrFilterEnabled, NativeFastPath, type NativeUartBinding } from './native.js';
@@ -44,11 +45,6 @@ export interface Vcpu {
   close(): void;
 }
 
-/** SCR_EL3 = RES1 (0x30) | NS | HCE | RW: EL1 AArch64 non-secure (unicorn-notes §1); HCE makes HVC trap, not UNDEF. */
-export const SCR_EL3_VALUE = 0x531n;
-/** HCR_EL2 = RW (EL1 is AArch64) | IMO | FMO (HCR_EL2.VI becomes the guest's IRQ line). */
-export const HCR_EL2_BASE = (1n << 31n) | (1n << 4n) | (1n << 3n);
-export const HCR_EL2_VI = 1n << 7n;
 /** Identical back-to-back synchronous exceptions before the vCPU is declared looping. */
 export const SYNC_LOOP_LIMIT = 1000;
 /** Re-entries of an exception at its own vector before the vCPU is declared looping (2 already repeat exactly). */

@@ -9,7 +9,7 @@ import { Gicv2 } from '../xen/gicv2.js';
 import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain.js';
 import { EventChannels } from '../xen/evtchn.js';
 import { domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
-import { MMIO_ABORT } from '../xen/mmio.js';
+import { MMIO_ABORT, MMIO_DONE } from '../xen/mmio.js';
 import { Reg } from '../device/spec.js';
 import { FrPollPacer } from '../device/poll-pacer.js';
 import { HotState, HotWord } from '../device/hot-state.js';
@@ -201,7 +201,7 @@ export class Machine {
           const inst = this.uartInst;
           // The vpl011 directly (what the bus would find), while it is the domain's and the domain is alive.
           if (inst !== undefined && this.domain.vpl011 === inst && !this.domain.crashed) {
-            if (inst.device.write(addr - vpl011Base, width, value)) return true;
+            if (inst.device.write(addr - vpl011Base, width, value) === MMIO_DONE) return true;
             return this.refused(addr, width, true, value) !== null;
           }
         }

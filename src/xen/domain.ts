@@ -2,14 +2,28 @@
 // bus with the policy for refused accesses, the vGIC, the event-channel table, and guest-physical memory regions
 // backed by (Shared)ArrayBuffers for prepare_ring_for_helper().
 
-import { MmioBus, MMIO_ABORT, type AccessWidth } from './mmio.js';
+import type { Vpl011, Vpl011Profile } from '../device/vpl011.js';
+import { MmioBus, MMIO_ABORT, MMIO_DONE, type AccessWidth, type MmioRegion } from './mmio.js';
 import type { Vgic } from './vgic.js';
 import type { EventChannels } from './evtchn.js';
 import { ConsoleRing } from './ring.js';
 import { XEN_PAGE_SHIFT, XEN_PAGE_SIZE } from './arch-arm.js';
 
+/** d->arch.vpl011 once domain_vpl011_init (src/xen/vuart.ts) has run. */
+export interface VuartInstance {
+  readonly device: Vpl011;
+  readonly ring: ConsoleRing;
+  /** The guest-side port (what the domctl returns; xenconsoled binds to it). */
+  readonly evtchn: number;
+  readonly spi: number;
+  readonly region: MmioRegion;
+  readonly consoleDomid: number;
+  readonly gfn: number;
+  readonly profile: Vpl011Profile;
+}
+
 /**
- * What a refused MMIO access (a handler returned MMIO_ABORT / false) does to the guest:
+ * What a refused MMIO access (a handler returned MMIO_ABORT) does to the guest:
  *  - 'abort': a data abort is injected (upstream since 0b6122a117; the default);
  *  - 'crash-domain': the domain is crashed (domain_crash_synchronous, as the seed patch did).
  */
@@ -78,7 +92,7 @@ export class Domain {
   crashReason: string | undefined = undefined;
   refusedAccesses = 0;
   /** The vuart instance (d->arch.vpl011), owned by src/xen/vuart.ts. */
-  vpl011: unknown = undefined;
+  vpl011: VuartInstance | undefined = undefined;
   private readonly memory: GuestMemoryRegion[] = [];
 
   constructor(opts: DomainOptions) {
@@ -114,7 +128,7 @@ export class Domain {
   handleMmio(access: MmioAccess): MmioOutcome {
     if (this.crashReason !== undefined) return 'crashed';
     if (access.write) {
-      if (this.mmio.write(access.addr, access.width, access.value >>> 0)) return 'ok';
+      if (this.mmio.write(access.addr, access.width, access.value >>> 0) === MMIO_DONE) return 'ok';
     } else {
       const v = this.mmio.read(access.addr, access.width);
       if (v !== MMIO_ABORT) {

@@ -1,6 +1,8 @@
 // The vGIC as the devices see it: Xen's vgic_reserve_virq / vgic_free_virq / vgic_inject_irq(d, NULL, irq, level).
 // Implemented by the GICv2 model (src/xen/gicv2.ts); devices only ever hold this interface.
 
+import type { IrqLine } from '../device/ports.js';
+
 export interface Vgic {
   /** Reserve an SPI (INTID 32..). Returns false if it is out of range or already reserved (nothing changes). */
   reserveSpi(intid: number): boolean;
@@ -11,10 +13,7 @@ export interface Vgic {
   setLevel(intid: number, level: boolean): void;
 }
 
-/** One interrupt line, as a device sees it. */
-export interface IrqLine {
-  set(level: boolean): void;
-}
+export type { IrqLine };
 
 export function spiLine(vgic: Vgic, intid: number): IrqLine {
   return { set: (level) => vgic.setLevel(intid, level) };

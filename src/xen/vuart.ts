@@ -8,7 +8,7 @@
 import { Vpl011, type Vpl011Profile } from '../device/vpl011.js';
 import type { LogSink } from '../util/ratelimit.js';
 import { GUEST_PL011_BASE, GUEST_PL011_SIZE, GUEST_VPL011_SPI } from './arch-arm.js';
-import type { Domain } from './domain.js';
+import type { Domain, VuartInstance } from './domain.js';
 import type { MmioRegion } from './mmio.js';
 import type { ConsoleRing } from './ring.js';
 import { spiLine } from './vgic.js';
@@ -34,21 +34,10 @@ export interface VuartInitInfo {
   profile?: Vpl011Profile;
 }
 
-/** d->arch.vpl011 once initialised. */
-export interface VuartInstance {
-  readonly device: Vpl011;
-  readonly ring: ConsoleRing;
-  /** The guest-side port (what the domctl returns; xenconsoled binds to it). */
-  readonly evtchn: number;
-  readonly spi: number;
-  readonly region: MmioRegion;
-  readonly consoleDomid: number;
-  readonly gfn: number;
-  readonly profile: Vpl011Profile;
-}
+export type { VuartInstance };
 
 export function vuartOf(d: Domain): VuartInstance | undefined {
-  return d.vpl011 as VuartInstance | undefined;
+  return d.vpl011;
 }
 
 function errCode(e: unknown): VuartError['code'] {
