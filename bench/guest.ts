@@ -1,5 +1,5 @@
 // Guest workloads, side by side: our VMM (`node bin/vpl011.js run`) and QEMU 7.2 on the same Debian kernel and
-// busybox initramfs, console on each VMM's stdin/stdout pipes, in the same run (issue #3). Prints a table with the
+// busybox initramfs, console on each VMM's stdin/stdout pipes, in the same run. Prints a table with the
 // ratios and whether each goal is met, and replaces the "Guest workloads vs QEMU" section of bench/RESULTS.md.
 // Run: npm run build && node dist/bench/guest.js [--runs N] [--only qemu|vpl011] [--part linux|bare] [--no-results]
 // (RESULTS.md is only rewritten by a full run: both VMMs, both parts.)
@@ -20,7 +20,7 @@ import { BARE_TX_BYTES, buildBareTx, checkBareTxOutput, QEMU_VIRT_UART, XEN_GUES
 
 export const SECTION = 'Guest workloads vs QEMU';
 
-/** QEMU 7.2 on this 2-core machine, median of 5 (docs real-guests.md): shown next to this run's own QEMU figures. */
+/** QEMU 7.2 on this 2-core machine, median of 5 (docs/UPSTREAM.md §3): shown next to this run's own QEMU figures. */
 const REFERENCE = { bootS: 1.13, txMBs: 1.33, rxMBs: 0.15, echoP50Ms: 1.04, echoP99Ms: 1.84, idlePct: 0.3, bareMBs: 1.06 };
 
 /** vpl011-ts: our VMM on its pure-TypeScript vCPU path (VPL011_NATIVE=0), the A/B baseline of the native path. */
@@ -151,7 +151,7 @@ function report(c: Collected, opts: Options, cmdline: string): string {
       + 'at most one read every 2 ms, for both VMMs (QEMU writes each guest byte with its own write(): an eager reader would '
       + 'wake per byte and measure itself); the echo workload reads eagerly (every chunk as it arrives), for both. Bare metal: '
       + 'each VMM\'s stdout is a regular file (QEMU also with `-serial file:/dev/null`).',
-    `Reference QEMU figures from docs (real-guests.md, median of 5): boot ${REFERENCE.bootS} s, tx ${REFERENCE.txMBs} MB/s, `
+    `Reference QEMU figures from docs (docs/UPSTREAM.md §3, median of 5): boot ${REFERENCE.bootS} s, tx ${REFERENCE.txMBs} MB/s, `
       + `rx ${REFERENCE.rxMBs} MB/s, echo ${REFERENCE.echoP50Ms}/${REFERENCE.echoP99Ms} ms, idle ${REFERENCE.idlePct} %, bare ${REFERENCE.bareMBs} MB/s.`,
     '',
     'Checks:',

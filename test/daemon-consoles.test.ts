@@ -1,4 +1,4 @@
-// The console daemon serving several real guests (issue #4 items 2, 4, 5): two bare-metal echo guests
+// The console daemon serving several real guests: two bare-metal echo guests
 // (guests/bare/hello.S on unicorn) each typed into and read from through `vpl011 console`, isolated; clients attach
 // over a 0600 socket in a 0700 run dir; read-only watchers cannot type; the control protocol survives bad clients;
 // and up/list/destroy free what they allocated (record, magic pages, event channel).

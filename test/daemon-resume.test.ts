@@ -1,4 +1,4 @@
-// Nothing lost across a daemon restart (issue #8 item 11), end to end with real guests on unicorn: a `vpl011
+// Nothing lost across a daemon restart, end to end with real guests on unicorn: a `vpl011
 // console` client keeps going while the daemon is killed with -9 twice, and no one restarts it by hand (the client
 // starts a new one, item 12). Output: what the client printed is the guest's stream (guests/bare/stream.S) from its
 // attach on, no gap and no duplicate, then the domain's end. Input: bytes piped into the client across the kills

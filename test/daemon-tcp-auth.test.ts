@@ -1,4 +1,4 @@
-// A domain's TCP console needs its secret (issue 8 item 1): loopback is reachable by every local user, so a
+// A domain's TCP console needs its secret: loopback is reachable by every local user, so a
 // connection gets no output and types nothing until its first line is one of the domain's secrets (read-write or
 // read-only), shown only to the owner (`vpl011 list --secrets`, from 0600 files in the 0700 run dir). Wrong or
 // missing secrets are answered with one line and closed, after a delay, counted; the secret line is bounded in
@@ -170,7 +170,7 @@ test('`vpl011 console --tcp` sends the secret from a file: types and reads; a wr
   assert.ok(!h.log('tcpdom').toString().includes('never typed'));
 });
 
-/** Run a script as another local user (nobody), as the attacker of issue 8 would; resolves with its stdout. */
+/** Run a script as another local user (nobody), as a hostile local user would; resolves with its stdout. */
 function asNobody(code: string): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
     const c = spawn(process.execPath, ['--input-type=module', '-e', code], { uid: 65534, gid: 65534, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });

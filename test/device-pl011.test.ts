@@ -1,5 +1,5 @@
 // The vpl011 `pl011` profile: the full PL011 r1p5 (TRM ARM DDI 0183G) over the Xen console ring, for Linux's AMBA
-// `arm,pl011` driver and U-Boot's pl01x driver (docs/real-guests.md). One test per register behaviour, naming the
+// `arm,pl011` driver and U-Boot's pl01x driver (docs/UPSTREAM.md §3). One test per register behaviour, naming the
 // TRM clause or driver behaviour it pins; the two drivers' sequences as scripted tests; a property test over both
 // profiles. The shared FIFO/interrupt core's own behaviours are pinned by test/device-vpl011.test.ts.
 import { test } from './lib/bounded.js';

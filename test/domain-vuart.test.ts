@@ -47,7 +47,7 @@ test('init maps GFN 0x39003, reserves SPI 32, registers 0x22000000, returns an u
   assert.throws(() => domainVpl011Init(d, { consoleDomid: 0, gfn: GUEST_VUART_GFN }), (e: unknown) => e instanceof VuartError && e.code === 'EEXIST');
 });
 
-test('refused access policy: abort by default (0b6122a117), crash-domain records why (seed bug #6)', () => {
+test('refused access policy: abort by default (0b6122a117), crash-domain records why', () => {
   const a = machine();
   domainVpl011Init(a.d, { consoleDomid: 0, gfn: GUEST_VUART_GFN });
   assert.equal(a.d.handleMmio(rd(GUEST_PL011_BASE, 8)), 'inject-abort');
@@ -74,7 +74,7 @@ test('init failure: gfn not backed / not shareable -> nothing allocated', () => 
   assert.throws(() => machine().d.mapGuestPage(-1), DomainError);
 });
 
-test('init failure: no free event channel -> nothing reserved or registered (seed bug #8)', () => {
+test('init failure: no free event channel -> nothing reserved or registered (08bbc1c02d)', () => {
   const m = machine({ ports: 2 });
   m.evtchn.allocUnbound(1, 0); // the only port
   assert.throws(() => domainVpl011Init(m.d, { consoleDomid: 0, gfn: GUEST_VUART_GFN }), (e: unknown) => e instanceof VuartError && e.code === 'ENOSPC');

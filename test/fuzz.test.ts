@@ -95,7 +95,7 @@ test('config campaign slice: 3,000 random files end in a config or a ConfigError
   assert.ok(r.valid > 0, 'some mutated configs stay valid, so the checks after the syntax run');
 });
 
-test('a config nested 200,000 levels deep is a ConfigError naming file:line (issue 8 item 6)', { timeout: 30_000 }, () => {
+test('a config nested 200,000 levels deep is a ConfigError naming file:line', { timeout: 30_000 }, () => {
   const text = `kernel = ${'['.repeat(200_000)}\n`;
   assert.throws(() => parseConfig(text, '/fz/deep.cfg', { checkFiles: false }), (e: unknown) => e instanceof ConfigError && /deep\.cfg:1/.test(e.message));
 });

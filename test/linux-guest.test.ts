@@ -1,5 +1,5 @@
 // Integration: boot the default guest (Debian's Linux 6.1 arm64 + busybox) with `vpl011 run`, console on pipes, and
-// use it as a person would. Pins issue #3's behaviours: earlycon before ttyAMA0, an IRQ-driven tty on SPI 32, no
+// use it as a person would. Pins these behaviours: earlycon before ttyAMA0, an IRQ-driven tty on SPI 32, no
 // input lost under RX backpressure, a byte-exact output flood, poweroff ending the run with 0, and the
 // crash-domain / abort policies for a refused MMIO access.
 import { describe, before, after } from 'node:test';

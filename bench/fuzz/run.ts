@@ -1,4 +1,4 @@
-// `npm run fuzz`: the fuzz campaigns of issue 8 ("Figures to reach"), seeded and reproducible, with their figures
+// `npm run fuzz`: the fuzz campaigns against hostile input, seeded and reproducible, with their figures
 // written to bench/RESULTS.md ("## Fuzz campaigns"). Not part of `npm test` (minutes of work; test/fuzz.test.ts runs
 // a small fixed-seed slice of each).
 //
@@ -22,7 +22,7 @@ import { VPL011_PROFILES } from '../../src/device/vpl011.js';
 const CAMPAIGNS = ['mmio', 'ring', 'config', 'control'] as const;
 type Campaign = (typeof CAMPAIGNS)[number];
 
-/** The counts issue 8 asks for. */
+/** How many cases each campaign runs by default. */
 export const FULL_COUNTS = { mmioOps: 10_000_000, ringMutations: 1_000_000, configFiles: 100_000, controlRequests: 100_000 };
 
 /** What these campaigns found that is fixed (kept in the figures so that a reader sees what they are worth). */
@@ -33,7 +33,7 @@ const FOUND_AND_FIXED = [
     'rest of the file): a 256 KiB file took minutes on the daemon\'s event loop; fixed in src/toolstack/config.ts, ' +
     'test/config-linear.test.ts failed before.',
   '- config: a config nested 200,000 levels deep overflowed the parser\'s stack (RangeError); lists now nest at most 16 ' +
-    'deep with an error naming file:line (issue 8 item 6); test/fuzz.test.ts and test/cli-bad-input.test.ts failed before.',
+    'deep with an error naming file:line; test/fuzz.test.ts and test/cli-bad-input.test.ts failed before.',
   '- control: the daemon gave a console whose domain had no vuart port the event-channel port 1, so closing that ' +
     'console removed another console\'s handler: that domain\'s output stayed in its ring (the echo domain fell silent ' +
     'in 2 of 3 full runs); src/daemon/daemon.ts and src/console/console.ts, test/console-hold.test.ts failed before.',

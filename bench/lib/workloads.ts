@@ -1,4 +1,4 @@
-// The guest workloads of issue #3, driven over a VMM's console pipes exactly the same way for QEMU and for ours:
+// The guest workloads (boot, tx, rx, echo, idle), driven over a VMM's console pipes exactly the same way for QEMU and for ours:
 // boot to the busybox prompt, idle CPU at the prompt, tx (cat of a 4 MiB tmpfs file), echo round trips through a
 // raw-mode cat, rx (1 MiB of random printable bytes into head -c), and the bare-metal tx flood.
 import { createHash, randomInt } from 'node:crypto';

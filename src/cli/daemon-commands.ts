@@ -27,7 +27,7 @@ const say = (s: string) => {
  * the daemon refused the request (the caller's mistake), 1 when the daemon could not be reached or did not answer.
  */
 async function ask(runDir: string, req: { op: string; [k: string]: unknown }, refusedExit = 2): Promise<Extract<Response, { ok: true }> | undefined> {
-  const { ensureDaemon, controlRequest } = await import('../console/client.js');
+  const { ensureDaemon, controlRequest } = await import('../client/client.js');
   try {
     await ensureDaemon(runDir);
     const res = await controlRequest(runDir, req);
@@ -64,7 +64,7 @@ export function registerDaemonCommands(program: Command): void {
         return;
       }
       if (!opts.foreground) {
-        const { ensureDaemon, controlRequest } = await import('../console/client.js');
+        const { ensureDaemon, controlRequest } = await import('../client/client.js');
         try {
           await ensureDaemon(runDir, { ...(opts.logDir ? { logDir: resolve(opts.logDir) } : {}), timestamp: opts.timestamp, overflow: opts.overflow });
           if (opts.web !== undefined) {
@@ -92,7 +92,7 @@ export function registerDaemonCommands(program: Command): void {
         await d.start();
       } catch (e) {
         say((e as Error).message);
-        process.exitCode = e instanceof DaemonRunning ? (await import('../console/client.js')).EXIT_DAEMON_RUNNING : 1;
+        process.exitCode = e instanceof DaemonRunning ? (await import('../client/client.js')).EXIT_DAEMON_RUNNING : 1;
         return;
       }
       process.on('SIGHUP', () => d.reopenLogs());
@@ -212,7 +212,8 @@ export function registerDaemonCommands(program: Command): void {
         return;
       }
       const runDir = await runDirOf(opts);
-      const { attachConsole, ensureDaemon, RequestRefused } = await import('../console/client.js');
+      const { ensureDaemon, RequestRefused } = await import('../client/client.js');
+      const { attachConsole } = await import('../client/console-session.js');
       try {
         await ensureDaemon(runDir);
         process.exitCode = await attachConsole(runDir, domain, {

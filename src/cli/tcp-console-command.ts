@@ -13,7 +13,7 @@ export async function tcpConsoleCommand(
   const ep = parseTcp(opts.tcp);
   if (typeof ep === 'string') return say(ep), 2;
   const { readSecret, connectTcpConsole, AuthFailureFilter, TcpConsoleError } = await import('../console/tcp-console.js');
-  const { attachRawConsole } = await import('../console/client.js');
+  const { attachRawConsole } = await import('../client/client.js');
   let secret: string;
   try {
     secret = readSecret(opts.secretFile);

@@ -9,7 +9,7 @@
 // the bytes it missed are counted and a visible marker is written to it when it resumes. Other sinks are unaffected
 // (xenconsoled drops the middle of one shared buffer; per-sink dropping keeps the log whole while a client lags).
 // Only a sink added with `throttles: true` (a read-write client, stdout of `vpl011 run`) may hold the guest back
-// under `keep`: a read-only watcher always gets `discard` semantics, so watching can never slow a guest (issue #8).
+// under `keep`: a read-only watcher always gets `discard` semantics, so watching can never slow a guest.
 //
 // Input waits for ring space: queueInput() keeps at most `inputLimit` bytes and says when it is full, so the source
 // pauses (backpressure) instead of anything being dropped.

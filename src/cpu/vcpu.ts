@@ -97,7 +97,7 @@ export class UnicornVcpu implements Vcpu {
     u.hookMsr((op0, op1, crn, crm, op2) => {
       this.counts.msr++;
       const skip = this.timer.msr(op0, op1, crn, crm, op2);
-      // A sysreg write ends the TB and no memory access follows before its end: a safe point (unicorn-notes §3).
+      // A sysreg write ends the TB and no memory access follows before its end: a safe point (docs/UPSTREAM.md §5.2).
       this.safe();
       return skip;
     }, this.fast && nativeMsrFilterEnabled() ? this.fast : undefined);
@@ -229,7 +229,7 @@ export class UnicornVcpu implements Vcpu {
       this.hcrVi = level;
       if (level) this.counts.irqRaises++;
       // Writing HCR_EL2.VI runs arm_cpu_update_virq -> cpu_interrupt(VIRQ); QEMU then takes the IRQ itself at the next
-      // TB boundary when PSTATE.I = 0. Raising requests a TB exit, so only at safe points (unicorn-notes §3).
+      // TB boundary when PSTATE.I = 0. Raising requests a TB exit, so only at safe points (docs/UPSTREAM.md §5.2).
       this.uc.setSys(SYS.HCR_EL2, HCR_EL2_BASE | (level ? HCR_EL2_VI : 0n));
     }
   }

@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, fstatSync, openSync, closeSync, readFileSync, readSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
-import { createServer, createConnection, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +39,7 @@ import type { DomainSpec } from './domain-host.js';
 import { WebAccess, type WebListen } from './web-access.js';
 import { WebConsole, parseWebListen } from './web-server.js';
 import { printable, printableLine } from '../util/quote.js';
+import { socketAnswers } from './socket-probe.js';
 
 export const BACKEND_DOMID = 0;
 
@@ -924,18 +925,5 @@ function listenTcpEndpoint(ep: { host: string; port: number }, onClient: (sock: 
       server.on('error', () => {});
       resolve(server);
     });
-  });
-}
-
-/** Whether something accepts connections on a unix socket path. */
-export function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (!existsSync(path)) return resolve(false);
-    const c = createConnection(path);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
   });
 }

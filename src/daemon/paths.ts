@@ -4,7 +4,6 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { libc } from '../host/libc.js';
 
 export class RunDirError extends Error {
   constructor(message: string) {
@@ -14,7 +13,9 @@ export class RunDirError extends Error {
 }
 
 export function currentUid(): number {
-  return typeof process.getuid === 'function' ? process.getuid() : libc().getuid();
+  // Every host vpl011 runs on is POSIX (Linux), where Node always has process.getuid.
+  if (typeof process.getuid !== 'function') throw new RunDirError('vpl011 needs a POSIX host (no process.getuid here)');
+  return process.getuid();
 }
 
 /** $VPL011_RUN_DIR, else $XDG_RUNTIME_DIR/vpl011, else /run/vpl011 (root) or /tmp/vpl011-<uid>. */

@@ -1,4 +1,4 @@
-// Per-domain console secrets (issue 8 item 1). Loopback is not a boundary on a shared host: any local user can
+// Per-domain console secrets. Loopback is not a boundary on a shared host: any local user can
 // connect to a domain's TCP console, so the daemon only serves a TCP connection whose first line is one of the
 // domain's secrets. Two per domain instance: read-write (types into the guest) and read-only (a watcher). 256 random
 // bits each, created by the daemon, kept in <run>/secrets/<instance>.json (0600, in the private run dir, so only

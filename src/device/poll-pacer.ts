@@ -1,7 +1,7 @@
 // How long a guest that polls FR may be parked: the device's answer (docs: ARCHITECTURE "device"), so the VMM never
 // reads FR bits to decide it. Pure: the caller passes the time.
 //
-// The question behind it (issue 7 §2): a guest polling an unchanged FR waits for the backend (TXFF: room in the
+// The question behind it: a guest polling an unchanged FR waits for the backend (TXFF: room in the
 // ring; RXFE: input). Trapping every read burns a host core; parking the vCPU until the backend's doorbell saves it,
 // but a guest that *counts* its reads (firmware: "give up after 100,000") must not see them slowed down: on hardware
 // a trapped read costs about READ_COST_MS, so 100,000 reads end in ~0.1 s, and must here too. So, per polling episode

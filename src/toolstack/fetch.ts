@@ -1,6 +1,6 @@
 // Fetching what the project needs from Debian's archive without touching the host's apt configuration:
 // the arm64 guest (Debian 12's kernel Image and busybox-static) and libunicorn 2.1.x (Debian 13's libunicorn2t64,
-// see unicorn-notes.md for why not Debian 12's 2.0.1). apt runs with private state under the cache (its own
+// docs/CPU.md says why not Debian 12's 2.0.1). apt runs with private state under the cache (its own
 // sources.list, lists, package cache, an empty dpkg status), and packages are only unpacked, never installed.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -123,7 +123,7 @@ export function privateApt(name: 'bookworm-arm64' | 'trixie-host', root = cacheD
     return {
       root: join(root, 'apt', name),
       arch: 'arm64',
-      // The current kernel ABI is usually only in bookworm-security (real-guests.md).
+      // The current kernel ABI is usually only in bookworm-security (docs/UPSTREAM.md §4).
       sources: [`deb ${signed} ${mirrors.debian} bookworm main`, `deb ${signed} ${mirrors.security} bookworm-security main`],
     };
   }

@@ -1,5 +1,5 @@
 // `vpl011 console`: a terminal or pipes attached to a domain's console (xenconsole's job), resumable across a daemon
-// that dies (issue #8 item 11; the daemon's side is src/daemon/resume.ts). The client keeps two cursors:
+// that dies (the daemon's side is src/daemon/resume.ts). The client keeps two cursors:
 //  - output: the log offset of the last byte it showed (every output frame carries it); after reconnecting it asks
 //    for the output from there, so nothing is shown twice and nothing is skipped;
 //  - input: what it typed and the daemon has not acknowledged (bytes are acknowledged once they are in the guest's

@@ -6,7 +6,7 @@ import { createConnection, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Response } from '../daemon/protocol.js';
 import { ensurePrivateDir, runPaths } from '../daemon/paths.js';
-import { socketAnswers } from '../daemon/daemon.js';
+import { socketAnswers } from '../daemon/socket-probe.js';
 import { loadDaemonOptions } from '../daemon/daemon-options.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
@@ -224,6 +224,3 @@ export async function attachRawConsole(s: Socket, opts: RawAttachOptions = {}): 
     const timeout = opts.timeoutMs !== undefined ? setTimeout(() => finish(0), opts.timeoutMs) : undefined;
   });
 }
-
-// `vpl011 console` lives in ./console-session.ts (resumable across a daemon restart).
-export { attachConsole, type AttachOptions } from './console-session.js';
