@@ -29,7 +29,8 @@ export interface VcpuHooks {
 export interface Vcpu {
   loadMemory(addr: number, data: Uint8Array): void;
   mapRam(addr: number, size: number): void;
-  mapShared(addr: number, buf: SharedArrayBuffer): void;
+  /** Map memory the vCPU does not own, in place (a SharedArrayBuffer, or an external mapping's ArrayBuffer view). */
+  mapShared(addr: number, buf: SharedArrayBuffer | ArrayBuffer): void;
   mapMmio(base: number, size: number): void;
   reset(pc: bigint, x0: bigint): void;
   /** Run until WFI, PSCI off/reset, stop or error. */
@@ -190,7 +191,7 @@ export class UnicornVcpu implements Vcpu {
   mapRam(addr: number, size: number): void {
     this.uc.memMap(addr, size);
   }
-  mapShared(addr: number, buf: SharedArrayBuffer): void {
+  mapShared(addr: number, buf: SharedArrayBuffer | ArrayBuffer): void {
     this.uc.memMapPtr(addr, buf);
   }
   mapMmio(base: number, size: number): void {
