@@ -2,7 +2,7 @@
 // (domain_vpl011_init/deinit, XEN_DOMCTL_vuart_op), with every failure point unwound.
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
-import { Domain, DomainError, type MmioAccess } from '../src/xen/domain.js';
+import { Domain, DomainError, type MmioAccess, type RefusedAccessPolicy } from '../src/xen/domain.js';
 import { EventChannels, ECS_FREE, ECS_UNBOUND } from '../src/xen/evtchn.js';
 import { SpiLevels } from '../src/xen/spi-levels.js';
 import { domainVpl011Init, domainVpl011Deinit, vuartOf, VuartError } from '../src/xen/vuart.js';
@@ -11,7 +11,7 @@ import { ConsoleRingBackend } from '../src/xen/ring.js';
 import { vregReg32Clearbits, vregReg32Extract, vregReg32Update } from '../src/util/vreg.js';
 import { MMIO_DONE } from '../src/device/ports.js';
 
-function machine(opts: { policy?: 'abort' | 'crash-domain'; ports?: number; sharedMagic?: boolean } = {}) {
+function machine(opts: { policy?: RefusedAccessPolicy; ports?: number; sharedMagic?: boolean } = {}) {
   const evtchn = EventChannels.create({ maxDomains: 4, portsPerDomain: opts.ports ?? 8 });
   const vgic = new SpiLevels();
   const d = new Domain({ domid: 1, name: 'guest', vgic, evtchn, ...(opts.policy ? { policy: opts.policy } : {}) });

@@ -9,6 +9,7 @@ import { ConsoleRing } from '../src/xen/ring.js';
 import { MMIO_ABORT, MMIO_DONE } from '../src/device/ports.js';
 import { CR, INT, Reg } from '../src/device/spec.js';
 import { deviceRig } from './lib/device-rig.js';
+import { hex } from '../src/util/hex.js';
 
 const T = { timeout: 20_000 };
 
@@ -154,7 +155,7 @@ test('restore() validates every field with a message naming it', T, () => {
 
 test('each refused register names its direction and offset; accepted writes return true; the profile list', T, () => {
   assert.deepEqual([...VPL011_PROFILES], ['sbsa', 'pl011']);
-  const hex3 = (o: number): string => `0x${o.toString(16).padStart(3, '0')}`;
+  const hex3 = (o: number): string => hex(o, 3);
   for (const profile of ['sbsa', 'pl011'] as const) {
     const regs = profile === 'sbsa' ? [Reg.DR, Reg.FR, Reg.RSR, Reg.RIS, Reg.MIS, Reg.IMSC] : [Reg.ILPR, Reg.IBRD, Reg.FBRD, Reg.LCR_H, Reg.CR, Reg.IFLS, Reg.DMACR];
     for (const off of regs) {

@@ -18,6 +18,7 @@ import { runRingCampaign, type RingCampaignResult } from './ring.js';
 import type { ConfigCampaignOptions, ConfigCampaignResult } from './config.js';
 import { runControlCampaign, type ControlCampaignResult } from './control.js';
 import { VPL011_PROFILES } from '../../src/device/vpl011.js';
+import { hex } from '../../src/util/hex.js';
 
 const CAMPAIGNS = ['mmio', 'ring', 'config', 'control'] as const;
 type Campaign = (typeof CAMPAIGNS)[number];
@@ -83,7 +84,6 @@ function inWorker<T>(file: string, data: unknown): Promise<T> {
 }
 
 const n = (x: number) => x.toLocaleString('en-US');
-const hex = (x: number) => '0x' + x.toString(16).padStart(8, '0');
 const say = (m: string) => process.stderr.write(m + '\n');
 
 async function main(): Promise<number> {
@@ -96,17 +96,17 @@ async function main(): Promise<number> {
   }
   const { seed, scale } = args;
   const count = (x: number) => Math.max(1, Math.round(x * scale));
-  const command = `npm run fuzz -- --seed ${hex(seed)}${args.only.length < CAMPAIGNS.length ? ` --only ${args.only.join(',')}` : ''}${scale !== 1 ? ` --scale ${scale}` : ''}`;
-  say(`fuzz: seed ${hex(seed)} (replay: ${command})`);
+  const command = `npm run fuzz -- --seed ${hex(seed, 8)}${args.only.length < CAMPAIGNS.length ? ` --only ${args.only.join(',')}` : ''}${scale !== 1 ? ` --scale ${scale}` : ''}`;
+  say(`fuzz: seed ${hex(seed, 8)} (replay: ${command})`);
   const load0 = loadavg()[0]!;
   const rows: string[][] = [];
   const notes: string[] = [];
   let failed = false;
   const record = (campaign: string, what: string, seconds: number, subseed: number, failure: string | undefined, details: string) => {
-    rows.push([campaign, what, seconds.toFixed(1), hex(subseed), failure ? '**FAILED**' : 'ok', details]);
+    rows.push([campaign, what, seconds.toFixed(1), hex(subseed, 8), failure ? '**FAILED**' : 'ok', details]);
     if (failure) {
       failed = true;
-      notes.push(`- ${campaign} (seed ${hex(subseed)}): ${failure.split('\n').slice(0, 12).join('\n  ')}`);
+      notes.push(`- ${campaign} (seed ${hex(subseed, 8)}): ${failure.split('\n').slice(0, 12).join('\n  ')}`);
     }
   };
 

@@ -6,6 +6,7 @@ import { constants as osConstants } from 'node:os';
 import { ConfigError, checkGuestConfig, defaultGuestConfig, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
 import { OutputFileError, openOutputFile } from '../util/output-file.js';
 import { printableLine } from '../util/quote.js';
+import { CTRL_RIGHT_BRACKET } from '../util/self.js';
 import { BuildError } from '../toolstack/build.js';
 import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { startGuest, type RunningGuest } from '../console/guest-session.js';
@@ -22,7 +23,6 @@ export interface RunOptions {
   log?: string;
 }
 
-const CTRL_RIGHT_BRACKET = 0x1d;
 /** Every line we print may quote something untrusted (a path, a config value): escaped and capped. */
 const say = (s: string) => {
   for (const line of s.split('\n')) process.stderr.write(`vpl011: ${printableLine(line)}\n`);

@@ -3,14 +3,12 @@
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { Response } from '../daemon/protocol.js';
 import { ensurePrivateDir, runPaths } from '../daemon/paths.js';
 import { socketAnswers } from '../daemon/socket-probe.js';
 import { loadDaemonOptions } from '../daemon/daemon-options.js';
+import { CTRL_RIGHT_BRACKET, VPL011_BIN as BIN } from '../util/self.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
-const CTRL_RIGHT_BRACKET = 0x1d;
 
 export class ClientError extends Error {}
 /** The daemon answered {ok:false}: the request was wrong (no such domain, a bad name), not the transport. */

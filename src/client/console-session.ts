@@ -12,8 +12,8 @@ import type { Socket } from 'node:net';
 import { runPaths } from '../daemon/paths.js';
 import { FrameError, FrameReader } from '../daemon/frames.js';
 import { RequestRefused, answerTimeoutMs, connect, ensureDaemon, readResponse } from './client.js';
+import { CTRL_RIGHT_BRACKET } from '../util/self.js';
 
-const CTRL_RIGHT_BRACKET = 0x1d;
 /** Typed input not yet acknowledged that the client keeps (and would re-send); past it, input is paused. */
 export const UNACKED_LIMIT = 1 << 20;
 /** Backoff between reconnection attempts, and how long to keep trying before giving up. */

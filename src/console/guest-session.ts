@@ -9,8 +9,8 @@ import { VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { startDomainThread, type DomainExit } from '../vmm/domain-thread.js';
 import { Console, type OverflowPolicy } from './console.js';
 import { ConsoleBackend } from './backend.js';
+import { BACKEND_DOMID } from '../xen/domain.js';
 
-export const BACKEND_DOMID = 0;
 
 export interface GuestSessionOptions {
   domid?: number;

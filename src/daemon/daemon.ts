@@ -11,7 +11,6 @@ import { chmodSync, existsSync, fstatSync, openSync, closeSync, readFileSync, re
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { FutexWaker } from '../host/futex.js';
 import { openSharedMapping, unlinkShared, type SharedMapping } from '../host/shm.js';
 import { ECS_INTERDOMAIN, ECS_UNBOUND, EventChannels } from '../xen/evtchn.js';
@@ -40,8 +39,9 @@ import { WebAccess, type WebListen } from './web-access.js';
 import { WebConsole, parseWebListen } from './web-server.js';
 import { printable, printableLine } from '../util/quote.js';
 import { socketAnswers } from './socket-probe.js';
+import { VPL011_BIN as BIN } from '../util/self.js';
+import { BACKEND_DOMID } from '../xen/domain.js';
 
-export const BACKEND_DOMID = 0;
 
 export interface DaemonOptions {
   runDir: string;
@@ -100,7 +100,6 @@ const MAX_PENDING_REQUESTS = 8;
 function requestTimeoutMs(op: string): number {
   return op === 'up' ? 280_000 : op === 'destroy' ? 45_000 : 10_000;
 }
-const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
 
 export class DaemonError extends Error {}
 /** Another daemon holds the run dir's lock (a concurrent start lost the race: not a failure for its caller). */

@@ -3,6 +3,7 @@
 // bad record is skipped with a reason, never trusted.
 import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DOMAIN_NAME_RE } from '../toolstack/domain-name.js';
 
 export type DomainState = 'starting' | 'running' | 'shutdown' | 'crashed';
 
@@ -32,7 +33,7 @@ export interface DomainRecord {
 }
 
 const STATES: readonly DomainState[] = ['starting', 'running', 'shutdown', 'crashed'];
-export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const NAME_RE = DOMAIN_NAME_RE;
 export const INSTANCE_RE = /^[0-9a-f]{8,32}$/;
 
 function isInt(v: unknown, lo: number, hi: number): v is number {

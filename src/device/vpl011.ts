@@ -59,6 +59,7 @@ import {
   type Notifier,
 } from './ports.js';
 import { RateLimitedLog, type LogSink } from '../util/ratelimit.js';
+import { hex as hexDigits } from '../util/hex.js';
 import { HotF64, HotWord } from './hot-state.js';
 import { vregReg32Clearbits, vregReg32Extract, vregReg32Update } from '../util/vreg.js';
 import {
@@ -167,9 +168,8 @@ const OUT_TXI_LEVEL = XENCONS_OUT_SIZE - SBSA_UART_FIFO_LEVEL; // 2032
 /** OUT reaching half full notifies too: a pacing backend (src/console/backend.ts) drains from there, not from full. */
 const OUT_HALF = XENCONS_OUT_SIZE / 2;
 
-function hex(n: number, digits = 3): string {
-  return '0x' + (n >>> 0).toString(16).padStart(digits, '0');
-}
+/** Register offsets and values in logs: three digits unless told. */
+const hex = (n: number, digits = 3): string => hexDigits(n, digits);
 
 function zeroCounters(): Vpl011Counters {
   return {

@@ -8,6 +8,7 @@ import type { GuestImage, GuestSegment } from './guest-image.js';
 import { buildGuestDt } from './guest-dt.js';
 import { GUEST_RAM_BASE } from './guest-map.js';
 import { ImageError, isElf, loadElf64, loadRaw, parseArm64ImageHeader } from './image.js';
+import { hex } from '../util/hex.js';
 
 const MiB = 1024 * 1024;
 const SZ_2M = 2 * MiB;
@@ -16,7 +17,6 @@ const PAGE = 4096;
 
 const alignDown = (v: number, a: number) => Math.floor(v / a) * a;
 const alignUp = (v: number, a: number) => Math.ceil(v / a) * a;
-const hex = (v: number) => `0x${v.toString(16)}`;
 
 export class BuildError extends Error {
   override name = 'BuildError';

@@ -9,10 +9,12 @@ import type { VuartProfile } from './guest-dt.js';
 import { GUEST_RAM0_SIZE } from './guest-map.js';
 import { FileReadError, READ_CAP, readRegularFile } from '../util/bounded-read.js';
 import { QUOTE_MAX, printable, printableLine, quote } from '../util/quote.js';
+import { DOMAIN_NAME_RE } from './domain-name.js';
+import { REFUSED_ACCESS_POLICIES, type RefusedAccessPolicy } from '../xen/domain.js';
 
 export type { VuartProfile } from './guest-dt.js';
 /** What the domain does on an MMIO access nobody handles: inject a data abort (Xen since 0b6122a117) or crash. */
-export type MmioPolicy = 'abort' | 'crash-domain';
+export type MmioPolicy = RefusedAccessPolicy;
 /** linux: arm64 Image + DTB in x0; bare: an ELF (loaded where its program headers say) or a raw binary. */
 export type GuestKind = 'linux' | 'bare';
 
@@ -119,10 +121,9 @@ export function readConfigText(file: string): string {
 
 // ---- the rules: each returns what is wrong with a value, or undefined; used for files and command lines alike ----
 
-const NAME_RULE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export function nameProblem(name: string): string | undefined {
-  return NAME_RULE.test(name) ? undefined : `${quote(name)} must be 1-64 characters of letters, digits, "_", "." or "-", starting with a letter or digit`;
+  return DOMAIN_NAME_RE.test(name) ? undefined : `${quote(name)} must be 1-64 characters of letters, digits, "_", "." or "-", starting with a letter or digit`;
 }
 
 export function memoryProblem(mib: number): string | undefined {
@@ -148,7 +149,7 @@ export function oneOfProblem(v: string, allowed: readonly string[]): string | un
 
 const KINDS: readonly GuestKind[] = ['linux', 'bare'];
 const VUARTS: readonly VuartProfile[] = ['sbsa_uart', 'pl011'];
-const MMIO_POLICIES: readonly MmioPolicy[] = ['abort', 'crash-domain'];
+const MMIO_POLICIES: readonly MmioPolicy[] = REFUSED_ACCESS_POLICIES;
 
 /**
  * Check a config assembled outside parseConfig (the command line's options over a file or the default guest) with

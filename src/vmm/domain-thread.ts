@@ -3,6 +3,7 @@
 import { Worker } from 'node:worker_threads';
 import { EventChannels } from '../xen/evtchn.js';
 import type { GuestImage } from '../toolstack/guest-image.js';
+import type { RefusedAccessPolicy } from '../xen/domain.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import type { MachineStats, SleepBounds } from './machine.js';
 import { CONTROL_BYTES, type WorkerInit } from './control.js';
@@ -19,7 +20,7 @@ export interface DomainThreadOptions {
   domid: number;
   name: string;
   image: GuestImage;
-  policy?: 'abort' | 'crash-domain';
+  policy?: RefusedAccessPolicy;
   /** The toolstack's vuart type: "sbsa_uart" (default) or "pl011" (the full PL011 profile). */
   vuart?: 'sbsa_uart' | 'pl011';
   /** An existing event-channel table to share (default: a new one). */

@@ -8,6 +8,7 @@ import type { Vgic } from './vgic.js';
 import type { EventChannels } from './evtchn.js';
 import { ConsoleRing } from './ring.js';
 import { XEN_PAGE_SHIFT, XEN_PAGE_SIZE } from './arch-arm.js';
+import { hex } from '../util/hex.js';
 
 /** d->arch.vpl011 once domain_vpl011_init (src/xen/vuart.ts) has run. */
 export interface VuartInstance {
@@ -25,9 +26,13 @@ export interface VuartInstance {
 /**
  * What a refused MMIO access (a handler returned MMIO_ABORT) does to the guest:
  *  - 'abort': a data abort is injected (upstream since 0b6122a117; the default);
- *  - 'crash-domain': the domain is crashed (domain_crash_synchronous, as the seed patch did).
+ *  - 'crash-domain': the domain is crashed (domain_crash_synchronous, as Xen's first merged vpl011 did: docs/UPSTREAM.md §1).
  */
-export type RefusedAccessPolicy = 'abort' | 'crash-domain';
+/** The console backend's domain: dom0, where xenconsoled runs (and where our console backend stands in). */
+export const BACKEND_DOMID = 0;
+
+export const REFUSED_ACCESS_POLICIES = ['abort', 'crash-domain'] as const;
+export type RefusedAccessPolicy = (typeof REFUSED_ACCESS_POLICIES)[number];
 
 /** What the CPU layer must do after handleMmio / handleRefusedAccess. */
 export type MmioOutcome = 'ok' | 'inject-abort' | 'crashed';
@@ -75,10 +80,6 @@ export interface DomainOptions {
   vgic: Vgic;
   evtchn: EventChannels;
   policy?: RefusedAccessPolicy;
-}
-
-function hex(n: number): string {
-  return '0x' + n.toString(16);
 }
 
 export class Domain {

@@ -2,9 +2,9 @@
 // reported as code null, so a regression to "hangs" fails its test instead of hanging the suite.
 import { spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 
-export const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
+export { VPL011_BIN as BIN } from '../../src/util/self.js';
+import { VPL011_BIN as BIN } from '../../src/util/self.js';
 
 export interface CliResult {
   /** null: killed after limitMs. */

@@ -6,7 +6,6 @@ import { mkdtempSync, readdirSync, rmSync, readFileSync, existsSync, writeFileSy
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../../src/client/client.js';
 import { runPaths } from '../../src/daemon/paths.js';
 import { listRecords } from '../../src/daemon/records.js';
@@ -15,7 +14,8 @@ import { unlinkShared } from '../../src/host/shm.js';
 import type { Response, DomainInfo } from '../../src/daemon/protocol.js';
 import { buildBareGuestFile, type BareGuest } from '../../src/vmm/bare-guests.js';
 
-export const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
+export { VPL011_BIN as BIN } from '../../src/util/self.js';
+import { VPL011_BIN as BIN } from '../../src/util/self.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
