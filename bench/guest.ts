@@ -17,6 +17,7 @@ import { median } from './lib/stats.js';
 import { QEMU, qemuBareArgs, qemuLinuxArgs, repoRoot, vpl011BareArgs, vpl011Command, vpl011LinuxArgs } from './lib/targets.js';
 import { bareRun, DEFAULT_LIMITS, linuxSession, type BareRun, type LinuxRun } from './lib/workloads.js';
 import { BARE_TX_BYTES, buildBareTx, checkBareTxOutput, QEMU_VIRT_UART, XEN_GUEST_PL011 } from './qemu/bare-tx.js';
+import { errorMessage } from '../src/util/errors.js';
 
 export const SECTION = 'Guest workloads vs QEMU';
 
@@ -231,7 +232,7 @@ async function oursBareProgram(notes: string[]): Promise<BareProgram> {
     notes.push('bare metal on vpl011: guests/bare/tx-flood.S as its flat binary (same loop: poll FR.TXFF, write DR; no FR.BUSY wait), bytes a..z');
     return { elf, what: 'guests/bare/tx-flood.S', check: checkTxFlood };
   } catch (e) {
-    notes.push(`bare metal on vpl011: guests/bare/tx-flood unavailable (${(e as Error).message.split('\n')[0]}); our own program at 0x22000000 instead`);
+    notes.push(`bare metal on vpl011: guests/bare/tx-flood unavailable (${errorMessage(e).split('\n')[0]}); our own program at 0x22000000 instead`);
     return ownProgram(XEN_GUEST_PL011);
   }
 }
@@ -267,7 +268,7 @@ export async function run(argv: string[] = []): Promise<void> {
       try {
         bareElf[t] = t === 'qemu' ? ownProgram(QEMU_VIRT_UART) : await oursBareProgram(c.notes);
       } catch (e) {
-        c.notes.push(`bare metal on ${t} not measured: ${(e as Error).message}`);
+        c.notes.push(`bare metal on ${t} not measured: ${errorMessage(e)}`);
       }
     }
     for (let i = 0; i < opts.runs; i++) {

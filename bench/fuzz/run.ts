@@ -19,6 +19,7 @@ import type { ConfigCampaignOptions, ConfigCampaignResult } from './config.js';
 import { runControlCampaign, type ControlCampaignResult } from './control.js';
 import { VPL011_PROFILES } from '../../src/device/vpl011.js';
 import { hex } from '../../src/util/hex.js';
+import { errorMessage } from '../../src/util/errors.js';
 
 const CAMPAIGNS = ['mmio', 'ring', 'config', 'control'] as const;
 type Campaign = (typeof CAMPAIGNS)[number];
@@ -91,7 +92,7 @@ async function main(): Promise<number> {
   try {
     args = parseArgs(process.argv.slice(2));
   } catch (e) {
-    say(`fuzz: ${(e as Error).message}`);
+    say(`fuzz: ${errorMessage(e)}`);
     return 2;
   }
   const { seed, scale } = args;
@@ -182,7 +183,7 @@ async function main(): Promise<number> {
       r = await configRun;
     } catch (e) {
       r = { seed: subSeed(seed, 20), files: 0, valid: 0, rejected: 0, byKind: {}, maxParseMs: 0, bytes: 0, seconds: 0,
-        defects: [{ kind: `the campaign's worker died: ${(e as Error).message}`, count: 1, firstIndex: -1, example: '' }] };
+        defects: [{ kind: `the campaign's worker died: ${errorMessage(e)}`, count: 1, firstIndex: -1, example: '' }] };
     }
     const defects = r.defects.map((d) => `${d.kind} x${d.count} (first at file #${d.firstIndex})`).join('; ');
     say(`fuzz/config: ${n(r.files)} files in ${r.seconds.toFixed(1)} s; ${r.defects.length ? 'DEFECTS: ' + defects : 'no defect'}`);

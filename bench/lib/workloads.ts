@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BenchTimeout, ConsoleProcess } from './console-process.js';
 import { nsToMs, percentile } from './stats.js';
+import { errorMessage } from '../../src/util/errors.js';
 
 /** busybox ash's prompt for root in / (it may be followed by ESC[6n, its cursor-position query). */
 export const PROMPT = '/ # ';
@@ -219,7 +220,7 @@ export async function linuxSession(start: () => ConsoleProcess, lim: Limits = DE
     Object.assign(r, { rxMBs: x.mbs, rxOk: x.ok, rxDetail: x.detail });
     log(`rx ${x.mbs.toFixed(3)} MB/s (${x.detail})`);
   } catch (e) {
-    r.error = (e as Error).message;
+    r.error = errorMessage(e);
     log(`failed: ${r.error}`);
   } finally {
     r.exit = r.error ? (await p.kill(), 'killed after failure') : await powerOff(p, lim);

@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
 import type { Response } from '../daemon/protocol.js';
 import { printable, printableLine } from '../util/quote.js';
+import { errorMessage } from '../util/errors.js';
 
 function runDirOf(opts: { runDir?: string }): Promise<string> {
   return import('../daemon/paths.js').then((m) => opts.runDir ?? m.defaultRunDir());
@@ -35,7 +36,7 @@ async function ask(runDir: string, req: { op: string; [k: string]: unknown }, re
     say(res.error);
     process.exitCode = refusedExit;
   } catch (e) {
-    say((e as Error).message);
+    say(errorMessage(e));
     process.exitCode = 1;
   }
   return undefined;
@@ -75,7 +76,7 @@ export function registerDaemonCommands(program: Command): void {
             }
           }
         } catch (e) {
-          say((e as Error).message);
+          say(errorMessage(e));
           process.exitCode = 1;
         }
         return;
@@ -91,7 +92,7 @@ export function registerDaemonCommands(program: Command): void {
       try {
         await d.start();
       } catch (e) {
-        say((e as Error).message);
+        say(errorMessage(e));
         process.exitCode = e instanceof DaemonRunning ? (await import('../client/client.js')).EXIT_DAEMON_RUNNING : 1;
         return;
       }
@@ -109,7 +110,7 @@ export function registerDaemonCommands(program: Command): void {
       try {
         process.exitCode = await runDomainHost(spec);
       } catch (e) {
-        say(`domain-host: ${(e as Error).message}`);
+        say(`domain-host: ${errorMessage(e)}`);
         process.exitCode = 1;
       }
       // Worker threads of the futex waiter must not keep us alive.
@@ -222,7 +223,7 @@ export function registerDaemonCommands(program: Command): void {
           ...(opts.timeout !== undefined ? { timeoutMs: opts.timeout } : {}),
         });
       } catch (e) {
-        say((e as Error).message);
+        say(errorMessage(e));
         // The daemon refused the request (no such domain, a bad name): the caller's mistake, like destroy's.
         process.exitCode = e instanceof RequestRefused ? 2 : 1;
       }

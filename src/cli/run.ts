@@ -10,6 +10,7 @@ import { CTRL_RIGHT_BRACKET } from '../util/self.js';
 import { BuildError } from '../toolstack/build.js';
 import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { startGuest, type RunningGuest } from '../console/guest-session.js';
+import { errorMessage } from '../util/errors.js';
 
 export interface RunOptions {
   config?: string;
@@ -100,7 +101,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       say(e.message);
       return 2;
     }
-    say((e as Error).message);
+    say(errorMessage(e));
     return 1;
   }
 

@@ -1,6 +1,7 @@
 // `vpl011 console --tcp HOST:PORT [--secret-file FILE]`: attach to a domain's TCP console with its secret
 // (src/console/tcp-console.ts). Bad arguments exit 2; an unreachable console or a refused secret exits 1.
 import { parseTcp } from '../daemon/protocol.js';
+import { errorMessage } from '../util/errors.js';
 
 const say = (s: string) => process.stderr.write(`vpl011: ${s}\n`);
 
@@ -18,7 +19,7 @@ export async function tcpConsoleCommand(
   try {
     secret = readSecret(opts.secretFile);
   } catch (e) {
-    return say((e as Error).message), 2;
+    return say(errorMessage(e)), 2;
   }
   try {
     const sock = await connectTcpConsole(ep.host, ep.port, secret);

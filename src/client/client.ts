@@ -8,11 +8,21 @@ import { ensurePrivateDir, runPaths } from '../daemon/paths.js';
 import { socketAnswers } from '../daemon/socket-probe.js';
 import { loadDaemonOptions } from '../daemon/daemon-options.js';
 import { CTRL_RIGHT_BRACKET, VPL011_BIN as BIN } from '../util/self.js';
+import { Vpl011Error } from '../util/errors.js';
 
 
-export class ClientError extends Error {}
+/** The daemon cannot be reached or broke the protocol (EIO), or refused the request (RequestRefused: EINVAL). */
+export class ClientError extends Vpl011Error<'EIO' | 'EINVAL'> {
+  constructor(message: string, code: 'EIO' | 'EINVAL' = 'EIO') {
+    super(code, message);
+  }
+}
 /** The daemon answered {ok:false}: the request was wrong (no such domain, a bad name), not the transport. */
-export class RequestRefused extends ClientError {}
+export class RequestRefused extends ClientError {
+  constructor(message: string) {
+    super(message, 'EINVAL');
+  }
+}
 
 /**
  * How long a client waits for the daemon to accept and answer (ms). A daemon that is stopped (SIGSTOP), wedged, or

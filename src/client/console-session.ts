@@ -13,6 +13,7 @@ import { runPaths } from '../daemon/paths.js';
 import { FrameError, FrameReader } from '../daemon/frames.js';
 import { RequestRefused, answerTimeoutMs, connect, ensureDaemon, readResponse } from './client.js';
 import { CTRL_RIGHT_BRACKET } from '../util/self.js';
+import { errorMessage } from '../util/errors.js';
 
 /** Typed input not yet acknowledged that the client keeps (and would re-send); past it, input is paused. */
 export const UNACKED_LIMIT = 1 << 20;
@@ -200,7 +201,7 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
           use(s, leftover);
           return;
         } catch (e) {
-          lastError = (e as Error).message;
+          lastError = errorMessage(e);
           // The domain is gone and the daemon has nothing left to give us: the end.
           if (/no running console/.test(lastError)) break;
         }

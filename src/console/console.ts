@@ -23,6 +23,7 @@ import { ConsoleRingBackend, XENCONS_OUT_SIZE, XENCONSOLE_CONNECTED, type RingCo
 import type { EventChannels } from '../xen/evtchn.js';
 import { RateLimitedLog } from '../util/ratelimit.js';
 import { CRASH_ARMED, crashPoint } from '../util/crash-point.js';
+import { errorMessage } from '../util/errors.js';
 
 export type OverflowPolicy = 'keep' | 'discard';
 
@@ -314,7 +315,7 @@ export class Console {
     try {
       rec(this.scratch.subarray(0, n), this.ring.peekedCons);
     } catch (e) {
-      this.report(`console ${this.name}: cannot record output (${(e as Error).message}); kept in the ring, retrying`);
+      this.report(`console ${this.name}: cannot record output (${errorMessage(e)}); kept in the ring, retrying`);
       this.recordRetry = setTimeout(() => {
         this.recordRetry = undefined;
         this.wake();

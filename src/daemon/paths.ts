@@ -4,11 +4,11 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Vpl011Error, errorMessage } from '../util/errors.js';
 
-export class RunDirError extends Error {
+export class RunDirError extends Vpl011Error<'EACCES'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'RunDirError';
+    super('EACCES', message);
   }
 }
 
@@ -39,7 +39,7 @@ export function ensurePrivateDir(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (e) {
-    throw new RunDirError(`cannot create ${dir}: ${(e as Error).message}`);
+    throw new RunDirError(`cannot create ${dir}: ${errorMessage(e)}`);
   }
   const st = lstatSync(dir);
   if (!st.isDirectory()) throw new RunDirError(`${dir} is not a directory`);

@@ -4,6 +4,7 @@
 import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DOMAIN_NAME_RE } from '../toolstack/domain-name.js';
+import { errnoOf, errorMessage } from '../util/errors.js';
 
 export type DomainState = 'starting' | 'running' | 'shutdown' | 'crashed';
 
@@ -104,7 +105,7 @@ export function listRecords(domainsDir: string, bad?: (file: string, reason: str
     try {
       v = validateRecord(JSON.parse(readFileSync(join(domainsDir, f), 'utf8')));
     } catch (e) {
-      v = `unreadable: ${(e as Error).message}`;
+      v = `unreadable: ${errorMessage(e)}`;
     }
     if (typeof v === 'string') {
       bad?.(f, v);
@@ -125,6 +126,6 @@ export function pidAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    return errnoOf(e) === 'EPERM';
   }
 }

@@ -9,6 +9,7 @@ import { buildGuestDt } from './guest-dt.js';
 import { GUEST_RAM_BASE } from './guest-map.js';
 import { ImageError, isElf, loadElf64, loadRaw, parseArm64ImageHeader } from './image.js';
 import { hex } from '../util/hex.js';
+import { Vpl011Error } from '../util/errors.js';
 
 const MiB = 1024 * 1024;
 const SZ_2M = 2 * MiB;
@@ -18,8 +19,10 @@ const PAGE = 4096;
 const alignDown = (v: number, a: number) => Math.floor(v / a) * a;
 const alignUp = (v: number, a: number) => Math.ceil(v / a) * a;
 
-export class BuildError extends Error {
-  override name = 'BuildError';
+export class BuildError extends Vpl011Error<'EINVAL'> {
+  constructor(message: string) {
+    super('EINVAL', message);
+  }
 }
 
 /** A kernel or ramdisk: a regular file no larger than the guest's RAM (a bigger one cannot be loaded anyway). */

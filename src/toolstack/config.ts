@@ -11,6 +11,7 @@ import { FileReadError, READ_CAP, readRegularFile } from '../util/bounded-read.j
 import { QUOTE_MAX, printable, printableLine, quote } from '../util/quote.js';
 import { DOMAIN_NAME_RE } from './domain-name.js';
 import { REFUSED_ACCESS_POLICIES, type RefusedAccessPolicy } from '../xen/domain.js';
+import { Vpl011Error } from '../util/errors.js';
 
 export type { VuartProfile } from './guest-dt.js';
 /** What the domain does on an MMIO access nobody handles: inject a data abort (Xen since 0b6122a117) or crash. */
@@ -66,12 +67,11 @@ export function formatIssue(i: ConfigIssue): string {
   return printableLine(`${where}${i.field === '' ? '' : `${i.field}: `}${i.message}`);
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends Vpl011Error<'EINVAL'> {
   constructor(readonly issues: ConfigIssue[]) {
     const shown = issues.slice(0, SHOWN_ISSUES).map(formatIssue);
     if (issues.length > SHOWN_ISSUES) shown.push(`(${issues.length - SHOWN_ISSUES} more problems not shown)`);
-    super(shown.join('\n'));
-    this.name = 'ConfigError';
+    super('EINVAL', shown.join('\n'));
   }
 }
 

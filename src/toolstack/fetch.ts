@@ -9,9 +9,12 @@ import { dirname, join } from 'node:path';
 import { cacheDir, hostArch, unicornLibraryPath } from './cache.js';
 import { parseArm64ImageHeader } from './image.js';
 import { DEFAULT_INIT, buildDefaultInitramfs } from './initramfs.js';
+import { Vpl011Error, errorMessage } from '../util/errors.js';
 
-export class FetchError extends Error {
-  override name = 'FetchError';
+export class FetchError extends Vpl011Error<'EIO'> {
+  constructor(message: string) {
+    super('EIO', message);
+  }
 }
 
 export interface FetchOptions {
@@ -229,7 +232,7 @@ async function aptUpdate(apt: PrivateApt, opts: FetchOptions): Promise<void> {
   try {
     result = await run(cmd, argv, { showProgress: !opts.quiet });
   } catch (e) {
-    throw new FetchError(`could not fetch Debian package lists from ${mirrors} (no network, or the mirror is unreachable?)\n${(e as Error).message}`);
+    throw new FetchError(`could not fetch Debian package lists from ${mirrors} (no network, or the mirror is unreachable?)\n${errorMessage(e)}`);
   }
   // apt-get update exits 0 when an index could not be downloaded ("W: Failed to fetch ..."); a download from
   // stale or missing lists would then fail obscurely, so treat it as the network error it is.
@@ -398,7 +401,7 @@ async function extractKernelImage(deb: string, scratch: string): Promise<Uint8Ar
     try {
       parseArm64ImageHeader(image);
     } catch (e) {
-      throw new FetchError(`${deb}: boot/${vmlinuz} is not usable: ${(e as Error).message}`);
+      throw new FetchError(`${deb}: boot/${vmlinuz} is not usable: ${errorMessage(e)}`);
     }
     return image;
   } finally {

@@ -3,9 +3,12 @@
 // offset and size is bounds-checked and errors say what is wrong.
 
 import { hex } from '../util/hex.js';
+import { Vpl011Error } from '../util/errors.js';
 
-export class ImageError extends Error {
-  override name = 'ImageError';
+export class ImageError extends Vpl011Error<'EINVAL'> {
+  constructor(message: string) {
+    super('EINVAL', message);
+  }
 }
 
 export interface Arm64ImageHeader {

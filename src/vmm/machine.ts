@@ -16,6 +16,7 @@ import {
   GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_MAGIC_BASE, GUEST_PL011_BASE,
   GUEST_TIMER_VIRT_PPI, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE,
 } from '../xen/arch-arm.js';
+import { errorMessage } from '../util/errors.js';
 
 export type ExitReason = 'poweroff' | 'reset' | 'crashed' | 'stopped';
 export interface MachineExit {
@@ -299,7 +300,7 @@ export class Machine {
       try {
         exit = this.vcpu.run();
       } catch (e) {
-        return { reason: 'crashed', message: `vCPU error: ${(e as Error).message}` };
+        return { reason: 'crashed', message: `vCPU error: ${errorMessage(e)}` };
       }
       if (this.crashMsg !== null) return { reason: 'crashed', message: `d${domid} crashed: ${this.crashMsg}` };
       // A stop from the controlling thread (domain-stop.ts) ends uc_emu_start as if at a WFI: never sleep then.

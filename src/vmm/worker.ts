@@ -7,6 +7,7 @@ import { viewOf } from '../host/libc.js';
 import { FutexWaker } from '../host/futex.js';
 import { CONTROL_ENGINE, CONTROL_STOP, type WorkerInit } from './control.js';
 import { EngineCell } from '../cpu/remote-stop.js';
+import { errorMessage } from '../util/errors.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -33,7 +34,7 @@ try {
   const exit = machine.run();
   port.postMessage({ type: 'exit', exit, stats: machine.stats() });
 } catch (e) {
-  port.postMessage({ type: 'exit', exit: { reason: 'crashed', message: `d${init.domid}: ${(e as Error).message}` }, stats: machine?.stats() });
+  port.postMessage({ type: 'exit', exit: { reason: 'crashed', message: `d${init.domid}: ${errorMessage(e)}` }, stats: machine?.stats() });
 } finally {
   engine.retire(); // waits out a stop call in flight: uc_close must not run under it
   try { machine?.close(); } catch { /* closing after a failure: nothing more to report */ }

@@ -9,6 +9,7 @@ import type { EventChannels } from './evtchn.js';
 import { ConsoleRing } from './ring.js';
 import { XEN_PAGE_SHIFT, XEN_PAGE_SIZE } from './arch-arm.js';
 import { hex } from '../util/hex.js';
+import { Vpl011Error } from '../util/errors.js';
 
 /** d->arch.vpl011 once domain_vpl011_init (src/xen/vuart.ts) has run. */
 export interface VuartInstance {
@@ -64,15 +65,7 @@ export interface GuestMemoryRegion {
   readonly shared?: boolean;
 }
 
-export class DomainError extends Error {
-  constructor(
-    readonly code: 'EINVAL' | 'ENOENT' | 'EEXIST',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'DomainError';
-  }
-}
+export class DomainError extends Vpl011Error<'EINVAL' | 'ENOENT' | 'EEXIST'> {}
 
 export interface DomainOptions {
   domid: number;

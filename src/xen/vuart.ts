@@ -12,15 +12,11 @@ import type { Domain, VuartInstance } from './domain.js';
 import type { MmioRegion } from './mmio.js';
 import type { ConsoleRing } from './ring.js';
 import { spiLine } from './vgic.js';
+import { Vpl011Error, errnoOf, errorMessage } from '../util/errors.js';
 
-export class VuartError extends Error {
-  constructor(
-    readonly code: 'EINVAL' | 'EEXIST' | 'EBUSY' | 'ENOENT' | 'ENOSPC',
-    message: string,
-    cause?: unknown,
-  ) {
-    super(message, cause === undefined ? undefined : { cause });
-    this.name = 'VuartError';
+export class VuartError extends Vpl011Error<'EINVAL' | 'EEXIST' | 'EBUSY' | 'ENOENT' | 'ENOSPC'> {
+  constructor(code: VuartError['code'], message: string, cause?: unknown) {
+    super(code, message, { cause });
   }
 }
 
@@ -41,7 +37,7 @@ export function vuartOf(d: Domain): VuartInstance | undefined {
 }
 
 function errCode(e: unknown): VuartError['code'] {
-  const c = (e as { code?: unknown } | null)?.code;
+  const c = errnoOf(e);
   return c === 'ENOENT' || c === 'ENOSPC' || c === 'EBUSY' || c === 'EEXIST' ? c : 'EINVAL';
 }
 
@@ -61,7 +57,7 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
   try {
     ring = d.prepareRingForHelper(info.gfn);
   } catch (e) {
-    throw new VuartError(errCode(e), `d${d.domid}: vuart ring: ${(e as Error).message}`, e);
+    throw new VuartError(errCode(e), `d${d.domid}: vuart ring: ${errorMessage(e)}`, e);
   }
 
   // 2. alloc_unbound_xen_event_channel; the handler reaches the device built below.
@@ -70,7 +66,7 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
   try {
     port = d.evtchn.allocUnbound(d.domid, info.consoleDomid, () => device?.notification());
   } catch (e) {
-    throw new VuartError(errCode(e), `d${d.domid}: vuart event channel: ${(e as Error).message}`, e);
+    throw new VuartError(errCode(e), `d${d.domid}: vuart event channel: ${errorMessage(e)}`, e);
   }
 
   // 3. vgic_reserve_virq: on failure undo 2 only; the SPI is someone else's, so it is left alone.
@@ -99,7 +95,7 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
     d.vgic.setLevel(spi, false);
     d.vgic.freeSpi(spi);
     d.evtchn.close(d.domid, port);
-    throw new VuartError(errCode(e), `d${d.domid}: vuart MMIO: ${(e as Error).message}`, e);
+    throw new VuartError(errCode(e), `d${d.domid}: vuart MMIO: ${errorMessage(e)}`, e);
   }
 
   const inst: VuartInstance = {
