@@ -39,7 +39,7 @@ async function connect(): Promise<Conn> {
   sockets.push(sock);
   let got = '';
   sock.on('data', (b: Buffer) => (got += b.toString('latin1')));
-  sock.on('error', () => {});
+  sock.on('error', () => {}); // a reset is a refusal, seen through 'close'
   await new Promise<void>((res, rej) => {
     sock.once('connect', () => res());
     sock.once('error', rej);
@@ -53,7 +53,7 @@ async function connect(): Promise<Conn> {
       resolve(Date.now() - t0);
     });
   });
-  closed.catch(() => {});
+  closed.catch(() => {}); // awaited by the caller when it matters; no unhandled rejection meanwhile
   return { sock, got: () => got, closed };
 }
 
@@ -228,7 +228,7 @@ test('secrets: 0600 files in the private run dir, listed only on request, kept a
   await h.startDaemon();
   assert.deepEqual([(await secrets()).secret, (await secrets()).readOnlySecret], [s.secret, s.readOnlySecret]);
   await h.until(async () => {
-    const c = await connect().catch(() => undefined);
+    const c = await connect().catch(() => undefined); // not listening yet: until() tries again
     if (!c) return false;
     c.sock.write(`${s.secret}\nafter restart\n`);
     await h.until(() => c.got().includes('after restart\n') || c.sock.destroyed, 'an answer', 10_000);

@@ -350,7 +350,7 @@ export async function runControlCampaign(opts: ControlCampaignOptions): Promise<
             if (sock.destroyed) return;
             if (!sock.write(p)) await new Promise((r) => sock.once('drain', r));
           }
-        })().catch(() => {});
+        })().catch(() => {}); // the daemon may close a flooding client: that is the behaviour under test
       });
       if (attach) res.attaches++;
     } finally {
@@ -385,7 +385,7 @@ export async function runControlCampaign(opts: ControlCampaignOptions): Promise<
         }
         while (started_.length > 0) {
           const id = started_.pop()!;
-          await h.request({ op: 'destroy', domain: String(id) }).catch(() => undefined);
+          await h.request({ op: 'destroy', domain: String(id) }).catch(() => undefined); // cleanup: already gone is fine
         }
       }
     };

@@ -131,7 +131,7 @@ export class ConsoleProcess {
         } as unknown as ConstructorParameters<typeof Socket>[0])
       : undefined;
     this.stdout = out;
-    out?.on('error', () => {});
+    out?.on('error', () => {}); // the pipe's read end fails only as the VMM exits, reported through `exited`
     this.child.stderr!.on('data', (b: Buffer) => {
       this.stderrTail = (this.stderrTail + b.toString('latin1')).slice(-2000);
     });

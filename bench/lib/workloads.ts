@@ -186,7 +186,7 @@ export async function rx(p: ConsoleProcess, lim: Limits): Promise<{ mbs: number;
 /** Asks the guest to power off; kills the VMM if it has not exited in time. Returns how it ended. */
 export async function powerOff(p: ConsoleProcess, lim: Limits): Promise<string> {
   if (!p.exitStatus) {
-    await p.write('poweroff -f\n').catch(() => {});
+    await p.write('poweroff -f\n').catch(() => {}); // the VMM exited first: the kill below handles any other case
     const timer = sleep(lim.exitMs).then(() => 'timeout' as const);
     const r = await Promise.race([p.exited, timer]);
     if (r === 'timeout') {

@@ -130,8 +130,8 @@ export function registerDaemonCommands(program: Command): void {
       if (opts.tcp !== undefined) {
         const { parseTcp } = await import('../daemon/protocol.js');
         const tcp = parseTcp(opts.tcp);
-        if (typeof tcp === 'string') {
-          say(`--${tcp}`);
+        if (!tcp.ok) {
+          say(`--${tcp.error}`);
           process.exitCode = 2;
           return;
         }

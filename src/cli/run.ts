@@ -136,7 +136,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   guest.console.onInputSpace = () => stdin.resume();
   if (tty) stdin.setRawMode(true);
   stdin.on('data', onData);
-  stdin.on('error', () => {});
+  stdin.on('error', () => {}); // input gone (a closed pipe): the guest keeps running, output still flows
 
   // SIGINT/SIGTERM/SIGHUP destroy the domain like Ctrl-] (output flushed, terminal restored), exit 128 + signal. A
   // second one while the stop is under way gets the signal's default action.

@@ -11,8 +11,9 @@ export async function tcpConsoleCommand(
 ): Promise<number> {
   if (opts.tcp === undefined) return say('console: name a domain, or give --tcp HOST:PORT'), 2;
   if (domain !== undefined) return say('console: give a domain or --tcp, not both'), 2;
-  const ep = parseTcp(opts.tcp);
-  if (typeof ep === 'string') return say(ep), 2;
+  const parsed = parseTcp(opts.tcp);
+  if (!parsed.ok) return say(parsed.error), 2;
+  const ep = parsed.value;
   const { readSecret, connectTcpConsole, AuthFailureFilter, TcpConsoleError } = await import('../console/tcp-console.js');
   const { attachRawConsole } = await import('../client/client.js');
   let secret: string;

@@ -169,7 +169,7 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
         }
       };
       s.on('data', onFrames);
-      s.on('error', () => {});
+      s.on('error', () => {}); // 'close' follows: the reconnect logic there decides what a dropped daemon means
       s.on('close', () => {
         if (sock !== s || done) return;
         sock = undefined;

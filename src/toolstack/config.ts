@@ -317,7 +317,12 @@ function tokenize(text: string, file: string, issues: ConfigIssue[]): Setting[] 
   const skipToEol = () => {
     while (i < n && text[i] !== '\n') i++;
   };
-  class ScanError extends Error {}
+  /** Ends the scan at the first syntax error; turned into a ConfigIssue below. */
+  class ScanError extends Vpl011Error<'EINVAL'> {
+    constructor(message = 'config syntax error') {
+      super('EINVAL', message);
+    }
+  }
   /** The rest of the current line, for a message: bounded, whatever the line's length. */
   const restOfLine = () => {
     const head = text.slice(i, i + QUOTE_SCAN);

@@ -28,7 +28,7 @@ export function cli(args: string[], opts: { input?: string | Buffer; env?: Recor
     // setEncoding: a multi-byte character split across chunks is decoded whole.
     child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
     child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
-    child.stdin.on('error', () => {});
+    child.stdin.on('error', () => {}); // EPIPE when the command exits before reading its input: its exit is the result
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code: killed ? null : code, stdout, stderr, ms: Date.now() - start });
@@ -50,7 +50,7 @@ export async function fakeDaemon(path: string, answer?: string): Promise<{ serve
   const sockets = new Set<Socket>();
   const server = createServer((s) => {
     sockets.add(s);
-    s.on('error', () => {});
+    s.on('error', () => {}); // a peer's reset: the socket is dropped from the set on 'close'
     s.on('close', () => sockets.delete(s));
     if (answer !== undefined) s.once('data', () => s.write(answer));
   });

@@ -163,7 +163,7 @@ export class Harness {
         }
       }
     });
-    sock.on('error', () => {});
+    sock.on('error', () => {}); // a reset ends the attach; the test sees it as missing output
     await this.until(() => header !== undefined, 'attach response', 10_000);
     if (!header!.ok) throw new Error(`attach: ${(header as { error: string }).error}`);
     return { sock, received: () => buf, close: () => sock.destroy() };
