@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cacheDir } from '../src/toolstack/cache.js';
 import { ensureGuestImages } from '../src/toolstack/fetch.js';
-import { ConsoleProcess, killAll } from './lib/console-process.js';
+import { ConsoleProcess, killAll } from '../test/lib/console-process.js';
 import { markdownTable, replaceSection } from './lib/results.js';
 import { median } from './lib/stats.js';
 import { QEMU, qemuBareArgs, qemuLinuxArgs, repoRoot, vpl011BareArgs, vpl011Command, vpl011LinuxArgs } from './lib/targets.js';
@@ -148,7 +148,7 @@ function report(c: Collected, opts: Options, cmdline: string): string {
     'Ratios are vpl011 / QEMU of the figure shown (for times lower is better, for rates higher is better). "vpl011" is the '
       + 'default build (the native fast path, src/cpu/native/fastpath.c); the last column is the same VMM with VPL011_NATIVE=0 '
       + '(the pure-TypeScript vCPU path), measured in the same run, alternating.',
-    'How each VMM is read (bench/lib/console-process.ts): a Linux session\'s output (boot log, tx, rx) is read in batches, '
+    'How each VMM is read (test/lib/console-process.ts): a Linux session\'s output (boot log, tx, rx) is read in batches, '
       + 'at most one read every 2 ms, for both VMMs (QEMU writes each guest byte with its own write(): an eager reader would '
       + 'wake per byte and measure itself); the echo workload reads eagerly (every chunk as it arrives), for both. Bare metal: '
       + 'each VMM\'s stdout is a regular file (QEMU also with `-serial file:/dev/null`).',

@@ -6,7 +6,7 @@
 import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { ensureGuestImages } from '../src/toolstack/fetch.js';
-import { ConsoleProcess, killAll } from './lib/console-process.js';
+import { ConsoleProcess, killAll } from '../test/lib/console-process.js';
 import { median } from './lib/stats.js';
 import { QEMU, qemuLinuxArgs, vpl011Command, vpl011LinuxArgs } from './lib/targets.js';
 import { bootToPrompt, BULK_READ_MS, DEFAULT_LIMITS, powerOff, tx } from './lib/workloads.js';
@@ -49,7 +49,7 @@ export async function run(argv: string[] = process.argv.slice(2)): Promise<void>
         } catch (e) {
           res[t].notes.push(errorMessage(e).split('\n')[0]!);
           process.stdout.write(`[tx-ab] ${t} run ${i + 1}: FAILED ${errorMessage(e).split('\n')[0]}\n`);
-          await p.kill();
+          await p.kill(2000);
         }
       }
     }

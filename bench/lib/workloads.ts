@@ -6,7 +6,7 @@ import { closeSync, fstatSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BenchTimeout, ConsoleProcess } from './console-process.js';
+import { BenchTimeout, ConsoleProcess } from '../../test/lib/console-process.js';
 import { nsToMs, percentile } from './stats.js';
 import { errorMessage } from '../../src/util/errors.js';
 
@@ -190,7 +190,7 @@ export async function powerOff(p: ConsoleProcess, lim: Limits): Promise<string> 
     const timer = sleep(lim.exitMs).then(() => 'timeout' as const);
     const r = await Promise.race([p.exited, timer]);
     if (r === 'timeout') {
-      await p.kill();
+      await p.kill(2000);
       return `did not exit within ${lim.exitMs / 1000} s of poweroff -f; killed`;
     }
   }
@@ -223,7 +223,7 @@ export async function linuxSession(start: () => ConsoleProcess, lim: Limits = DE
     r.error = errorMessage(e);
     log(`failed: ${r.error}`);
   } finally {
-    r.exit = r.error ? (await p.kill(), 'killed after failure') : await powerOff(p, lim);
+    r.exit = r.error ? (await p.kill(2000), 'killed after failure') : await powerOff(p, lim);
   }
   return r;
 }
@@ -251,7 +251,7 @@ export async function bareRun(start: (stdoutFd: number) => ConsoleProcess, bytes
     const r = await Promise.race([p.exited, timer]);
     const seconds = Number(process.hrtime.bigint() - p.startNs) / 1e9;
     if (r === 'timeout') {
-      await p.kill();
+      await p.kill(2000);
       return { error: `no exit within ${timeoutMs / 1000} s (${fstatSync(fd).size} bytes written); killed` };
     }
     if (r.code !== 0) return { seconds, error: `exited with ${r.signal ?? `code ${r.code}`}: ${p.stderr.trim().split('\n').slice(-3).join(' / ')}` };
