@@ -7,7 +7,8 @@
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
@@ -257,4 +258,35 @@ test('every src/, test/, docs/ and bench/ path cited in src/, test/, bench/, doc
     [],
     'references to repository paths that do not exist',
   );
+});
+
+test('no const enum: a project built with isolatedModules can use the device tables through their declarations', { timeout: 60_000 }, () => {
+  const constEnums = walk(join(ROOT, 'src'))
+    .filter((f) => /^\s*(export\s+)?(declare\s+)?const\s+enum\b/m.test(readFileSync(f, 'utf8')))
+    .map((f) => relative(ROOT, f));
+  assert.deepEqual(constEnums, [], 'const enum breaks isolated-module builds (esbuild, swc, ts.transpileModule)');
+  // What a package's user sees: the declarations of the register and hot-state tables, and a consumer compiled
+  // with isolatedModules (as esbuild or swc users must). A `declare const enum` there is error TS2748.
+  const dir = mkdtempSync(join(tmpdir(), 'vpl011-isolated-'));
+  try {
+    for (const name of ['spec', 'hot-state']) {
+      const d = ts.transpileDeclaration(readFileSync(join(ROOT, `src/device/${name}.ts`), 'utf8'), { reportDiagnostics: false });
+      writeFileSync(join(dir, `${name}.d.ts`), d.outputText);
+    }
+    const consumer = join(dir, 'consumer.ts');
+    writeFileSync(consumer, "import { FR, Reg } from './spec.js';\nimport { HotWord } from './hot-state.js';\nexport const used: number[] = [Reg.FR, FR.TXFF, HotWord.Magic];\n");
+    const program = ts.createProgram([consumer], {
+      isolatedModules: true,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      target: ts.ScriptTarget.ES2022,
+      strict: true,
+      noEmit: true,
+      types: [],
+    });
+    const problems = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, ' '));
+    assert.deepEqual(problems, [], 'a consumer compiled with isolatedModules');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
