@@ -42,7 +42,6 @@ import { socketAnswers } from './socket-probe.js';
 import { VPL011_BIN as BIN } from '../util/self.js';
 import { BACKEND_DOMID } from '../xen/domain.js';
 
-
 export interface DaemonOptions {
   runDir: string;
   logDir?: string;
