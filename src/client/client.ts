@@ -154,7 +154,7 @@ export async function ensureDaemon(runDir: string, given?: DaemonStartOptions): 
 
 export interface RawAttachOptions {
   readOnly?: boolean;
-  input?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+  input?: ConsoleInput;
   output?: NodeJS.WritableStream;
   /** With non-TTY input: after input ends, stay until output has been quiet this long (ms). */
   lingerMs?: number;
@@ -168,10 +168,26 @@ export interface RawAttachOptions {
  * been quiet for lingerMs (or the far end closes, or timeoutMs). Resolves with an exit code. (`vpl011 console` over
  * the daemon's socket is ./console-session.ts: framed and resumable.)
  */
+/** A console's keyboard: stdin, or what a test or script gives instead. */
+export type ConsoleInput = NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+
+/** Whether the input is a terminal to put in raw mode while attached (Ctrl-] then detaches). */
+export function isTerminal(input: ConsoleInput): boolean {
+  return input.isTTY === true && typeof input.setRawMode === 'function';
+}
+
+/** Give the keyboard back on detach: our listeners off, cooked mode again, paused (so the process can exit). */
+export function releaseInput(input: ConsoleInput, onInput: (chunk: Buffer | string) => void, onEnd: () => void): void {
+  input.off('data', onInput);
+  input.off('end', onEnd);
+  if (isTerminal(input)) input.setRawMode!(false);
+  input.pause();
+}
+
 export async function attachRawConsole(s: Socket, opts: RawAttachOptions = {}): Promise<number> {
   const input = opts.input ?? process.stdin;
   const output = opts.output ?? process.stdout;
-  const tty = input.isTTY === true && typeof input.setRawMode === 'function';
+  const tty = isTerminal(input);
   const linger = opts.lingerMs ?? 500;
 
   return new Promise<number>((resolve) => {
@@ -183,10 +199,7 @@ export async function attachRawConsole(s: Socket, opts: RawAttachOptions = {}): 
       done = true;
       if (lingerTimer) clearTimeout(lingerTimer);
       if (timeout) clearTimeout(timeout);
-      input.off('data', onInput);
-      input.off('end', onEnd);
-      if (tty) input.setRawMode!(false);
-      input.pause();
+      releaseInput(input, onInput, onEnd);
       s.end();
       s.destroy();
       resolve(code);

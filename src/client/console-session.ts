@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { runPaths } from '../daemon/paths.js';
 import { FrameError, FrameReader } from '../daemon/frames.js';
-import { RequestRefused, answerTimeoutMs, connect, ensureDaemon, readResponse } from './client.js';
+import { RequestRefused, answerTimeoutMs, connect, ensureDaemon, isTerminal, readResponse, releaseInput, type ConsoleInput } from './client.js';
 import { CTRL_RIGHT_BRACKET } from '../util/self.js';
 import { errorMessage } from '../util/errors.js';
 
@@ -24,7 +24,7 @@ const RECONNECT_LIMIT_MS = 60_000;
 
 export interface AttachOptions {
   readOnly?: boolean;
-  input?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+  input?: ConsoleInput;
   output?: NodeJS.WritableStream;
   /** Where "reconnecting..." and other notes go (default: stderr). */
   notes?: NodeJS.WritableStream;
@@ -43,7 +43,7 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
   const output = opts.output ?? process.stdout;
   const notes = opts.notes ?? process.stderr;
   const readOnly = opts.readOnly === true;
-  const tty = input.isTTY === true && typeof input.setRawMode === 'function';
+  const tty = isTerminal(input);
   const linger = opts.lingerMs ?? 500;
   const session = randomBytes(16).toString('hex');
   const controlSocket = runPaths(runDir).controlSocket;
@@ -114,10 +114,7 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
       done = true;
       if (lingerTimer) clearTimeout(lingerTimer);
       if (timeout) clearTimeout(timeout);
-      input.off('data', onInput);
-      input.off('end', onEnd);
-      if (tty) input.setRawMode!(false);
-      input.pause();
+      releaseInput(input, onInput, onEnd);
       if (sock) {
         sock.end();
         sock.destroy();
