@@ -1,5 +1,6 @@
 // The vGIC as the devices see it: Xen's vgic_reserve_virq / vgic_free_virq / vgic_inject_irq(d, NULL, irq, level).
-// Implemented by the GICv2 model (src/xen/gicv2.ts); devices only ever hold this interface.
+// Implemented by the GICv2 model (src/xen/gicv2.ts). A device never holds it: it gets one IrqLine (its port,
+// src/device/ports.ts) from spiLine().
 
 import type { IrqLine } from '../device/ports.js';
 
