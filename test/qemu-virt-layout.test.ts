@@ -12,6 +12,7 @@ import { buildGuestDt } from '../src/toolstack/guest-dt.js';
 import { BuildError, buildGuest } from '../src/toolstack/build.js';
 import { QEMU_VIRT_BOOT, QEMU_VIRT_LAYOUT, XEN_LAYOUT } from '../src/toolstack/guest-map.js';
 import { FlashBank } from '../src/vmm/flash-bank.js';
+import { MMIO_DONE } from '../src/xen/mmio.js';
 import { cli } from './lib/cli-process.js';
 
 const MiB = 1024 * 1024;
@@ -127,7 +128,7 @@ test('flash bank: reads the file then erased 0xff, little-endian at every width;
   assert.equal(b.read(1, 2), 0x3322);
   assert.equal(b.read(3, 1), 0xff);
   assert.equal(b.read(0x8000, 8), 0xffffffff);
-  assert.equal(b.write(0, 4, 0), true);
+  assert.equal(b.write(0, 4, 0), MMIO_DONE);
   assert.equal(b.read(0, 4), 0xff332211);
   assert.equal(b.ignoredWrites, 1);
   assert.throws(() => new FlashBank(2, new Uint8Array(3)), RangeError);
