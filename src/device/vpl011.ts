@@ -48,6 +48,8 @@ import { type AccessWidth, type MmioHandler, MMIO_ABORT } from '../xen/mmio.js';
 import type { IrqLine } from '../xen/vgic.js';
 import { type ConsoleRing, RING_CORRUPT, RING_EMPTY, XENCONS_IN_SIZE, XENCONS_OUT_SIZE } from '../xen/ring.js';
 import { RateLimitedLog, type LogSink } from '../util/ratelimit.js';
+import type { LineEventQueue } from '../xen/line-events.js';
+import { LoopbackFifo } from './loopback.js';
 import { HotF64, HotWord } from './hot-state.js';
 import { vregReg32Clearbits, vregReg32Extract, vregReg32Update } from '../util/vreg.js';
 import {
@@ -65,6 +67,9 @@ import {
   ILPR_MASK,
   INT,
   INT_DRIVEN,
+  INT_ERRORS,
+  DR_ERROR_SHIFT,
+  RSR_TO_INT_SHIFT,
   LCRH,
   LCRH_MASK,
   PL011_FIFO_SIZE,
@@ -93,6 +98,11 @@ export interface Vpl011Ports {
   notify: () => void;
   /** Diagnostics (Xen's gprintk); rate-limited by the device. */
   log?: LogSink;
+  /**
+   * Line events from the backend (src/xen/line-events.ts: BREAK, framing/parity errors, overrun), host-only memory.
+   * Absent: no byte ever carries an error (Xen's device).
+   */
+  lineEvents?: LineEventQueue;
 }
 
 /** Construction: the ports plus the profile (default 'sbsa', Xen's). */
@@ -135,6 +145,13 @@ export interface Vpl011Counters {
   txWhileDisabled: number;
   /** pl011: DR reads with CR.RXE clear (returned 0; input stays in the ring). */
   rxWhileDisabled: number;
+  /** Characters read from DR with error bits (DR[11:8] non-zero: a BREAK, framing/parity error or overrun). */
+  rxErrors: number;
+  /** Line events for an IN position the guest had already read past (a ring resynchronisation): dropped. */
+  staleLineEvents: number;
+  /** pl011 loopback (CR.LBE): bytes looped back, and bytes lost because the 32-byte receive FIFO was full (OE). */
+  loopedBack: number;
+  loopbackOverruns: number;
 }
 
 /** The device's own state; FR and the line are re-derived from it and the ring. */
@@ -155,6 +172,32 @@ const OUT_TXI_LEVEL = XENCONS_OUT_SIZE - SBSA_UART_FIFO_LEVEL; // 2032
 /** OUT reaching half full notifies too: a pacing backend (src/console/backend.ts) drains from there, not from full. */
 const OUT_HALF = XENCONS_OUT_SIZE / 2;
 
+/**
+ * UARTFR's FIFO bits (TRM 3.3.3) from the receive and transmit levels. sbsa (depth 0): Xen's, against the ring
+ * sizes (RXFF when IN is full; TXFF|BUSY when OUT is full, 393a541f7d). pl011: the FIFOs are windows on the rings,
+ * as the interrupt thresholds are (deriveLevels): the receive FIFO holds the first `depth` bytes of IN, the transmit
+ * FIFO the bytes beyond the first size - depth of OUT (the ring before them is the line: the transmitter has sent
+ * them). depth is 32 with LCR_H.FEN and 1 (the holding registers) without. BUSY while the transmit FIFO holds data.
+ * Mirrored by update_levels() in src/cpu/native/fastpath.c.
+ */
+export function frFromLevels(rxL: number, txL: number, depth: number): number {
+  let fr = 0;
+  if (depth === 0) {
+    if (rxL === 0) fr |= FR.RXFE;
+    else if (rxL === XENCONS_IN_SIZE) fr |= FR.RXFF;
+    if (txL === 0) fr |= FR.TXFE;
+    else if (txL === XENCONS_OUT_SIZE) fr |= FR.TXFF | FR.BUSY;
+    return fr;
+  }
+  if (rxL === 0) fr |= FR.RXFE;
+  else if (rxL >= depth) fr |= FR.RXFF;
+  const txFifo = txL > XENCONS_OUT_SIZE - depth ? txL - (XENCONS_OUT_SIZE - depth) : 0;
+  if (txFifo === 0) fr |= FR.TXFE;
+  else fr |= FR.BUSY;
+  if (txFifo >= depth) fr |= FR.TXFF;
+  return fr;
+}
+
 function hex(n: number, digits = 3): string {
   return '0x' + (n >>> 0).toString(16).padStart(digits, '0');
 }
@@ -172,6 +215,10 @@ function zeroCounters(): Vpl011Counters {
     backendEvents: 0,
     txWhileDisabled: 0,
     rxWhileDisabled: 0,
+    rxErrors: 0,
+    staleLineEvents: 0,
+    loopedBack: 0,
+    loopbackOverruns: 0,
   };
 }
 
@@ -266,7 +313,26 @@ export class Vpl011 implements MmioHandler {
   private set warnedTxOff(v: boolean) {
     this.hw[HotWord.WarnedTxOff] = v ? 1 : 0;
   }
-  private warnedLoopback = false;
+  /** pl011 CR.LBE: the receive FIFO fed by our own transmitter (the ring's input waits meanwhile). */
+  private readonly loop = new LoopbackFifo();
+  private get loopback(): boolean {
+    return this.hw[HotWord.JsOnly] !== 0;
+  }
+  private set loopback(v: boolean) {
+    this.hw[HotWord.JsOnly] = v ? 1 : 0;
+  }
+  /** pl011: FIFO depth FR reports through (32 or 1); 0 for sbsa, whose FR is Xen's (from the ring levels). */
+  private get fifoDepth(): number {
+    return this.hw[HotWord.FifoDepth]!;
+  }
+  private set fifoDepth(v: number) {
+    this.hw[HotWord.FifoDepth] = v;
+  }
+  private readonly lineEvents: LineEventQueue | undefined;
+  /** The line-event entry count (absolute) up to which the error interrupts have been raised ("received"). */
+  private lineRaised = 0;
+  /** UARTRSR: the error bits of the last character read from DR (TRM 3.3.2); ECR writes clear it. */
+  private rsr = 0;
 
   private readonly counts: Vpl011Counters = zeroCounters();
   private readonly logUnhandled: RateLimitedLog;
@@ -297,6 +363,9 @@ export class Vpl011 implements MmioHandler {
     this.hf[HotF64.TxWhileDisabled] = 0;
     this.irq = ports.irq;
     this.notifyPort = ports.notify;
+    this.lineEvents = ports.lineEvents;
+    this.lineRaised = this.lineEvents?.tail() ?? 0;
+    this.loopback = false;
     this.logUnhandled = new RateLimitedLog(ports.log);
     this.logWidth = new RateLimitedLog(ports.log);
     this.logEmpty = new RateLimitedLog(ports.log);
@@ -324,13 +393,13 @@ export class Vpl011 implements MmioHandler {
     switch (offset) {
       case Reg.DR:
         if (width === 8) return this.refuse('read', offset, width);
-        return this.readData() & (width === 1 ? 0xff : 0xffff); // a byte; no error bits (Xen never sets OE/BE/PE/FE)
+        return this.readData() & (width === 1 ? 0xff : 0xffff); // bits 11:8: the character's errors (a byte read: data only)
       case Reg.FR:
         if (width === 8) return this.refuse('read', offset, width);
         return width === 1 ? this.uartfr & 0xff : this.uartfr; // FR is kept current by every event
       case Reg.RSR:
         if (width === 8) return this.refuse('read', offset, width);
-        return 0; // no physical errors
+        return this.rsr; // the errors of the last character read (TRM 3.3.2: read DR first, then RSR)
       case Reg.RIS:
         if (width === 8) return this.refuse('read', offset, width);
         return vregReg32Extract(this.uartris, 0, width);
@@ -358,7 +427,8 @@ export class Vpl011 implements MmioHandler {
         return true;
       case Reg.RSR:
         if (width === 8) return this.refuse('write', offset, width) === 0;
-        return true; // ECR: nothing to clear
+        this.rsr = 0; // ECR: any write clears the framing, parity, break and overrun errors (TRM 3.3.2)
+        return true;
       case Reg.FR:
       case Reg.RIS:
       case Reg.MIS:
@@ -485,6 +555,7 @@ export class Vpl011 implements MmioHandler {
       this.rxiMinIn = IN_RXI_LEVEL;
       this.rxOn = true;
       this.txOff = false;
+      this.fifoDepth = 0;
       return;
     }
     const r = this.regs;
@@ -494,16 +565,21 @@ export class Vpl011 implements MmioHandler {
       // never overflows; RX sees the first 32 bytes of IN, so RXI means "at least trigger bytes to read".
       this.txiMaxOut = XENCONS_OUT_SIZE - PL011_FIFO_SIZE + iflsTriggerBytes(r.ifls);
       this.rxiMinIn = iflsTriggerBytes(r.ifls >> IFLS_RX_SHIFT);
+      this.fifoDepth = PL011_FIFO_SIZE;
     } else {
       // Character mode (TRM 2.4.3): a 1-byte holding register. TXI while one more byte fits; RXI on one byte.
       this.txiMaxOut = XENCONS_OUT_SIZE - 1;
       this.rxiMinIn = 1;
+      this.fifoDepth = 1;
     }
     this.rxOn = (r.cr & CR.RXE) !== 0;
     this.txOff = (r.cr & (CR.UARTEN | CR.TXE)) !== (CR.UARTEN | CR.TXE);
-    if ((r.cr & CR.LBE) !== 0 && !this.warnedLoopback) {
-      this.warnedLoopback = true;
-      this.say('vpl011: loopback (CR.LBE) is not emulated; data still goes to the console');
+    const lbe = (r.cr & CR.LBE) !== 0;
+    if (lbe !== this.loopback) {
+      // Entering or leaving loopback: the internal path starts empty (what was looped and not read is gone with the
+      // mode, as the wire changes under a real receiver). The ring's input waited meanwhile and is seen again.
+      this.loop.clear();
+      this.loopback = lbe;
     }
   }
 
@@ -531,6 +607,7 @@ export class Vpl011 implements MmioHandler {
   notification(): void {
     this.counts.backendEvents++;
     if (this.ring.refresh() > 0) this.pendingNotify = true; // corrupt: let the backend resynchronise its half
+    this.raiseLineErrors();
     this.update(true);
     this.flushNotify();
   }
@@ -674,9 +751,13 @@ export class Vpl011 implements MmioHandler {
 
   private readData(): number {
     if (!this.rxOn) return this.readDataRxOff();
+    if (this.loopback) return this.readLoopback();
+    const pos = this.hw[HotWord.InCons]! >>> 0; // the IN position of the byte getIn() pops
     const b = this.ring.getIn();
+    let errors = 0;
     if (b >= 0) {
       this.hf[HotF64.BytesIn]++;
+      if (this.lineEvents) errors = this.takeLineErrors(pos);
     } else if (b === RING_EMPTY) {
       this.counts.emptyDrReads++;
       if (this.logEmpty.wouldLog()) this.logEmpty.log('vpl011: Unexpected IN ring buffer empty');
@@ -688,7 +769,60 @@ export class Vpl011 implements MmioHandler {
     // Full -> not full frees space a backend may be waiting for (inLevel uses in_prod loaded after our in_cons).
     if (b >= 0 && this.inLevel === XENCONS_IN_SIZE - 1) this.pendingNotify = true;
     this.flushNotify();
-    return b >= 0 ? b : 0;
+    return b >= 0 ? b | (errors << DR_ERROR_SHIFT) : 0;
+  }
+
+  /**
+   * The errors the backend attached to the byte at IN position `pos` (just popped), and RSR for it. Entries for
+   * earlier positions (the guest's ring was resynchronised past them) are dropped and counted.
+   */
+  private takeLineErrors(pos: number): number {
+    const q = this.lineEvents!;
+    if (q.pending() === 0) {
+      this.rsr = 0;
+      return 0;
+    }
+    this.raiseLineErrors(); // received: the error interrupts assert (if the notification has not run yet)
+    let bits = 0;
+    for (let e = q.peek(); e !== undefined; e = q.peek()) {
+      const ahead = (e.pos - pos) | 0;
+      if (ahead > 0) break; // a later byte's
+      q.take();
+      if (ahead === 0) bits |= e.bits;
+      else this.counts.staleLineEvents++;
+    }
+    this.rsr = bits;
+    if (bits !== 0) this.counts.rxErrors++;
+    return bits;
+  }
+
+  /**
+   * The error interrupts (TRM 2.8.5, 3.3.12): asserted when a character with an error is received, i.e. when the
+   * device first sees the backend's entry; held in RIS until ICR clears them (not re-derived from levels).
+   */
+  private raiseLineErrors(): void {
+    const q = this.lineEvents;
+    if (!q || q.pending() === 0) return;
+    const head = q.head();
+    const tail = q.tail();
+    let n = ((this.lineRaised - tail) | 0) > 0 ? this.lineRaised : tail;
+    let bits = 0;
+    for (; n !== head; n = (n + 1) >>> 0) bits |= q.bitsOf(n);
+    this.lineRaised = head;
+    if (bits !== 0) this.uartris = this.uartris | (bits << RSR_TO_INT_SHIFT);
+  }
+
+  /** pl011 loopback (CR.LBE, TRM 3.3.8): the receiver reads what the transmitter sent, through the receive FIFO. */
+  private readLoopback(): number {
+    const v = this.loop.pop();
+    this.rsr = v < 0 ? 0 : v >> DR_ERROR_SHIFT;
+    if (v < 0) {
+      this.counts.emptyDrReads++;
+      if (this.logEmpty.wouldLog()) this.logEmpty.log('vpl011: DR read with the loopback FIFO empty');
+      else this.logEmpty.skip();
+    } else if (v >> DR_ERROR_SHIFT !== 0) this.counts.rxErrors++;
+    this.update(true);
+    return v < 0 ? 0 : v;
   }
 
   /**
@@ -704,6 +838,17 @@ export class Vpl011 implements MmioHandler {
 
   private writeData(byte: number): void {
     if (this.txOff) this.noteTxOff();
+    if (this.loopback) {
+      // TRM 3.3.8 LBE: UARTTXD is fed through to UARTRXD; the console sees nothing. A full receive FIFO loses the
+      // byte and flags an overrun on the next one (TRM 3.3.1 OE), as the hardware would.
+      if (this.loop.push(byte, this.fifoDepth)) this.counts.loopedBack++;
+      else {
+        this.counts.loopbackOverruns++;
+        this.uartris = this.uartris | INT.OE;
+      }
+      this.update(true);
+      return;
+    }
     const r = this.ring.putOut(byte);
     // r is the OUT level after the push, with out_cons loaded after publishing: 0 when the backend drained our
     // byte concurrently (stored and already consumed, not dropped). Found by test/interleave.test.ts.
@@ -754,20 +899,18 @@ export class Vpl011 implements MmioHandler {
     this.inLevel = inL;
     this.outLevel = outL;
 
-    // The receiver's view of IN: empty while it is off (pl011 CR.RXE = 0).
-    const rxL = this.rxOn ? inL : 0;
+    // The receiver's view of IN: empty while it is off (pl011 CR.RXE = 0); the loopback FIFO in loopback.
+    const rxL = !this.rxOn ? 0 : this.loopback ? this.loop.level : inL;
+    const txL = this.loopback ? 0 : outL;
     let cond = 0;
-    if (outL <= this.txiMaxOut) cond |= INT.TX;
+    if (txL <= this.txiMaxOut) cond |= INT.TX;
     if (rxL >= this.rxiMinIn) cond |= INT.RX;
-    if (rxL > 0) cond |= INT.RT; // "receive timeout" = data present (bb2c1a1cc9): no time to time out here
-    this.uartris = event ? cond : this.uartris & cond;
+    if (rxL > 0) cond |= INT.RT; // "receive timeout" = data present (bb2c1a1cc9; docs/DEVICE.md says why)
+    // The error interrupts are events, not levels: only ICR clears them.
+    const ris = this.uartris;
+    this.uartris = (event ? cond : ris & cond) | (ris & INT_ERRORS);
 
-    let fr = 0;
-    if (rxL === 0) fr |= FR.RXFE;
-    else if (rxL === XENCONS_IN_SIZE) fr |= FR.RXFF;
-    if (outL === 0) fr |= FR.TXFE;
-    else if (outL === XENCONS_OUT_SIZE) fr |= FR.TXFF | FR.BUSY;
-    this.uartfr = fr;
+    this.uartfr = frFromLevels(rxL, txL, this.fifoDepth);
 
     const level = (this.uartris & this.uartimsc) !== 0;
     if (level !== this.line) {

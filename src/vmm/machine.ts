@@ -141,6 +141,7 @@ export class Machine {
               hot: inst.ring.hot,
               ringPage: inst.ring.page,
               doorbell: opts.evtchn.doorbellView(opts.domid),
+              lineEvents: opts.evtchn.lineEventWords(opts.domid),
               tail: (flags: number, prod: number, cons: number) => inst.device.nativeTail(flags, prod, cons),
               live: () => this.domain.vpl011 === inst && !this.domain.crashed && !this.stopRequested,
             },

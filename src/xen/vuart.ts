@@ -12,6 +12,7 @@ import type { Domain } from './domain.js';
 import type { MmioRegion } from './mmio.js';
 import type { ConsoleRing } from './ring.js';
 import { spiLine } from './vgic.js';
+import { LineEventQueue } from './line-events.js';
 
 export class VuartError extends Error {
   constructor(
@@ -97,7 +98,11 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
     const domid = d.domid;
     const evtchn = d.evtchn;
     const log = opts.log;
+    // Line events left by an earlier domain with this id are not this one's: start the queue empty.
+    const lineEvents = new LineEventQueue(evtchn.lineEventWords(domid));
+    lineEvents.reset();
     device = new Vpl011({
+      lineEvents,
       ring,
       irq: spiLine(d.vgic, spi),
       notify: () => void evtchn.notify(domid, port),
