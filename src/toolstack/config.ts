@@ -13,6 +13,8 @@ import { QUOTE_MAX, printable, printableLine, quote } from '../util/quote.js';
 export type { VuartProfile } from './guest-dt.js';
 /** What the domain does on an MMIO access nobody handles: inject a data abort (Xen since 0b6122a117) or crash. */
 export type MmioPolicy = 'abort' | 'crash-domain';
+/** What console input meets when the guest's receive ring is full (docs/DEVICE.md "Line events"). */
+export type RxOverrun = 'backpressure' | 'strict';
 /** linux: arm64 Image + DTB in x0; bare: an ELF (loaded where its program headers say) or a raw binary. */
 export type GuestKind = 'linux' | 'bare';
 
@@ -28,6 +30,8 @@ export interface GuestConfig {
   vcpus: 1;
   vuart: VuartProfile;
   mmioPolicy: MmioPolicy;
+  /** `rx_overrun`: absent = 'backpressure' (input waits); 'strict': input that finds IN full is lost with OE. */
+  rxOverrun?: RxOverrun;
   /** The file the config came from, for messages. */
   source?: string;
 }
@@ -81,7 +85,7 @@ interface Setting {
   line: number;
 }
 
-const KNOWN_KEYS = ['name', 'kind', 'kernel', 'ramdisk', 'extra', 'cmdline', 'memory', 'vcpus', 'vuart', 'mmio_policy'] as const;
+const KNOWN_KEYS = ['name', 'kind', 'kernel', 'ramdisk', 'extra', 'cmdline', 'memory', 'vcpus', 'vuart', 'mmio_policy', 'rx_overrun'] as const;
 type Key = (typeof KNOWN_KEYS)[number];
 
 /** The built-in default guest: Debian's kernel + our busybox initramfs (paths from the fetch step). */
@@ -149,6 +153,7 @@ export function oneOfProblem(v: string, allowed: readonly string[]): string | un
 const KINDS: readonly GuestKind[] = ['linux', 'bare'];
 const VUARTS: readonly VuartProfile[] = ['sbsa_uart', 'pl011'];
 const MMIO_POLICIES: readonly MmioPolicy[] = ['abort', 'crash-domain'];
+const RX_OVERRUNS: readonly RxOverrun[] = ['backpressure', 'strict'];
 
 /**
  * Check a config assembled outside parseConfig (the command line's options over a file or the default guest) with
@@ -173,6 +178,7 @@ export function checkGuestConfig(config: GuestConfig, origin: Partial<Record<key
   check('memoryMiB', 'memory', memoryProblem(config.memoryMiB));
   check('vuart', 'vuart', oneOfProblem(config.vuart, VUARTS));
   check('mmioPolicy', 'mmio_policy', oneOfProblem(config.mmioPolicy, MMIO_POLICIES));
+  if (config.rxOverrun !== undefined) check('rxOverrun', 'rx_overrun', oneOfProblem(config.rxOverrun, RX_OVERRUNS));
   if (issues.length > 0) throw new ConfigError(issues);
 }
 
@@ -277,10 +283,12 @@ export function parseConfig(text: string, file: string, opts: { checkFiles?: boo
 
   const vuart = oneOf<VuartProfile>('vuart', VUARTS, 'sbsa_uart');
   const mmioPolicy = oneOf<MmioPolicy>('mmio_policy', MMIO_POLICIES, 'abort');
+  const rxOverrun = oneOf<RxOverrun>('rx_overrun', RX_OVERRUNS, 'backpressure');
 
   if (issues.length > 0) throw new ConfigError(issues.sort((a, b) => a.line - b.line));
   const config: GuestConfig = { name, kind, kernel: kernel!, cmdline, memoryMiB, vcpus: 1, vuart, mmioPolicy, source: file };
   if (ramdisk !== undefined) config.ramdisk = ramdisk;
+  if (rxOverrun !== 'backpressure') config.rxOverrun = rxOverrun;
   return config;
 }
 
