@@ -545,6 +545,13 @@ export class Daemon {
         return this.up(req);
       case 'destroy':
         return this.destroy(req.domain);
+      case 'line-event': {
+        // After the input already queued for the console (a client waits for its typed bytes' ack first).
+        const s = this.find(req.domain);
+        if (!s || s.finished) return { ok: false, error: `domain: no running console ${req.domain}` };
+        if (!s.console.queueLineEvent(req.event)) return { ok: false, error: `${req.event}: too many line events waiting for ${s.rec.name} (it is not reading its console)` };
+        return { ok: true, domid: s.rec.domid, name: s.rec.name };
+      }
       case 'web':
         return this.webUrls(req);
     }

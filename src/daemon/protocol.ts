@@ -6,6 +6,10 @@ import { isAbsolute } from 'node:path';
 import { quote } from '../util/quote.js';
 import { INSTANCE_RE, NAME_RE } from './records.js';
 
+/** The line events a client may send: a BREAK, or a character with a framing or parity error. */
+export type LineEventName = 'break' | 'framing' | 'parity';
+export const LINE_EVENT_NAMES: readonly LineEventName[] = ['break', 'framing', 'parity'];
+
 /** A request line longer than this is refused (and the connection closed): bounded buffering per client. */
 export const MAX_REQUEST_LINE = 64 * 1024;
 
@@ -20,6 +24,8 @@ export type Request =
       tcp?: { host: string; port: number };
     }
   | { op: 'destroy'; domain: string }
+  /** A line event on the domain's console, after the input queued so far (docs/DEVICE.md "Line events"). */
+  | { op: 'line-event'; domain: string; event: LineEventName }
   /** Start the web console if it is not running (at `listen`, default 127.0.0.1:8011) and return its URLs. */
   | { op: 'web'; listen?: string; public?: boolean }
   | {
@@ -98,6 +104,7 @@ export function parseRequest(line: string): Request | string {
     list: ['op', 'secrets'],
     up: ['op', 'name', 'config', 'tcp'],
     destroy: ['op', 'domain'],
+    'line-event': ['op', 'domain', 'event'],
     attach: ['op', 'domain', 'readOnly', 'session', 'offset', 'instance', 'inputAcked'],
     web: ['op', 'listen', 'public'],
   };
@@ -114,6 +121,13 @@ export function parseRequest(line: string): Request | string {
     case 'destroy': {
       const d = domainRef(r.domain);
       return d === undefined ? 'domain: expected a domain name or id' : { op: 'destroy', domain: d };
+    }
+    case 'line-event': {
+      const d = domainRef(r.domain);
+      if (d === undefined) return 'domain: expected a domain name or id';
+      const e = LINE_EVENT_NAMES.find((n) => n === r.event);
+      if (e === undefined) return `event: expected one of ${LINE_EVENT_NAMES.join(', ')}`;
+      return { op: 'line-event', domain: d, event: e };
     }
     case 'attach': {
       const d = domainRef(r.domain);
