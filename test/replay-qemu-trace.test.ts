@@ -58,6 +58,9 @@ test('FEN = 0 with one character waiting: FR reads RXFF | TXFE = 0xc0 as the TRM
   assert.match(explainRead(0x018, 0x80, 0xc0, { fen: false, rxPending: 1, traceLine: 9 }), /QEMU is right, ours is wrong/);
   assert.match(explainRead(0x018, 0xc0, 0x80, { fen: false, rxPending: 1, traceLine: 9 }), /ours is right, QEMU is wrong/);
   assert.match(explainRead(0x018, 0xd0, 0x90, { fen: true, rxPending: 0, traceLine: 9 }), /TRM 3\.3\.3 says clear .*ours is wrong/);
+  // FEN = 1 with 16..31 waiting: QEMU's 16-entry FIFO is full, r1p5's 32-entry one is not.
+  assert.match(explainRead(0x018, 0x80, 0xc0, { fen: true, rxPending: 20, traceLine: 9 }), /16-entry .* 32-entry .*both valid, not a bug/);
+  assert.match(explainRead(0x018, 0x80, 0xc0, { fen: true, rxPending: 32, traceLine: 9 }), /TRM 3\.3\.3 says set .*QEMU is right, ours is wrong/);
   assert.match(explainRead(0xfe8, 0x34, 0x14, undefined), /revision .* both valid, not a bug/);
   assert.match(explainRead(0x03c, 0x70, 0x30, undefined), /^RIS: bit 6 differ; see TRM 3\.3\.11/);
 });
