@@ -5,7 +5,7 @@ import { after, before } from 'node:test';
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, Harness, runCli } from './lib/daemon-harness.js';
 import { guestPaths } from '../src/toolstack/fetch.js';
@@ -68,4 +68,28 @@ test('send-break NAME, then a key: SysRq help in the log; Ctrl-] b at a console 
   assert.equal(extra.ok, false);
   const wrongArg = await runCli(['send-break', 'sysrq', '--error', 'overrun', '--run-dir', h.runDir]);
   assert.equal(wrongArg.code, 2);
+});
+
+test('rx_overrun = "strict" under the daemon: input that finds a non-reading guest\'s IN full is lost and counted in list; the default keeps it', { timeout: 120_000 }, async () => {
+  for (const strict of [true, false]) {
+    const name = strict ? 'strict' : 'keeps';
+    const cfg = h.bareConfig(name, 'spin');
+    if (strict) writeFileSync(cfg, readFileSync(cfg, 'utf8') + 'rx_overrun = "strict"\n');
+    const res = await h.request({ op: 'up', name, config: cfg });
+    assert.equal(res.ok, true, JSON.stringify(res));
+    h.trackHosts();
+    // The spin guest never reads its UART: 1024 bytes fill IN, the rest meets a full "FIFO".
+    const con = runCli(['console', name, '--run-dir', h.runDir, '--linger', '300', '--timeout', strict ? '20000' : '2000'], Buffer.alloc(1300, 0x61));
+    if (strict) assert.equal((await con).code, 0);
+    await h.until(async () => ((await h.info(name))?.bytesIn ?? 0) >= 1024, 'IN full', 30_000);
+    if (strict) await h.until(async () => (await h.info(name))?.rxOverrun === 276, 'the loss counted', 30_000);
+    else {
+      await con;
+      const d = await h.info(name);
+      assert.equal(d?.rxOverrun, 0, 'backpressure: nothing lost');
+      assert.equal(d?.bytesIn, 1024, 'the rest waits');
+    }
+    const des = await runCli(['destroy', name, '--run-dir', h.runDir]);
+    assert.equal(des.code, 0, des.stderr);
+  }
 });

@@ -52,6 +52,9 @@ export interface DomainInfo {
   dropped: number;
   corrupt: number;
   discardedInput: number;
+  /** Line events (BREAK, framing/parity errors) delivered to the guest, and input lost to rx_overrun = "strict". */
+  lineEvents?: number;
+  rxOverrun?: number;
   /** Times output stopped because a client was full (`keep`): the guest was throttled. */
   throttled: number;
   /** When the domain was started (ISO 8601): the web page shows its uptime. */

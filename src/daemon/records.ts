@@ -25,6 +25,8 @@ export interface DomainRecord {
    * and discards up to 64 waiting bytes when it opens the port). The domain host clears it when the guest listens.
    */
   inputHeld?: boolean;
+  /** The config's rx_overrun = "strict": the console loses input that finds IN full (counted, OE). Absent: backpressure. */
+  rxOverrun?: 'strict';
   /** Why it stopped, once state is shutdown/crashed. */
   reason?: string;
   message?: string;
@@ -57,6 +59,7 @@ export function validateRecord(v: unknown): DomainRecord | string {
     if (typeof t !== 'object' || t === null || typeof t.host !== 'string' || !isInt(t.port, 0, 65535)) return 'tcp: invalid';
   }
   if (r.inputHeld !== undefined && typeof r.inputHeld !== 'boolean') return 'inputHeld: invalid';
+  if (r.rxOverrun !== undefined && r.rxOverrun !== 'strict') return 'rxOverrun: invalid';
   for (const k of ['reason', 'message'] as const) {
     if (r[k] !== undefined && (typeof r[k] !== 'string' || (r[k] as string).length > 4096)) return `${k}: invalid`;
   }
