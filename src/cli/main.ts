@@ -45,6 +45,7 @@ export function buildProgram(): Command {
     .option('-a, --append <cmdline>', 'kernel command line')
     .option('-m, --memory <MiB>', 'guest memory in MiB', mebibytes)
     .option('--bare', 'the kernel is a bare-metal program (ELF or raw), not a Linux Image')
+    .option('--firmware <file>', "firmware for QEMU's virt board (e.g. U-Boot's u-boot.bin), booted in the qemu-virt layout")
     .option('--mmio-policy <policy>', 'what a refused MMIO access does: abort | crash-domain')
     .option('-t, --timeout <seconds>', 'end the run after this long (exit code 124)', positiveSeconds)
     .option('--log <file>', 'also write the guest console output to this file')

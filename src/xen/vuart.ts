@@ -33,6 +33,12 @@ export interface VuartInitInfo {
   consoleDomid: number;
   gfn: number;
   profile?: Vpl011Profile;
+  /**
+   * Where the device sits: its MMIO base and its SPI (an INTID). Xen's are fixed (GUEST_PL011_BASE, SPI 32); ours
+   * default to them and differ only for the toolstack's qemu-virt layout (src/toolstack/guest-map.ts).
+   */
+  base?: number;
+  spi?: number;
 }
 
 /** d->arch.vpl011 once initialised. */
@@ -86,7 +92,7 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
   }
 
   // 3. vgic_reserve_virq: on failure undo 2 only; the SPI is someone else's, so it is left alone.
-  const spi = GUEST_VPL011_SPI;
+  const spi = info.spi ?? GUEST_VPL011_SPI;
   if (!d.vgic.reserveSpi(spi)) {
     d.evtchn.close(d.domid, port);
     throw new VuartError('EBUSY', `d${d.domid}: vuart SPI ${spi} is not available (reserved by another device?)`);
@@ -109,7 +115,7 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
       ...(log ? { log: (m: string) => log(`d${domid} ${m}`) } : {}),
       profile,
     });
-    region = d.mmio.register(GUEST_PL011_BASE, GUEST_PL011_SIZE, device, 'vpl011');
+    region = d.mmio.register(info.base ?? GUEST_PL011_BASE, GUEST_PL011_SIZE, device, 'vpl011');
   } catch (e) {
     device = undefined;
     d.vgic.setLevel(spi, false);
