@@ -50,6 +50,7 @@ import { type ConsoleRing, RING_CORRUPT, RING_EMPTY, XENCONS_IN_SIZE, XENCONS_OU
 import { RateLimitedLog, type LogSink } from '../util/ratelimit.js';
 import type { LineEventQueue } from '../xen/line-events.js';
 import { LoopbackFifo } from './loopback.js';
+import { ReceiveTimeout, RtMode } from './receive-timeout.js';
 import { HotF64, HotWord } from './hot-state.js';
 import { vregReg32Clearbits, vregReg32Extract, vregReg32Update } from '../util/vreg.js';
 import {
@@ -328,6 +329,16 @@ export class Vpl011 implements MmioHandler {
   private set fifoDepth(v: number) {
     this.hw[HotWord.FifoDepth] = v;
   }
+  /** pl011: the receive timeout in guest time (src/device/receive-timeout.ts). */
+  private readonly rto = new ReceiveTimeout();
+  private get rtMode(): RtMode {
+    return this.hw[HotWord.RtMode]!;
+  }
+  private set rtMode(v: RtMode) {
+    this.hw[HotWord.RtMode] = v;
+  }
+  /** in_prod as last seen by update(): a change is an arrival (the idle period starts again). */
+  private rtProd = 0;
   private readonly lineEvents: LineEventQueue | undefined;
   /** The line-event entry count (absolute) up to which the error interrupts have been raised ("received"). */
   private lineRaised = 0;
@@ -366,6 +377,7 @@ export class Vpl011 implements MmioHandler {
     this.lineEvents = ports.lineEvents;
     this.lineRaised = this.lineEvents?.tail() ?? 0;
     this.loopback = false;
+    this.rtMode = RtMode.Untimed;
     this.logUnhandled = new RateLimitedLog(ports.log);
     this.logWidth = new RateLimitedLog(ports.log);
     this.logEmpty = new RateLimitedLog(ports.log);
@@ -529,6 +541,7 @@ export class Vpl011 implements MmioHandler {
       case Reg.LCR_H:
         r.lcrh = vregReg32Update(r.lcrh, value, 0, width) & LCRH_MASK;
         r.divisor = ((r.ibrd << 6) | r.fbrd) >>> 0; // the 30-bit IBRD:FBRD:LCR_H latch (TRM 3.3.6)
+        this.rto.setDivisor(r.divisor); // the receive timeout follows the baud rate
         break;
       case Reg.CR:
         r.cr = vregReg32Update(r.cr, value, 0, width) & CR_MASK;
@@ -625,6 +638,34 @@ export class Vpl011 implements MmioHandler {
       this.counts.notifies++;
       this.notifyPort();
     }
+  }
+
+  /**
+   * pl011: give the device the guest's clock (ms of the guest's virtual counter), so RT is the TRM's 32-bit-period
+   * timeout once the guest programs a divisor (src/device/receive-timeout.ts). The sbsa profile ignores it.
+   */
+  setRxClock(clock: () => number): void {
+    if (!this.full) return;
+    this.rto.setClock(clock);
+    this.update(false);
+  }
+
+  /**
+   * The machine's safe point: a receive timeout that has elapsed with data waiting asserts RTRIS (an event for RT
+   * alone). Costs one comparison unless a timeout is pending.
+   */
+  rxTimeoutTick(): void {
+    if (this.rtMode !== RtMode.Waiting || this.inLevel === 0 || !this.rxOn || this.loopback) return;
+    if (this.rto.msLeft() > 0) return;
+    this.rtMode = RtMode.Due;
+    this.uartris = this.uartris | INT.RT;
+    this.update(false);
+  }
+
+  /** Ms until a pending receive timeout elapses (the machine's WFI sleeps no longer), or null when none is pending. */
+  msUntilRxTimeout(): number | null {
+    if (this.rtMode !== RtMode.Waiting || this.inLevel === 0 || !this.rxOn || this.loopback) return null;
+    return this.rto.msLeft();
   }
 
   // ---- inspection -------------------------------------------------------------------------------------------
@@ -740,7 +781,10 @@ export class Vpl011 implements MmioHandler {
     dev.hf[HotF64.BytesOut] = counters.bytesOut;
     dev.hf[HotF64.BytesIn] = counters.bytesIn;
     dev.hf[HotF64.TxWhileDisabled] = counters.txWhileDisabled;
-    if (regs) Object.assign(dev.regs, regs);
+    if (regs) {
+      Object.assign(dev.regs, regs);
+      dev.rto.setDivisor(regs.divisor);
+    }
     dev.deriveLevels();
     dev.ring.refresh();
     dev.update(false);
@@ -905,7 +949,21 @@ export class Vpl011 implements MmioHandler {
     let cond = 0;
     if (txL <= this.txiMaxOut) cond |= INT.TX;
     if (rxL >= this.rxiMinIn) cond |= INT.RX;
-    if (rxL > 0) cond |= INT.RT; // "receive timeout" = data present (bb2c1a1cc9; docs/DEVICE.md says why)
+    // RT: sbsa (and pl011 without a clock or a divisor) "data present" as Xen (bb2c1a1cc9); pl011 timed: after 32
+    // idle bit periods (rxTimeoutTick), not while waiting for them. Loopback: data present.
+    if (this.rto.timed) {
+      const prod = this.hw[HotWord.InProdSeen]!;
+      if (prod !== this.rtProd) {
+        this.rtProd = prod;
+        this.rto.arrived();
+        this.rtMode = RtMode.Waiting;
+      } else if (this.rtMode === RtMode.Untimed) {
+        // Timing starts (a divisor or the clock arrived): what is waiting already has waited; later arrivals are
+        // stamped here, so the native path leaves DR reads to us from now on (it does while the mode is not 0).
+        this.rtMode = RtMode.Due;
+      }
+    } else if (this.rtMode !== RtMode.Untimed) this.rtMode = RtMode.Untimed;
+    if (rxL > 0 && (this.loopback || this.rtMode !== RtMode.Waiting)) cond |= INT.RT;
     // The error interrupts are events, not levels: only ICR clears them.
     const ris = this.uartris;
     this.uartris = (event ? cond : ris & cond) | (ris & INT_ERRORS);

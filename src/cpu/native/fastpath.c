@@ -45,6 +45,7 @@
 #define HS_DEV_OUT_LEVEL 16
 #define HS_FIFO_DEPTH 17
 #define HS_JS_ONLY 18
+#define HS_RT_MODE 19 /* receive-timeout.ts RtMode: 0 untimed (RT = data present), 1 waiting (RT clear), 2 due */
 #define HS_ENABLED 20
 #define HS_LAST_FR 21 /* shared with Machine's FR spin detection (machine.ts lastFr / frRepeats) */
 #define HS_FR_REPEATS 22
@@ -61,7 +62,7 @@
 #define HF_MSR_TOTAL 4
 #define HF_MSR_PASSED 5
 #define HF_TIMER_CHECK_MONO_MS 6
-#define HOT_LAYOUT 0x70110002
+#define HOT_LAYOUT 0x70110003
 #define HOT_F64_OFFSET 128
 
 /* vpl011.ts NativeTail */
@@ -177,7 +178,7 @@ static int update_levels(int32_t *h, int event) {
   int32_t cond = 0;
   if ((int32_t)out_l <= h[HS_TXI_MAX_OUT]) cond |= INT_TX;
   if ((int32_t)rx_l >= h[HS_RXI_MIN_IN]) cond |= INT_RX;
-  if (rx_l > 0) cond |= INT_RT;
+  if (rx_l > 0 && h[HS_RT_MODE] != 1) cond |= INT_RT;
   int32_t ris = h[HS_RIS];
   h[HS_RIS] = (event ? cond : (ris & cond)) | (ris & INT_ERRORS);
   /* frFromLevels (vpl011.ts); never called in loopback (HS_JS_ONLY), so the levels are the rings'. */
@@ -311,7 +312,8 @@ uint64_t fp_mmio_read(void *uc, uint64_t offset, unsigned size, void *user) {
       }
     } else {
       h[HS_FR_REPEATS] = 0;
-      if (offset == REG_DR && h[HS_RX_ON] && !h[HS_JS_ONLY] && may_serve(h, s->doorbell)) {
+      /* A timed receive timeout needs each arrival stamped in guest time by the TypeScript device: DR reads there. */
+      if (offset == REG_DR && h[HS_RX_ON] && !h[HS_JS_ONLY] && !h[HS_RT_MODE] && may_serve(h, s->doorbell)) {
         int b = dr_read(s);
         if (b >= 0) {
           s->f[HF_NATIVE_MMIO] += 1;
