@@ -4,7 +4,7 @@
 // on the xencons rings (docs/DEVICE.md "FIFOs"): RX = the first 32 bytes of IN (1 with FEN = 0), TX = the last 32
 // bytes of OUT space (1 with FEN = 0), the ring before them being the line. sbsa profile: Xen's (FR from the ring
 // levels: 393a541f7d, b4637ed6cd; interrupts bb2c1a1cc9), which the SBSA generic UART leaves to the implementation.
-// RTI is "data present" in both (docs/DEVICE.md "Receive timeout" says why).
+// RTI here is untimed ("data present", as Xen: no clock given); test/receive-timeout.test.ts times it (docs/DEVICE.md "RTI").
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { deviceRig } from './lib/device-rig.js';

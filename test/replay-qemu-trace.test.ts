@@ -64,6 +64,7 @@ test('FEN = 0 with one character waiting: FR reads RXFF | TXFE = 0xc0 as the TRM
   assert.match(explainRead(0xfe8, 0x34, 0x14, undefined), /revision .* both valid, not a bug/);
   assert.match(explainRead(0x03c, 0x70, 0x30, undefined), /^RIS: RTIS \(bit 6, TRM 3\.3\.12\): TRM 2\.8\.4 .*documented approximation/);
   assert.match(explainRead(0x03c, 0x50, 0x30, undefined), /^RIS: bits 5,6 differ; see TRM 3\.3\.11/);
+  assert.match(explainRead(0x03c, 0x60, 0x30, undefined), /^RIS: RXIS \(bit 4, TRM 3\.3\.12\): .*IFLS.*ours is right, QEMU is wrong; RTIS/);
 });
 
 test('a file that is not a QEMU pl011 trace is refused with every bad line named, control bytes escaped, exit 2', () => {

@@ -39,9 +39,9 @@
 // Profiles (docs/DEVICE.md): a profile is a register decode, reset values and what the FIFO levels mean; both share
 // the FIFO/interrupt core below (readData / writeData / update). `sbsa` is Xen's. `pl011` is a full PL011 r1p5
 // (the TRM, ARM DDI 0183G) for Linux's AMBA driver and U-Boot: PeriphID/PCellID, ILPR, IBRD/FBRD latched by LCR_H,
-// LCR_H (FEN), CR, IFLS, DMACR RAZ/WI. The ring is still the FIFO (FR from the ring levels, as sbsa); only the
-// interrupt thresholds change: TXI/RXI compare the levels, seen through a 32-byte FIFO window, with IFLS
-// (depth 1 when LCR_H.FEN = 0). RTI = "data present" as upstream (there is no time to time out). CR.RXE = 0 holds
+// LCR_H (FEN), CR, IFLS, DMACR RAZ/WI. The FIFOs are windows on the rings (32 bytes, 1 when LCR_H.FEN = 0): FR
+// (frFromLevels) and the TXI/RXI thresholds (IFLS) are the TRM's over them. RTI after 32 idle bit periods in guest time once a clock and a divisor are given
+// (receive-timeout.ts), else "data present" as upstream. Loopback (CR.LBE), line errors in DR[11:8]. CR.RXE = 0 holds
 // input in the ring (never dropped); UARTEN/TXE = 0 do not stop TX (earlycon never sets UARTEN).
 
 import { type AccessWidth, type MmioHandler, MMIO_ABORT } from '../xen/mmio.js';
