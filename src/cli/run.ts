@@ -136,7 +136,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
 
   let userQuit = false;
   const escapes = new EscapeReader();
-  const note = (text: string) => process.stderr.write(`\r\n${text}\r\n`);
+  const note = (text: string) => process.stderr.write(`\n${text}\n`); // raw mode keeps ONLCR
   const onData = (chunk: Buffer) => {
     if (userQuit) return;
     const actions = tty ? escapes.feed(chunk) : [{ kind: 'data' as const, bytes: chunk as Uint8Array }];

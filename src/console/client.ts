@@ -190,7 +190,7 @@ export async function attachRawConsole(s: Socket, opts: RawAttachOptions = {}): 
       lingerTimer = setTimeout(() => finish(0), linger);
     };
     const escapes = new EscapeReader();
-    const note = (text: string) => process.stderr.write(`\r\n${text}\r\n`);
+    const note = (text: string) => process.stderr.write(`\n${text}\n`); // raw mode keeps ONLCR
     const send = (b: Uint8Array) => {
       if (opts.readOnly) return; // a watcher's keystrokes go nowhere (the daemon drops them too)
       if (!s.write(b)) {

@@ -235,7 +235,7 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
     const escapes = new EscapeReader();
     const todo: EscapeAction[] = [];
     let busy = false;
-    const note = (text: string) => notes.write(`\r\n${text}\r\n`);
+    const note = (text: string) => notes.write(`\n${text}\n`); // raw mode keeps ONLCR
     const sendBreak = async () => {
       const deadline = Date.now() + 30_000;
       while (!done && unackedBytes > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));

@@ -27,7 +27,7 @@ export function escapeHelp(quitWord: string): string {
     '  b       send a BREAK (Linux: the next key is a magic SysRq command, e.g. h = help)',
     '  ?       this list',
     '  Ctrl-]  send Ctrl-] to the guest',
-  ].join('\r\n');
+  ].join('\n'); // raw mode keeps the terminal's output processing (ONLCR): '\n' is a new line
 }
 
 /** A printable name for the key after Ctrl-] in the "unknown escape" hint. */

@@ -34,6 +34,8 @@ export interface WorkerInit {
   libraryPath?: string;
   /** Tests only: MachineOptions.sleepBounds. */
   sleepBounds?: SleepBounds;
+  /** MachineOptions.xenConsole: the vuart's backend is Xen (dom0less). */
+  xenConsole?: SharedArrayBuffer;
 }
 
 export const CONTROL_STOP = 0;

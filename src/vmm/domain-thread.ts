@@ -35,6 +35,8 @@ export interface DomainWorkerOptions {
   libraryPath?: string;
   /** Tests of wake paths only: the vCPU's doorbell sleep bounds (MachineOptions.sleepBounds). */
   sleepBounds?: SleepBounds;
+  /** The vuart's backend is Xen (dom0less): its buffers (createXenConsoleRegion), served by the console mux. */
+  xenConsole?: SharedArrayBuffer;
 }
 
 /** A running domain's worker, as its starter sees it. */
@@ -60,6 +62,7 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
     evtchn: opts.evtchn, magicPages: opts.magicPages, control, requests: requests.port2,
     profile: opts.vuart === 'pl011' ? 'pl011' : 'sbsa', libraryPath,
     ...(opts.sleepBounds ? { sleepBounds: opts.sleepBounds } : {}),
+    ...(opts.xenConsole ? { xenConsole: opts.xenConsole } : {}),
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, transferList: [requests.port2] });
   const tag = `d${opts.domid}`;

@@ -9,6 +9,7 @@ import { Gicv2 } from '../xen/gicv2.js';
 import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain.js';
 import { EventChannels } from '../xen/evtchn.js';
 import { domainVpl011Deinit, domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
+import { XenConsoleFrontend } from '../xen/xen-console.js';
 import { MMIO_ABORT } from '../xen/mmio.js';
 import { Reg } from '../device/spec.js';
 import { FrPollPacer } from '../device/poll-pacer.js';
@@ -67,6 +68,11 @@ export interface MachineOptions {
    * them far above its own deadline, so a missing wake fails the test instead of being covered by the bounded sleep.
    */
   sleepBounds?: SleepBounds;
+  /**
+   * The vuart's backend is Xen (dom0less, docs/DOM0LESS.md): its IN/OUT buffers, a region made by
+   * createXenConsoleRegion() and served by the console mux. Default: a console domain over the ring page.
+   */
+  xenConsole?: SharedArrayBuffer;
 }
 
 export interface SleepBounds {
@@ -135,6 +141,7 @@ export class Machine {
       profile: opts.profile ?? 'sbsa',
       base: layout.uart.base,
       spi: layout.uartIntid,
+      ...(opts.xenConsole ? { xen: new XenConsoleFrontend(opts.xenConsole, opts.domid) } : {}),
     });
     this.uartInst = vuartOf(this.domain);
     this.spin = this.uartInst?.ring.hot.w ?? new HotState().w;
@@ -143,16 +150,19 @@ export class Machine {
     const vpl011End = vpl011Base + XEN_PAGE_SIZE;
     const frAddr = vpl011Base + Reg.FR;
     const inst = this.uartInst;
+    // The native fast path serves FR/DR against the xencons ring only; with the backend in Xen every vpl011 access
+    // takes the TypeScript path (a DR write there may print a line or wait for the mux: not a C path's job).
+    const xencons = inst?.xencons;
     const lib = loadUnicorn(opts.libraryPath ?? unicornLibraryPath());
     ensureSelfTestCached(lib, selftestVerdictDir()); // ~90 ms saved per start once the library's verdict is known
     this.vcpu = new UnicornVcpu(lib, {
       // The native fast path serves FR/DR from the device's own hot state, and falls back to mmioRead/mmioWrite.
-      ...(inst
+      ...(inst && xencons
         ? {
             nativeUart: {
               base: vpl011Base,
-              hot: inst.ring.hot,
-              ringPage: inst.ring.page,
+              hot: xencons.hot,
+              ringPage: xencons.page,
               doorbell: opts.evtchn.doorbellView(opts.domid),
               lineEvents: opts.evtchn.lineEventWords(opts.domid),
               tail: (flags: number, prod: number, cons: number) => inst.device.nativeTail(flags, prod, cons),

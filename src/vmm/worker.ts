@@ -50,6 +50,7 @@ try {
     ...(init.libraryPath ? { libraryPath: init.libraryPath } : {}),
     profile: init.profile,
     ...(init.sleepBounds ? { sleepBounds: init.sleepBounds } : {}),
+    ...(init.xenConsole ? { xenConsole: init.xenConsole } : {}),
     // The machine polls this at its safe points (and whenever the doorbell moves, which a request's kick does):
     // requests are served there, before the stop flag is read.
     shouldStop: () => {
