@@ -301,15 +301,38 @@ test('UARTEN or TXE = 0: DR writes still reach the ring, counted, logged once (e
   assert.equal(logs.filter((l) => l.includes('UARTEN')).length, 1);
 });
 
-test('CR.LBE (loopback) is logged once and not emulated: data still goes to the console', () => {
-  const logs: string[] = [];
-  const { dev, backend } = rig('pl011', logs);
-  dev.write(Reg.CR, 4, 0x381);
-  dev.write(Reg.CR, 4, 0x381);
-  dev.write(Reg.DR, 1, 0x5a);
-  assert.deepEqual(Array.from(backend.drainOut()), [0x5a]);
-  assert.equal(dev.read(Reg.FR, 4) & FR.RXFE, FR.RXFE, 'nothing looped back');
-  assert.equal(logs.filter((l) => l.includes('LBE')).length, 1);
+test('CR.LBE (loopback, TRM 3.3.8): TX bytes come back on DR through the receive FIFO, not to the console; the ring input waits', () => {
+  const { dev, backend, fill } = rig('pl011');
+  fill('ring'); // input from the console, held while the wire is looped
+  dev.write(Reg.LCR_H, 4, LCRH.FEN | (3 << LCRH.WLEN_SHIFT));
+  dev.write(Reg.CR, 4, CR.UARTEN | CR.TXE | CR.RXE | CR.LBE);
+  assert.equal(dev.read(Reg.FR, 4) & FR.RXFE, FR.RXFE, 'the receiver sees the looped line only: empty');
+  for (const b of [0x6c, 0x6f, 0x6f, 0x70]) dev.write(Reg.DR, 4, b);
+  assert.equal(backend.outQueued(), 0, 'nothing went to the console');
+  assert.equal(dev.read(Reg.FR, 4) & (FR.RXFE | FR.TXFE), FR.TXFE, 'data waiting; the transmitter is empty');
+  const got: number[] = [];
+  while ((dev.read(Reg.FR, 4) & FR.RXFE) === 0) got.push(dev.read(Reg.DR, 4));
+  assert.deepEqual(got, [0x6c, 0x6f, 0x6f, 0x70], 'looped back in order, no error bits');
+  assert.equal(dev.counters.loopedBack, 4);
+  // 33 bytes into the 32-entry FIFO: the 33rd is lost, OE raised in RIS, and the next byte that goes in carries OE.
+  for (let i = 0; i < 33; i++) dev.write(Reg.DR, 4, i);
+  assert.equal(dev.read(Reg.FR, 4) & FR.RXFF, FR.RXFF, 'RXFF: the FIFO holds 32');
+  assert.equal(dev.read(Reg.RIS, 4) & INT.OE, INT.OE, 'OEIS');
+  assert.equal(dev.counters.loopbackOverruns, 1);
+  for (let i = 0; i < 32; i++) assert.equal(dev.read(Reg.DR, 4), i);
+  dev.write(Reg.DR, 4, 0x41);
+  assert.equal(dev.read(Reg.DR, 4), 0x841, 'DR[11] OE on the first byte after the overrun');
+  assert.equal(dev.read(Reg.RSR, 4), 0x8, 'RSR.OE');
+  // Character mode (FEN = 0): a one-entry holding register.
+  dev.write(Reg.LCR_H, 4, 3 << LCRH.WLEN_SHIFT);
+  dev.write(Reg.DR, 4, 0x31);
+  assert.equal(dev.read(Reg.FR, 4) & FR.RXFF, FR.RXFF, 'FEN = 0: one byte fills the holding register');
+  assert.equal(dev.read(Reg.DR, 4), 0x31);
+  // Loopback off: the console's input is there again, and TX goes to the console.
+  dev.write(Reg.CR, 4, CR.UARTEN | CR.TXE | CR.RXE);
+  dev.write(Reg.DR, 4, 0x21);
+  assert.deepEqual(Array.from(backend.drainOut()), [0x21]);
+  assert.equal(String.fromCharCode(dev.read(Reg.DR, 4), dev.read(Reg.DR, 4), dev.read(Reg.DR, 4), dev.read(Reg.DR, 4)), 'ring');
 });
 
 // ---- the drivers' sequences ----------------------------------------------------------------------------------------
@@ -600,7 +623,8 @@ function runActions(profile: Vpl011Profile, actions: Action[], start: number, co
       event = a.off === Reg.DR && a.w !== 8 && rxOn();
     } else if (a.k === 'w') {
       const before = dev.counters.bytesOut;
-      dev.write(a.off, a.w, a.v);
+      // Loopback (CR.LBE) takes the rings out of the path: its own test above; here the rings' invariants.
+      dev.write(a.off, a.w, a.off === Reg.CR ? a.v & ~CR.LBE : a.v);
       if (dev.counters.bytesOut > before) wroteOut.push(a.v & 0xff);
       const latching: number[] = [Reg.DR, Reg.IMSC, ...(profile === 'pl011' ? [Reg.CR, Reg.LCR_H, Reg.IFLS] : [])];
       event = a.w !== 8 && latching.includes(a.off);

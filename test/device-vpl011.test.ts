@@ -387,7 +387,7 @@ test('snapshot/restore round-trips state, re-derives FR and the line, and valida
   assert.equal(b.read(Reg.DR, 4), 0x68);
   const ports = { ring: ring2, irq: spiLine(vgic, 32), notify: () => {} };
   assert.throws(() => Vpl011.restore({ ...snap, version: 2 }, ports), RangeError);
-  assert.throws(() => Vpl011.restore({ ...snap, ris: 0x80 }, ports), RangeError);
+  assert.throws(() => Vpl011.restore({ ...snap, ris: 0x800 }, ports), RangeError);
   assert.throws(() => Vpl011.restore({ ...snap, imsc: -1 }, ports), RangeError);
   assert.throws(() => Vpl011.restore({ ...snap, counters: { bytesIn: 1.5 } }, ports), RangeError);
   assert.throws(() => Vpl011.restore(null, ports), TypeError);

@@ -182,7 +182,7 @@ describe('two Linux guests on one console', () => {
   });
 });
 
-test('on a terminal (a pty via script(1)): Ctrl-a x3 switches, Ctrl-] destroys every domain, our lines start on their own', async (t) => {
+test('on a terminal (a pty via script(1)): Ctrl-a x3 switches, Ctrl-] ? lists the escapes, Ctrl-] . destroys every domain, our lines start on their own', async (t) => {
   if (spawnSync('script', ['--version']).status !== 0) return t.skip('script(1) is not installed');
   const hello = buildBareGuestFile('hello');
   const a = cfg('ta', { kind: 'bare', kernel: hello, memory: 16 });
@@ -205,13 +205,15 @@ test('on a terminal (a pty via script(1)): Ctrl-a x3 switches, Ctrl-] destroys e
     await until(/\(XEN\) ab/, 30_000); // echoed while DOM1 has the focus (after a switch it would be a held DOM1 line)
     child.stdin.write(SWITCH + 'cd');
     await until(/\(XEN\) cd/, 30_000);
-    child.stdin.write('\x1d');
+    child.stdin.write('\x1d?');
+    await until(/Ctrl-\]  send Ctrl-\] to the guest/, 30_000);
+    child.stdin.write('\x1d.');
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     const code = await exited;
     clearTimeout(timer);
     assert.equal(code, 0);
-    assert.match(out, /\(XEN\) ab\r\n\(XEN\) \*\*\* Serial input to DOM2 \(type 'CTRL-a' three times to switch input\)\r\n\(XEN\) cd\r\nvpl011: DOM\d \(t[ab]\): destroyed\r\n/);
-    assert.match(out, /console closed \(Ctrl-\]\); domains destroyed/);
+    assert.match(out, /\(XEN\) ab\r\n\(XEN\) \*\*\* Serial input to DOM2 \(type 'CTRL-a' three times to switch input\)\r\n\(XEN\) cd\r\n[^]*?Ctrl-\]  send Ctrl-\] to the guest\r\nvpl011: DOM\d \(t[ab]\): destroyed\r\n/);
+    assert.match(out, /console closed \(Ctrl-\] \.\); domains destroyed/);
   } finally {
     child.kill('SIGKILL');
   }

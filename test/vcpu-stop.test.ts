@@ -1,6 +1,6 @@
 // Issue 7 §1: a guest can always be stopped. Real guests that never reach a safe point (guests/bare/spin.S: `b .`,
 // or a loop on a RAM flag; Linux with console=hvc0, which panics and loops in mdelay with interrupts off) are ended
-// by --timeout, SIGINT/SIGTERM, Ctrl-] through a pty, DomainThread.stop() and the daemon's destroy. The bound is
+// by --timeout, SIGINT/SIGTERM, Ctrl-] . through a pty, DomainThread.stop() and the daemon's destroy. The bound is
 // generous (a loaded 2-core machine); the typical figure is in docs/CPU.md. Before the fix each of these ran forever
 // (or 10 s for destroy, through SIGKILL).
 import { after } from 'node:test';
@@ -74,7 +74,7 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   });
 }
 
-test('Ctrl-] at a terminal (a pty through script(1)) ends a guest in b .', { timeout: 30_000 }, async () => {
+test('Ctrl-] . at a terminal (a pty through script(1)) ends a guest in b .', { timeout: 30_000 }, async () => {
   const cmd = `'${process.execPath}' '${CLI}' run --bare --kernel '${SPIN}'`;
   const child = spawn('script', ['-qfec', cmd, '/dev/null'], { stdio: 'pipe' });
   let out = '';
@@ -85,13 +85,13 @@ test('Ctrl-] at a terminal (a pty through script(1)) ends a guest in b .', { tim
     while (!out.includes('spinning') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.ok(out.includes('spinning'), `no guest output: ${out}`);
     const t0 = performance.now();
-    child.stdin.write('\x1d');
+    child.stdin.write('\x1d.');
     const timer = setTimeout(() => child.kill('SIGKILL'), STOP_BOUND_MS + 5000);
     const code = await exited;
     clearTimeout(timer);
     const ms = performance.now() - t0;
     assert.equal(code, 0, out);
-    assert.match(out, /console closed \(Ctrl-\]\); domain destroyed/);
+    assert.match(out, /console closed \(Ctrl-\] \.\); domain destroyed/);
     assert.ok(ms < STOP_BOUND_MS, `took ${ms.toFixed(0)} ms`);
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');

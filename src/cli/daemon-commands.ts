@@ -197,8 +197,19 @@ export function registerDaemonCommands(program: Command): void {
     });
 
   program
+    .command('send-break')
+    .description("send a BREAK on a domain's console, after the input already sent (Linux: the next key is a SysRq command)")
+    .argument('<domain>', 'name or id')
+    .addOption(new Option('--error <kind>', 'send a character with this line error instead of a BREAK').choices(['framing', 'parity']))
+    .addOption(runDirOpt())
+    .action(async (domain: string, opts: { runDir?: string; error?: 'framing' | 'parity' }) => {
+      const runDir = await runDirOf(opts);
+      await ask(runDir, { op: 'line-event', domain, event: opts.error ?? 'break' });
+    });
+
+  program
     .command('console')
-    .description("attach to a domain's console (Ctrl-] detaches; scriptable when stdin is not a terminal)")
+    .description("attach to a domain's console (Ctrl-] . detaches, Ctrl-] b sends a BREAK, Ctrl-] ? lists the escapes; scriptable when stdin is not a terminal)")
     .argument('[domain]', 'name or id (not with --tcp)')
     .addOption(runDirOpt())
     .option('-r, --read-only', 'watch only: typing is not delivered')

@@ -38,7 +38,7 @@ export function buildProgram(): Command {
 
   program
     .command('run')
-    .description('boot a guest (default: Debian Linux + busybox) with its console on this terminal; Ctrl-] quits')
+    .description('boot a guest (default: Debian Linux + busybox) with its console on this terminal; Ctrl-] . quits, Ctrl-] ? lists the escapes (Ctrl-] b = BREAK)')
     .option('-c, --config <file>', 'guest config file (xl.cfg-like)')
     .option('-k, --kernel <file>', 'kernel Image, ELF or raw binary')
     .option('-i, --initrd <file>', 'initramfs')

@@ -1,16 +1,16 @@
 // `vpl011 run a.cfg b.cfg ...` / `vpl011 run --dom0less`: several domains on this terminal with the vpl011
 // backend in Xen (docs/DOM0LESS.md). The terminal is Xen's serial console: Ctrl-a three times moves the input
-// focus, Ctrl-] (on a terminal) destroys every domain and ends the run, --timeout ends it with 124.
+// focus, Ctrl-] . (on a terminal; the escapes of src/console/escape.ts) destroys every domain and ends the run,
+// --timeout ends it with 124.
 import { constants as osConstants } from 'node:os';
 import { ConfigError, type GuestConfig } from '../toolstack/config.js';
 import { BuildError } from '../toolstack/build.js';
 import { ensureUnicorn } from '../toolstack/fetch.js';
 import { printableLine } from '../util/quote.js';
-import { CTRL_RIGHT_BRACKET } from '../util/self.js';
 import { Dom0lessError, startDom0less, type Dom0lessRun } from '../console/dom0less.js';
 import { resolveGuestConfig, type RunOptions } from './run.js';
 import { errorMessage } from '../util/errors.js';
-
+import { EscapeReader, escapeHelp, keyName } from '../console/escape.js';
 const say = (s: string) => {
   for (const line of s.split('\n')) process.stderr.write(`vpl011: ${printableLine(line)}\n`);
 };
@@ -40,20 +40,30 @@ export async function runDom0lessCommand(opts: Dom0lessRunOptions): Promise<numb
     return e instanceof ConfigError || e instanceof BuildError || e instanceof Dom0lessError ? 2 : 1;
   }
   const names = run.domains.map((d) => `DOM${d.domid} = ${d.name}`).join(', ');
-  say(`dom0less: ${names}; Ctrl-a three times switches the input${tty ? ', Ctrl-] quits' : ''}`);
+  say(`dom0less: ${names}; Ctrl-a three times switches the input${tty ? ', Ctrl-] . quits, Ctrl-] ? lists the escapes' : ''}`);
 
   let userQuit = false;
+  const escapes = new EscapeReader();
+  // On its own lines, not after a guest's prompt (as sayOwnLine below).
+  const note = (text: string) => {
+    if (process.stdout.isTTY && process.stderr.isTTY) run.mux.endLine();
+    process.stderr.write(`${text}\n`);
+  };
   const onData = (chunk: Buffer) => {
-    let data: Uint8Array = chunk;
-    if (tty) {
-      const i = chunk.indexOf(CTRL_RIGHT_BRACKET);
-      if (i >= 0) {
-        data = chunk.subarray(0, i);
+    if (userQuit) return;
+    const actions = tty ? escapes.feed(chunk) : [{ kind: 'data' as const, bytes: chunk as Uint8Array }];
+    for (const a of actions) {
+      if (a.kind === 'data') {
+        if (a.bytes.length > 0 && !run.mux.input(a.bytes)) stdin.pause();
+      } else if (a.kind === 'quit') {
         userQuit = true;
-      }
+        void run.stop();
+        return;
+      } else if (a.kind === 'help') note(escapeHelp('quit (every domain is destroyed)'));
+      // Xen's own console (the dom0less backend) carries bytes only: no line events to its domains.
+      else if (a.kind === 'break') note('vpl011: no BREAK on the dom0less console (Xen-backed consoles carry bytes only)');
+      else note(`vpl011: Ctrl-] ${keyName(a.key)} is not an escape (nothing sent); Ctrl-] ? lists them`);
     }
-    if (data.length > 0 && !run.mux.input(data)) stdin.pause();
-    if (userQuit) void run.stop();
   };
   run.mux.onInputSpace = () => stdin.resume();
   // Node's raw mode keeps the terminal's output processing (ONLCR): '\n' needs no translation.
@@ -116,6 +126,6 @@ export async function runDom0lessCommand(opts: Dom0lessRunOptions): Promise<numb
     say(`timed out after ${opts.timeout} s; domains destroyed`);
     return 124;
   }
-  if (userQuit) say('console closed (Ctrl-]); domains destroyed');
+  if (userQuit) say('console closed (Ctrl-] .); domains destroyed');
   return crashed ? 1 : 0;
 }

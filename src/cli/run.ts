@@ -1,16 +1,17 @@
 // `vpl011 run`: build a guest, start its vCPU in a worker thread, and be its console backend in this thread, with
-// the console on the terminal (raw mode, Ctrl-] quits) or, when stdin is not a terminal, on plain pipes.
+// the console on the terminal (raw mode, Ctrl-] escapes: src/console/escape.ts) or, when stdin is not a terminal,
+// on plain pipes.
 import { closeSync, createWriteStream, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { ConfigError, checkGuestConfig, defaultGuestConfig, inputWaitsForListener, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
 import { OutputFileError, openOutputFile } from '../util/output-file.js';
 import { printableLine } from '../util/quote.js';
-import { CTRL_RIGHT_BRACKET } from '../util/self.js';
 import { BuildError, firmwarePayloadHint } from '../toolstack/build.js';
 import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { startGuest, type RunningGuest } from '../console/guest-session.js';
 import { errorMessage } from '../util/errors.js';
+import { EscapeReader, escapeHelp, keyName } from '../console/escape.js';
 
 export interface RunOptions {
   config?: string;
@@ -135,17 +136,32 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   guest.console.addSink(process.stdout, { label: 'stdout' });
 
   let userQuit = false;
+  const escapes = new EscapeReader();
+  const note = (text: string) => process.stderr.write(`\n${text}\n`); // raw mode keeps ONLCR
   const onData = (chunk: Buffer) => {
-    let data: Uint8Array = chunk;
-    if (tty) {
-      const i = chunk.indexOf(CTRL_RIGHT_BRACKET);
-      if (i >= 0) {
-        data = chunk.subarray(0, i);
-        userQuit = true;
+    if (userQuit) return;
+    const actions = tty ? escapes.feed(chunk) : [{ kind: 'data' as const, bytes: chunk as Uint8Array }];
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'data':
+          if (a.bytes.length > 0 && !guest.console.queueInput(a.bytes)) stdin.pause();
+          break;
+        case 'break':
+          // In order with what was typed before it; a console full of queued BREAKs refuses more (counted).
+          if (!guest.console.queueLineEvent('break')) note('vpl011: BREAK not sent: too many line events waiting for the guest');
+          break;
+        case 'help':
+          note(escapeHelp('quit (the domain is destroyed)'));
+          break;
+        case 'unknown':
+          note(`vpl011: Ctrl-] ${keyName(a.key)} is not an escape (nothing sent); Ctrl-] ? lists them`);
+          break;
+        case 'quit':
+          userQuit = true;
+          void guest.stop();
+          return;
       }
     }
-    if (data.length > 0 && !guest.console.queueInput(data)) stdin.pause();
-    if (userQuit) void guest.stop();
   };
   guest.console.onInputSpace = () => stdin.resume();
   if (tty) stdin.setRawMode(true);
@@ -204,7 +220,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       say('guest asked for a reset; the run ends here (no reboot)');
       return 0;
     case 'stopped':
-      if (userQuit) say('console closed (Ctrl-]); domain destroyed');
+      if (userQuit) say('console closed (Ctrl-] .); domain destroyed');
       return 0;
     case 'crashed':
     default:

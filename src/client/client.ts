@@ -7,8 +7,9 @@ import type { Response } from '../daemon/protocol.js';
 import { ensurePrivateDir, runPaths } from '../daemon/paths.js';
 import { socketAnswers } from '../daemon/socket-probe.js';
 import { loadDaemonOptions } from '../daemon/daemon-options.js';
-import { CTRL_RIGHT_BRACKET, VPL011_BIN as BIN } from '../util/self.js';
+import { VPL011_BIN as BIN } from '../util/self.js';
 import { Vpl011Error } from '../util/errors.js';
+import { EscapeReader, escapeHelp, keyName } from '../console/escape.js';
 
 
 /** The daemon cannot be reached or broke the protocol (EIO), or refused the request (RequestRefused: EINVAL). */
@@ -164,7 +165,8 @@ export interface RawAttachOptions {
 
 /**
  * A terminal or pipes on a console connection that carries raw bytes both ways: an authenticated TCP console
- * (./tcp-console.ts). TTY input: raw mode, Ctrl-] detaches. Pipe input: stays until the input ends and output has
+ * (./tcp-console.ts). TTY input: raw mode, the Ctrl-] escapes of ./escape.ts (Ctrl-] . detaches; a BREAK needs the
+ * daemon, so Ctrl-] b says to use `vpl011 send-break`). Pipe input: stays until the input ends and output has
  * been quiet for lingerMs (or the far end closes, or timeoutMs). Resolves with an exit code. (`vpl011 console` over
  * the daemon's socket is ./console-session.ts: framed and resumable.)
  */
@@ -209,19 +211,24 @@ export async function attachRawConsole(s: Socket, opts: RawAttachOptions = {}): 
       if (lingerTimer) clearTimeout(lingerTimer);
       lingerTimer = setTimeout(() => finish(0), linger);
     };
-    const onInput = (chunk: Buffer | string) => {
-      let b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      if (tty) {
-        const i = b.indexOf(CTRL_RIGHT_BRACKET);
-        if (i >= 0) {
-          if (i > 0 && !opts.readOnly) s.write(b.subarray(0, i));
-          return finish(0);
-        }
-      }
+    const escapes = new EscapeReader();
+    const note = (text: string) => process.stderr.write(`\n${text}\n`); // raw mode keeps ONLCR
+    const send = (b: Uint8Array) => {
       if (opts.readOnly) return; // a watcher's keystrokes go nowhere (the daemon drops them too)
       if (!s.write(b)) {
         input.pause();
         s.once('drain', () => input.resume());
+      }
+    };
+    const onInput = (chunk: Buffer | string) => {
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      if (!tty) return send(b);
+      for (const a of escapes.feed(b)) {
+        if (a.kind === 'data') send(a.bytes);
+        else if (a.kind === 'quit') return finish(0);
+        else if (a.kind === 'help') note(escapeHelp('detach'));
+        else if (a.kind === 'break') note('vpl011: no BREAK over a raw TCP console: use `vpl011 send-break NAME`');
+        else note(`vpl011: Ctrl-] ${keyName(a.key)} is not an escape (nothing sent); Ctrl-] ? lists them`);
       }
     };
     const onEnd = () => {

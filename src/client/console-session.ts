@@ -11,9 +11,9 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { runPaths } from '../daemon/paths.js';
 import { FrameError, FrameReader } from '../daemon/frames.js';
-import { RequestRefused, answerTimeoutMs, connect, ensureDaemon, isTerminal, readResponse, releaseInput, type ConsoleInput } from './client.js';
-import { CTRL_RIGHT_BRACKET } from '../util/self.js';
+import { RequestRefused, answerTimeoutMs, connect, controlRequest, ensureDaemon, isTerminal, readResponse, releaseInput, type ConsoleInput } from './client.js';
 import { errorMessage } from '../util/errors.js';
+import { EscapeReader, escapeHelp, keyName, type EscapeAction } from '../console/escape.js';
 
 /** Typed input not yet acknowledged that the client keeps (and would re-send); past it, input is paused. */
 export const UNACKED_LIMIT = 1 << 20;
@@ -35,7 +35,8 @@ export interface AttachOptions {
 }
 
 /**
- * Attach to a domain's console. TTY input: raw mode, Ctrl-] detaches. Pipe input: stays until the input ends, is
+ * Attach to a domain's console. TTY input: raw mode, Ctrl-] escapes (src/console/escape.ts: . detaches, b sends a
+ * BREAK after everything typed before it has reached the guest). Pipe input: stays until the input ends, is
  * acknowledged, and output has been quiet for lingerMs (or the domain ends, or timeoutMs). Resolves with an exit code.
  */
 export async function attachConsole(runDir: string, domain: string, opts: AttachOptions = {}): Promise<number> {
@@ -226,17 +227,58 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
       if (unackedBytes >= UNACKED_LIMIT) input.pause();
     };
 
-    const onInput = (chunk: Buffer | string) => {
-      const b = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk);
-      if (tty) {
-        const i = b.indexOf(CTRL_RIGHT_BRACKET);
-        if (i >= 0) {
-          if (i > 0 && !readOnly) send(b.subarray(0, i));
-          return finish(0);
+    // Terminal input, in order: data, and escape commands. A BREAK goes by a control request once what was typed
+    // before it is acknowledged (in the guest's ring), and what is typed after it waits for the answer: so the
+    // guest sees the keys and the BREAK in the order they were typed (Linux: BREAK, then the SysRq key).
+    const escapes = new EscapeReader();
+    const todo: EscapeAction[] = [];
+    let busy = false;
+    const note = (text: string) => notes.write(`\n${text}\n`); // raw mode keeps ONLCR
+    const sendBreak = async () => {
+      const deadline = Date.now() + 30_000;
+      while (!done && unackedBytes > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      if (done) return;
+      try {
+        const res = await controlRequest(runDir, { op: 'line-event', domain, event: 'break' });
+        if (!res.ok) note(`vpl011: BREAK not sent: ${res.error}`);
+      } catch (e) {
+        note(`vpl011: BREAK not sent: ${errorMessage(e)}`);
+      }
+    };
+    const work = async () => {
+      if (busy) return;
+      busy = true;
+      while (!done && todo.length > 0) {
+        const a = todo.shift()!;
+        switch (a.kind) {
+          case 'data':
+            if (!readOnly) send(Buffer.from(a.bytes)); // a watcher's keystrokes go nowhere (the daemon drops them too)
+            break;
+          case 'quit':
+            busy = false;
+            return finish(0);
+          case 'help':
+            note(escapeHelp('detach (the domain keeps running)'));
+            break;
+          case 'unknown':
+            note(`vpl011: Ctrl-] ${keyName(a.key)} is not an escape (nothing sent); Ctrl-] ? lists them`);
+            break;
+          case 'break':
+            if (readOnly) note('vpl011: read-only: no BREAK');
+            else await sendBreak();
+            break;
         }
       }
-      if (readOnly) return; // a watcher's keystrokes go nowhere (the daemon drops them too)
-      send(b);
+      busy = false;
+    };
+    const onInput = (chunk: Buffer | string) => {
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk);
+      if (!tty) {
+        if (!readOnly) send(b);
+        return;
+      }
+      todo.push(...escapes.feed(b));
+      void work();
     };
     const onEnd = () => {
       inputEnded = true;

@@ -66,6 +66,7 @@ export async function startGuest(config: GuestConfig, opts: GuestSessionOptions 
     localPort,
     policy: opts.policy ?? 'keep',
     report,
+    ...(config.rxOverrun ? { overrun: config.rxOverrun } : {}),
   });
   if (opts.holdInputUntilListening) {
     console.holdInput = true;

@@ -20,6 +20,8 @@ export interface NativeUartBinding {
   readonly ringPage: Uint8Array;
   /** The domain's doorbell word (a 1-element view into the event-channel table). */
   readonly doorbell: Int32Array;
+  /** The domain's line-event area (src/xen/line-events.ts): DR reads go to JS while an entry waits. */
+  readonly lineEvents: Int32Array;
   /** Vpl011.nativeTail. */
   tail(flags: number, prod: number, cons: number): void;
   /** Whether the C path may serve accesses now (the device is the domain's vuart and the domain is alive). */
@@ -27,7 +29,7 @@ export interface NativeUartBinding {
 }
 
 interface FastLib {
-  fp_new(hot: Uint8Array, page: Uint8Array, doorbell: Int32Array): unknown;
+  fp_new(hot: Uint8Array, page: Uint8Array, doorbell: Int32Array, lineEvents: Int32Array): unknown;
   fp_set_js(s: unknown, rd: unknown, wr: unknown, msr: unknown, tail: unknown): void;
   fp_free(s: unknown): void;
   fp_mmio_read_ptr(): unknown;
@@ -79,7 +81,7 @@ export function loadNative(): FastLib | null {
     const f = (s: string) => l.func(s);
     koffi.proto('void vpl011_fp_tail_cb(int flags, uint32_t prod, uint32_t cons)');
     const fl = {
-      fp_new: f('void *fp_new(void *hot, void *page, void *doorbell)'),
+      fp_new: f('void *fp_new(void *hot, void *page, void *doorbell, void *line_events)'),
       fp_set_js: f('void fp_set_js(void *s, vpl011_uc_mmio_read_cb *rd, vpl011_uc_mmio_write_cb *wr, vpl011_uc_sys_cb *msr, vpl011_fp_tail_cb *tail)'),
       fp_free: f('void fp_free(void *s)'),
       fp_mmio_read_ptr: f('void *fp_mmio_read_ptr(void)'),
@@ -123,7 +125,7 @@ export class NativeFastPath {
     readonly uart: NativeUartBinding,
     private readonly timerCheckMs: () => number,
   ) {
-    const s = l.fp_new(new Uint8Array(uart.hot.buffer), uart.ringPage, uart.doorbell);
+    const s = l.fp_new(new Uint8Array(uart.hot.buffer), uart.ringPage, uart.doorbell, uart.lineEvents);
     if (s === null) throw new Error('native fast path: hot-state layout mismatch (rebuild: scripts/build-native.sh)');
     this.s = s;
     const w = uart.hot.w;

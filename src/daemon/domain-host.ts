@@ -114,6 +114,7 @@ export async function runDomainHost(specPath: string): Promise<number> {
     // Input typed or piped before a Linux guest's driver opens the port would be drained and lost (amba-pl011).
     ...(inputWaitsForListener(spec.config) ? { inputHeld: true } : {}),
     ...(spec.tcp ? { tcp: spec.tcp } : {}),
+    ...(spec.config.rxOverrun === 'strict' ? { rxOverrun: 'strict' as const } : {}),
     startedAt: new Date().toISOString(),
   };
   writeRecord(paths.domainsDir, rec);

@@ -7,6 +7,10 @@ import { quote } from '../util/quote.js';
 import { invalid, valid, type Checked } from '../util/errors.js';
 import { INSTANCE_RE, NAME_RE } from './records.js';
 
+/** The line events a client may send: a BREAK, or a character with a framing or parity error. */
+export type LineEventName = 'break' | 'framing' | 'parity';
+export const LINE_EVENT_NAMES: readonly LineEventName[] = ['break', 'framing', 'parity'];
+
 /** A request line longer than this is refused (and the connection closed): bounded buffering per client. */
 export const MAX_REQUEST_LINE = 64 * 1024;
 
@@ -21,6 +25,8 @@ export type Request =
       tcp?: { host: string; port: number };
     }
   | { op: 'destroy'; domain: string }
+  /** A line event on the domain's console, after the input queued so far (docs/DEVICE.md "Line events"). */
+  | { op: 'line-event'; domain: string; event: LineEventName }
   /** Start the web console if it is not running (at `listen`, default 127.0.0.1:8011) and return its URLs. */
   | { op: 'web'; listen?: string; public?: boolean }
   | {
@@ -47,6 +53,9 @@ export interface DomainInfo {
   dropped: number;
   corrupt: number;
   discardedInput: number;
+  /** Line events (BREAK, framing/parity errors) delivered to the guest, and input lost to rx_overrun = "strict". */
+  lineEvents?: number;
+  rxOverrun?: number;
   /** Times output stopped because a client was full (`keep`): the guest was throttled. */
   throttled: number;
   /** When the domain was started (ISO 8601): the web page shows its uptime. */
@@ -99,6 +108,7 @@ export function parseRequest(line: string): Request | string {
     list: ['op', 'secrets'],
     up: ['op', 'name', 'config', 'tcp'],
     destroy: ['op', 'domain'],
+    'line-event': ['op', 'domain', 'event'],
     attach: ['op', 'domain', 'readOnly', 'session', 'offset', 'instance', 'inputAcked'],
     web: ['op', 'listen', 'public'],
   };
@@ -115,6 +125,13 @@ export function parseRequest(line: string): Request | string {
     case 'destroy': {
       const d = domainRef(r.domain);
       return d === undefined ? 'domain: expected a domain name or id' : { op: 'destroy', domain: d };
+    }
+    case 'line-event': {
+      const d = domainRef(r.domain);
+      if (d === undefined) return 'domain: expected a domain name or id';
+      const e = LINE_EVENT_NAMES.find((n) => n === r.event);
+      if (e === undefined) return `event: expected one of ${LINE_EVENT_NAMES.join(', ')}`;
+      return { op: 'line-event', domain: d, event: e };
     }
     case 'attach': {
       const d = domainRef(r.domain);

@@ -27,6 +27,8 @@ export interface DomainRecord {
    * and discards up to 64 waiting bytes when it opens the port). The domain host clears it when the guest listens.
    */
   inputHeld?: boolean;
+  /** The config's rx_overrun = "strict": the console loses input that finds IN full (counted, OE). Absent: backpressure. */
+  rxOverrun?: 'strict';
   /** Why it stopped, once state is shutdown/crashed. */
   reason?: string;
   message?: string;
@@ -65,6 +67,7 @@ function recordProblem(v: unknown): string | undefined {
     if (typeof t !== 'object' || t === null || typeof t.host !== 'string' || !isInt(t.port, 0, 65535)) return 'tcp: invalid';
   }
   if (r.inputHeld !== undefined && typeof r.inputHeld !== 'boolean') return 'inputHeld: invalid';
+  if (r.rxOverrun !== undefined && r.rxOverrun !== 'strict') return 'rxOverrun: invalid';
   for (const k of ['reason', 'message'] as const) {
     if (r[k] !== undefined && (typeof r[k] !== 'string' || (r[k] as string).length > 4096)) return `${k}: invalid`;
   }

@@ -89,6 +89,7 @@ export class ServedConsole implements ResumableConsole {
         backendDomid: BACKEND_DOMID,
         localPort: this.localPort,
         policy: set.policy,
+        ...(rec.rxOverrun ? { overrun: rec.rxOverrun } : {}),
         ...(set.limit !== undefined ? { limit: set.limit } : {}),
         report: guestReports(say),
         recorder: (chunk, cons) => lg.record(chunk, cons),

@@ -32,6 +32,12 @@ export const HotWord = {
   WarnedTxOff: 14,
   DevInLevel: 15,
   DevOutLevel: 16,
+  /** pl011: the FIFO depth FR reports through (32 with LCR_H.FEN, 1 without); 0: sbsa (FR from the whole ring). */
+  FifoDepth: 17,
+  /** 1 while only the TypeScript device may take DR and the IMSC/ICR writes (pl011 loopback, CR.LBE). */
+  JsOnly: 18,
+  /** pl011 receive timeout (src/device/receive-timeout.ts RtMode): 0 untimed, 1 waiting (RT clear), 2 due. */
+  RtMode: 19,
   // The vCPU side's words (the native fast path's and the machine's; the TypeScript device never reads them).
   /** 1 while the C path may serve accesses (the device is the domain's vuart and the domain is alive). */
   Enabled: 20,
@@ -70,7 +76,7 @@ export const HOT_F64_OFFSET = HOT_WORDS * 4;
 export const HOT_F64_SLOTS = 8;
 export const HOT_BYTES = HOT_F64_OFFSET + HOT_F64_SLOTS * 8;
 /** Checked by the C side at bind time (a layout mismatch refuses the fast path rather than corrupting state). */
-export const HOT_LAYOUT = 0x7011_0001;
+export const HOT_LAYOUT = 0x7011_0003;
 
 /** One region: its int32 words and float64 slots. */
 export class HotState {

@@ -93,6 +93,34 @@ export interface ConsolePort {
   putOut(byte: number): number;
 }
 
+// ---- line events: what the console backend says about a received byte besides its value ------------------------
+
+/** One line event: the IN-ring position (in_prod value) of the byte, and its error bits (DR[11:8] >> 8, TRM 3.3.1). */
+export interface LineEventEntry {
+  pos: number;
+  bits: number;
+}
+
+/**
+ * The consumer end of a domain's line-event queue (BREAK, framing/parity errors, overrun), as the device uses it;
+ * implemented by src/xen/line-events.ts LineEventQueue over host-only shared memory (never guest RAM).
+ */
+export interface LineEventSource {
+  /** Entries waiting (0 after a resynchronisation of an out-of-range head). */
+  pending(): number;
+  /** The oldest waiting entry, or undefined. */
+  peek(): LineEventEntry | undefined;
+  /** Drop the oldest entry (after peek()). */
+  take(): void;
+  /** The i-th waiting entry from the oldest (0-based), or undefined. */
+  at(i: number): LineEventEntry | undefined;
+  /** Entries ever posted / taken (u32 counts; head - tail = pending). */
+  head(): number;
+  tail(): number;
+  /** The bits of the entry with absolute number n (tail <= n < head). */
+  bitsOf(n: number): number;
+}
+
 // ---- the notifier ------------------------------------------------------------------------------------------------
 
 /** Signal the console backend (Xen: notify_via_xen_event_channel). */

@@ -64,16 +64,22 @@ export type INT = (typeof INT)[keyof typeof INT];
 
 /** All defined interrupt bits (ICR writes of other bits do nothing). */
 export const INT_ALL = 0x7ff;
-/** The interrupts vpl011 can raise (Xen: RXI, TXI, RTI; errors and modem never happen on a ring). */
-export const INT_DRIVEN = INT.RX | INT.TX | INT.RT;
+/** The receive error interrupts (FE/PE/BE/OE, TRM 3.3.12): RIS bits 10:7 are the received character's DR bits 11:8. */
+export const INT_ERRORS = INT.FE | INT.PE | INT.BE | INT.OE;
+/** RSR bits 3:0 (FE, PE, BE, OE) shifted to their RIS bits 10:7. */
+export const RSR_TO_INT_SHIFT = 7;
+/** The interrupts vpl011 can raise: RXI, TXI, RTI (Xen's) and the receive errors the backend reports (line events). */
+export const INT_DRIVEN = INT.RX | INT.TX | INT.RT | INT_ERRORS;
 
 /** SBSA_UART_FIFO_SIZE (Xen vpl011.h): the FIFO depth guests assume (Linux sbsa-uart fifosize = 32). */
 export const SBSA_UART_FIFO_SIZE = 32;
 /** SBSA_UART_FIFO_LEVEL: the 1/2 trigger level in bytes, used by Xen against the ring sizes (bb2c1a1cc9). */
 export const SBSA_UART_FIFO_LEVEL = SBSA_UART_FIFO_SIZE / 2;
 
-/** DR: the data bits written to / read from the ring; bits 8-11 are OE/BE/PE/FE, never set by vpl011. */
+/** DR: the data bits written to / read from the ring. */
 export const DR_DATA_MASK = 0xff;
+/** DR bits 11:8 on a read: FE, PE, BE, OE of that character (TRM 3.3.1); also RSR bits 3:0 (3.3.2). */
+export const DR_ERROR_SHIFT = 8;
 
 // ---- the full PL011 (profile `pl011`): registers the SBSA subset leaves out --------------------------------------
 

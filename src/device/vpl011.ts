@@ -40,9 +40,9 @@
 // Profiles (docs/DEVICE.md): a profile is a register decode, reset values and what the FIFO levels mean; both share
 // the FIFO/interrupt core below (readData / writeData / update). `sbsa` is Xen's. `pl011` is a full PL011 r1p5
 // (the TRM, ARM DDI 0183G) for Linux's AMBA driver and U-Boot: PeriphID/PCellID, ILPR, IBRD/FBRD latched by LCR_H,
-// LCR_H (FEN), CR, IFLS, DMACR RAZ/WI. The ring is still the FIFO (FR from the ring levels, as sbsa); only the
-// interrupt thresholds change: TXI/RXI compare the levels, seen through a 32-byte FIFO window, with IFLS
-// (depth 1 when LCR_H.FEN = 0). RTI = "data present" as upstream (there is no time to time out). CR.RXE = 0 holds
+// LCR_H (FEN), CR, IFLS, DMACR RAZ/WI. The FIFOs are windows on the rings (32 bytes, 1 when LCR_H.FEN = 0): FR
+// (frFromLevels) and the TXI/RXI thresholds (IFLS) are the TRM's over them. RTI after 32 idle bit periods in guest time once a clock and a divisor are given
+// (receive-timeout.ts), else "data present" as upstream. Loopback (CR.LBE), line errors in DR[11:8]. CR.RXE = 0 holds
 // input in the ring (never dropped); UARTEN/TXE = 0 do not stop TX (earlycon never sets UARTEN).
 
 import {
@@ -53,12 +53,15 @@ import {
   type AccessWidth,
   type ConsolePort,
   type IrqLine,
+  type LineEventSource,
   type MmioHandler,
   type MmioWriteResult,
   type Notifier,
 } from './ports.js';
 import { RateLimitedLog, type LogSink } from '../util/ratelimit.js';
 import { hex as hexDigits } from '../util/hex.js';
+import { LoopbackFifo } from './loopback.js';
+import { ReceiveTimeout, RtMode } from './receive-timeout.js';
 import { HotF64, HotWord } from './hot-state.js';
 import { vregReg32Clearbits, vregReg32Extract, vregReg32Update } from '../util/vreg.js';
 import {
@@ -76,6 +79,9 @@ import {
   ILPR_MASK,
   INT,
   INT_DRIVEN,
+  INT_ERRORS,
+  DR_ERROR_SHIFT,
+  RSR_TO_INT_SHIFT,
   LCRH,
   LCRH_MASK,
   PL011_FIFO_SIZE,
@@ -106,6 +112,11 @@ export interface Vpl011Ports {
   notify: Notifier;
   /** Diagnostics (Xen's gprintk); rate-limited by the device. */
   log?: LogSink;
+  /**
+   * Line events from the backend (src/xen/line-events.ts: BREAK, framing/parity errors, overrun), host-only memory.
+   * Absent: no byte ever carries an error (Xen's device).
+   */
+  lineEvents?: LineEventSource;
 }
 
 /** Construction: the ports plus the profile (default 'sbsa', Xen's). */
@@ -148,6 +159,13 @@ export interface Vpl011Counters {
   txWhileDisabled: number;
   /** pl011: DR reads with CR.RXE clear (returned 0; input stays in the ring). */
   rxWhileDisabled: number;
+  /** Characters read from DR with error bits (DR[11:8] non-zero: a BREAK, framing/parity error or overrun). */
+  rxErrors: number;
+  /** Line events for an IN position the guest had already read past (a ring resynchronisation): dropped. */
+  staleLineEvents: number;
+  /** pl011 loopback (CR.LBE): bytes looped back, and bytes lost because the 32-byte receive FIFO was full (OE). */
+  loopedBack: number;
+  loopbackOverruns: number;
 }
 
 /** The device's own state; FR and the line are re-derived from it and the ring. */
@@ -161,6 +179,32 @@ export interface Vpl011State {
   counters: Vpl011Counters;
   /** Present exactly when profile is 'pl011'. */
   pl011?: Pl011Registers;
+}
+
+/**
+ * UARTFR's FIFO bits (TRM 3.3.3) from the receive and transmit levels. sbsa (depth 0): Xen's, against the backend's
+ * buffer sizes (RXFF when IN is full; TXFF|BUSY when OUT is full, 393a541f7d). pl011: the FIFOs are windows on the rings,
+ * as the interrupt thresholds are (deriveLevels): the receive FIFO holds the first `depth` bytes of IN, the transmit
+ * FIFO the bytes beyond the first size - depth of OUT (the ring before them is the line: the transmitter has sent
+ * them). depth is 32 with LCR_H.FEN and 1 (the holding registers) without. BUSY while the transmit FIFO holds data.
+ * Mirrored by update_levels() in src/cpu/native/fastpath.c.
+ */
+export function frFromLevels(rxL: number, txL: number, depth: number, inSize: number, outSize: number): number {
+  let fr = 0;
+  if (depth === 0) {
+    if (rxL === 0) fr |= FR.RXFE;
+    else if (rxL === inSize) fr |= FR.RXFF;
+    if (txL === 0) fr |= FR.TXFE;
+    else if (txL === outSize) fr |= FR.TXFF | FR.BUSY;
+    return fr;
+  }
+  if (rxL === 0) fr |= FR.RXFE;
+  else if (rxL >= depth) fr |= FR.RXFF;
+  const txFifo = txL > outSize - depth ? txL - (outSize - depth) : 0;
+  if (txFifo === 0) fr |= FR.TXFE;
+  else fr |= FR.BUSY;
+  if (txFifo >= depth) fr |= FR.TXFF;
+  return fr;
 }
 
 /** Register offsets and values in logs: three digits unless told. */
@@ -179,6 +223,10 @@ function zeroCounters(): Vpl011Counters {
     backendEvents: 0,
     txWhileDisabled: 0,
     rxWhileDisabled: 0,
+    rxErrors: 0,
+    staleLineEvents: 0,
+    loopedBack: 0,
+    loopbackOverruns: 0,
   };
 }
 
@@ -273,7 +321,36 @@ export class Vpl011 implements MmioHandler {
   private set warnedTxOff(v: boolean) {
     this.hw[HotWord.WarnedTxOff] = v ? 1 : 0;
   }
-  private warnedLoopback = false;
+  /** pl011 CR.LBE: the receive FIFO fed by our own transmitter (the ring's input waits meanwhile). */
+  private readonly loop = new LoopbackFifo();
+  private get loopback(): boolean {
+    return this.hw[HotWord.JsOnly] !== 0;
+  }
+  private set loopback(v: boolean) {
+    this.hw[HotWord.JsOnly] = v ? 1 : 0;
+  }
+  /** pl011: FIFO depth FR reports through (32 or 1); 0 for sbsa, whose FR is Xen's (from the ring levels). */
+  private get fifoDepth(): number {
+    return this.hw[HotWord.FifoDepth]!;
+  }
+  private set fifoDepth(v: number) {
+    this.hw[HotWord.FifoDepth] = v;
+  }
+  /** pl011: the receive timeout in guest time (src/device/receive-timeout.ts). */
+  private readonly rto = new ReceiveTimeout();
+  private get rtMode(): RtMode {
+    return this.hw[HotWord.RtMode]! as RtMode;
+  }
+  private set rtMode(v: RtMode) {
+    this.hw[HotWord.RtMode] = v;
+  }
+  /** in_prod as last seen by update(): a change is an arrival (the idle period starts again). */
+  private rtProd = 0;
+  private readonly lineEvents: LineEventSource | undefined;
+  /** The line-event entry count (absolute) up to which the error interrupts have been raised ("received"). */
+  private lineRaised = 0;
+  /** UARTRSR: the error bits of the last character read from DR (TRM 3.3.2); ECR writes clear it. */
+  private rsr = 0;
 
   private readonly counts: Vpl011Counters = zeroCounters();
   private readonly logUnhandled: RateLimitedLog;
@@ -304,6 +381,10 @@ export class Vpl011 implements MmioHandler {
     this.hf[HotF64.TxWhileDisabled] = 0;
     this.irq = ports.irq;
     this.notifyPort = ports.notify;
+    this.lineEvents = ports.lineEvents;
+    this.lineRaised = this.lineEvents?.tail() ?? 0;
+    this.loopback = false;
+    this.rtMode = RtMode.Untimed;
     this.logUnhandled = new RateLimitedLog(ports.log);
     this.logWidth = new RateLimitedLog(ports.log);
     this.logEmpty = new RateLimitedLog(ports.log);
@@ -331,13 +412,13 @@ export class Vpl011 implements MmioHandler {
     switch (offset) {
       case Reg.DR:
         if (width === 8) return this.refuse('read', offset, width);
-        return this.readData() & (width === 1 ? 0xff : 0xffff); // a byte; no error bits (Xen never sets OE/BE/PE/FE)
+        return this.readData() & (width === 1 ? 0xff : 0xffff); // bits 11:8: the character's errors (a byte read: data only)
       case Reg.FR:
         if (width === 8) return this.refuse('read', offset, width);
         return width === 1 ? this.uartfr & 0xff : this.uartfr; // FR is kept current by every event
       case Reg.RSR:
         if (width === 8) return this.refuse('read', offset, width);
-        return 0; // no physical errors
+        return this.rsr; // the errors of the last character read (TRM 3.3.2: read DR first, then RSR)
       case Reg.RIS:
         if (width === 8) return this.refuse('read', offset, width);
         return vregReg32Extract(this.uartris, 0, width);
@@ -365,7 +446,8 @@ export class Vpl011 implements MmioHandler {
         return MMIO_DONE;
       case Reg.RSR:
         if (width === 8) return this.refuse('write', offset, width);
-        return MMIO_DONE; // ECR: nothing to clear
+        this.rsr = 0; // ECR: any write clears the framing, parity, break and overrun errors (TRM 3.3.2)
+        return MMIO_DONE;
       case Reg.FR:
       case Reg.RIS:
       case Reg.MIS:
@@ -466,6 +548,7 @@ export class Vpl011 implements MmioHandler {
       case Reg.LCR_H:
         r.lcrh = vregReg32Update(r.lcrh, value, 0, width) & LCRH_MASK;
         r.divisor = ((r.ibrd << 6) | r.fbrd) >>> 0; // the 30-bit IBRD:FBRD:LCR_H latch (TRM 3.3.6)
+        this.rto.setDivisor(r.divisor); // the receive timeout follows the baud rate
         break;
       case Reg.CR:
         r.cr = vregReg32Update(r.cr, value, 0, width) & CR_MASK;
@@ -493,6 +576,7 @@ export class Vpl011 implements MmioHandler {
       this.rxiMinIn = this.ring.inSize - SBSA_UART_FIFO_LEVEL;
       this.rxOn = true;
       this.txOff = false;
+      this.fifoDepth = 0;
       return;
     }
     const r = this.regs;
@@ -502,16 +586,21 @@ export class Vpl011 implements MmioHandler {
       // never overflows; RX sees the first 32 bytes of IN, so RXI means "at least trigger bytes to read".
       this.txiMaxOut = this.ring.outSize - PL011_FIFO_SIZE + iflsTriggerBytes(r.ifls);
       this.rxiMinIn = iflsTriggerBytes(r.ifls >> IFLS_RX_SHIFT);
+      this.fifoDepth = PL011_FIFO_SIZE;
     } else {
       // Character mode (TRM 2.4.3): a 1-byte holding register. TXI while one more byte fits; RXI on one byte.
       this.txiMaxOut = this.ring.outSize - 1;
       this.rxiMinIn = 1;
+      this.fifoDepth = 1;
     }
     this.rxOn = (r.cr & CR.RXE) !== 0;
     this.txOff = (r.cr & (CR.UARTEN | CR.TXE)) !== (CR.UARTEN | CR.TXE);
-    if ((r.cr & CR.LBE) !== 0 && !this.warnedLoopback) {
-      this.warnedLoopback = true;
-      this.say('vpl011: loopback (CR.LBE) is not emulated; data still goes to the console');
+    const lbe = (r.cr & CR.LBE) !== 0;
+    if (lbe !== this.loopback) {
+      // Entering or leaving loopback: the internal path starts empty (what was looped and not read is gone with the
+      // mode, as the wire changes under a real receiver). The ring's input waited meanwhile and is seen again.
+      this.loop.clear();
+      this.loopback = lbe;
     }
   }
 
@@ -539,6 +628,7 @@ export class Vpl011 implements MmioHandler {
   notification(): void {
     this.counts.backendEvents++;
     if (this.ring.refresh() > 0) this.pendingNotify = true; // corrupt: let the backend resynchronise its half
+    this.raiseLineErrors();
     this.update(true);
     this.flushNotify();
   }
@@ -556,6 +646,34 @@ export class Vpl011 implements MmioHandler {
       this.counts.notifies++;
       this.notifyPort();
     }
+  }
+
+  /**
+   * pl011: give the device the guest's clock (ms of the guest's virtual counter), so RT is the TRM's 32-bit-period
+   * timeout once the guest programs a divisor (src/device/receive-timeout.ts). The sbsa profile ignores it.
+   */
+  setRxClock(clock: () => number): void {
+    if (!this.full) return;
+    this.rto.setClock(clock);
+    this.update(false);
+  }
+
+  /**
+   * The machine's safe point: a receive timeout that has elapsed with data waiting asserts RTRIS (an event for RT
+   * alone). Costs one comparison unless a timeout is pending.
+   */
+  rxTimeoutTick(): void {
+    if (this.rtMode !== RtMode.Waiting || this.inLevel === 0 || !this.rxOn || this.loopback) return;
+    if (this.rto.msLeft() > 0) return;
+    this.rtMode = RtMode.Due;
+    this.uartris = this.uartris | INT.RT;
+    this.update(false);
+  }
+
+  /** Ms until a pending receive timeout elapses (the machine's WFI sleeps no longer), or null when none is pending. */
+  msUntilRxTimeout(): number | null {
+    if (this.rtMode !== RtMode.Waiting || this.inLevel === 0 || !this.rxOn || this.loopback) return null;
+    return this.rto.msLeft();
   }
 
   // ---- inspection -------------------------------------------------------------------------------------------
@@ -671,7 +789,10 @@ export class Vpl011 implements MmioHandler {
     dev.hf[HotF64.BytesOut] = counters.bytesOut;
     dev.hf[HotF64.BytesIn] = counters.bytesIn;
     dev.hf[HotF64.TxWhileDisabled] = counters.txWhileDisabled;
-    if (regs) Object.assign(dev.regs, regs);
+    if (regs) {
+      Object.assign(dev.regs, regs);
+      dev.rto.setDivisor(regs.divisor);
+    }
     dev.deriveLevels();
     dev.ring.refresh();
     dev.update(false);
@@ -682,9 +803,13 @@ export class Vpl011 implements MmioHandler {
 
   private readData(): number {
     if (!this.rxOn) return this.readDataRxOff();
+    if (this.loopback) return this.readLoopback();
+    const pos = this.hw[HotWord.InCons]! >>> 0; // the IN position of the byte getIn() pops
     const b = this.ring.getIn();
+    let errors = 0;
     if (b >= 0) {
       this.hf[HotF64.BytesIn]++;
+      if (this.lineEvents) errors = this.takeLineErrors(pos);
     } else if (b === RING_EMPTY) {
       this.counts.emptyDrReads++;
       if (this.logEmpty.wouldLog()) this.logEmpty.log('vpl011: Unexpected IN ring buffer empty');
@@ -696,7 +821,60 @@ export class Vpl011 implements MmioHandler {
     // Full -> not full frees space a backend may be waiting for (inLevel uses in_prod loaded after our in_cons).
     if (b >= 0 && this.inLevel === this.ring.inSize - 1) this.pendingNotify = true;
     this.flushNotify();
-    return b >= 0 ? b : 0;
+    return b >= 0 ? b | (errors << DR_ERROR_SHIFT) : 0;
+  }
+
+  /**
+   * The errors the backend attached to the byte at IN position `pos` (just popped), and RSR for it. Entries for
+   * earlier positions (the guest's ring was resynchronised past them) are dropped and counted.
+   */
+  private takeLineErrors(pos: number): number {
+    const q = this.lineEvents!;
+    if (q.pending() === 0) {
+      this.rsr = 0;
+      return 0;
+    }
+    this.raiseLineErrors(); // received: the error interrupts assert (if the notification has not run yet)
+    let bits = 0;
+    for (let e = q.peek(); e !== undefined; e = q.peek()) {
+      const ahead = (e.pos - pos) | 0;
+      if (ahead > 0) break; // a later byte's
+      q.take();
+      if (ahead === 0) bits |= e.bits;
+      else this.counts.staleLineEvents++;
+    }
+    this.rsr = bits;
+    if (bits !== 0) this.counts.rxErrors++;
+    return bits;
+  }
+
+  /**
+   * The error interrupts (TRM 2.8.5, 3.3.12): asserted when a character with an error is received, i.e. when the
+   * device first sees the backend's entry; held in RIS until ICR clears them (not re-derived from levels).
+   */
+  private raiseLineErrors(): void {
+    const q = this.lineEvents;
+    if (!q || q.pending() === 0) return;
+    const head = q.head();
+    const tail = q.tail();
+    let n = ((this.lineRaised - tail) | 0) > 0 ? this.lineRaised : tail;
+    let bits = 0;
+    for (; n !== head; n = (n + 1) >>> 0) bits |= q.bitsOf(n);
+    this.lineRaised = head;
+    if (bits !== 0) this.uartris = this.uartris | (bits << RSR_TO_INT_SHIFT);
+  }
+
+  /** pl011 loopback (CR.LBE, TRM 3.3.8): the receiver reads what the transmitter sent, through the receive FIFO. */
+  private readLoopback(): number {
+    const v = this.loop.pop();
+    this.rsr = v < 0 ? 0 : v >> DR_ERROR_SHIFT;
+    if (v < 0) {
+      this.counts.emptyDrReads++;
+      if (this.logEmpty.wouldLog()) this.logEmpty.log('vpl011: DR read with the loopback FIFO empty');
+      else this.logEmpty.skip();
+    } else if (v >> DR_ERROR_SHIFT !== 0) this.counts.rxErrors++;
+    this.update(true);
+    return v < 0 ? 0 : v;
   }
 
   /**
@@ -712,6 +890,17 @@ export class Vpl011 implements MmioHandler {
 
   private writeData(byte: number): void {
     if (this.txOff) this.noteTxOff();
+    if (this.loopback) {
+      // TRM 3.3.8 LBE: UARTTXD is fed through to UARTRXD; the console sees nothing. A full receive FIFO loses the
+      // byte and flags an overrun on the next one (TRM 3.3.1 OE), as the hardware would.
+      if (this.loop.push(byte, this.fifoDepth)) this.counts.loopedBack++;
+      else {
+        this.counts.loopbackOverruns++;
+        this.uartris = this.uartris | INT.OE;
+      }
+      this.update(true);
+      return;
+    }
     const r = this.ring.putOut(byte);
     // r is the OUT level after the push, with out_cons loaded after publishing: 0 when the backend drained our
     // byte concurrently (stored and already consumed, not dropped). Found by test/interleave.test.ts.
@@ -763,21 +952,33 @@ export class Vpl011 implements MmioHandler {
     this.inLevel = inL;
     this.outLevel = outL;
 
-    // The receiver's view of IN: empty while it is off (pl011 CR.RXE = 0).
-    const rxL = this.rxOn ? inL : 0;
+    // The receiver's view of IN: empty while it is off (pl011 CR.RXE = 0); the loopback FIFO in loopback.
+    const rxL = !this.rxOn ? 0 : this.loopback ? this.loop.level : inL;
+    const txL = this.loopback ? 0 : outL;
     let cond = 0;
-    if (outL <= this.txiMaxOut) cond |= INT.TX;
+    if (txL <= this.txiMaxOut) cond |= INT.TX;
     if (rxL >= this.rxiMinIn) cond |= INT.RX;
-    if (rxL > 0) cond |= INT.RT; // "receive timeout" = data present (bb2c1a1cc9): no time to time out here
+    // RT: sbsa (and pl011 without a clock or a divisor) "data present" as Xen (bb2c1a1cc9); pl011 timed: after 32
+    // idle bit periods (rxTimeoutTick), not while waiting for them. Loopback: data present.
+    if (this.rto.timed) {
+      const prod = this.hw[HotWord.InProdSeen]!;
+      if (prod !== this.rtProd) {
+        this.rtProd = prod;
+        this.rto.arrived();
+        this.rtMode = RtMode.Waiting;
+      } else if (this.rtMode === RtMode.Untimed) {
+        // Timing starts (a divisor or the clock arrived): what is waiting already has waited; later arrivals are
+        // stamped here, so the native path leaves DR reads to us from now on (it does while the mode is not 0).
+        this.rtMode = RtMode.Due;
+      }
+    } else if (this.rtMode !== RtMode.Untimed) this.rtMode = RtMode.Untimed;
+    if (rxL > 0 && (this.loopback || this.rtMode !== RtMode.Waiting)) cond |= INT.RT;
     // Backend in Xen: only a DR write latches TXI (txEvent), so an ICR-cleared TXI stays clear while input arrives.
-    this.uartris = (this.uartris & cond) | (event ? (txEvent ? cond : cond & ~INT.TX) : 0);
+    // The error interrupts are events, not levels: only ICR clears them.
+    const ris = this.uartris;
+    this.uartris = (ris & cond) | (event ? (txEvent ? cond : cond & ~INT.TX) : 0) | (ris & INT_ERRORS);
 
-    let fr = 0;
-    if (rxL === 0) fr |= FR.RXFE;
-    else if (rxL === this.ring.inSize) fr |= FR.RXFF;
-    if (outL === 0) fr |= FR.TXFE;
-    else if (outL === this.ring.outSize) fr |= FR.TXFF | FR.BUSY;
-    this.uartfr = fr;
+    this.uartfr = frFromLevels(rxL, txL, this.fifoDepth, this.ring.inSize, this.ring.outSize);
 
     const level = (this.uartris & this.uartimsc) !== 0;
     if (level !== this.line) {

@@ -16,6 +16,8 @@ import { Vpl011Error } from '../util/errors.js';
 export type { VuartProfile } from './guest-dt.js';
 /** What the domain does on an MMIO access nobody handles: inject a data abort (Xen since 0b6122a117) or crash. */
 export type MmioPolicy = RefusedAccessPolicy;
+/** What console input meets when the guest's receive ring is full (docs/DEVICE.md "Line events"). */
+export type RxOverrun = 'backpressure' | 'strict';
 /** linux: arm64 Image + DTB in x0; bare: an ELF (loaded where its program headers say) or a raw binary. */
 export type GuestKind = 'linux' | 'bare';
 
@@ -38,6 +40,8 @@ export interface GuestConfig {
    * QEMU's -bios does. `kernel` (may then be '': no payload) and `ramdisk` become the firmware's payload in RAM.
    */
   firmware?: string;
+  /** `rx_overrun`: absent = 'backpressure' (input waits); 'strict': input that finds IN full is lost with OE. */
+  rxOverrun?: RxOverrun;
   /** The file the config came from, for messages. */
   source?: string;
 }
@@ -90,7 +94,7 @@ interface Setting {
   line: number;
 }
 
-const KNOWN_KEYS = ['name', 'kind', 'kernel', 'ramdisk', 'extra', 'cmdline', 'memory', 'vcpus', 'vuart', 'mmio_policy', 'layout', 'firmware'] as const;
+const KNOWN_KEYS = ['name', 'kind', 'kernel', 'ramdisk', 'extra', 'cmdline', 'memory', 'vcpus', 'vuart', 'mmio_policy', 'layout', 'firmware', 'rx_overrun'] as const;
 type Key = (typeof KNOWN_KEYS)[number];
 
 /** The built-in default guest: Debian's kernel + our busybox initramfs (paths from the fetch step). */
@@ -178,6 +182,7 @@ export function qemuVirtVuartProblem(vuart: VuartProfile): string | undefined {
 const KINDS: readonly GuestKind[] = ['linux', 'bare'];
 const VUARTS: readonly VuartProfile[] = ['sbsa_uart', 'pl011'];
 const MMIO_POLICIES: readonly MmioPolicy[] = REFUSED_ACCESS_POLICIES;
+const RX_OVERRUNS: readonly RxOverrun[] = ['backpressure', 'strict'];
 
 /**
  * Check a config assembled outside parseConfig (the command line's options over a file or the default guest) with
@@ -209,6 +214,7 @@ export function checkGuestConfig(config: GuestConfig, origin: Partial<Record<key
     check('firmware', 'firmware', firmwareProblem(config.layout ?? 'xen', config.kind));
   }
   if (config.layout === 'qemu-virt') check('vuart', 'vuart', qemuVirtVuartProblem(config.vuart));
+  if (config.rxOverrun !== undefined) check('rxOverrun', 'rx_overrun', oneOfProblem(config.rxOverrun, RX_OVERRUNS));
   if (issues.length > 0) throw new ConfigError(issues);
 }
 
@@ -324,12 +330,14 @@ export function parseConfig(text: string, file: string, opts: { checkFiles?: boo
     if (problem) err(byKey.get('vuart'), 'vuart', problem);
   }
   const mmioPolicy = oneOf<MmioPolicy>('mmio_policy', MMIO_POLICIES, 'abort');
+  const rxOverrun = oneOf<RxOverrun>('rx_overrun', RX_OVERRUNS, 'backpressure');
 
   if (issues.length > 0) throw new ConfigError(issues.sort((a, b) => a.line - b.line));
   const config: GuestConfig = { name, kind, kernel: kernel ?? '', cmdline, memoryMiB, vcpus: 1, vuart, mmioPolicy, source: file };
   if (ramdisk !== undefined) config.ramdisk = ramdisk;
   if (byKey.has('layout')) config.layout = layout;
   if (firmware !== undefined) config.firmware = firmware;
+  if (rxOverrun !== 'backpressure') config.rxOverrun = rxOverrun;
   return config;
 }
 

@@ -147,6 +147,7 @@ export class Machine {
               hot: xencons.hot,
               ringPage: xencons.page,
               doorbell: opts.evtchn.doorbellView(opts.domid),
+              lineEvents: opts.evtchn.lineEventWords(opts.domid),
               tail: (flags: number, prod: number, cons: number) => inst.device.nativeTail(flags, prod, cons),
               live: () => this.domain.vpl011 === inst && !this.domain.crashed && !this.stopRequested,
             },
@@ -211,6 +212,12 @@ export class Machine {
     // The vpl011 drives SPI 32 from inside MMIO callbacks; the GIC only records the level there, the vCPU line is
     // raised at the next safe point. Lowering is safe anywhere (cpu_reset_interrupt requests no exit).
     this.gic.onChange = (level) => { if (!level) this.vcpu.setIrq(false); };
+    // pl011: the receive timeout counts 32 bit periods in guest time, on the guest's virtual counter.
+    if (inst) {
+      const timer = this.vcpu.timer;
+      const ticksPerMs = Number(timer.freq) / 1000;
+      inst.device.setRxClock(() => Number(timer.now()) / ticksPerMs);
+    }
 
     const v = this.vcpu;
     v.mapRam(image.ramBase, image.ramSize);
@@ -312,6 +319,7 @@ export class Machine {
   private safePoint(): void {
     this.gic.setLevel(this.timerPpi, this.vcpu.timer.poll());
     this.pollEvents();
+    this.uartInst?.device.rxTimeoutTick();
     this.vcpu.setIrq(this.gic.irqOut);
     const inst = this.uartInst;
     const listening = inst !== undefined && this.domain.vpl011 === inst && inst.device.receiveInterruptsUnmasked;
@@ -348,7 +356,9 @@ export class Machine {
       if (this.gic.irqOut) continue; // an interrupt is already due: WFI completes
       // Fractional milliseconds (Atomics.wait takes them): rounding a 100 us hrtimer up to 1 ms made every short
       // kernel sleep during boot ten times longer (docs/PERF.md).
-      const left = this.vcpu.timer.msUntilDeadline();
+      const timerLeft = this.vcpu.timer.msUntilDeadline();
+      const rxLeft = this.uartInst?.device.msUntilRxTimeout() ?? null; // a pl011 receive timeout is a deadline too
+      const left = timerLeft === null ? rxLeft : rxLeft === null ? timerLeft : Math.min(timerLeft, rxLeft);
       const idle = this.opts.sleepBounds?.idleMs ?? MAX_IDLE_MS;
       const ms = left === null ? idle : Math.min(idle, left);
       this.wfiSleeps++;

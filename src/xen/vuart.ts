@@ -15,6 +15,7 @@ import type { ConsolePort } from '../device/ports.js';
 import type { XenConsoleFrontend } from './xen-console.js';
 import { spiLine } from './vgic.js';
 import { Vpl011Error, errnoOf, errorMessage } from '../util/errors.js';
+import { LineEventQueue } from './line-events.js';
 
 export class VuartError extends Vpl011Error<'EINVAL' | 'EEXIST' | 'EBUSY' | 'ENOENT' | 'ENOSPC'> {
   constructor(code: VuartError['code'], message: string, cause?: unknown) {
@@ -101,7 +102,11 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
     const domid = d.domid;
     const evtchn = d.evtchn;
     const log = opts.log;
+    // Line events left by an earlier domain with this id are not this one's: start the queue empty.
+    const lineEvents = new LineEventQueue(evtchn.lineEventWords(domid));
+    lineEvents.reset();
     device = new Vpl011({
+      lineEvents,
       ring,
       irq: spiLine(d.vgic, spi),
       notify: () => void evtchn.notify(domid, port),

@@ -43,6 +43,9 @@
 #define HS_WARNED_TX_OFF 14
 #define HS_DEV_IN_LEVEL 15
 #define HS_DEV_OUT_LEVEL 16
+#define HS_FIFO_DEPTH 17
+#define HS_JS_ONLY 18
+#define HS_RT_MODE 19 /* receive-timeout.ts RtMode: 0 untimed (RT = data present), 1 waiting (RT clear), 2 due */
 #define HS_ENABLED 20
 #define HS_LAST_FR 21 /* shared with Machine's FR spin detection (machine.ts lastFr / frRepeats) */
 #define HS_FR_REPEATS 22
@@ -59,7 +62,7 @@
 #define HF_MSR_TOTAL 4
 #define HF_MSR_PASSED 5
 #define HF_TIMER_CHECK_MONO_MS 6
-#define HOT_LAYOUT 0x70110001
+#define HOT_LAYOUT 0x70110003
 #define HOT_F64_OFFSET 128
 
 /* vpl011.ts NativeTail */
@@ -83,6 +86,10 @@
 #define INT_RX (1 << 4)
 #define INT_TX (1 << 5)
 #define INT_RT (1 << 6)
+#define INT_ERRORS (0xf << 7) /* FE, PE, BE, OE: latched until ICR (spec.ts INT_ERRORS) */
+/* line-events.ts: head and tail words of the domain's line-event queue */
+#define LE_HEAD 0
+#define LE_TAIL 1
 #define IN_SIZE 1024u
 #define OUT_SIZE 2048u
 #define IN_OFFSET 0x000
@@ -111,6 +118,7 @@ struct fastpath {
   uint8_t *page;
   int32_t *idx;
   int32_t *doorbell;
+  int32_t *line_events;
   js_read_fn js_read;
   js_write_fn js_write;
   js_msr_fn js_msr;
@@ -120,7 +128,7 @@ struct fastpath {
 #define SEQ __ATOMIC_SEQ_CST
 
 /* Returns NULL if the layout word does not match (the caller falls back to the TypeScript path). */
-struct fastpath *fp_new(uint8_t *hot, uint8_t *ring_page, int32_t *doorbell) {
+struct fastpath *fp_new(uint8_t *hot, uint8_t *ring_page, int32_t *doorbell, int32_t *line_events) {
   int32_t *h = (int32_t *)hot;
   if (h[HS_MAGIC] != (int32_t)HOT_LAYOUT) return NULL;
   struct fastpath *s = calloc(1, sizeof *s);
@@ -130,6 +138,7 @@ struct fastpath *fp_new(uint8_t *hot, uint8_t *ring_page, int32_t *doorbell) {
   s->page = ring_page;
   s->idx = (int32_t *)(ring_page + IDX_OFFSET);
   s->doorbell = doorbell;
+  s->line_events = line_events;
   s->h[HS_LAST_DOORBELL] = __atomic_load_n(doorbell, SEQ);
   s->h[HS_SAFE_DOORBELL] = s->h[HS_LAST_DOORBELL];
   return s;
@@ -169,13 +178,25 @@ static int update_levels(int32_t *h, int event) {
   int32_t cond = 0;
   if ((int32_t)out_l <= h[HS_TXI_MAX_OUT]) cond |= INT_TX;
   if ((int32_t)rx_l >= h[HS_RXI_MIN_IN]) cond |= INT_RX;
-  if (rx_l > 0) cond |= INT_RT;
-  h[HS_RIS] = event ? cond : (h[HS_RIS] & cond);
+  if (rx_l > 0 && h[HS_RT_MODE] != 1) cond |= INT_RT;
+  int32_t ris = h[HS_RIS];
+  h[HS_RIS] = (event ? cond : (ris & cond)) | (ris & INT_ERRORS);
+  /* frFromLevels (vpl011.ts); never called in loopback (HS_JS_ONLY), so the levels are the rings'. */
   int32_t fr = 0;
-  if (rx_l == 0) fr |= FR_RXFE;
-  else if (rx_l == IN_SIZE) fr |= FR_RXFF;
-  if (out_l == 0) fr |= FR_TXFE;
-  else if (out_l == OUT_SIZE) fr |= FR_TXFF | FR_BUSY;
+  uint32_t depth = (uint32_t)h[HS_FIFO_DEPTH];
+  if (depth == 0) {
+    if (rx_l == 0) fr |= FR_RXFE;
+    else if (rx_l == IN_SIZE) fr |= FR_RXFF;
+    if (out_l == 0) fr |= FR_TXFE;
+    else if (out_l == OUT_SIZE) fr |= FR_TXFF | FR_BUSY;
+  } else {
+    if (rx_l == 0) fr |= FR_RXFE;
+    else if (rx_l >= depth) fr |= FR_RXFF;
+    uint32_t tx_fifo = out_l > OUT_SIZE - depth ? out_l - (OUT_SIZE - depth) : 0;
+    if (tx_fifo == 0) fr |= FR_TXFE;
+    else fr |= FR_BUSY;
+    if (tx_fifo >= depth) fr |= FR_TXFF;
+  }
   h[HS_FR] = fr;
   int32_t level = (h[HS_RIS] & h[HS_IMSC]) != 0;
   if (level != h[HS_LINE]) {
@@ -235,6 +256,12 @@ static int dr_read(struct fastpath *s) {
     level = prod - cons;
     if (level == 0 || level > IN_SIZE) return -1;
   }
+  /* A line event waiting (line-events.ts): the JS device attaches its bits to the right byte. Loaded after in_prod
+   * (the backend posts the entry before publishing the byte's in_prod), so a byte we could serve has its entry
+   * visible here. */
+  if (s->line_events &&
+      __atomic_load_n(&s->line_events[LE_HEAD], SEQ) != __atomic_load_n(&s->line_events[LE_TAIL], SEQ))
+    return -1;
   uint8_t byte = s->page[IN_OFFSET + (cons & (IN_SIZE - 1))];
   uint32_t next = cons + 1;
   h[HS_IN_CONS] = (int32_t)next;
@@ -285,7 +312,8 @@ uint64_t fp_mmio_read(void *uc, uint64_t offset, unsigned size, void *user) {
       }
     } else {
       h[HS_FR_REPEATS] = 0;
-      if (offset == REG_DR && h[HS_RX_ON] && may_serve(h, s->doorbell)) {
+      /* A timed receive timeout needs each arrival stamped in guest time by the TypeScript device: DR reads there. */
+      if (offset == REG_DR && h[HS_RX_ON] && !h[HS_JS_ONLY] && !h[HS_RT_MODE] && may_serve(h, s->doorbell)) {
         int b = dr_read(s);
         if (b >= 0) {
           s->f[HF_NATIVE_MMIO] += 1;
@@ -307,13 +335,13 @@ void fp_mmio_write(void *uc, uint64_t offset, unsigned size, uint64_t value, voi
   struct fastpath *s = user;
   int32_t *h = s->h;
   h[HS_FR_REPEATS] = 0; /* any write to the page ends a spin (Machine.mmioWrite) */
-  if (offset == REG_DR && size <= 4 && (!h[HS_TX_OFF] || h[HS_WARNED_TX_OFF]) &&
+  if (offset == REG_DR && size <= 4 && !h[HS_JS_ONLY] && (!h[HS_TX_OFF] || h[HS_WARNED_TX_OFF]) &&
       (uint32_t)h[HS_OUT_PROD] - (uint32_t)h[HS_OUT_CONS_SEEN] < OUT_SIZE && may_serve(h, s->doorbell)) {
     dr_write(s, (uint8_t)value);
     s->f[HF_NATIVE_MMIO] += 1;
     return;
   }
-  if ((offset == REG_ICR || offset == REG_IMSC) && size <= 4 && may_serve(h, s->doorbell)) {
+  if ((offset == REG_ICR || offset == REG_IMSC) && size <= 4 && !h[HS_JS_ONLY] && may_serve(h, s->doorbell)) {
     uint32_t m = width_mask(size);
     int flags;
     if (offset == REG_ICR) {
