@@ -137,6 +137,26 @@ export interface Vpl011Counters {
   rxWhileDisabled: number;
 }
 
+/** Vpl011.irqView(): the interrupt logic's inputs and results as the device last computed them. */
+export interface Vpl011IrqView {
+  profile: Vpl011Profile;
+  ris: number;
+  imsc: number;
+  mis: number;
+  /** The level the device drives (MIS != 0). */
+  line: boolean;
+  /** The INT bits (TX, RX, RT) whose condition holds at the levels below: RIS re-latches these on a data event. */
+  holding: number;
+  /** IN and OUT levels as of the device's last ring operation or refresh. */
+  inLevel: number;
+  outLevel: number;
+  /** The receiver is on (pl011: CR.RXE); off, IN is invisible to RX/RT. */
+  rxOn: boolean;
+  /** TX holds while the OUT level is <= this; RX while the receiver's IN level is >= rxiMinIn. */
+  txiMaxOut: number;
+  rxiMinIn: number;
+}
+
 /** The device's own state; FR and the line are re-derived from it and the ring. */
 export interface Vpl011State {
   version: 1;
@@ -578,6 +598,28 @@ export class Vpl011 implements MmioHandler {
     };
   }
 
+  /**
+   * Why the line is where it is, as update() computed it (for `vpl011 stat --why-irq`, src/device/why-irq.ts): the
+   * latched and mask bits, the conditions that hold at the levels update() last saw, and the thresholds they were
+   * compared with. Nothing here is re-derived by a second rule: `holding` is conditions(), the function update() uses.
+   */
+  irqView(): Vpl011IrqView {
+    const rxLevel = this.rxOn ? this.inLevel : 0;
+    return {
+      profile: this.profile,
+      ris: this.uartris,
+      imsc: this.uartimsc,
+      mis: (this.uartris & this.uartimsc) >>> 0,
+      line: this.line,
+      holding: this.conditions(rxLevel, this.outLevel),
+      inLevel: this.inLevel,
+      outLevel: this.outLevel,
+      rxOn: this.rxOn,
+      txiMaxOut: this.txiMaxOut,
+      rxiMinIn: this.rxiMinIn,
+    };
+  }
+
   /** The pl011 profile's registers (undefined for sbsa). */
   pl011Registers(): Pl011Registers | undefined {
     return this.full ? { ...this.regs } : undefined;
@@ -756,10 +798,7 @@ export class Vpl011 implements MmioHandler {
 
     // The receiver's view of IN: empty while it is off (pl011 CR.RXE = 0).
     const rxL = this.rxOn ? inL : 0;
-    let cond = 0;
-    if (outL <= this.txiMaxOut) cond |= INT.TX;
-    if (rxL >= this.rxiMinIn) cond |= INT.RX;
-    if (rxL > 0) cond |= INT.RT; // "receive timeout" = data present (bb2c1a1cc9): no time to time out here
+    const cond = this.conditions(rxL, outL);
     this.uartris = event ? cond : this.uartris & cond;
 
     let fr = 0;
@@ -774,6 +813,15 @@ export class Vpl011 implements MmioHandler {
       this.line = level;
       this.irq.set(level);
     }
+  }
+
+  /** The interrupt conditions that hold at these levels (INT bits): the rule update() latches RIS from. */
+  private conditions(rxL: number, outL: number): number {
+    let cond = 0;
+    if (outL <= this.txiMaxOut) cond |= INT.TX;
+    if (rxL >= this.rxiMinIn) cond |= INT.RX;
+    if (rxL > 0) cond |= INT.RT; // "receive timeout" = data present (bb2c1a1cc9): no time to time out here
+    return cond;
   }
 
   // ---- refused and unhandled accesses -----------------------------------------------------------------------
