@@ -23,12 +23,15 @@ export interface NativeUartBinding {
   tail(flags: number, prod: number, cons: number): void;
   /** Whether the C path may serve accesses now (the device is the domain's vuart and the domain is alive). */
   live(): boolean;
+  /** The access-trace region (src/device/access-trace.ts) the C path records its accesses into while it is enabled. */
+  readonly trace?: Uint8Array;
 }
 
 interface FastLib {
   fp_new(hot: Uint8Array, page: Uint8Array, doorbell: Int32Array): unknown;
   fp_set_js(s: unknown, rd: unknown, wr: unknown, msr: unknown, tail: unknown): void;
   fp_free(s: unknown): void;
+  fp_set_trace(s: unknown, region: Uint8Array | null): number;
   fp_mmio_read_ptr(): unknown;
   fp_mmio_write_ptr(): unknown;
   fp_msr_ptr(): unknown;
@@ -81,6 +84,7 @@ export function loadNative(): FastLib | null {
       fp_new: f('void *fp_new(void *hot, void *page, void *doorbell)'),
       fp_set_js: f('void fp_set_js(void *s, vpl011_uc_mmio_read_cb *rd, vpl011_uc_mmio_write_cb *wr, vpl011_uc_sys_cb *msr, vpl011_fp_tail_cb *tail)'),
       fp_free: f('void fp_free(void *s)'),
+      fp_set_trace: f('int fp_set_trace(void *s, void *region)'),
       fp_mmio_read_ptr: f('void *fp_mmio_read_ptr(void)'),
       fp_mmio_write_ptr: f('void *fp_mmio_write_ptr(void)'),
       fp_msr_ptr: f('void *fp_msr_ptr(void)'),
@@ -125,6 +129,11 @@ export class NativeFastPath {
     const s = l.fp_new(new Uint8Array(uart.hot.buffer), uart.ringPage, uart.doorbell);
     if (s === null) throw new Error('native fast path: hot-state layout mismatch (rebuild: scripts/build-native.sh)');
     this.s = s;
+    // A region whose layout the library does not know: the C path must not serve (its accesses would go unrecorded).
+    if (uart.trace && l.fp_set_trace(s, uart.trace) !== 1) {
+      l.fp_free(s);
+      throw new Error('native fast path: access-trace layout mismatch (rebuild: scripts/build-native.sh)');
+    }
     const w = uart.hot.w;
     this.jsTail = uc.registerNamed(((flags: number, prod: number, cons: number) => {
       uart.tail(flags, prod, cons);

@@ -49,6 +49,7 @@ import type { IrqLine } from '../xen/vgic.js';
 import { type ConsoleRing, RING_CORRUPT, RING_EMPTY, XENCONS_IN_SIZE, XENCONS_OUT_SIZE } from '../xen/ring.js';
 import { RateLimitedLog, type LogSink } from '../util/ratelimit.js';
 import { HotF64, HotWord } from './hot-state.js';
+import { type AccessTraceWriter, TraceKind } from './access-trace.js';
 import { vregReg32Clearbits, vregReg32Extract, vregReg32Update } from '../util/vreg.js';
 import {
   CR,
@@ -248,6 +249,8 @@ export class Vpl011 implements MmioHandler {
     this.hw[HotWord.DevOutLevel] = v;
   }
   private pendingNotify = false;
+  /** `vpl011 trace`: where accesses are recorded (null: not traced, one field test per access). */
+  private trace: AccessTraceWriter | null = null;
 
   // What the levels mean (the profile's part of the shared core), derived by deriveLevels():
   /** TXI while the OUT level is <= this. sbsa: 2048 - 16 (bb2c1a1cc9). */
@@ -341,6 +344,35 @@ export class Vpl011 implements MmioHandler {
   // ---- MmioHandler ------------------------------------------------------------------------------------------
 
   read(offset: number, width: AccessWidth): number {
+    const v = this.readRegister(offset, width);
+    if (this.trace !== null) this.trace.record(TraceKind.Access, offset, width, false, v === MMIO_ABORT, v === MMIO_ABORT ? 0 : v);
+    return v;
+  }
+
+  write(offset: number, width: AccessWidth, value: number): boolean {
+    const ok = this.writeRegister(offset, width, value);
+    if (this.trace !== null) {
+      if (this.full && offset >= Reg.ILPR && offset <= Reg.IFLS) this.traceCold();
+      this.trace.record(TraceKind.Access, offset, width, true, !ok, value);
+    }
+    return ok;
+  }
+
+  /**
+   * Record every access and backend event from now on into `t` (or stop, with null): `vpl011 trace`. The native fast
+   * path writes its accesses into the same region (src/device/access-trace.ts).
+   */
+  attachTrace(t: AccessTraceWriter | null): void {
+    this.trace = t;
+    if (t !== null) this.traceCold();
+  }
+
+  private traceCold(): void {
+    const r = this.regs;
+    this.trace?.setCold(r.cr, r.lcrh, r.ifls, r.ilpr, r.fbrd, r.ibrd);
+  }
+
+  private readRegister(offset: number, width: AccessWidth): number {
     switch (offset) {
       case Reg.DR:
         if (width === 8) return this.refuse('read', offset, width);
@@ -370,7 +402,7 @@ export class Vpl011 implements MmioHandler {
     }
   }
 
-  write(offset: number, width: AccessWidth, value: number): boolean {
+  private writeRegister(offset: number, width: AccessWidth, value: number): boolean {
     switch (offset) {
       case Reg.DR:
         if (width === 8) return this.refuse('write', offset, width) === 0;
@@ -553,6 +585,7 @@ export class Vpl011 implements MmioHandler {
     if (this.ring.refresh() > 0) this.pendingNotify = true; // corrupt: let the backend resynchronise its half
     this.update(true);
     this.flushNotify();
+    if (this.trace !== null) this.trace.record(TraceKind.Notify, 0, 4, false, false, 0);
   }
 
   /**

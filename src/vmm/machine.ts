@@ -14,6 +14,8 @@ import { Reg } from '../device/spec.js';
 import { FrPollPacer } from '../device/poll-pacer.js';
 import { HotState, HotWord } from '../device/hot-state.js';
 import { addressHoles } from './address-holes.js';
+import { AccessTraceWriter, initTraceRegion, monoMs, TRACE_DEFAULT_CAPACITY, traceRegionBytes } from '../device/access-trace.js';
+import { initInsightRegion, InsightPublisher, INSIGHT_TRACE_OFFSET, PUBLISH_PERIOD_MS } from './insight.js';
 import {
   GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_MAGIC_BASE, GUEST_PL011_BASE,
   GUEST_TIMER_VIRT_PPI, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE,
@@ -68,6 +70,13 @@ export interface MachineOptions {
    * them far above its own deadline, so a missing wake fails the test instead of being covered by the bounded sleep.
    */
   sleepBounds?: SleepBounds;
+  /**
+   * The domain's insight region (src/vmm/insight.ts: INSIGHT_BYTES of zeroed host memory, never guest RAM): the vCPU
+   * thread publishes the vpl011's state there and records its access trace (`vpl011 stat`, `vpl011 trace`).
+   */
+  insight?: ArrayBuffer | SharedArrayBuffer;
+  /** Start with the access trace recording (default off; it can be switched in the region at any time). */
+  trace?: boolean;
 }
 
 export interface SleepBounds {
@@ -111,6 +120,9 @@ export class Machine {
   private frStalls = 0;
   private polls = 0;
   private readonly uartInst: VuartInstance | undefined;
+  private readonly insight: InsightPublisher | undefined;
+  private lastPublish = -Infinity;
+  private ended = false;
 
   constructor(private readonly opts: MachineOptions) {
     const { image } = opts;
@@ -130,6 +142,18 @@ export class Machine {
     const vpl011End = GUEST_PL011_BASE + XEN_PAGE_SIZE;
     const frAddr = GUEST_PL011_BASE + Reg.FR;
     const inst = this.uartInst;
+    // The insight region: the snapshot's publisher and the access trace, which the device (every access it serves)
+    // and the native fast path (every access it serves) record into.
+    let traceWriter: AccessTraceWriter | undefined;
+    let traceView: Uint8Array | undefined;
+    if (opts.insight && inst) {
+      initInsightRegion(opts.insight);
+      initTraceRegion(opts.insight, INSIGHT_TRACE_OFFSET, TRACE_DEFAULT_CAPACITY, opts.trace === true);
+      this.insight = new InsightPublisher(opts.insight);
+      traceWriter = new AccessTraceWriter(opts.insight, INSIGHT_TRACE_OFFSET, inst.ring.hot);
+      traceView = new Uint8Array(opts.insight, INSIGHT_TRACE_OFFSET, traceRegionBytes(TRACE_DEFAULT_CAPACITY));
+      inst.device.attachTrace(traceWriter);
+    }
     const lib = loadUnicorn(opts.libraryPath ?? unicornLibraryPath());
     ensureSelfTestCached(lib, selftestVerdictDir()); // ~90 ms saved per start once the library's verdict is known
     this.vcpu = new UnicornVcpu(lib, {
@@ -143,6 +167,7 @@ export class Machine {
               doorbell: opts.evtchn.doorbellView(opts.domid),
               tail: (flags: number, prod: number, cons: number) => inst.device.nativeTail(flags, prod, cons),
               live: () => this.domain.vpl011 === inst && !this.domain.crashed && !this.stopRequested,
+              ...(traceView ? { trace: traceView } : {}),
             },
           }
         : {}),
@@ -185,6 +210,7 @@ export class Machine {
           const now = this.uartRead(addr, width);
           if (now !== v) return this.frSeen(now);
           this.frStalls++;
+          this.publishInsight(false);
           // A wake-path test sets sleepBounds so a missing wake shows as a long stall rather than the pacer's 1 ms.
           this.opts.evtchn.waitSync(this.opts.domid, this.lastDoorbell, this.opts.sleepBounds?.frStallMs ?? park);
           this.checkStop();
@@ -236,6 +262,43 @@ export class Machine {
     const mapped = [{ base: image.ramBase, size: image.ramSize }, { base: GUEST_MAGIC_BASE, size: opts.magicPages.byteLength }, ...this.domain.mmio.list()];
     for (const h of addressHoles(mapped)) v.mapMmio(h.base, h.size);
     v.reset(BigInt(image.entry), BigInt(image.x0));
+    // Trace times are host-monotonic; this pair turns them into the guest's CNTVCT (which runs from the same clock).
+    traceWriter?.setAnchor({ monoMs: monoMs(), counter: Number(v.timer.now()), freq: Number(v.timer.freq) });
+    this.publishInsight(true);
+  }
+
+  /**
+   * Publish the vpl011's state into the insight region (src/vmm/insight.ts): at most every PUBLISH_PERIOD_MS unless
+   * `force` (the vCPU is about to sleep or has stopped: the state is then exact).
+   */
+  private publishInsight(force: boolean): void {
+    const p = this.insight;
+    const inst = this.uartInst;
+    if (p === undefined || inst === undefined) return;
+    const now = performance.now();
+    if (!force && now - this.lastPublish < PUBLISH_PERIOD_MS) return;
+    this.lastPublish = now;
+    const dev = inst.device;
+    const hot = inst.ring.hot.w;
+    const st = this.stats();
+    const pl011 = dev.pl011Registers();
+    p.publish({
+      publishedAt: Date.now(),
+      running: !this.ended,
+      profile: dev.profile,
+      fr: dev.registers().fr,
+      irq: dev.irqView(),
+      ...(pl011 ? { pl011 } : {}),
+      counters: dev.counters,
+      frontend: {
+        inCons: hot[HotWord.InCons]! >>> 0,
+        inProdSeen: hot[HotWord.InProdSeen]! >>> 0,
+        outProd: hot[HotWord.OutProd]! >>> 0,
+        outConsSeen: hot[HotWord.OutConsSeen]! >>> 0,
+      },
+      spi: this.gic.spiView(inst.spi),
+      vcpu: { mmio: st.mmio, nativeMmio: st.nativeMmio, irqs: st.irqs, frStalls: st.frStalls, wfiSleeps: this.wfiSleeps },
+    });
   }
 
   /** A changed FR the guest is about to see (after a park or a re-derivation): a new polling episode. */
@@ -299,7 +362,10 @@ export class Machine {
       // read when the doorbell moves; every 1024th poll reads it anyway, for a stop that did not kick.
       this.checkStop();
       this.opts.evtchn.dispatch(this.opts.domid);
-    } else if ((++this.polls & 1023) === 0) this.checkStop();
+    } else if ((++this.polls & 1023) === 0) {
+      this.checkStop();
+      this.publishInsight(false); // a guest that only polls the UART reaches no other safe point
+    }
   }
 
   private checkStop(): void {
@@ -314,6 +380,7 @@ export class Machine {
     this.gic.setLevel(GUEST_TIMER_VIRT_PPI, this.vcpu.timer.poll());
     this.pollEvents();
     this.vcpu.setIrq(this.gic.irqOut);
+    this.publishInsight(false);
     const inst = this.uartInst;
     const listening = inst !== undefined && this.domain.vpl011 === inst && inst.device.receiveInterruptsUnmasked;
     if (listening !== this.receiverListening) {
@@ -328,6 +395,15 @@ export class Machine {
   }
 
   run(): MachineExit {
+    try {
+      return this.runLoop();
+    } finally {
+      this.ended = true;
+      this.publishInsight(true); // the last state stays readable after the vCPU stopped
+    }
+  }
+
+  private runLoop(): MachineExit {
     const { evtchn, domid } = this.opts;
     for (;;) {
       if (this.opts.shouldStop?.()) return { reason: 'stopped' };
@@ -353,6 +429,7 @@ export class Machine {
       const idle = this.opts.sleepBounds?.idleMs ?? MAX_IDLE_MS;
       const ms = left === null ? idle : Math.min(idle, left);
       this.wfiSleeps++;
+      this.publishInsight(true); // idle: what `vpl011 stat` shows is exact while the vCPU sleeps
       evtchn.waitSync(domid, seen, ms);
       this.safePoint();
     }
