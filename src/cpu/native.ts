@@ -129,11 +129,6 @@ export class NativeFastPath {
     const s = l.fp_new(new Uint8Array(uart.hot.buffer), uart.ringPage, uart.doorbell);
     if (s === null) throw new Error('native fast path: hot-state layout mismatch (rebuild: scripts/build-native.sh)');
     this.s = s;
-    // A region whose layout the library does not know: the C path must not serve (its accesses would go unrecorded).
-    if (uart.trace && l.fp_set_trace(s, uart.trace) !== 1) {
-      l.fp_free(s);
-      throw new Error('native fast path: access-trace layout mismatch (rebuild: scripts/build-native.sh)');
-    }
     const w = uart.hot.w;
     this.jsTail = uc.registerNamed(((flags: number, prod: number, cons: number) => {
       uart.tail(flags, prod, cons);
@@ -151,7 +146,7 @@ export class NativeFastPath {
   wantSafePoint(): void {
     const w = this.uart.hot.w;
     w[HotWord.WantSafePoint] = 1;
-    w[HotWord.Enabled] = this.uart.live() ? 1 : 0;
+    w[HotWord.Enabled] = this.uart.live() && !this.traceRefused ? 1 : 0;
   }
 
   /** The MSR hook through the C filter; `js` is the ordinary trampoline (proto vpl011_uc_sys_cb). */
@@ -181,6 +176,20 @@ export class NativeFastPath {
   private bind(): void {
     this.l.fp_set_js(this.s, this.jsRead, this.jsWrite, this.jsMsr, this.jsTail);
   }
+
+  /**
+   * Record the accesses the C path serves into the binding's trace region (on), or stop (off). Called by the vCPU
+   * thread between accesses. A region whose layout the library does not know turns the C path off for good rather
+   * than leave its accesses unrecorded.
+   */
+  setTrace(on: boolean): void {
+    const region = on ? this.uart.trace : undefined;
+    if (this.l.fp_set_trace(this.s, region ?? null) !== 1) {
+      this.uart.hot.w[HotWord.Enabled] = 0;
+      this.traceRefused = true;
+    }
+  }
+  private traceRefused = false;
 
   /** Accesses served in C, MSRs seen and passed to JS. */
   counters(): { nativeMmio: number; msrTotal: number; msrPassed: number } {

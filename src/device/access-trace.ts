@@ -149,7 +149,6 @@ export class AccessTraceWriter {
 
   /** Append one record with the device's state after it (from the hot state). */
   record(kind: TraceKind, offset: number, width: number, write: boolean, aborted: boolean, value: number): void {
-    if (this.h[H_ENABLED] === 0) return;
     const i = this.h[H_HEAD]! >>> 0;
     const w = TRACE_HEADER_BYTES / 4 + (i & this.mask) * (TRACE_RECORD_BYTES / 4);
     const u = this.u;
@@ -168,6 +167,13 @@ export class AccessTraceWriter {
     Atomics.store(u, w + 9, i);
     Atomics.store(this.h, H_HEAD, (i + 1) | 0);
   }
+}
+
+/** Switch recording on or off in a region mapped writable (`vpl011 trace NAME --on/--off`); the writers see it at once. */
+export function setTraceEnabled(buffer: ArrayBufferLike, byteOffset: number, on: boolean): void {
+  const h = new Int32Array(buffer, byteOffset, TRACE_HEADER_BYTES / 4);
+  if (Atomics.load(h, H_MAGIC) !== TRACE_MAGIC || h[H_LAYOUT] !== TRACE_LAYOUT) throw new Error('trace: no trace region (an older domain host?)');
+  Atomics.store(h, H_ENABLED, on ? 1 : 0);
 }
 
 /** A reader in any process (the daemon, the CLI): copies records out, never writes. */

@@ -122,6 +122,9 @@ export class Machine {
   private readonly uartInst: VuartInstance | undefined;
   private readonly insight: InsightPublisher | undefined;
   private lastPublish = -Infinity;
+  private readonly traceWriter: AccessTraceWriter | undefined;
+  /** Whether the device and the native path are recording (they follow the region's switch at safe points). */
+  private tracing = false;
   private ended = false;
 
   constructor(private readonly opts: MachineOptions) {
@@ -152,8 +155,8 @@ export class Machine {
       this.insight = new InsightPublisher(opts.insight);
       traceWriter = new AccessTraceWriter(opts.insight, INSIGHT_TRACE_OFFSET, inst.ring.hot);
       traceView = new Uint8Array(opts.insight, INSIGHT_TRACE_OFFSET, traceRegionBytes(TRACE_DEFAULT_CAPACITY));
-      inst.device.attachTrace(traceWriter);
     }
+    this.traceWriter = traceWriter;
     const lib = loadUnicorn(opts.libraryPath ?? unicornLibraryPath());
     ensureSelfTestCached(lib, selftestVerdictDir()); // ~90 ms saved per start once the library's verdict is known
     this.vcpu = new UnicornVcpu(lib, {
@@ -264,7 +267,23 @@ export class Machine {
     v.reset(BigInt(image.entry), BigInt(image.x0));
     // Trace times are host-monotonic; this pair turns them into the guest's CNTVCT (which runs from the same clock).
     traceWriter?.setAnchor({ monoMs: monoMs(), counter: Number(v.timer.now()), freq: Number(v.timer.freq) });
+    this.followTraceSwitch();
     this.publishInsight(true);
+  }
+
+  /**
+   * `vpl011 trace NAME --on/--off` flips a word in the region; the device and the native path record only while it
+   * is on, and are unhooked while it is off (so off costs nothing per access). Checked at safe points and on the
+   * 1024-access stop check: a switch takes effect within that.
+   */
+  private followTraceSwitch(): void {
+    const w = this.traceWriter;
+    if (w === undefined) return;
+    const on = w.enabled;
+    if (on === this.tracing) return;
+    this.tracing = on;
+    this.uartInst?.device.attachTrace(on ? w : null);
+    this.vcpu.fast?.setTrace(on);
   }
 
   /**
@@ -364,7 +383,9 @@ export class Machine {
       this.opts.evtchn.dispatch(this.opts.domid);
     } else if ((++this.polls & 1023) === 0) {
       this.checkStop();
-      this.publishInsight(false); // a guest that only polls the UART reaches no other safe point
+      // A guest that only polls the UART reaches no other safe point.
+      this.followTraceSwitch();
+      this.publishInsight(false);
     }
   }
 
@@ -380,6 +401,7 @@ export class Machine {
     this.gic.setLevel(GUEST_TIMER_VIRT_PPI, this.vcpu.timer.poll());
     this.pollEvents();
     this.vcpu.setIrq(this.gic.irqOut);
+    this.followTraceSwitch();
     this.publishInsight(false);
     const inst = this.uartInst;
     const listening = inst !== undefined && this.domain.vpl011 === inst && inst.device.receiveInterruptsUnmasked;

@@ -206,7 +206,8 @@ static void trace_access(struct fastpath *s, uint32_t offset, unsigned size, int
   __atomic_store_n(&r[9], i, __ATOMIC_RELEASE);
   __atomic_store_n(&t[TR_H_HEAD], (int32_t)(i + 1), __ATOMIC_RELEASE);
 }
-#define TRACING(s) ((s)->trace && (s)->trace[TR_H_ENABLED])
+/* Bound only while the trace is on (the vCPU thread binds and unbinds it at safe points): off costs one NULL test. */
+#define TRACING(s) ((s)->trace != NULL)
 
 /* The addresses unicorn is given (uc_mmio_map, uc_hook_add). */
 uint64_t fp_mmio_read(void *uc, uint64_t offset, unsigned size, void *user);
