@@ -398,10 +398,10 @@ export class Machine {
 
   /** Between TBs: timer, pending events, then the IRQ line. */
   private safePoint(): void {
+    this.followTraceSwitch(); // before any event is dispatched to the device
     this.gic.setLevel(GUEST_TIMER_VIRT_PPI, this.vcpu.timer.poll());
     this.pollEvents();
     this.vcpu.setIrq(this.gic.irqOut);
-    this.followTraceSwitch();
     this.publishInsight(false);
     const inst = this.uartInst;
     const listening = inst !== undefined && this.domain.vpl011 === inst && inst.device.receiveInterruptsUnmasked;
