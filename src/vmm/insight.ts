@@ -138,9 +138,11 @@ export function readInsight(buffer: ArrayBufferLike): DeviceInsight | undefined 
   if (Atomics.load(w, W_MAGIC) !== INSIGHT_MAGIC || w[W_LAYOUT] !== INSIGHT_LAYOUT) throw new Error('insight: not an insight region (an older domain host?)');
   const f = new Float64Array(buffer, SLOT_BASE * 8, SLOTS);
   const copy = new Float64Array(SLOTS);
-  // The writer holds the odd seq for ~1 us; a reader that keeps losing (a writer publishing in a loop) gives up
-  // after a bounded number of tries rather than spin.
-  for (let attempt = 0; attempt < 10_000; attempt++) {
+  // The writer holds the odd seq for ~1 us, at most every PUBLISH_PERIOD_MS or per WFI; a reader that keeps losing
+  // (preempted mid-copy on a loaded machine) retries for a bounded time rather than spin forever.
+  const deadline = Date.now() + 200;
+  for (let attempt = 0; ; attempt++) {
+    if ((attempt & 1023) === 1023 && Date.now() > deadline) break;
     const a = Atomics.load(w, W_SEQ);
     if ((a & 1) !== 0) continue;
     copy.set(f);
