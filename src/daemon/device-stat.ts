@@ -13,7 +13,8 @@ import { AccessTraceReader } from '../device/access-trace.js';
 import { INSIGHT_BYTES, INSIGHT_TRACE_OFFSET, readInsight, type DeviceInsight } from '../vmm/insight.js';
 import { NR_MAGIC_PAGES, VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { XENCONS_IN_CONS, XENCONS_IN_SIZE, XENCONS_OUT_SIZE } from '../xen/ring.js';
-import type { DomainRecord } from './records.js';
+import { listRecords, type DomainRecord } from './records.js';
+import { runPaths } from './paths.js';
 
 /** The insight object of a domain instance: named after its magic pages' (whose name has 128 unguessable bits). */
 export function insightShmName(magicShm: string): string {
@@ -184,5 +185,44 @@ export function formatStat(s: DeviceStat): string[] {
   for (const [k, v] of Object.entries(s.counters)) out.push(`  ${k.padEnd(18)} ${v}`);
   out.push(`vcpu: ${s.vcpu.mmio} MMIO accesses (${s.vcpu.nativeMmio} in the native path), ${s.vcpu.irqs} IRQs raised, ${s.vcpu.frStalls} FR waits, ${s.vcpu.wfiSleeps} WFI sleeps`);
   out.push(`trace: ${s.trace.enabled ? 'on' : 'off'}, ${s.trace.recorded} records written (the last ${s.trace.capacity} are kept)`);
+  return out;
+}
+
+/** A domain's record by name or id in a run dir. */
+function findRecord(runDir: string, ref: string): DomainRecord | undefined {
+  const recs = listRecords(runPaths(runDir).domainsDir);
+  return recs.find((r) => r.name === ref) ?? (/^[0-9]+$/.test(ref) ? recs.find((r) => r.domid === Number(ref)) : undefined);
+}
+
+/** The stat of a domain by name or id, or why there is none (one line): the web page's `/api/stat`. */
+export function deviceStatByName(runDir: string, ref: string): DeviceStat | string {
+  const rec = findRecord(runDir, ref);
+  if (!rec) return `no domain ${ref}`;
+  try {
+    return readDeviceStat(rec);
+  } catch (e) {
+    if (e instanceof StatError) return e.message;
+    throw e;
+  }
+}
+
+/** What `list --json` adds per domain as `device`. */
+export interface DeviceSummary {
+  counters: DeviceInsight['counters'];
+  line: boolean;
+  trace: boolean;
+}
+
+/** Every domain's device summary by name (domains without an insight region are left out). */
+export function deviceSummaries(runDir: string): Map<string, DeviceSummary> {
+  const out = new Map<string, DeviceSummary>();
+  for (const rec of listRecords(runPaths(runDir).domainsDir)) {
+    try {
+      const s = readDeviceStat(rec);
+      out.set(rec.name, { counters: s.counters, line: s.irq.line, trace: s.trace.enabled });
+    } catch (e) {
+      if (!(e instanceof StatError)) throw e;
+    }
+  }
   return out;
 }
