@@ -47,8 +47,8 @@ test('stat --json: exact values of the known sequence, and the documented shape'
   assert.deepEqual(s.decoded.IMSC, ['RX', 'RT']);
   assert.equal(s.registers.MIS, 0);
   assert.equal(s.registers.FR! & 0x7f, 0x10);
-  assert.deepEqual(s.ring.out, { prod: 3, cons: 3, level: 0, size: 2048, deviceSeenCons: s.ring.out.deviceSeenCons });
-  assert.deepEqual(s.ring.in, { prod: 0, cons: 0, level: 0, size: 1024, deviceSeenProd: 0 });
+  assert.deepEqual(s.ring.out, { prod: 3, cons: 3, level: 0, size: 2048, deviceProd: 3, deviceSeenCons: s.ring.out.deviceSeenCons });
+  assert.deepEqual(s.ring.in, { prod: 0, cons: 0, level: 0, size: 1024, deviceCons: 0, deviceSeenProd: 0 });
   assert.equal(s.counters.bytesOut, 3);
   assert.equal(s.counters.bytesIn, 0);
   assert.equal(s.counters.unhandledAccesses, 1);

@@ -30,8 +30,9 @@ export interface DeviceStat {
   registers: Record<string, number>;
   decoded: Record<string, string[]>;
   ring: {
-    in: { prod: number; cons: number; level: number; size: number; deviceSeenProd: number };
-    out: { prod: number; cons: number; level: number; size: number; deviceSeenCons: number };
+    /** prod/cons/level: the ring page now; deviceCons/deviceSeenProd: the device's own and last-loaded indices. */
+    in: { prod: number; cons: number; level: number; size: number; deviceCons: number; deviceSeenProd: number };
+    out: { prod: number; cons: number; level: number; size: number; deviceProd: number; deviceSeenCons: number };
   };
   irq: {
     line: boolean;
@@ -91,8 +92,8 @@ export function buildStat(rec: DomainRecord, s: DeviceInsight, ring: { inCons: n
     registers,
     decoded,
     ring: {
-      in: { prod: ring.inProd, cons: ring.inCons, level: level(ring.inProd, ring.inCons), size: XENCONS_IN_SIZE, deviceSeenProd: s.frontend.inProdSeen },
-      out: { prod: ring.outProd, cons: ring.outCons, level: level(ring.outProd, ring.outCons), size: XENCONS_OUT_SIZE, deviceSeenCons: s.frontend.outConsSeen },
+      in: { prod: ring.inProd, cons: ring.inCons, level: level(ring.inProd, ring.inCons), size: XENCONS_IN_SIZE, deviceCons: s.frontend.inCons, deviceSeenProd: s.frontend.inProdSeen },
+      out: { prod: ring.outProd, cons: ring.outCons, level: level(ring.outProd, ring.outCons), size: XENCONS_OUT_SIZE, deviceProd: s.frontend.outProd, deviceSeenCons: s.frontend.outConsSeen },
     },
     irq: {
       line: s.irq.line,
@@ -175,8 +176,8 @@ export function formatStat(s: DeviceStat): string[] {
   }
   const r = s.ring;
   out.push('ring');
-  out.push(`  IN   prod ${hx8(r.in.prod)} cons ${hx8(r.in.cons)}  ${r.in.level} of ${r.in.size} bytes for the guest (the device last saw prod ${hx8(r.in.deviceSeenProd)})`);
-  out.push(`  OUT  prod ${hx8(r.out.prod)} cons ${hx8(r.out.cons)}  ${r.out.level} of ${r.out.size} bytes for the backend (the device last saw cons ${hx8(r.out.deviceSeenCons)})`);
+  out.push(`  IN   prod ${hx8(r.in.prod)} cons ${hx8(r.in.cons)}  ${r.in.level} of ${r.in.size} bytes for the guest (in the snapshot: cons ${hx8(r.in.deviceCons)}, prod seen ${hx8(r.in.deviceSeenProd)})`);
+  out.push(`  OUT  prod ${hx8(r.out.prod)} cons ${hx8(r.out.cons)}  ${r.out.level} of ${r.out.size} bytes for the backend (in the snapshot: prod ${hx8(r.out.deviceProd)}, cons seen ${hx8(r.out.deviceSeenCons)})`);
   const sp = s.irq.spi;
   out.push('interrupt');
   out.push(`  line ${s.irq.line ? 'high' : 'low'}; conditions holding: ${s.irq.holding.join(' ') || 'none'}; RX level ${s.irq.rxTriggerBytes} bytes, TX level ${s.irq.txTriggerFreeBytes} free bytes${s.irq.receiverOn ? '' : '; receiver off'}`);
