@@ -54,7 +54,9 @@ async function tryInfo(h: Harness, name: string) {
 
 test('output: a console client rides through two kill -9 of the daemon; it printed the stream byte for byte', { timeout: 600_000 }, async () => {
   const h = new Harness();
-  const COUNT = 3 * 1024 * 1024;
+  // 24 MiB: long enough (seconds, even on the native path) that the stream is still running when the client, a new
+  // Node process, has started and attached on a loaded machine; a 3 MiB stream sometimes ended before that.
+  const COUNT = 24 * 1024 * 1024;
   let client: ConsoleProcess | undefined;
   try {
     await h.startDaemon();

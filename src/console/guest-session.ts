@@ -7,6 +7,7 @@ import { EventChannels } from '../xen/evtchn.js';
 import { ConsoleRingBackend } from '../xen/ring.js';
 import { VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { startDomainThread, type DomainExit } from '../vmm/domain-thread.js';
+import type { MachineStats } from '../vmm/machine.js';
 import { Console, type OverflowPolicy } from './console.js';
 import { ConsoleBackend } from './backend.js';
 
@@ -31,6 +32,8 @@ export interface RunningGuest {
   readonly exited: Promise<DomainExit>;
   /** Destroy the domain (idempotent); `exited` resolves with reason 'stopped' unless it had already ended. */
   stop(): Promise<void>;
+  /** The running machine's counters (a request the vCPU answers at its next safe point). */
+  stats(): Promise<MachineStats>;
 }
 
 export async function startGuest(config: GuestConfig, opts: GuestSessionOptions = {}): Promise<RunningGuest> {
@@ -86,5 +89,6 @@ export async function startGuest(config: GuestConfig, opts: GuestSessionOptions 
     console,
     exited,
     stop: () => dom.stop(),
+    stats: () => dom.request('stats', {}),
   };
 }

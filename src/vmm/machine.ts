@@ -8,7 +8,7 @@ import { ensureSelfTestCached } from '../cpu/selftest-cache.js';
 import { Gicv2 } from '../xen/gicv2.js';
 import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain.js';
 import { EventChannels } from '../xen/evtchn.js';
-import { domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
+import { domainVpl011Deinit, domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
 import { MMIO_ABORT } from '../xen/mmio.js';
 import { Reg } from '../device/spec.js';
 import { FrPollPacer } from '../device/poll-pacer.js';
@@ -457,7 +457,12 @@ export class Machine {
     }
   }
 
+  /**
+   * Tear the domain down (the vCPU has stopped): domain_vpl011_deinit (the vuart's MMIO window, its SPI, and the
+   * guest's event channel, whose backend end goes back to unbound), then the engine.
+   */
   close(): void {
+    domainVpl011Deinit(this.domain);
     this.vcpu.close();
   }
 }
