@@ -36,6 +36,7 @@ import { listenControlSocket } from './control-server.js';
 import { answer } from './requests/index.js';
 import { listDomains } from './requests/list.js';
 import type { DaemonContext } from './requests/context.js';
+import { deviceStatByName } from './device-stat.js';
 
 export interface DaemonOptions {
   runDir: string;
@@ -131,7 +132,11 @@ export class Daemon {
     });
     const web = new WebService(
       p.runDir,
-      { domains: () => listDomains(p, served, false), attachStream: (d, st, ro, label) => sessions.attachStream(d, st, ro, label) },
+      {
+        domains: () => listDomains(p, served, false),
+        attachStream: (d, st, ro, label) => sessions.attachStream(d, st, ro, label),
+        deviceStat: (d) => deviceStatByName(p.runDir, d),
+      },
       say,
     );
     const ctx: DaemonContext = { paths: p, evtchn, evtchnMap, served, supervisor, sessions, names: new NameClaims(), web, say };

@@ -13,6 +13,7 @@ import { retireHostStderr } from './host-stderr.js';
 import { Resumer } from './resume.js';
 import { BACKEND_DOMID, ServedConsole, type ServeSettings, type ServedConsoles } from './served-console.js';
 import type { RunPaths } from './paths.js';
+import { insightShmName } from './device-stat.js';
 
 /** The periodic scan: the backstop for what no file change reveals (a host killed with -9). */
 export const SCAN_INTERVAL_MS = 500;
@@ -189,6 +190,7 @@ export class Supervisor {
       // a bad port in a record: nothing to free
     }
     unlinkShared(rec.magicShm);
+    unlinkShared(insightShmName(rec.magicShm));
     removeSecrets(this.paths.secretsDir, rec.instance);
     removeRecord(this.paths.domainsDir, rec.domid);
     rmSync(join(this.paths.domainsDir, `${rec.domid}.spec.json`), { force: true });

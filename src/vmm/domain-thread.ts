@@ -35,6 +35,9 @@ export interface DomainWorkerOptions {
   libraryPath?: string;
   /** Tests of wake paths only: the vCPU's doorbell sleep bounds (MachineOptions.sleepBounds). */
   sleepBounds?: SleepBounds;
+  /** Where the vCPU publishes the vpl011's state and records its access trace (src/vmm/insight.ts), if anywhere. */
+  insight?: SharedArrayBuffer | MappedMemory;
+  trace?: boolean;
 }
 
 /** A running domain's worker, as its starter sees it. */
@@ -60,6 +63,7 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
     evtchn: opts.evtchn, magicPages: opts.magicPages, control, requests: requests.port2,
     profile: opts.vuart === 'pl011' ? 'pl011' : 'sbsa', libraryPath,
     ...(opts.sleepBounds ? { sleepBounds: opts.sleepBounds } : {}),
+    ...(opts.insight ? { insight: opts.insight, trace: opts.trace === true } : {}),
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, transferList: [requests.port2] });
   const tag = `d${opts.domid}`;
