@@ -61,11 +61,12 @@ test('stat --json: exact values of the known sequence, and the documented shape'
   assert.equal(s.irq.spi.enabled, false);
   assert.equal(s.trace.enabled, false);
   assert.equal(s.snapshot.vcpuRunning, true);
+  assert.equal(s.snapshot.vcpuIdle, true, 'published as the probe went to sleep in WFI');
   assert.ok(s.snapshot.ageMs >= 0);
 
   const human = await stat();
   assert.equal(human.code, 0, human.stderr);
-  assert.match(human.stdout, /^d\d+ probe: sbsa vpl011, domain running, /);
+  assert.match(human.stdout, /^d\d+ probe: sbsa vpl011, domain running, published as the vCPU went idle \(WFI\) \d+ ms ago$/m);
   assert.match(human.stdout, /^ {2}IMSC {3}0x050 {2}RX RT$/m);
   assert.match(human.stdout, /^ {2}OUT {2}prod 0x00000003 cons 0x00000003 {2}0 of 2048 bytes/m);
   assert.match(human.stdout, /^ {2}unhandledAccesses {2}1$/m);

@@ -60,6 +60,7 @@ test('stat: the snapshot shows the known sequence exactly (registers, counters, 
     assert.equal(s.spi.line, false);
     assert.equal(s.spi.enabled, false, 'the probe never enables the GIC');
     assert.equal(s.running, true);
+    assert.equal(s.idle, true, 'published as the vCPU went to sleep');
     assert.equal(s.pl011, undefined);
     const why = whyIrq(s.irq, s.spi);
     assert.equal(why.find((l) => l.startsWith('RX:')), 'RX: low: 0 bytes in IN < 1,008 (the RX trigger level) (IMSC.RXIM=1)');

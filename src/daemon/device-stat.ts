@@ -26,7 +26,7 @@ export interface DeviceStat {
   domid: number;
   state: DomainRecord['state'];
   profile: DeviceInsight['profile'];
-  snapshot: { publishedAt: string; ageMs: number; vcpuRunning: boolean };
+  snapshot: { publishedAt: string; ageMs: number; vcpuRunning: boolean; vcpuIdle: boolean };
   registers: Record<string, number>;
   decoded: Record<string, string[]>;
   ring: {
@@ -88,7 +88,7 @@ export function buildStat(rec: DomainRecord, s: DeviceInsight, ring: { inCons: n
     domid: rec.domid,
     state: rec.state,
     profile: s.profile,
-    snapshot: { publishedAt: new Date(s.publishedAt).toISOString(), ageMs: Math.max(0, Math.round(now - s.publishedAt)), vcpuRunning: s.running },
+    snapshot: { publishedAt: new Date(s.publishedAt).toISOString(), ageMs: Math.max(0, Math.round(now - s.publishedAt)), vcpuRunning: s.running, vcpuIdle: s.idle },
     registers,
     decoded,
     ring: {
@@ -166,7 +166,11 @@ const hx8 = (v: number): string => hx(v, 8);
 /** The human form of `vpl011 stat`. */
 export function formatStat(s: DeviceStat): string[] {
   const out: string[] = [];
-  const age = s.snapshot.vcpuRunning ? `snapshot ${s.snapshot.ageMs} ms old` : `vCPU stopped; last state at ${s.snapshot.publishedAt}`;
+  const age = !s.snapshot.vcpuRunning
+    ? `vCPU stopped; last state at ${s.snapshot.publishedAt}`
+    : s.snapshot.vcpuIdle
+      ? `published as the vCPU went idle (WFI) ${s.snapshot.ageMs} ms ago`
+      : `snapshot ${s.snapshot.ageMs} ms old`;
   out.push(`d${s.domid} ${s.name}: ${s.profile} vpl011, domain ${s.state}, ${age}`);
   out.push('registers');
   for (const [k, v] of Object.entries(s.registers)) {
@@ -180,7 +184,8 @@ export function formatStat(s: DeviceStat): string[] {
   out.push(`  OUT  prod ${hx8(r.out.prod)} cons ${hx8(r.out.cons)}  ${r.out.level} of ${r.out.size} bytes for the backend (in the snapshot: prod ${hx8(r.out.deviceProd)}, cons seen ${hx8(r.out.deviceSeenCons)})`);
   const sp = s.irq.spi;
   out.push('interrupt');
-  out.push(`  line ${s.irq.line ? 'high' : 'low'}; conditions holding: ${s.irq.holding.join(' ') || 'none'}; RX level ${s.irq.rxTriggerBytes} bytes, TX level ${s.irq.txTriggerFreeBytes} free bytes${s.irq.receiverOn ? '' : '; receiver off'}`);
+  const bytes = (n: number): string => `${n} byte${n === 1 ? '' : 's'}`;
+  out.push(`  line ${s.irq.line ? 'high' : 'low'}; conditions holding: ${s.irq.holding.join(' ') || 'none'}; RX trigger ${bytes(s.irq.rxTriggerBytes)} in IN, TX trigger ${bytes(s.irq.txTriggerFreeBytes)} free in OUT${s.irq.receiverOn ? '' : '; receiver off'}`);
   out.push(`  SPI ${sp.intid}: line ${sp.line ? 'high' : 'low'}, ${sp.enabled ? 'enabled' : 'disabled'}, ${sp.pending ? 'pending' : 'not pending'}, ${sp.active ? 'active' : 'not active'}, priority ${hx(sp.priority, 2)}${sp.signalled ? ', signalled to the vCPU' : ''}`);
   out.push('counters');
   for (const [k, v] of Object.entries(s.counters)) out.push(`  ${k.padEnd(18)} ${v}`);

@@ -33,6 +33,8 @@ export interface DeviceInsight {
   publishedAt: number;
   /** false once the vCPU has stopped (the last snapshot stays). */
   running: boolean;
+  /** Published as the vCPU went to sleep (WFI): nothing changes until it wakes, so it is exact however old. */
+  idle: boolean;
   profile: Vpl011Profile;
   fr: number;
   irq: Vpl011IrqView;
@@ -64,7 +66,7 @@ const VCPU = ['mmio', 'nativeMmio', 'irqs', 'frStalls', 'wfiSleeps'] as const;
 function flatten(s: DeviceInsight): number[] {
   const b = (v: boolean): number => (v ? 1 : 0);
   return [
-    s.publishedAt, b(s.running), s.profile === 'pl011' ? 1 : 0, s.fr,
+    s.publishedAt, b(s.running), b(s.idle), s.profile === 'pl011' ? 1 : 0, s.fr,
     ...IRQ_NUM.map((k) => s.irq[k]), b(s.irq.line), b(s.irq.rxOn),
     ...PL011.map((k) => s.pl011?.[k] ?? 0),
     ...COUNTERS.map((k) => s.counters[k]),
@@ -75,7 +77,7 @@ function flatten(s: DeviceInsight): number[] {
 }
 
 const SLOTS = flatten({
-  publishedAt: 0, running: false, profile: 'sbsa', fr: 0,
+  publishedAt: 0, running: false, idle: false, profile: 'sbsa', fr: 0,
   irq: { profile: 'sbsa', ris: 0, imsc: 0, mis: 0, line: false, holding: 0, inLevel: 0, outLevel: 0, rxOn: false, txiMaxOut: 0, rxiMinIn: 0 },
   counters: Object.fromEntries(COUNTERS.map((k) => [k, 0])) as unknown as Vpl011Counters,
   frontend: { inCons: 0, inProdSeen: 0, outProd: 0, outConsSeen: 0 },
@@ -89,6 +91,7 @@ function unflatten(v: Float64Array | number[]): DeviceInsight {
   const bool = (): boolean => next() !== 0;
   const publishedAt = next();
   const running = bool();
+  const idle = bool();
   const profile: Vpl011Profile = next() === 1 ? 'pl011' : 'sbsa';
   const fr = next();
   const irqNum = Object.fromEntries(IRQ_NUM.map((k) => [k, next()])) as Record<(typeof IRQ_NUM)[number], number>;
@@ -100,7 +103,7 @@ function unflatten(v: Float64Array | number[]): DeviceInsight {
   const spiBool = Object.fromEntries(SPI_BOOL.map((k) => [k, bool()])) as Record<(typeof SPI_BOOL)[number], boolean>;
   const vcpu = Object.fromEntries(VCPU.map((k) => [k, next()])) as DeviceInsight['vcpu'];
   return {
-    publishedAt, running, profile, fr, irq,
+    publishedAt, running, idle, profile, fr, irq,
     ...(profile === 'pl011' ? { pl011: pl } : {}),
     counters, frontend, spi: { ...spiNum, ...spiBool }, vcpu,
   };

@@ -290,7 +290,7 @@ export class Machine {
    * Publish the vpl011's state into the insight region (src/vmm/insight.ts): at most every PUBLISH_PERIOD_MS unless
    * `force` (the vCPU is about to sleep or has stopped: the state is then exact).
    */
-  private publishInsight(force: boolean): void {
+  private publishInsight(force: boolean, idle = false): void {
     const p = this.insight;
     const inst = this.uartInst;
     if (p === undefined || inst === undefined) return;
@@ -304,6 +304,7 @@ export class Machine {
     p.publish({
       publishedAt: Date.now(),
       running: !this.ended,
+      idle,
       profile: dev.profile,
       fr: dev.registers().fr,
       irq: dev.irqView(),
@@ -451,7 +452,7 @@ export class Machine {
       const idle = this.opts.sleepBounds?.idleMs ?? MAX_IDLE_MS;
       const ms = left === null ? idle : Math.min(idle, left);
       this.wfiSleeps++;
-      this.publishInsight(true); // idle: what `vpl011 stat` shows is exact while the vCPU sleeps
+      this.publishInsight(true, true); // idle: what `vpl011 stat` shows is exact while the vCPU sleeps
       evtchn.waitSync(domid, seen, ms);
       this.safePoint();
     }
