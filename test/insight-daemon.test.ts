@@ -6,10 +6,12 @@ import { after, before } from 'node:test';
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, Harness, runCli, sleep } from './lib/daemon-harness.js';
-import type { DeviceStat } from '../src/daemon/device-stat.js';
+import { insightShmName, type DeviceStat } from '../src/daemon/device-stat.js';
+import { listRecords } from '../src/daemon/records.js';
+import { runPaths } from '../src/daemon/paths.js';
 
 const h = new Harness();
 before(async () => {
@@ -168,4 +170,24 @@ test('counters survive a daemon kill -9 and restart; list --json carries them', 
   assert.ok(d?.device, 'list --json has the device part');
   assert.deepEqual(d.device.counters, before.counters);
   assert.equal(d.bytesOut, before.counters.bytesOut, "the console's own count agrees with the device's");
+});
+
+test('destroy: the insight object goes with the domain (and with a host killed by -9)', { timeout: 120_000 }, async () => {
+  const rec = listRecords(runPaths(h.runDir).domainsDir).find((r) => r.name === 'probe')!;
+  const obj = `/dev/shm${insightShmName(rec.magicShm)}`;
+  assert.ok(existsSync(obj), 'the running domain has its insight object');
+  assert.equal(statSync(obj).mode & 0o777, 0o600);
+  const res = await h.request({ op: 'destroy', domain: 'probe' });
+  assert.ok(res.ok, JSON.stringify(res));
+  await h.until(() => !existsSync(obj), 'the insight object to be unlinked', 60_000);
+  // A host that dies without unwinding: the daemon unlinks it with the magic pages.
+  await h.up('victim', 'insight-probe');
+  await h.until(() => h.log('victim').toString() === 'OK\n', 'the victim to say OK');
+  const v = listRecords(runPaths(h.runDir).domainsDir).find((r) => r.name === 'victim')!;
+  const vobj = `/dev/shm${insightShmName(v.magicShm)}`;
+  assert.ok(existsSync(vobj));
+  process.kill(v.pid, 'SIGKILL');
+  await h.until(() => !existsSync(vobj), "the dead host's insight object to be unlinked by the daemon", 60_000);
+  const gone = await runCli(['stat', 'victim', '--run-dir', h.runDir]);
+  assert.equal(gone.code, 2);
 });
