@@ -80,7 +80,7 @@ export function buildStat(rec: DomainRecord, s: DeviceInsight, ring: { inCons: n
     decoded.CR = bitNames(p.cr, CR_BITS);
     decoded.LCR_H = [...bitNames(p.lcrh, LCRH_BITS), `WLEN=${5 + ((p.lcrh >> LCRH.WLEN_SHIFT) & 3)}`];
     decoded.IFLS = [`TX ${FIFO_FRACTION[p.ifls & 7]} (${iflsTriggerBytes(p.ifls)} bytes)`, `RX ${FIFO_FRACTION[(p.ifls >> IFLS_RX_SHIFT) & 7]} (${iflsTriggerBytes(p.ifls >> IFLS_RX_SHIFT)} bytes)`];
-    decoded.IBRD_FBRD = [`divisor ${p.ibrd}+${p.fbrd}/64 latched as ${(p.divisor >>> 6)}+${p.divisor & 63}/64`];
+    decoded.IBRD = [`divisor ${p.ibrd}+${p.fbrd}/64, latched by the last LCR_H write as ${p.divisor >>> 6}+${p.divisor & 63}/64`];
   }
   const level = (prod: number, cons: number): number => (prod - cons) >>> 0;
   return {
@@ -175,7 +175,7 @@ export function formatStat(s: DeviceStat): string[] {
   out.push('registers');
   for (const [k, v] of Object.entries(s.registers)) {
     if (k === 'divisor') continue;
-    const d = s.decoded[k] ?? (k === 'IBRD' || k === 'FBRD' ? (k === 'IBRD' ? s.decoded.IBRD_FBRD : undefined) : undefined);
+    const d = s.decoded[k];
     out.push(`  ${k.padEnd(6)} ${hx(v)}  ${d && d.length > 0 ? d.join(' ') : '-'}`);
   }
   const r = s.ring;
