@@ -12,6 +12,7 @@ import { BIN, Harness, runCli, sleep } from './lib/daemon-harness.js';
 import { insightShmName, type DeviceStat } from '../src/daemon/device-stat.js';
 import { listRecords } from '../src/daemon/records.js';
 import { runPaths } from '../src/daemon/paths.js';
+import { ensureGuestImages } from '../src/toolstack/fetch.js';
 
 const h = new Harness();
 before(async () => {
@@ -190,4 +191,43 @@ test('destroy: the insight object goes with the domain (and with a host killed b
   await h.until(() => !existsSync(vobj), "the dead host's insight object to be unlinked by the daemon", 60_000);
   const gone = await runCli(['stat', 'victim', '--run-dir', h.runDir]);
   assert.equal(gone.code, 2);
+});
+
+test('a Linux guest with the pl011 profile (AMBA driver, interrupt-driven): its live trace replays with identical read values', { timeout: 300_000 }, async () => {
+  const cfg = join(h.runDir, 'amba.cfg');
+  const images = await ensureGuestImages({ quiet: true });
+  writeFileSync(cfg, `name = "amba"\nkind = "linux"\nkernel = "${images.kernel}"\nramdisk = "${images.initrd}"\nvuart = "pl011"\nmemory = 256\n`);
+  const res = await h.request({ op: 'up', config: cfg });
+  assert.ok(res.ok, JSON.stringify(res));
+  h.trackHosts();
+  try {
+    await h.until(() => /\/ # /.test(h.log('amba').toString('latin1')), 'the shell prompt', 240_000);
+    const on = await runCli(['trace', 'amba', '--on', '--run-dir', h.runDir]);
+    assert.equal(on.code, 0, on.stderr);
+    const a = await h.attach('amba');
+    try {
+      a.sock.write('echo amba-$((6*7))\n');
+      await h.until(() => h.log('amba').toString('latin1').includes('amba-42'), 'the answer', 60_000);
+    } finally {
+      a.close();
+    }
+    await sleep(500);
+    const r = await runCli(['trace', 'amba', '-n', '8191', '--run-dir', h.runDir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^profile pl011$/m);
+    assert.match(r.stdout, /^write 0x030 0x[0-9a-f]+$/m, 'the prelude restores CR');
+    assert.match(r.stdout, /^expect 0x03c 0x[0-9a-f]{8} [124] # t=/m, 'the interrupt handler reads RIS');
+    const file = join(h.runDir, 'amba-trace.txt');
+    writeFileSync(file, r.stdout);
+    const replay = await runCli(['replay', file]);
+    assert.equal(replay.code, 0, replay.stdout.split('\n').filter((l) => !l.endsWith(' ok')).slice(-20).join('\n'));
+    const s = await runCli(['stat', 'amba', '--json', '--run-dir', h.runDir]);
+    const st = JSON.parse(s.stdout) as DeviceStat;
+    assert.equal(st.profile, 'pl011');
+    assert.equal(st.registers.CR! & 0x301, 0x301, 'the open tty enabled the UART, TX and RX');
+    assert.equal(st.registers.LCR_H! & 0x10, 0x10, 'FIFOs on');
+    assert.equal(st.irq.spi.enabled, true, 'Linux enabled SPI 32');
+  } finally {
+    await h.request({ op: 'destroy', domain: 'amba' });
+  }
 });
