@@ -3,7 +3,7 @@
 // trace off (the snapshot publishing only), and with the trace recording every access; alternating, N rounds.
 // Reported: the vCPU thread's CPU time per byte (what tracing adds to; wall time on a shared machine mostly measures
 // the other jobs) and, for reference, the wall-clock MB/s.
-// Run: npm run build && node dist/bench/trace-cost.js [--rounds N] [--only no-region,trace-off,trace-on]
+// Run: npm run build && node dist/bench/trace-cost.js [--rounds N] [--only no-region,trace-off,trace-on,ts-trace-on]
 import { Worker } from 'node:worker_threads';
 import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
@@ -19,7 +19,8 @@ import { INSIGHT_TRACE_OFFSET } from '../src/vmm/insight.js';
 import { median } from './lib/stats.js';
 import { TX_BYTES } from './bare.js';
 
-type Mode = 'no-region' | 'trace-off' | 'trace-on';
+/** ts-trace-on: the trace on with the native fast path off (VPL011_NATIVE=0): the alternative to recording in C. */
+type Mode = 'no-region' | 'trace-off' | 'trace-on' | 'ts-trace-on';
 
 async function once(mode: Mode, bytes: number): Promise<{ ns: number; cpu: number; mbs: number; traced: number }> {
   const data = buildBareGuest('tx-flood');
@@ -27,7 +28,10 @@ async function once(mode: Mode, bytes: number): Promise<{ ns: number; cpu: numbe
   const magicPages = new SharedArrayBuffer(NR_MAGIC_PAGES * XEN_PAGE_SIZE);
   const insight = mode === 'no-region' ? undefined : new SharedArrayBuffer(INSIGHT_BYTES);
   const image = { ramBase: BARE_LOAD_ADDR, ramSize: 0x200000, segments: [{ addr: BARE_LOAD_ADDR, data, what: 'tx-flood' }], entry: BARE_LOAD_ADDR, x0: 0 };
-  const w = new Worker(new URL('./lib/trace-cost-worker.js', import.meta.url), { workerData: { image, evtchn: evtchnSab, magicPages, insight, trace: mode === 'trace-on' } });
+  const w = new Worker(new URL('./lib/trace-cost-worker.js', import.meta.url), {
+    workerData: { image, evtchn: evtchnSab, magicPages, insight, trace: mode === 'trace-on' || mode === 'ts-trace-on' },
+    env: { ...process.env, ...(mode === 'ts-trace-on' ? { VPL011_NATIVE: '0' } : {}) },
+  });
   const evtchn = EventChannels.attach(evtchnSab);
   let con: Console | undefined;
   let backend: ConsoleBackend | undefined;
@@ -72,7 +76,7 @@ export async function run(argv = process.argv.slice(2)): Promise<void> {
     if (argv[i] === '--rounds') rounds = Number(argv[++i]);
     else if (argv[i] === '--only') modes = (argv[++i] ?? '').split(',') as Mode[];
   }
-  const res: Record<Mode, number[]> = { 'no-region': [], 'trace-off': [], 'trace-on': [] };
+  const res: Record<Mode, number[]> = { 'no-region': [], 'trace-off': [], 'trace-on': [], 'ts-trace-on': [] };
   const load0 = loadavg()[0]!;
   for (let r = 0; r < rounds; r++) {
     // Rotate the order so a load spike does not always hit the same mode.
@@ -80,7 +84,7 @@ export async function run(argv = process.argv.slice(2)): Promise<void> {
       const mode = modes[(k + r) % modes.length]!;
       const x = await once(mode, bytes);
       res[mode].push(x.cpu);
-      process.stdout.write(`round ${r + 1} ${mode}: vCPU ${x.cpu.toFixed(1)} ns CPU/byte (wall ${x.ns.toFixed(1)} ns, ${x.mbs.toFixed(2)} MB/s)${mode === 'trace-on' ? `, ${x.traced} records` : ''}\n`);
+      process.stdout.write(`round ${r + 1} ${mode}: vCPU ${x.cpu.toFixed(1)} ns CPU/byte (wall ${x.ns.toFixed(1)} ns, ${x.mbs.toFixed(2)} MB/s)${mode.endsWith('trace-on') ? `, ${x.traced} records` : ''}\n`);
     }
   }
   const base = median(res[modes[0]!]);

@@ -10,6 +10,8 @@ import { AccessTraceReader, setTraceEnabled, TraceKind, type TraceRecord } from 
 import { TraceScript } from '../src/device/trace-script.js';
 import { runReplay } from '../src/cli/replay.js';
 import { whyIrq } from '../src/device/why-irq.js';
+import { nativeLibraryPath } from '../src/cpu/native.js';
+import { existsSync } from 'node:fs';
 
 async function until<T>(what: string, f: () => T | undefined | false, ms = 60_000, show?: () => string): Promise<T> {
   const end = Date.now() + ms;
@@ -85,10 +87,12 @@ test('stat: the snapshot shows the known sequence exactly (registers, counters, 
   }
 });
 
-test('trace: every access in order, whichever path served it; off records nothing; the script replays identically', async () => {
-  const r = await startInsightRig('insight-probe', { trace: true });
+for (const typescript of [false, true]) test(`trace (${typescript ? 'TypeScript path' : 'native fast path when built'}): every access in order; off records nothing; the script replays identically`, async () => {
+  const r = await startInsightRig('insight-probe', { trace: true, typescript });
   try {
     await until('OK from the guest', () => r.output() === 'OK\n' && snap(r).vcpu.wfiSleeps > 0);
+    if (typescript) assert.equal(snap(r).vcpu.nativeMmio, 0, 'every access went through TypeScript');
+    else if (existsSync(nativeLibraryPath())) assert.ok(snap(r).vcpu.nativeMmio > 0, 'the C path served (and recorded) some of them');
     const first = reader(r).read(0, 1 << 20);
     assert.equal(first.lost, 0);
     // The known prefix: IMSC, three polled DR writes, RIS, MIS, ICR, the unhandled read, then the first FR poll.

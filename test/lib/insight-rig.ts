@@ -19,7 +19,8 @@ export interface InsightRig {
   close(): Promise<void>;
 }
 
-export async function startInsightRig(guest: BareGuest, opts: { trace?: boolean; profile?: 'sbsa' | 'pl011' } = {}): Promise<InsightRig> {
+/** `typescript`: the native fast path off (VPL011_NATIVE=0), so every access goes through the TypeScript device. */
+export async function startInsightRig(guest: BareGuest, opts: { trace?: boolean; profile?: 'sbsa' | 'pl011'; typescript?: boolean } = {}): Promise<InsightRig> {
   const data = buildBareGuest(guest);
   const evtchnSab = EventChannels.create().buffer as SharedArrayBuffer;
   const magicPages = new SharedArrayBuffer(NR_MAGIC_PAGES * XEN_PAGE_SIZE);
@@ -27,6 +28,7 @@ export async function startInsightRig(guest: BareGuest, opts: { trace?: boolean;
   const image = { ramBase: BARE_LOAD_ADDR, ramSize: 0x200000, segments: [{ addr: BARE_LOAD_ADDR, data, what: guest }], entry: BARE_LOAD_ADDR, x0: 0 };
   const w = new Worker(new URL('./insight-worker.js', import.meta.url), {
     workerData: { image, evtchn: evtchnSab, magicPages, insight, trace: opts.trace === true, profile: opts.profile ?? 'sbsa' },
+    env: { ...process.env, ...(opts.typescript ? { VPL011_NATIVE: '0' } : {}) },
   });
   const evtchn = EventChannels.attach(evtchnSab);
   let out = '';
