@@ -17,7 +17,7 @@ import(workerData.mod).then(({ InsightPublisher }) => {
     for (const n of workerData.counters) c[n] = k;
     p.publish({
       publishedAt: k, running: true, idle: true, profile: 'sbsa', fr: k,
-      irq: { profile: 'sbsa', ris: k, imsc: k, mis: k, line: true, holding: k, inLevel: k, outLevel: k, rxOn: true, txiMaxOut: k, rxiMinIn: k },
+      irq: { profile: 'sbsa', ris: k, imsc: k, mis: k, line: true, holding: k, inLevel: k, outLevel: k, rxOn: true, txiMaxOut: k, rxiMinIn: k, inSize: k, outSize: k, txLatchesOnDrWriteOnly: true },
       counters: c, frontend: { inCons: k, inProdSeen: k, outProd: k, outConsSeen: k },
       spi: { intid: k, line: true, enabled: true, pending: true, active: true, priority: k, distributorOn: true, cpuInterfaceOn: true, pmr: k, runningPriority: k, signalled: true },
       vcpu: { mmio: k, nativeMmio: k, irqs: k, frStalls: k, wfiSleeps: k },

@@ -3,10 +3,10 @@
 import { closeSync, createWriteStream, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { constants as osConstants } from 'node:os';
-import { ConfigError, checkGuestConfig, defaultGuestConfig, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
+import { ConfigError, checkGuestConfig, defaultGuestConfig, inputWaitsForListener, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
 import { OutputFileError, openOutputFile } from '../util/output-file.js';
 import { printableLine } from '../util/quote.js';
-import { BuildError } from '../toolstack/build.js';
+import { BuildError, firmwarePayloadHint } from '../toolstack/build.js';
 import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { startGuest, type RunningGuest } from '../console/guest-session.js';
 
@@ -17,6 +17,7 @@ export interface RunOptions {
   append?: string;
   memory?: number;
   bare?: boolean;
+  firmware?: string;
   mmioPolicy?: string;
   timeout?: number;
   log?: string;
@@ -42,6 +43,10 @@ export async function resolveGuestConfig(
   let config: GuestConfig;
   if (opts.config) {
     config = loadConfig(opts.config);
+  } else if (opts.firmware !== undefined) {
+    // Firmware alone: no payload unless --kernel/--initrd give one (they are applied below).
+    config = { ...defaultGuestConfig({ kernel: '', initrd: '' }), name: 'firmware', vuart: 'pl011' };
+    delete config.ramdisk;
   } else if (opts.kernel) {
     config = { ...defaultGuestConfig({ kernel: resolve(opts.kernel), initrd: '' }), name: 'guest' };
     delete config.ramdisk;
@@ -69,6 +74,13 @@ export async function resolveGuestConfig(
     config.kind = 'bare';
     origin.kind = '--bare';
   }
+  if (opts.firmware !== undefined) {
+    // --firmware means QEMU's virt board: its layout and its PL011 (docs/LAYOUTS.md).
+    config.firmware = resolve(opts.firmware);
+    config.layout = 'qemu-virt';
+    config.vuart = 'pl011';
+    origin.firmware = '--firmware';
+  }
   if (opts.mmioPolicy !== undefined) {
     config.mmioPolicy = opts.mmioPolicy as MmioPolicy;
     origin.mmioPolicy = '--mmio-policy';
@@ -85,10 +97,12 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     // Every sink opens before the guest starts: one that cannot is an error now, not a crash later.
     if (opts.log !== undefined) logFd = openOutputFile(opts.log);
     await ensureUnicorn({ log: () => {} });
+    const hint = firmwarePayloadHint(config);
+    if (hint !== undefined) say(hint);
     guest = await startGuest(config, {
       report: say,
       // A person at a terminal types after seeing the prompt; a script's input is there from the start.
-      holdInputUntilListening: !process.stdin.isTTY && config.kind === 'linux',
+      holdInputUntilListening: !process.stdin.isTTY && inputWaitsForListener(config),
     });
   } catch (e) {
     if (logFd !== undefined) closeSync(logFd);

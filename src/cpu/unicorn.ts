@@ -8,6 +8,8 @@ import type { TypeObject } from 'koffi';
 /** uc_arch / uc_mode / uc_prot / hook types (unicorn.h). */
 export const UC_ARCH_ARM64 = 2;
 export const UC_MODE_ARM = 0;
+export const UC_PROT_READ = 1;
+export const UC_PROT_EXEC = 4;
 export const UC_PROT_ALL = 7;
 export const UC_HOOK_INTR = 1 << 0;
 export const UC_HOOK_INSN = 1 << 1;

@@ -1,5 +1,5 @@
 // The vCPU as the VMM sees it, so another backend can replace unicorn, and the unicorn implementation of it.
-import { EXCP, REG, SYS, Uc, loadUnicorn, xreg, type UnicornLibrary } from './unicorn.js';
+import { EXCP, REG, SYS, UC_PROT_EXEC, UC_PROT_READ, Uc, loadUnicorn, xreg, type UnicornLibrary } from './unicorn.js';
 import { SyncEntry, dabtSyndrome } from './exception.js';
 import { VirtTimer } from './timer.js';
 import { psciCall, type PsciAction } from './psci.js';
@@ -193,6 +193,10 @@ export class UnicornVcpu implements Vcpu {
   }
   mapRam(addr: number, size: number): void {
     this.uc.memMap(addr, size);
+  }
+  /** Read-only, executable memory (firmware in flash); loadMemory still fills it. */
+  mapRom(addr: number, size: number): void {
+    this.uc.memMap(addr, size, UC_PROT_READ | UC_PROT_EXEC);
   }
   mapShared(addr: number, buf: SharedArrayBuffer): void {
     this.uc.memMapPtr(addr, buf);

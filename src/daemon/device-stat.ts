@@ -12,7 +12,7 @@ import { whyIrq } from '../device/why-irq.js';
 import { AccessTraceReader } from '../device/access-trace.js';
 import { INSIGHT_BYTES, INSIGHT_TRACE_OFFSET, readInsight, type DeviceInsight } from '../vmm/insight.js';
 import { NR_MAGIC_PAGES, VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
-import { XENCONS_IN_CONS, XENCONS_IN_SIZE, XENCONS_OUT_SIZE } from '../xen/ring.js';
+import { XENCONS_IN_CONS } from '../xen/ring.js';
 import { listRecords, type DomainRecord } from './records.js';
 import { runPaths } from './paths.js';
 
@@ -92,14 +92,14 @@ export function buildStat(rec: DomainRecord, s: DeviceInsight, ring: { inCons: n
     registers,
     decoded,
     ring: {
-      in: { prod: ring.inProd, cons: ring.inCons, level: level(ring.inProd, ring.inCons), size: XENCONS_IN_SIZE, deviceCons: s.frontend.inCons, deviceSeenProd: s.frontend.inProdSeen },
-      out: { prod: ring.outProd, cons: ring.outCons, level: level(ring.outProd, ring.outCons), size: XENCONS_OUT_SIZE, deviceProd: s.frontend.outProd, deviceSeenCons: s.frontend.outConsSeen },
+      in: { prod: ring.inProd, cons: ring.inCons, level: level(ring.inProd, ring.inCons), size: s.irq.inSize, deviceCons: s.frontend.inCons, deviceSeenProd: s.frontend.inProdSeen },
+      out: { prod: ring.outProd, cons: ring.outCons, level: level(ring.outProd, ring.outCons), size: s.irq.outSize, deviceProd: s.frontend.outProd, deviceSeenCons: s.frontend.outConsSeen },
     },
     irq: {
       line: s.irq.line,
       holding: bitNames(s.irq.holding, INT_BITS),
       rxTriggerBytes: s.irq.rxiMinIn,
-      txTriggerFreeBytes: XENCONS_OUT_SIZE - s.irq.txiMaxOut,
+      txTriggerFreeBytes: s.irq.outSize - s.irq.txiMaxOut,
       receiverOn: s.irq.rxOn,
       spi: s.spi,
     },

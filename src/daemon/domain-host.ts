@@ -12,7 +12,7 @@ import { openSharedMapping, type SharedMapping } from '../host/shm.js';
 import { EventChannels } from '../xen/evtchn.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { buildGuest } from '../toolstack/build.js';
-import type { GuestConfig } from '../toolstack/config.js';
+import { inputWaitsForListener, type GuestConfig } from '../toolstack/config.js';
 import { startDomainWorker, type DomainExit } from '../vmm/domain-thread.js';
 import { runPaths } from './paths.js';
 import { insightShmName } from './device-stat.js';
@@ -53,6 +53,8 @@ function validateSpec(v: unknown): DomainSpec {
   if (!Number.isInteger(c.memoryMiB) || c.memoryMiB <= 0) throw bad('config.memoryMiB');
   if (c.mmioPolicy !== 'abort' && c.mmioPolicy !== 'crash-domain') throw bad('config.mmioPolicy');
   if (c.vuart !== 'sbsa_uart' && c.vuart !== 'pl011') throw bad('config.vuart');
+  if (c.layout !== undefined && c.layout !== 'xen' && c.layout !== 'qemu-virt') throw bad('config.layout');
+  if (c.firmware !== undefined && typeof c.firmware !== 'string') throw bad('config.firmware');
   return s;
 }
 
@@ -113,9 +115,9 @@ export async function runDomainHost(specPath: string): Promise<number> {
     state: 'starting',
     magicShm: spec.magicShm,
     vuartPort: 0,
-    summary: `${spec.config.kind} ${spec.config.kernel}`,
+    summary: spec.config.firmware !== undefined ? `firmware ${spec.config.firmware}` : `${spec.config.kind} ${spec.config.kernel}`,
     // Input typed or piped before a Linux guest's driver opens the port would be drained and lost (amba-pl011).
-    ...(spec.config.kind === 'linux' ? { inputHeld: true } : {}),
+    ...(inputWaitsForListener(spec.config) ? { inputHeld: true } : {}),
     ...(spec.tcp ? { tcp: spec.tcp } : {}),
     startedAt: new Date().toISOString(),
   };

@@ -1,7 +1,8 @@
 // The vpl011 device core: Xen's xen/arch/arm/vpl011.c (domain-backend mode) as a pure state machine.
 // Inputs: guest register accesses (read/write, from the MMIO bus) and backend events (notification(), Xen's
-// vpl011_notification). Outputs through ports only: the console ring (bytes), the interrupt line (level), and a
-// notify callback (the event channel to the console backend). No I/O, timers, threads or globals.
+// vpl011_notification). Outputs through ports only: the console port (bytes: the xencons ring of a console domain,
+// or Xen's own buffers for dom0less, src/device/console-port.ts), the interrupt line (level), and a notify callback
+// (the event channel to the backend). No I/O, timers, threads or globals.
 //
 // Semantics are upstream Xen's (HEAD, see docs/DEVICE.md for the table and sources), not the seed patch's:
 //   - FR resets to TXFE|RXFE = 0x90 (b4637ed6cd); TXFF and BUSY only when the OUT ring is full (393a541f7d);
@@ -46,7 +47,8 @@
 
 import { type AccessWidth, type MmioHandler, MMIO_ABORT } from '../xen/mmio.js';
 import type { IrqLine } from '../xen/vgic.js';
-import { type ConsoleRing, RING_CORRUPT, RING_EMPTY, XENCONS_IN_SIZE, XENCONS_OUT_SIZE } from '../xen/ring.js';
+import { RING_CORRUPT, RING_EMPTY } from '../xen/ring.js';
+import type { Vpl011ConsolePort } from './console-port.js';
 import { RateLimitedLog, type LogSink } from '../util/ratelimit.js';
 import { HotF64, HotWord } from './hot-state.js';
 import { type AccessTraceWriter, TraceKind } from './access-trace.js';
@@ -88,7 +90,8 @@ export const enum NativeTail {
 export const VPL011_PROFILES: readonly Vpl011Profile[] = ['sbsa', 'pl011'];
 
 export interface Vpl011Ports {
-  ring: ConsoleRing;
+  /** Byte I/O: the xencons ring (a console domain) or Xen's own buffers (dom0less), src/device/console-port.ts. */
+  ring: Vpl011ConsolePort;
   irq: IrqLine;
   /** Signal the console backend (notify_via_xen_event_channel). Called at most once per public method. */
   notify: () => void;
@@ -156,6 +159,11 @@ export interface Vpl011IrqView {
   /** TX holds while the OUT level is <= this; RX while the receiver's IN level is >= rxiMinIn. */
   txiMaxOut: number;
   rxiMinIn: number;
+  /** The backend's buffer sizes (the xencons ring: 1024/2048; Xen's own for dom0less: 32/128). */
+  inSize: number;
+  outSize: number;
+  /** The backend is Xen (dom0less): only a DR write latches TXI (1213ebfb9f). */
+  txLatchesOnDrWriteOnly: boolean;
 }
 
 /** The device's own state; FR and the line are re-derived from it and the ring. */
@@ -170,11 +178,6 @@ export interface Vpl011State {
   /** Present exactly when profile is 'pl011'. */
   pl011?: Pl011Registers;
 }
-
-const IN_RXI_LEVEL = XENCONS_IN_SIZE - SBSA_UART_FIFO_LEVEL; // 1008
-const OUT_TXI_LEVEL = XENCONS_OUT_SIZE - SBSA_UART_FIFO_LEVEL; // 2032
-/** OUT reaching half full notifies too: a pacing backend (src/console/backend.ts) drains from there, not from full. */
-const OUT_HALF = XENCONS_OUT_SIZE / 2;
 
 function hex(n: number, digits = 3): string {
   return '0x' + (n >>> 0).toString(16).padStart(digits, '0');
@@ -204,7 +207,7 @@ export class Vpl011 implements MmioHandler {
   readonly profile: Vpl011Profile;
   /** profile === 'pl011': the extra registers decode. */
   private readonly full: boolean;
-  private readonly ring: ConsoleRing;
+  private readonly ring: Vpl011ConsolePort;
   private readonly irq: IrqLine;
   private readonly notifyPort: () => void;
 
@@ -533,8 +536,9 @@ export class Vpl011 implements MmioHandler {
   /** The profile's part of the core: what ring levels mean for TXI/RXI and whether the receiver is on. */
   private deriveLevels(): void {
     if (!this.full) {
-      this.txiMaxOut = OUT_TXI_LEVEL;
-      this.rxiMinIn = IN_RXI_LEVEL;
+      // Against the backend's buffer sizes, as upstream (bb2c1a1cc9): ring 2048 - 16 / 1024 - 16; Xen's IN 32 - 16.
+      this.txiMaxOut = this.ring.outSize - SBSA_UART_FIFO_LEVEL;
+      this.rxiMinIn = this.ring.inSize - SBSA_UART_FIFO_LEVEL;
       this.rxOn = true;
       this.txOff = false;
       return;
@@ -544,11 +548,11 @@ export class Vpl011 implements MmioHandler {
       // A 32-byte virtual FIFO (TRM 2.1, r1p5) over the ring: TX sees the last 32 bytes of OUT space, so TXI means
       // "at least 32 - trigger bytes free" and a driver that writes that many blindly (Linux: fifosize/2 per TXI)
       // never overflows; RX sees the first 32 bytes of IN, so RXI means "at least trigger bytes to read".
-      this.txiMaxOut = XENCONS_OUT_SIZE - PL011_FIFO_SIZE + iflsTriggerBytes(r.ifls);
+      this.txiMaxOut = this.ring.outSize - PL011_FIFO_SIZE + iflsTriggerBytes(r.ifls);
       this.rxiMinIn = iflsTriggerBytes(r.ifls >> IFLS_RX_SHIFT);
     } else {
       // Character mode (TRM 2.4.3): a 1-byte holding register. TXI while one more byte fits; RXI on one byte.
-      this.txiMaxOut = XENCONS_OUT_SIZE - 1;
+      this.txiMaxOut = this.ring.outSize - 1;
       this.rxiMinIn = 1;
     }
     this.rxOn = (r.cr & CR.RXE) !== 0;
@@ -650,6 +654,9 @@ export class Vpl011 implements MmioHandler {
       rxOn: this.rxOn,
       txiMaxOut: this.txiMaxOut,
       rxiMinIn: this.rxiMinIn,
+      inSize: this.ring.inSize,
+      outSize: this.ring.outSize,
+      txLatchesOnDrWriteOnly: this.ring.txAlwaysReady,
     };
   }
 
@@ -761,7 +768,7 @@ export class Vpl011 implements MmioHandler {
     }
     this.update(true);
     // Full -> not full frees space a backend may be waiting for (inLevel uses in_prod loaded after our in_cons).
-    if (b >= 0 && this.inLevel === XENCONS_IN_SIZE - 1) this.pendingNotify = true;
+    if (b >= 0 && this.inLevel === this.ring.inSize - 1) this.pendingNotify = true;
     this.flushNotify();
     return b >= 0 ? b : 0;
   }
@@ -784,14 +791,15 @@ export class Vpl011 implements MmioHandler {
     // byte concurrently (stored and already consumed, not dropped). Found by test/interleave.test.ts.
     if (r >= 0) {
       this.hf[HotF64.BytesOut]++;
-      if (r === 1 || r === OUT_HALF || r === XENCONS_OUT_SIZE) this.pendingNotify = true;
+      // OUT reaching half full notifies too: a pacing backend (src/console/backend.ts) drains from there, not from full.
+      if (r === 1 || r === this.ring.outSize >> 1 || r === this.ring.outSize) this.pendingNotify = true;
     } else {
       this.counts.txDropped++;
       if (r === RING_CORRUPT) this.pendingNotify = true;
       else if (this.logFull.wouldLog()) this.logFull.log('vpl011: Unexpected OUT ring buffer full');
       else this.logFull.skip();
     }
-    this.update(true);
+    this.update(true, true); // a DR write is the one event that sets TXI for every backend
     this.flushNotify();
   }
 
@@ -822,7 +830,7 @@ export class Vpl011 implements MmioHandler {
    * state. `event` re-latches every RIS condition that holds (a data event); otherwise RIS bits can only clear
    * (a condition stopped holding). No ring access here: the levels are state, loaded by the data paths.
    */
-  private update(event: boolean): void {
+  private update(event: boolean, txEvent = event && !this.ring.txAlwaysReady): void {
     const ring = this.ring;
     const inL = ring.inLevel;
     const outL = ring.outLevel;
@@ -832,13 +840,14 @@ export class Vpl011 implements MmioHandler {
     // The receiver's view of IN: empty while it is off (pl011 CR.RXE = 0).
     const rxL = this.rxOn ? inL : 0;
     const cond = this.conditions(rxL, outL);
-    this.uartris = event ? cond : this.uartris & cond;
+    // Backend in Xen: only a DR write latches TXI (txEvent), so an ICR-cleared TXI stays clear while input arrives.
+    this.uartris = (this.uartris & cond) | (event ? (txEvent ? cond : cond & ~INT.TX) : 0);
 
     let fr = 0;
     if (rxL === 0) fr |= FR.RXFE;
-    else if (rxL === XENCONS_IN_SIZE) fr |= FR.RXFF;
+    else if (rxL === this.ring.inSize) fr |= FR.RXFF;
     if (outL === 0) fr |= FR.TXFE;
-    else if (outL === XENCONS_OUT_SIZE) fr |= FR.TXFF | FR.BUSY;
+    else if (outL === this.ring.outSize) fr |= FR.TXFF | FR.BUSY;
     this.uartfr = fr;
 
     const level = (this.uartris & this.uartimsc) !== 0;

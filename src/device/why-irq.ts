@@ -4,7 +4,6 @@
 // GIC's part is what the GIC model reports (Gicv2.spiView()). So the sentences cannot disagree with the line.
 import type { Vpl011IrqView } from './vpl011.js';
 import { INT } from './spec.js';
-import { XENCONS_OUT_SIZE } from '../xen/ring.js';
 
 /** One SPI as the GIC sees it (Gicv2.spiView()). */
 export interface SpiView {
@@ -45,8 +44,8 @@ const NEVER: readonly { bit: number; name: string; mask: string; what: string; p
 export function whyIrq(v: Vpl011IrqView, spi?: SpiView): string[] {
   const out: string[] = [];
   const rxL = v.rxOn ? v.inLevel : 0;
-  const free = XENCONS_OUT_SIZE - v.outLevel;
-  const txiMinFree = XENCONS_OUT_SIZE - v.txiMaxOut;
+  const free = v.outSize - v.outLevel;
+  const txiMinFree = v.outSize - v.txiMaxOut;
   const rxOff = v.rxOn ? '' : ` (the receiver is off: CR.RXE=0, so the ${bytes(v.inLevel)} in IN are not seen)`;
 
   // For each driven source: what holds (the device's condition), and in words, with its numbers.
@@ -81,8 +80,11 @@ export function whyIrq(v: Vpl011IrqView, spi?: SpiView): string[] {
     if (latched && unmasked) out.push(`${s.name}: ${s.holds} and ${im} → ${s.name}I asserted (MIS.${s.name}MIS=1)`);
     else if (latched) out.push(`${s.name}: masked (${im}) although ${s.holds}; RIS.${s.name}RIS=1, MIS.${s.name}MIS=0`);
     else if (holds) {
+      const next = s.bit === INT.TX && v.txLatchesOnDrWriteOnly
+        ? 'latches on the next DR write (the backend is Xen: only a DR write sets TXI)'
+        : 'latches on the next data event (DR access, backend notification, IMSC write)';
       out.push(
-        `${s.name}: low although ${s.holds}: RIS.${s.name}RIS is not latched (cleared by an ICR write, or no data event since reset) and latches on the next data event (DR access, backend notification, IMSC write)${unmasked ? '' : `; masked anyway (${im})`}`,
+        `${s.name}: low although ${s.holds}: RIS.${s.name}RIS is not latched (cleared by an ICR write, or no data event since reset) and ${next}${unmasked ? '' : `; masked anyway (${im})`}`,
       );
     } else out.push(`${s.name}: low: ${s.fails}${unmasked ? ` (${im})` : `; masked too (${im})`}`);
   }

@@ -6,7 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import type { VuartProfile } from './guest-dt.js';
-import { GUEST_RAM0_SIZE } from './guest-map.js';
+import { GUEST_RAM0_SIZE, LAYOUT_NAMES, type LayoutName } from './guest-map.js';
 import { FileReadError, READ_CAP, readRegularFile } from '../util/bounded-read.js';
 import { QUOTE_MAX, printable, printableLine, quote } from '../util/quote.js';
 
@@ -28,6 +28,13 @@ export interface GuestConfig {
   vcpus: 1;
   vuart: VuartProfile;
   mmioPolicy: MmioPolicy;
+  /** The guest memory map (src/toolstack/guest-map.ts, docs/LAYOUTS.md); absent means "xen". */
+  layout?: LayoutName;
+  /**
+   * Absolute path of firmware for QEMU's virt board (layout "qemu-virt"), loaded into flash and entered there as
+   * QEMU's -bios does. `kernel` (may then be '': no payload) and `ramdisk` become the firmware's payload in RAM.
+   */
+  firmware?: string;
   /** The file the config came from, for messages. */
   source?: string;
 }
@@ -81,7 +88,7 @@ interface Setting {
   line: number;
 }
 
-const KNOWN_KEYS = ['name', 'kind', 'kernel', 'ramdisk', 'extra', 'cmdline', 'memory', 'vcpus', 'vuart', 'mmio_policy'] as const;
+const KNOWN_KEYS = ['name', 'kind', 'kernel', 'ramdisk', 'extra', 'cmdline', 'memory', 'vcpus', 'vuart', 'mmio_policy', 'layout', 'firmware'] as const;
 type Key = (typeof KNOWN_KEYS)[number];
 
 /** The built-in default guest: Debian's kernel + our busybox initramfs (paths from the fetch step). */
@@ -146,6 +153,27 @@ export function oneOfProblem(v: string, allowed: readonly string[]): string | un
   return allowed.includes(v) ? undefined : `${quote(v)} is not one of ${allowed.map((a) => `"${a}"`).join(', ')}`;
 }
 
+/**
+ * Whether the guest's console input waits until the guest unmasks its receive interrupts (`vpl011 run` with pipes,
+ * the daemon's consoles): input that reaches a Linux kernel booted directly before its driver opens the port would
+ * be drained and lost (amba-pl011). Firmware polls the UART with its interrupts masked, so it never "listens": its
+ * input must never be held (it was, and `vpl011 console` to U-Boot under the daemon delivered nothing).
+ */
+export function inputWaitsForListener(config: GuestConfig): boolean {
+  return config.kind === 'linux' && config.firmware === undefined;
+}
+
+/** Firmware needs the flash only the qemu-virt layout has, and takes a Linux payload. */
+export function firmwareProblem(layout: LayoutName, kind: GuestKind): string | undefined {
+  if (layout !== 'qemu-virt') return `needs layout = "qemu-virt" (firmware runs from that layout's flash; got "${layout}")`;
+  return kind === 'bare' ? 'not supported with kind = "bare" (the firmware is the program)' : undefined;
+}
+
+/** QEMU's virt board has a full PL011: its firmware drives its registers (baud, line control). */
+export function qemuVirtVuartProblem(vuart: VuartProfile): string | undefined {
+  return vuart === 'pl011' ? undefined : `layout "qemu-virt" has a PL011 (vuart = "pl011"), not "${vuart}"`;
+}
+
 const KINDS: readonly GuestKind[] = ['linux', 'bare'];
 const VUARTS: readonly VuartProfile[] = ['sbsa_uart', 'pl011'];
 const MMIO_POLICIES: readonly MmioPolicy[] = ['abort', 'crash-domain'];
@@ -164,7 +192,8 @@ export function checkGuestConfig(config: GuestConfig, origin: Partial<Record<key
   };
   check('name', 'name', nameProblem(config.name));
   check('kind', 'kind', oneOfProblem(config.kind, KINDS));
-  check('kernel', 'kernel', guestFileProblem(config.kernel));
+  // With firmware the kernel is an optional payload: '' means none.
+  if (!(config.firmware !== undefined && config.kernel === '')) check('kernel', 'kernel', guestFileProblem(config.kernel));
   if (config.ramdisk !== undefined) {
     check('ramdisk', 'ramdisk', guestFileProblem(config.ramdisk));
     if (config.kind === 'bare') check(origin.kind ? 'kind' : 'ramdisk', 'ramdisk', 'a ramdisk is not supported with kind = "bare"');
@@ -173,6 +202,12 @@ export function checkGuestConfig(config: GuestConfig, origin: Partial<Record<key
   check('memoryMiB', 'memory', memoryProblem(config.memoryMiB));
   check('vuart', 'vuart', oneOfProblem(config.vuart, VUARTS));
   check('mmioPolicy', 'mmio_policy', oneOfProblem(config.mmioPolicy, MMIO_POLICIES));
+  if (config.layout !== undefined) check('layout', 'layout', oneOfProblem(config.layout, LAYOUT_NAMES));
+  if (config.firmware !== undefined) {
+    check('firmware', 'firmware', guestFileProblem(config.firmware));
+    check('firmware', 'firmware', firmwareProblem(config.layout ?? 'xen', config.kind));
+  }
+  if (config.layout === 'qemu-virt') check('vuart', 'vuart', qemuVirtVuartProblem(config.vuart));
   if (issues.length > 0) throw new ConfigError(issues);
 }
 
@@ -230,7 +265,7 @@ export function parseConfig(text: string, file: string, opts: { checkFiles?: boo
 
   const folder = dirname(file);
   const checkFiles = opts.checkFiles ?? true;
-  const path = (key: 'kernel' | 'ramdisk'): string | undefined => {
+  const path = (key: 'kernel' | 'ramdisk' | 'firmware'): string | undefined => {
     const v = str(key);
     if (v === undefined) return undefined;
     if (v === '') {
@@ -251,8 +286,14 @@ export function parseConfig(text: string, file: string, opts: { checkFiles?: boo
   if (nameIssue) err(byKey.get('name'), 'name', nameIssue);
 
   const kind = oneOf<GuestKind>('kind', KINDS, 'linux');
+  const layout = oneOf<LayoutName>('layout', LAYOUT_NAMES, 'xen');
+  const firmware = path('firmware');
+  if (firmware !== undefined) {
+    const problem = firmwareProblem(layout, kind);
+    if (problem) err(byKey.get('firmware'), 'firmware', problem);
+  }
   const kernel = path('kernel');
-  if (!byKey.has('kernel')) err(undefined, 'kernel', 'is required');
+  if (!byKey.has('kernel') && firmware === undefined) err(undefined, 'kernel', 'is required');
   const ramdisk = path('ramdisk');
   if (ramdisk !== undefined && kind === 'bare') err(byKey.get('ramdisk'), 'ramdisk', 'not supported with kind = "bare"');
 
@@ -275,12 +316,19 @@ export function parseConfig(text: string, file: string, opts: { checkFiles?: boo
   const vcpus = int('vcpus') ?? 1;
   if (vcpus !== 1) err(byKey.get('vcpus'), 'vcpus', `only 1 vCPU is supported (got ${vcpus})`);
 
-  const vuart = oneOf<VuartProfile>('vuart', VUARTS, 'sbsa_uart');
+  // qemu-virt's UART is a PL011: that is its default, and the only profile it takes.
+  const vuart = oneOf<VuartProfile>('vuart', VUARTS, layout === 'qemu-virt' ? 'pl011' : 'sbsa_uart');
+  if (layout === 'qemu-virt') {
+    const problem = qemuVirtVuartProblem(vuart);
+    if (problem) err(byKey.get('vuart'), 'vuart', problem);
+  }
   const mmioPolicy = oneOf<MmioPolicy>('mmio_policy', MMIO_POLICIES, 'abort');
 
   if (issues.length > 0) throw new ConfigError(issues.sort((a, b) => a.line - b.line));
-  const config: GuestConfig = { name, kind, kernel: kernel!, cmdline, memoryMiB, vcpus: 1, vuart, mmioPolicy, source: file };
+  const config: GuestConfig = { name, kind, kernel: kernel ?? '', cmdline, memoryMiB, vcpus: 1, vuart, mmioPolicy, source: file };
   if (ramdisk !== undefined) config.ramdisk = ramdisk;
+  if (byKey.has('layout')) config.layout = layout;
+  if (firmware !== undefined) config.firmware = firmware;
   return config;
 }
 

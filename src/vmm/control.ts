@@ -37,6 +37,8 @@ export interface WorkerInit {
   /** The domain's insight region (src/vmm/insight.ts; `vpl011 stat`, `vpl011 trace`) and whether the trace starts on. */
   insight?: SharedArrayBuffer | MappedMemory;
   trace?: boolean;
+  /** MachineOptions.xenConsole: the vuart's backend is Xen (dom0less). */
+  xenConsole?: SharedArrayBuffer;
 }
 
 export const CONTROL_STOP = 0;

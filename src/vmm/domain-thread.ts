@@ -38,6 +38,8 @@ export interface DomainWorkerOptions {
   /** Where the vCPU publishes the vpl011's state and records its access trace (src/vmm/insight.ts), if anywhere. */
   insight?: SharedArrayBuffer | MappedMemory;
   trace?: boolean;
+  /** The vuart's backend is Xen (dom0less): its buffers (createXenConsoleRegion), served by the console mux. */
+  xenConsole?: SharedArrayBuffer;
 }
 
 /** A running domain's worker, as its starter sees it. */
@@ -64,6 +66,7 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
     profile: opts.vuart === 'pl011' ? 'pl011' : 'sbsa', libraryPath,
     ...(opts.sleepBounds ? { sleepBounds: opts.sleepBounds } : {}),
     ...(opts.insight ? { insight: opts.insight, trace: opts.trace === true } : {}),
+    ...(opts.xenConsole ? { xenConsole: opts.xenConsole } : {}),
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, transferList: [requests.port2] });
   const tag = `d${opts.domid}`;

@@ -56,8 +56,8 @@ const SPI_NUM: ('intid' | 'priority' | 'pmr' | 'runningPriority')[] = ['intid', 
 const SPI_BOOL: ('line' | 'enabled' | 'pending' | 'active' | 'distributorOn' | 'cpuInterfaceOn' | 'signalled')[] = [
   'line', 'enabled', 'pending', 'active', 'distributorOn', 'cpuInterfaceOn', 'signalled',
 ];
-const IRQ_NUM: ('ris' | 'imsc' | 'mis' | 'holding' | 'inLevel' | 'outLevel' | 'txiMaxOut' | 'rxiMinIn')[] = [
-  'ris', 'imsc', 'mis', 'holding', 'inLevel', 'outLevel', 'txiMaxOut', 'rxiMinIn',
+const IRQ_NUM: ('ris' | 'imsc' | 'mis' | 'holding' | 'inLevel' | 'outLevel' | 'txiMaxOut' | 'rxiMinIn' | 'inSize' | 'outSize')[] = [
+  'ris', 'imsc', 'mis', 'holding', 'inLevel', 'outLevel', 'txiMaxOut', 'rxiMinIn', 'inSize', 'outSize',
 ];
 const FRONTEND = ['inCons', 'inProdSeen', 'outProd', 'outConsSeen'] as const;
 const VCPU = ['mmio', 'nativeMmio', 'irqs', 'frStalls', 'wfiSleeps'] as const;
@@ -67,7 +67,7 @@ function flatten(s: DeviceInsight): number[] {
   const b = (v: boolean): number => (v ? 1 : 0);
   return [
     s.publishedAt, b(s.running), b(s.idle), s.profile === 'pl011' ? 1 : 0, s.fr,
-    ...IRQ_NUM.map((k) => s.irq[k]), b(s.irq.line), b(s.irq.rxOn),
+    ...IRQ_NUM.map((k) => s.irq[k]), b(s.irq.line), b(s.irq.rxOn), b(s.irq.txLatchesOnDrWriteOnly),
     ...PL011.map((k) => s.pl011?.[k] ?? 0),
     ...COUNTERS.map((k) => s.counters[k]),
     ...FRONTEND.map((k) => s.frontend[k]),
@@ -78,7 +78,7 @@ function flatten(s: DeviceInsight): number[] {
 
 const SLOTS = flatten({
   publishedAt: 0, running: false, idle: false, profile: 'sbsa', fr: 0,
-  irq: { profile: 'sbsa', ris: 0, imsc: 0, mis: 0, line: false, holding: 0, inLevel: 0, outLevel: 0, rxOn: false, txiMaxOut: 0, rxiMinIn: 0 },
+  irq: { profile: 'sbsa', ris: 0, imsc: 0, mis: 0, line: false, holding: 0, inLevel: 0, outLevel: 0, rxOn: false, txiMaxOut: 0, rxiMinIn: 0, inSize: 0, outSize: 0, txLatchesOnDrWriteOnly: false },
   counters: Object.fromEntries(COUNTERS.map((k) => [k, 0])) as unknown as Vpl011Counters,
   frontend: { inCons: 0, inProdSeen: 0, outProd: 0, outConsSeen: 0 },
   spi: { intid: 0, line: false, enabled: false, pending: false, active: false, priority: 0, distributorOn: false, cpuInterfaceOn: false, pmr: 0, runningPriority: 0, signalled: false },
@@ -95,7 +95,7 @@ function unflatten(v: Float64Array | number[]): DeviceInsight {
   const profile: Vpl011Profile = next() === 1 ? 'pl011' : 'sbsa';
   const fr = next();
   const irqNum = Object.fromEntries(IRQ_NUM.map((k) => [k, next()])) as Record<(typeof IRQ_NUM)[number], number>;
-  const irq: Vpl011IrqView = { profile, ...irqNum, line: bool(), rxOn: bool() };
+  const irq: Vpl011IrqView = { profile, ...irqNum, line: bool(), rxOn: bool(), txLatchesOnDrWriteOnly: bool() };
   const pl = Object.fromEntries(PL011.map((k) => [k, next()])) as unknown as Pl011Registers;
   const counters = Object.fromEntries(COUNTERS.map((k) => [k, next()])) as unknown as Vpl011Counters;
   const frontend = Object.fromEntries(FRONTEND.map((k) => [k, next()])) as DeviceInsight['frontend'];

@@ -9,6 +9,7 @@ import { Gicv2 } from '../xen/gicv2.js';
 import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain.js';
 import { EventChannels } from '../xen/evtchn.js';
 import { domainVpl011Deinit, domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
+import { XenConsoleFrontend } from '../xen/xen-console.js';
 import { MMIO_ABORT } from '../xen/mmio.js';
 import { Reg } from '../device/spec.js';
 import { FrPollPacer } from '../device/poll-pacer.js';
@@ -16,10 +17,9 @@ import { HotState, HotWord } from '../device/hot-state.js';
 import { addressHoles } from './address-holes.js';
 import { AccessTraceWriter, initTraceRegion, monoMs, TRACE_DEFAULT_CAPACITY, traceRegionBytes } from '../device/access-trace.js';
 import { initInsightRegion, InsightPublisher, INSIGHT_TRACE_OFFSET, PUBLISH_PERIOD_MS } from './insight.js';
-import {
-  GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_MAGIC_BASE, GUEST_PL011_BASE,
-  GUEST_TIMER_VIRT_PPI, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE,
-} from '../xen/arch-arm.js';
+import { FlashBank } from './flash-bank.js';
+import { XEN_LAYOUT } from '../toolstack/guest-map.js';
+import { GUEST_MAGIC_BASE, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 
 export type ExitReason = 'poweroff' | 'reset' | 'crashed' | 'stopped';
 export interface MachineExit {
@@ -77,6 +77,11 @@ export interface MachineOptions {
   insight?: ArrayBuffer | SharedArrayBuffer;
   /** Start with the access trace recording (default off; it can be switched in the region at any time). */
   trace?: boolean;
+  /**
+   * The vuart's backend is Xen (dom0less, docs/DOM0LESS.md): its IN/OUT buffers, a region made by
+   * createXenConsoleRegion() and served by the console mux. Default: a console domain over the ring page.
+   */
+  xenConsole?: SharedArrayBuffer;
 }
 
 export interface SleepBounds {
@@ -126,24 +131,39 @@ export class Machine {
   /** Whether the device and the native path are recording (they follow the region's switch at safe points). */
   private tracing = false;
   private ended = false;
+  /** The layout's vpl011 base and timer PPI (image.layout: Xen's or QEMU virt's, src/toolstack/guest-map.ts). */
+  private readonly uartBase: number;
+  private readonly timerPpi: number;
 
   constructor(private readonly opts: MachineOptions) {
     const { image } = opts;
+    const layout = image.layout ?? XEN_LAYOUT;
+    this.uartBase = layout.uart.base;
+    this.timerPpi = layout.timerPpis.virt;
     this.domain = new Domain({ domid: opts.domid, name: opts.name, vgic: this.gic, evtchn: opts.evtchn, policy: opts.policy ?? 'abort' });
-    this.domain.mmio.register(GUEST_GICD_BASE, GUEST_GICD_SIZE, this.gic.distributor, 'gicd');
-    this.domain.mmio.register(GUEST_GICC_BASE, GUEST_GICC_SIZE, this.gic.cpuInterface, 'gicc');
+    this.domain.mmio.register(layout.gicd.base, layout.gicd.size, this.gic.distributor, 'gicd');
+    this.domain.mmio.register(layout.gicc.base, layout.gicc.size, this.gic.cpuInterface, 'gicc');
+    // Flash banks after the first: read-only, trapped (flash-bank.ts). Bank 0 is mapped as read-only RAM below.
+    layout.flash.forEach((bank, k) => {
+      if (k === 0) return;
+      const contents = image.flash?.find((f) => f.bank === k)?.data;
+      this.domain.mmio.register(bank.base, bank.size, new FlashBank(bank.size, contents), `flash${k}`);
+    });
     this.domain.addMemory({ name: 'magic', base: GUEST_MAGIC_BASE, size: NR_MAGIC_PAGES * XEN_PAGE_SIZE, buffer: opts.magicPages, byteOffset: 0, shared: true });
     this.vuartPort = domainVpl011Init(this.domain, {
       consoleDomid: opts.backendDomid ?? 0,
       gfn: GUEST_VUART_GFN,
       profile: opts.profile ?? 'sbsa',
+      base: layout.uart.base,
+      spi: layout.uartIntid,
+      ...(opts.xenConsole ? { xen: new XenConsoleFrontend(opts.xenConsole, opts.domid) } : {}),
     });
     this.uartInst = vuartOf(this.domain);
     this.spin = this.uartInst?.ring.hot.w ?? new HotState().w;
 
-    const vpl011Base = GUEST_PL011_BASE;
-    const vpl011End = GUEST_PL011_BASE + XEN_PAGE_SIZE;
-    const frAddr = GUEST_PL011_BASE + Reg.FR;
+    const vpl011Base = layout.uart.base;
+    const vpl011End = vpl011Base + XEN_PAGE_SIZE;
+    const frAddr = vpl011Base + Reg.FR;
     const inst = this.uartInst;
     // The insight region: the snapshot's publisher and the access trace, which the device (every access it serves)
     // and the native fast path (every access it serves) record into.
@@ -157,16 +177,19 @@ export class Machine {
       traceView = new Uint8Array(opts.insight, INSIGHT_TRACE_OFFSET, traceRegionBytes(TRACE_DEFAULT_CAPACITY));
     }
     this.traceWriter = traceWriter;
+    // The native fast path serves FR/DR against the xencons ring only; with the backend in Xen every vpl011 access
+    // takes the TypeScript path (a DR write there may print a line or wait for the mux: not a C path's job).
+    const xencons = inst?.xencons;
     const lib = loadUnicorn(opts.libraryPath ?? unicornLibraryPath());
     ensureSelfTestCached(lib, selftestVerdictDir()); // ~90 ms saved per start once the library's verdict is known
     this.vcpu = new UnicornVcpu(lib, {
       // The native fast path serves FR/DR from the device's own hot state, and falls back to mmioRead/mmioWrite.
-      ...(inst
+      ...(inst && xencons
         ? {
             nativeUart: {
-              base: GUEST_PL011_BASE,
-              hot: inst.ring.hot,
-              ringPage: inst.ring.page,
+              base: vpl011Base,
+              hot: xencons.hot,
+              ringPage: xencons.page,
               doorbell: opts.evtchn.doorbellView(opts.domid),
               tail: (flags: number, prod: number, cons: number) => inst.device.nativeTail(flags, prod, cons),
               live: () => this.domain.vpl011 === inst && !this.domain.crashed && !this.stopRequested,
@@ -254,6 +277,17 @@ export class Machine {
       }
       v.loadMemory(s.addr, s.data);
     }
+    // Flash bank 0 (qemu-virt): the firmware runs from it before relocating itself to RAM, as under QEMU's -bios.
+    // Read-only: a guest write there ends the run with unicorn's write-protection error (docs/LAYOUTS.md).
+    const bank0 = layout.flash[0];
+    if (bank0 !== undefined) {
+      v.mapRom(bank0.base, bank0.size);
+      const firmware = image.flash?.find((f) => f.bank === 0);
+      if (firmware !== undefined) {
+        if (firmware.data.length > bank0.size) throw new Error(`machine: ${firmware.what} does not fit flash bank 0`);
+        v.loadMemory(bank0.base, firmware.data);
+      }
+    }
     // The SAB's backing store never moves and this Machine (through the Uc) keeps it referenced, so the raw pointer
     // unicorn keeps stays valid until close().
     // A shared mapping's view is external memory that stays mapped until its owner (the domain host) closes it,
@@ -262,7 +296,7 @@ export class Machine {
     else v.uc.memMapPtr(GUEST_MAGIC_BASE, opts.magicPages);
     for (const r of this.domain.mmio.list()) v.mapMmio(r.base, r.size);
     // Nothing else is there: any access goes to the domain's policy (through the bus, which finds no device).
-    const mapped = [{ base: image.ramBase, size: image.ramSize }, { base: GUEST_MAGIC_BASE, size: opts.magicPages.byteLength }, ...this.domain.mmio.list()];
+    const mapped = [{ base: image.ramBase, size: image.ramSize }, { base: GUEST_MAGIC_BASE, size: opts.magicPages.byteLength }, ...this.domain.mmio.list(), ...(bank0 ? [bank0] : [])];
     for (const h of addressHoles(mapped)) v.mapMmio(h.base, h.size);
     v.reset(BigInt(image.entry), BigInt(image.x0));
     // Trace times are host-monotonic; this pair turns them into the guest's CNTVCT (which runs from the same clock).
@@ -341,7 +375,7 @@ export class Machine {
   private uartRead(addr: number, width: 1 | 2 | 4): number | null {
     const inst = this.uartInst;
     if (inst === undefined || this.domain.vpl011 !== inst || this.domain.crashed) return this.read(addr, width);
-    const v = inst.device.read(addr - GUEST_PL011_BASE, width);
+    const v = inst.device.read(addr - this.uartBase, width);
     return v !== MMIO_ABORT ? v : this.refused(addr, width, false, 0);
   }
 
@@ -400,7 +434,7 @@ export class Machine {
   /** Between TBs: timer, pending events, then the IRQ line. */
   private safePoint(): void {
     this.followTraceSwitch(); // before any event is dispatched to the device
-    this.gic.setLevel(GUEST_TIMER_VIRT_PPI, this.vcpu.timer.poll());
+    this.gic.setLevel(this.timerPpi, this.vcpu.timer.poll());
     this.pollEvents();
     this.vcpu.setIrq(this.gic.irqOut);
     this.publishInsight(false);

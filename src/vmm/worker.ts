@@ -52,6 +52,7 @@ try {
     profile: init.profile,
     ...(init.sleepBounds ? { sleepBounds: init.sleepBounds } : {}),
     ...(insight ? { insight, trace: init.trace === true } : {}),
+    ...(init.xenConsole ? { xenConsole: init.xenConsole } : {}),
     // The machine polls this at its safe points (and whenever the doorbell moves, which a request's kick does):
     // requests are served there, before the stop flag is read.
     shouldStop: () => {

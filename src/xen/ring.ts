@@ -19,6 +19,7 @@
 // bounded by an index distance, so none can hang.
 
 import { HotState, HotWord } from '../device/hot-state.js';
+import type { RingCorruptionReport, Vpl011ConsolePort } from '../device/console-port.js';
 
 export const XENCONS_PAGE_SIZE = 4096;
 export const XENCONS_IN_SIZE = 1024;
@@ -82,11 +83,7 @@ export function ringLevel(prod: number, cons: number, ringSize: number): number 
   return d > ringSize ? RING_CORRUPT : d;
 }
 
-export interface RingCorruptionReport {
-  half: 'in' | 'out';
-  prod: number;
-  cons: number;
-}
+export type { RingCorruptionReport };
 
 /** The page and its typed views; shared by both ends. */
 class RingPage {
@@ -172,7 +169,11 @@ class RingPage {
  *
  * After each operation, inLevel / outLevel hold the levels computed from the freshest loads.
  */
-export class ConsoleRing extends RingPage {
+export class ConsoleRing extends RingPage implements Vpl011ConsolePort {
+  readonly inSize = XENCONS_IN_SIZE;
+  readonly outSize = XENCONS_OUT_SIZE;
+  /** A console domain drains OUT at its own pace: TXFF, TXI and TXFE follow the OUT level. */
+  readonly txAlwaysReady = false;
   /**
    * The private indices and levels live in the device's hot-state region (src/device/hot-state.ts), shared with the
    * device built over this ring and with the native fast path, so that either implementation serves the next access.

@@ -11,6 +11,8 @@ import { GUEST_PL011_BASE, GUEST_PL011_SIZE, GUEST_VPL011_SPI } from './arch-arm
 import type { Domain } from './domain.js';
 import type { MmioRegion } from './mmio.js';
 import type { ConsoleRing } from './ring.js';
+import type { Vpl011ConsolePort } from '../device/console-port.js';
+import type { XenConsoleFrontend } from './xen-console.js';
 import { spiLine } from './vgic.js';
 
 export class VuartError extends Error {
@@ -32,12 +34,27 @@ export interface VuartInitInfo {
   consoleDomid: number;
   gfn: number;
   profile?: Vpl011Profile;
+  /**
+   * Where the device sits: its MMIO base and its SPI (an INTID). Xen's are fixed (GUEST_PL011_BASE, SPI 32); ours
+   * default to them and differ only for the toolstack's qemu-virt layout (src/toolstack/guest-map.ts).
+   */
+  base?: number;
+  spi?: number;
+  /**
+   * The backend in Xen (upstream: domain_vpl011_init(d, NULL), dom0less): the device's bytes go to these buffers
+   * (src/xen/xen-console.ts), not to a ring page; `gfn` is not mapped. The event channel to `consoleDomid` is still
+   * allocated, as the host's wakeup transport between the vCPU and the console mux; the guest never learns it.
+   */
+  xen?: XenConsoleFrontend;
 }
 
 /** d->arch.vpl011 once initialised. */
 export interface VuartInstance {
   readonly device: Vpl011;
-  readonly ring: ConsoleRing;
+  /** The device's byte port: the xencons ring, or Xen's buffers. */
+  readonly ring: Vpl011ConsolePort;
+  /** The xencons ring page when the backend is a domain (the native fast path serves only this); else undefined. */
+  readonly xencons: ConsoleRing | undefined;
   /** The guest-side port (what the domctl returns; xenconsoled binds to it). */
   readonly evtchn: number;
   readonly spi: number;
@@ -68,11 +85,16 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
   }
 
   // 1. prepare_ring_for_helper: nothing to undo if it fails.
-  let ring: ConsoleRing;
-  try {
-    ring = d.prepareRingForHelper(info.gfn);
-  } catch (e) {
-    throw new VuartError(errCode(e), `d${d.domid}: vuart ring: ${(e as Error).message}`, e);
+  let ring: Vpl011ConsolePort;
+  let xencons: ConsoleRing | undefined;
+  if (info.xen !== undefined) {
+    ring = info.xen;
+  } else {
+    try {
+      ring = xencons = d.prepareRingForHelper(info.gfn);
+    } catch (e) {
+      throw new VuartError(errCode(e), `d${d.domid}: vuart ring: ${(e as Error).message}`, e);
+    }
   }
 
   // 2. alloc_unbound_xen_event_channel; the handler reaches the device built below.
@@ -85,7 +107,7 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
   }
 
   // 3. vgic_reserve_virq: on failure undo 2 only; the SPI is someone else's, so it is left alone.
-  const spi = GUEST_VPL011_SPI;
+  const spi = info.spi ?? GUEST_VPL011_SPI;
   if (!d.vgic.reserveSpi(spi)) {
     d.evtchn.close(d.domid, port);
     throw new VuartError('EBUSY', `d${d.domid}: vuart SPI ${spi} is not available (reserved by another device?)`);
@@ -104,7 +126,8 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
       ...(log ? { log: (m: string) => log(`d${domid} ${m}`) } : {}),
       profile,
     });
-    region = d.mmio.register(GUEST_PL011_BASE, GUEST_PL011_SIZE, device, 'vpl011');
+    region = d.mmio.register(info.base ?? GUEST_PL011_BASE, GUEST_PL011_SIZE, device, 'vpl011');
+    if (info.xen !== undefined) info.xen.wake = () => void evtchn.notify(domid, port);
   } catch (e) {
     device = undefined;
     d.vgic.setLevel(spi, false);
@@ -116,6 +139,7 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
   const inst: VuartInstance = {
     device,
     ring,
+    xencons,
     evtchn: port,
     spi,
     region,

@@ -16,8 +16,9 @@ export class ConsoleProcess {
   private waiters: (() => void)[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: 'pipe' });
+  /** `program`: what to run `args` with (default: our CLI; the U-Boot test runs QEMU the same way). */
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, program: readonly string[] = [process.execPath, CLI]) {
+    this.child = spawn(program[0]!, [...program.slice(1), ...args], { env: { ...process.env, ...env }, stdio: 'pipe' });
     this.child.stdout.on('data', (b: Buffer) => {
       this.out += b.toString('latin1');
       this.outBytes += b.length;
