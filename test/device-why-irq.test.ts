@@ -10,6 +10,8 @@ import { INT, Reg } from '../src/device/spec.js';
 import { whyIrq } from '../src/device/why-irq.js';
 import { Gicv2 } from '../src/xen/gicv2.js';
 import { XENCONS_OUT_SIZE } from '../src/xen/ring.js';
+import { Vpl011 } from '../src/device/vpl011.js';
+import { createXenConsoleRegion, XenConsoleFrontend } from '../src/xen/xen-console.js';
 
 function line(lines: string[], source: string): string {
   const l = lines.find((s) => s.startsWith(`${source}: `));
@@ -112,4 +114,21 @@ test('why-irq GIC sentence: each reason an SPI is not signalled, and signalled',
   assert.equal(g.irqOut, true);
   assert.equal(g.acknowledge(), 32);
   assert.match(say(), /→ not signalled: already active/);
+});
+
+test('why-irq with the backend in Xen (dom0less): its buffer sizes, and TX re-latches only on a DR write', () => {
+  const dev = new Vpl011({ ring: new XenConsoleFrontend(createXenConsoleRegion(), 1), irq: { set() {} }, notify() {} });
+  dev.write(Reg.IMSC, 4, INT.TX);
+  dev.write(Reg.DR, 4, 0x41);
+  const v = dev.irqView();
+  assert.equal(v.outSize, 128);
+  assert.equal(v.inSize, 32);
+  assert.match(line(whyIrq(v), 'TX'), /TXI asserted/);
+  dev.write(Reg.ICR, 4, INT.TX);
+  dev.write(Reg.IMSC, 4, INT.TX); // an IMSC write is a data event, but not for TXI with this backend
+  assert.equal(dev.read(Reg.RIS, 4) & INT.TX, 0);
+  assert.match(line(whyIrq(dev.irqView()), 'TX'), /^TX: low although .*latches on the next DR write \(the backend is Xen: only a DR write sets TXI\)/);
+  dev.write(Reg.DR, 4, 0x42);
+  assert.match(line(whyIrq(dev.irqView()), 'TX'), /TXI asserted/);
+  assert.match(line(whyIrq(dev.irqView()), 'RX'), /< 16 \(the RX trigger level\)/, 'RX against Xen\'s 32-byte IN: 32 - 16');
 });
