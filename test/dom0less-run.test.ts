@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { CLI, ConsoleProcess, PROMPT } from './lib/console-process.js';
+import { PROMPT, vpl011Process, type ConsoleProcess } from './lib/console-process.js';
+import { VPL011_BIN as CLI } from '../src/util/self.js';
 import { buildBareGuestFile, streamPattern } from '../src/vmm/bare-guests.js';
 import { ensureGuestImages } from '../src/toolstack/fetch.js';
 
@@ -45,13 +46,13 @@ test('bare pair, exact bytes: the unfocused DOM2 in 126-byte lines, the focused 
   const two = cfg('two', { kind: 'bare', kernel: buildBareGuestFile('tx-flood'), memory: 16 });
   // tx-flood writes x1 bytes (4.4 M when x1 = 0 at entry): a config cannot set x1, so take the first floodCount
   // bytes of DOM2's lines and stop the run once they are there.
-  const g = new ConsoleProcess(['run', one, two, '--timeout', '240']);
+  const g = vpl011Process(['run', one, two, '--timeout', '240']);
   try {
     const want1 = streamPattern(streamCount).toString('latin1');
     // Wait until DOM1 has written all of its stream (and powered off) and DOM2 has produced floodCount bytes.
     const deadline = Date.now() + 200_000;
-    while (!(g.err.includes('DOM1 (one): poweroff') && (g.out.match(/^\(XEN\) DOM2: /gm) ?? []).length * 126 > floodCount)) {
-      if (Date.now() > deadline) assert.fail(`no end in sight; stderr:\n${g.err}\nlast output:\n${g.out.slice(-500)}`);
+    while (!(g.stderr.includes('DOM1 (one): poweroff') && (g.out.match(/^\(XEN\) DOM2: /gm) ?? []).length * 126 > floodCount)) {
+      if (Date.now() > deadline) assert.fail(`no end in sight; stderr:\n${g.stderr}\nlast output:\n${g.out.slice(-500)}`);
       await new Promise((r) => setTimeout(r, 200));
     }
     g.child.kill('SIGTERM'); // destroys both domains; the run ends with 128 + 15
@@ -104,7 +105,7 @@ test('bare pair: focused echo of a 1000-byte paste through the 32-byte IN (none 
   const hello = buildBareGuestFile('hello');
   const a = cfg('a', { kind: 'bare', kernel: hello, memory: 16 });
   const b = cfg('b', { kind: 'bare', kernel: hello, memory: 16 });
-  const g = new ConsoleProcess(['run', a, b, '--timeout', '120']);
+  const g = vpl011Process(['run', a, b, '--timeout', '120']);
   try {
     await g.expect(/\(XEN\) DOM2: hello from bare metal\n/, 60_000);
     await g.expect(/\(XEN\) hello from bare metal\n/, 60_000);
@@ -116,10 +117,10 @@ test('bare pair: focused echo of a 1000-byte paste through the 32-byte IN (none 
     g.type(SWITCH + 'two\n');
     await g.expect(/\(XEN\) two\n/, 30_000, from); // echoed while DOM2 has the focus
     g.type('\x04');
-    for (let t = 0; t < 600 && !g.err.includes('DOM2 (b): poweroff'); t++) await new Promise((r) => setTimeout(r, 100));
-    assert.match(g.err, /DOM2 \(b\): poweroff/, 'said as soon as it happens');
+    for (let t = 0; t < 600 && !g.stderr.includes('DOM2 (b): poweroff'); t++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(g.stderr, /DOM2 \(b\): poweroff/, 'said as soon as it happens');
     g.type(SWITCH + 'k' + SWITCH + '\x04');
-    assert.equal(await exitOf(g, 60_000), 0, g.err);
+    assert.equal(await exitOf(g, 60_000), 0, g.stderr);
     assert.equal(
       g.out.slice(from),
       '(XEN) ' + paste + '\n' + // the open line is ended before Xen's message
@@ -128,7 +129,7 @@ test('bare pair: focused echo of a 1000-byte paste through the 32-byte IN (none 
         msg('Xen') + // DOM2 has ended: from it the rotation goes on to Xen ...
         msg('DOM1'), // ... and on to DOM1, whose \x04 ends the run
     );
-    assert.match(g.err, /input dropped: 1 byte\(s\) typed while Xen had the focus/);
+    assert.match(g.stderr, /input dropped: 1 byte\(s\) typed while Xen had the focus/);
   } finally {
     g.kill();
   }
@@ -140,7 +141,7 @@ describe('two Linux guests on one console', () => {
     const paths = await ensureGuestImages({ log: () => {} });
     const linux = (who: string) =>
       cfg(who, { kernel: paths.kernel, ramdisk: paths.initrd, extra: `console=ttyAMA0 earlycon who=${who}`, memory: 128 });
-    g = new ConsoleProcess(['run', linux('alpha'), linux('beta'), '--timeout', '280']);
+    g = vpl011Process(['run', linux('alpha'), linux('beta'), '--timeout', '280']);
     await g.expect(PROMPT, 200_000); // DOM1's prompt (focused: it is on the terminal at once)
     await g.expect(/\(XEN\) DOM2: .*Run \/init as init process/, 200_000);
   });
@@ -171,13 +172,13 @@ describe('two Linux guests on one console', () => {
     assert.doesNotMatch(g.out, /DOM\d: 42 /, 'the answer is never a DOMn line: the asker has the focus');
     // Both power off: DOM2 now, then Xen, then DOM1 (three switches: DOM2 -> Xen -> DOM1).
     g.type('poweroff -f\n');
-    for (let t = 0; t < 1200 && !g.err.includes('DOM2 (beta): poweroff'); t++) await new Promise((r) => setTimeout(r, 100));
-    assert.match(g.err, /DOM2 \(beta\): poweroff/);
+    for (let t = 0; t < 1200 && !g.stderr.includes('DOM2 (beta): poweroff'); t++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(g.stderr, /DOM2 \(beta\): poweroff/);
     g.type(SWITCH + SWITCH);
     await g.expect(/\*\*\* Serial input to DOM1/, 10_000, from);
     g.type('poweroff -f\n');
-    assert.equal(await exitOf(g, 120_000), 0, g.err);
-    assert.match(g.err, /DOM1 \(alpha\): poweroff/);
+    assert.equal(await exitOf(g, 120_000), 0, g.stderr);
+    assert.match(g.stderr, /DOM1 \(alpha\): poweroff/);
   });
 });
 

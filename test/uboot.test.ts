@@ -6,7 +6,7 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { test } from './lib/bounded.js';
-import { ConsoleProcess, PROMPT } from './lib/console-process.js';
+import { ConsoleProcess, PROMPT, vpl011Process } from './lib/console-process.js';
 import { QEMU, UBOOT_BIN, end, linuxConsoleLines, normaliseBoardFacts, qemuArgs, ubootSession } from './lib/uboot-session.js';
 import { QEMU_VIRT_BOOT } from '../src/toolstack/guest-map.js';
 import { Harness, runCli } from './lib/daemon-harness.js';
@@ -16,7 +16,7 @@ const COMMANDS = ['version', 'echo hello', 'printenv', 'bdinfo'] as const;
 const RUN_LIMIT_S = 240;
 
 function ours(extra: string[] = []): ConsoleProcess {
-  return new ConsoleProcess(['run', '--firmware', UBOOT_BIN, '--memory', `${MEMORY_MIB}`, '--timeout', `${RUN_LIMIT_S}`, ...extra]);
+  return vpl011Process(['run', '--firmware', UBOOT_BIN, '--memory', `${MEMORY_MIB}`, '--timeout', `${RUN_LIMIT_S}`, ...extra]);
 }
 
 /** The part of `t` from the line starting with `from` to the next prompt. */
@@ -54,7 +54,7 @@ describe('U-Boot (qemu_arm64) in the qemu-virt layout', () => {
     assert.match(answer(mine, 'bdinfo'), /\n-> start    = 0x0000000040000000\n-> size     = 0x0000000020000000\n/);
 
     if (!existsSync(`/usr/bin/${QEMU}`)) return t.skip(`${QEMU} missing (scripts/setup.sh installs qemu-system-arm)`);
-    const q = new ConsoleProcess(qemuArgs(MEMORY_MIB), {}, [QEMU]);
+    const q = new ConsoleProcess('qemu', QEMU, qemuArgs(MEMORY_MIB));
     let theirs: string;
     try {
       theirs = await ubootSession(q, COMMANDS, 180_000);
@@ -96,7 +96,7 @@ describe('U-Boot (qemu_arm64) in the qemu-virt layout', () => {
     const bootToShell = async (c: ConsoleProcess): Promise<{ uboot: string; linux: string }> => {
       await ubootSession(c, script, 180_000);
       // vpl011 run tells a person at the prompt the booti to type: the one this test types on both boards.
-      if (c === us) assert.ok(c.err.includes(`at U-Boot's prompt: ${booti}\n`), c.err);
+      if (c === us) assert.ok(c.stderr.includes(`at U-Boot's prompt: ${booti}\n`), c.stderr);
       const at = c.out.length;
       c.type(`${booti}\r`);
       const started = await c.expect(/Starting kernel \.\.\.\r?\n/, 60_000, at);
@@ -123,10 +123,10 @@ describe('U-Boot (qemu_arm64) in the qemu-virt layout', () => {
     assert.ok(lines.includes('printk: console [ttyAMA0] enabled'), lines.join('\n'));
 
     if (!existsSync(`/usr/bin/${QEMU}`)) return t.skip(`${QEMU} missing (scripts/setup.sh installs qemu-system-arm)`);
-    const q = new ConsoleProcess(qemuArgs(MEMORY_MIB, [
+    const q = new ConsoleProcess('qemu', QEMU, qemuArgs(MEMORY_MIB, [
       '-device', `loader,file=${images.kernel},addr=${QEMU_VIRT_BOOT.kernelAddr},force-raw=on`,
       '-device', `loader,file=${images.initrd},addr=${QEMU_VIRT_BOOT.ramdiskAddr},force-raw=on`,
-    ]), {}, [QEMU]);
+    ]));
     let theirs: { uboot: string; linux: string };
     try {
       theirs = await bootToShell(q);

@@ -1,5 +1,5 @@
 // The vpl011 with its backend in Xen (dom0less), at device level: Xen's buffers (src/xen/xen-console.ts) and the
-// console mux (src/console/xen-console-mux.ts) against upstream's rules (docs/xen-vpl011-upstream.md §2, §4;
+// console mux (src/console/xen-console-mux.ts) against upstream's rules (docs/UPSTREAM.md, docs/DOM0LESS.md;
 // xen/arch/arm/vpl011.c vpl011_{write,read}_data_xen, vpl011_rx_char_xen; d3784f16bb, 1213ebfb9f;
 // xen/drivers/char/console.c serial_rx, console_switch_input, vprintk_common).
 import { test } from './lib/bounded.js';

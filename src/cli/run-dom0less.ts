@@ -6,10 +6,11 @@ import { ConfigError, type GuestConfig } from '../toolstack/config.js';
 import { BuildError } from '../toolstack/build.js';
 import { ensureUnicorn } from '../toolstack/fetch.js';
 import { printableLine } from '../util/quote.js';
+import { CTRL_RIGHT_BRACKET } from '../util/self.js';
 import { Dom0lessError, startDom0less, type Dom0lessRun } from '../console/dom0less.js';
 import { resolveGuestConfig, type RunOptions } from './run.js';
+import { errorMessage } from '../util/errors.js';
 
-const CTRL_RIGHT_BRACKET = 0x1d;
 const say = (s: string) => {
   for (const line of s.split('\n')) process.stderr.write(`vpl011: ${printableLine(line)}\n`);
 };
@@ -35,7 +36,7 @@ export async function runDom0lessCommand(opts: Dom0lessRunOptions): Promise<numb
     await ensureUnicorn({ log: () => {} });
     run = await startDom0less(configs, { sink: process.stdout, holdInputUntilListening: !tty });
   } catch (e) {
-    say((e as Error).message);
+    say(errorMessage(e));
     return e instanceof ConfigError || e instanceof BuildError || e instanceof Dom0lessError ? 2 : 1;
   }
   const names = run.domains.map((d) => `DOM${d.domid} = ${d.name}`).join(', ');

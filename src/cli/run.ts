@@ -6,9 +6,11 @@ import { constants as osConstants } from 'node:os';
 import { ConfigError, checkGuestConfig, defaultGuestConfig, inputWaitsForListener, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
 import { OutputFileError, openOutputFile } from '../util/output-file.js';
 import { printableLine } from '../util/quote.js';
+import { CTRL_RIGHT_BRACKET } from '../util/self.js';
 import { BuildError, firmwarePayloadHint } from '../toolstack/build.js';
 import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { startGuest, type RunningGuest } from '../console/guest-session.js';
+import { errorMessage } from '../util/errors.js';
 
 export interface RunOptions {
   config?: string;
@@ -23,7 +25,6 @@ export interface RunOptions {
   log?: string;
 }
 
-const CTRL_RIGHT_BRACKET = 0x1d;
 /** Every line we print may quote something untrusted (a path, a config value): escaped and capped. */
 const say = (s: string) => {
   for (const line of s.split('\n')) process.stderr.write(`vpl011: ${printableLine(line)}\n`);
@@ -114,7 +115,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       say(e.message);
       return 2;
     }
-    say((e as Error).message);
+    say(errorMessage(e));
     return 1;
   }
 
@@ -149,7 +150,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   guest.console.onInputSpace = () => stdin.resume();
   if (tty) stdin.setRawMode(true);
   stdin.on('data', onData);
-  stdin.on('error', () => {});
+  stdin.on('error', () => {}); // input gone (a closed pipe): the guest keeps running, output still flows
 
   // SIGINT/SIGTERM/SIGHUP destroy the domain like Ctrl-] (output flushed, terminal restored), exit 128 + signal. A
   // second one while the stop is under way gets the signal's default action.

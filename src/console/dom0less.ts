@@ -11,6 +11,7 @@ import { EventChannels } from '../xen/evtchn.js';
 import { createXenConsoleRegion, XenConsoleHost } from '../xen/xen-console.js';
 import { startDomainThread, type DomainExit, type DomainThread } from '../vmm/domain-thread.js';
 import { XenConsoleMux } from './xen-console-mux.js';
+import { Vpl011Error } from '../util/errors.js';
 
 /** The mux's domain slot in the shared event-channel table. */
 const MUX_DOMID = 0;
@@ -38,7 +39,12 @@ export interface Dom0lessRun {
   stop(): Promise<void>;
 }
 
-export class Dom0lessError extends Error {}
+/** A dom0less run that cannot start as asked (bad arguments or configs): one line for the user. */
+export class Dom0lessError extends Vpl011Error<'EINVAL'> {
+  constructor(message: string) {
+    super('EINVAL', message);
+  }
+}
 
 /**
  * Build every guest first (a bad second config is an error before anything runs), then start them in domid order

@@ -17,6 +17,7 @@ import { startDomainWorker, type DomainExit } from '../vmm/domain-thread.js';
 import { runPaths } from './paths.js';
 import { insightShmName } from './device-stat.js';
 import { INSIGHT_BYTES } from '../vmm/insight.js';
+import { errorMessage } from '../util/errors.js';
 import { waitForDirectory } from './dir-watch.js';
 import { INSTANCE_RE, NAME_RE, readRecord, recordPath, removeRecord, writeRecord, type DomainRecord } from './records.js';
 
@@ -135,7 +136,7 @@ export async function runDomainHost(specPath: string): Promise<number> {
       if (rec.state === 'running') writeRecord(paths.domainsDir, rec);
     }, stopRequested);
   } catch (e) {
-    exitInfo = { reason: 'crashed', message: (e as Error).message };
+    exitInfo = { reason: 'crashed', message: errorMessage(e) };
   }
   // The guest's event channel is closed already: the worker's Machine.close ran domain_vpl011_deinit.
 

@@ -11,9 +11,11 @@ import { removeSecrets } from './secrets.js';
 import { listRecords, pidAlive, readRecord, removeRecord, type DomainRecord } from './records.js';
 import { retireHostStderr } from './host-stderr.js';
 import { Resumer } from './resume.js';
-import { BACKEND_DOMID, ServedConsole, type ServeSettings, type ServedConsoles } from './served-console.js';
+import { BACKEND_DOMID } from '../xen/domain.js';
+import { ServedConsole, type ServeSettings, type ServedConsoles } from './served-console.js';
 import type { RunPaths } from './paths.js';
 import { insightShmName } from './device-stat.js';
+import { errorMessage } from '../util/errors.js';
 
 /** The periodic scan: the backstop for what no file change reveals (a host killed with -9). */
 export const SCAN_INTERVAL_MS = 500;
@@ -138,7 +140,7 @@ export class Supervisor {
       s = new ServedConsole(rec, this.set);
     } catch (e) {
       // Said once per instance and reason: the scan retries every SCAN_INTERVAL_MS.
-      const why = (e as Error).message;
+      const why = errorMessage(e);
       if (this.unservable.get(rec.instance) !== why) this.say(`d${rec.domid} (${rec.name}): cannot serve its console: ${why}`);
       this.unservable.set(rec.instance, why);
       if (!alive) this.cleanupDead(rec);
@@ -158,7 +160,7 @@ export class Supervisor {
     try {
       s.console.flush();
     } catch (e) {
-      this.say(`d${rec.domid}: final drain failed: ${(e as Error).message}`);
+      this.say(`d${rec.domid}: final drain failed: ${errorMessage(e)}`);
     }
     s.stopServing();
     this.set.resumer.retire(s, why); // before the note: a resuming client gets the output up to here, then the end

@@ -46,11 +46,12 @@ const A_CNT = 5;
 const A_FREQ = 6;
 
 /** Record kinds (info bits 16-19). */
-export const enum TraceKind {
-  Access = 0,
+export const TraceKind = {
+  Access: 0,
   /** The backend's event reached the device (Vpl011.notification): it re-read both indices and re-latched RIS. */
-  Notify = 1,
-}
+  Notify: 1,
+} as const;
+export type TraceKind = (typeof TraceKind)[keyof typeof TraceKind];
 
 export interface TraceRecord {
   index: number;

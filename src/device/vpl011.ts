@@ -1,7 +1,7 @@
 // The vpl011 device core: Xen's xen/arch/arm/vpl011.c (domain-backend mode) as a pure state machine.
 // Inputs: guest register accesses (read/write, from the MMIO bus) and backend events (notification(), Xen's
 // vpl011_notification). Outputs through ports only: the console port (bytes: the xencons ring of a console domain,
-// or Xen's own buffers for dom0less, src/device/console-port.ts), the interrupt line (level), and a notify callback
+// or Xen's own buffers for dom0less, src/device/ports.ts), the interrupt line (level), and a notify callback
 // (the event channel to the backend). No I/O, timers, threads or globals.
 //
 // Semantics are upstream Xen's (HEAD, see docs/DEVICE.md for the table and sources), not the seed patch's:
@@ -23,7 +23,7 @@
 // with upstream's rule any bytes left in the 1024-byte IN ring sit there with no interrupt until the user types
 // again (a guest can wedge); here the unmask raises RTI at once.
 //
-// Backend wakeups (coalesced, never lost; proved in test/device-notify.test.ts), instead of upstream's notify on
+// Backend wakeups (coalesced, never lost; proved in test/interleave.test.ts and test/device-vpl011.test.ts), instead of upstream's notify on
 // every DR access:
 //   - a DR write that takes OUT from empty to non-empty, to half full (a streaming backend drains from there rather
 //     than letting the guest meet TXFF), or to full, notifies (the level is computed with out_cons
@@ -45,11 +45,20 @@
 // (depth 1 when LCR_H.FEN = 0). RTI = "data present" as upstream (there is no time to time out). CR.RXE = 0 holds
 // input in the ring (never dropped); UARTEN/TXE = 0 do not stop TX (earlycon never sets UARTEN).
 
-import { type AccessWidth, type MmioHandler, MMIO_ABORT } from '../xen/mmio.js';
-import type { IrqLine } from '../xen/vgic.js';
-import { RING_CORRUPT, RING_EMPTY } from '../xen/ring.js';
-import type { Vpl011ConsolePort } from './console-port.js';
+import {
+  MMIO_ABORT,
+  MMIO_DONE,
+  RING_CORRUPT,
+  RING_EMPTY,
+  type AccessWidth,
+  type ConsolePort,
+  type IrqLine,
+  type MmioHandler,
+  type MmioWriteResult,
+  type Notifier,
+} from './ports.js';
 import { RateLimitedLog, type LogSink } from '../util/ratelimit.js';
+import { hex as hexDigits } from '../util/hex.js';
 import { HotF64, HotWord } from './hot-state.js';
 import { type AccessTraceWriter, TraceKind } from './access-trace.js';
 import { vregReg32Clearbits, vregReg32Extract, vregReg32Update } from '../util/vreg.js';
@@ -81,20 +90,21 @@ import {
 export type Vpl011Profile = 'sbsa' | 'pl011';
 
 /** Effects the native fast path leaves to nativeTail() (mirrored by TAIL_* in src/cpu/native/fastpath.c). */
-export const enum NativeTail {
-  Notify = 1,
-  Line = 2,
-  CorruptOut = 4,
-  CorruptIn = 8,
-}
+export const NativeTail = {
+  Notify: 1,
+  Line: 2,
+  CorruptOut: 4,
+  CorruptIn: 8,
+} as const;
+export type NativeTail = (typeof NativeTail)[keyof typeof NativeTail];
 export const VPL011_PROFILES: readonly Vpl011Profile[] = ['sbsa', 'pl011'];
 
 export interface Vpl011Ports {
-  /** Byte I/O: the xencons ring (a console domain) or Xen's own buffers (dom0less), src/device/console-port.ts. */
-  ring: Vpl011ConsolePort;
+  /** Byte I/O: the xencons ring (a console domain) or Xen's own buffers (dom0less), src/device/ports.ts. */
+  ring: ConsolePort;
   irq: IrqLine;
   /** Signal the console backend (notify_via_xen_event_channel). Called at most once per public method. */
-  notify: () => void;
+  notify: Notifier;
   /** Diagnostics (Xen's gprintk); rate-limited by the device. */
   log?: LogSink;
 }
@@ -179,9 +189,8 @@ export interface Vpl011State {
   pl011?: Pl011Registers;
 }
 
-function hex(n: number, digits = 3): string {
-  return '0x' + (n >>> 0).toString(16).padStart(digits, '0');
-}
+/** Register offsets and values in logs: three digits unless told. */
+const hex = (n: number, digits = 3): string => hexDigits(n, digits);
 
 function zeroCounters(): Vpl011Counters {
   return {
@@ -207,7 +216,7 @@ export class Vpl011 implements MmioHandler {
   readonly profile: Vpl011Profile;
   /** profile === 'pl011': the extra registers decode. */
   private readonly full: boolean;
-  private readonly ring: Vpl011ConsolePort;
+  private readonly ring: ConsolePort;
   private readonly irq: IrqLine;
   private readonly notifyPort: () => void;
 
@@ -352,13 +361,13 @@ export class Vpl011 implements MmioHandler {
     return v;
   }
 
-  write(offset: number, width: AccessWidth, value: number): boolean {
-    const ok = this.writeRegister(offset, width, value);
+  write(offset: number, width: AccessWidth, value: number): MmioWriteResult {
+    const r = this.writeRegister(offset, width, value);
     if (this.trace !== null) {
       if (this.full && offset >= Reg.ILPR && offset <= Reg.IFLS) this.traceCold();
-      this.trace.record(TraceKind.Access, offset, width, true, !ok, value);
+      this.trace.record(TraceKind.Access, offset, width, true, r === MMIO_ABORT, value);
     }
-    return ok;
+    return r;
   }
 
   /**
@@ -405,33 +414,33 @@ export class Vpl011 implements MmioHandler {
     }
   }
 
-  private writeRegister(offset: number, width: AccessWidth, value: number): boolean {
+  private writeRegister(offset: number, width: AccessWidth, value: number): MmioWriteResult {
     switch (offset) {
       case Reg.DR:
-        if (width === 8) return this.refuse('write', offset, width) === 0;
+        if (width === 8) return this.refuse('write', offset, width);
         this.writeData(value & DR_DATA_MASK);
-        return true;
+        return MMIO_DONE;
       case Reg.RSR:
-        if (width === 8) return this.refuse('write', offset, width) === 0;
-        return true; // ECR: nothing to clear
+        if (width === 8) return this.refuse('write', offset, width);
+        return MMIO_DONE; // ECR: nothing to clear
       case Reg.FR:
       case Reg.RIS:
       case Reg.MIS:
-        return true; // read-only; upstream ignores the write before checking the width
+        return MMIO_DONE; // read-only; upstream ignores the write before checking the width
       case Reg.IMSC:
-        if (width === 8) return this.refuse('write', offset, width) === 0;
+        if (width === 8) return this.refuse('write', offset, width);
         this.uartimsc = vregReg32Update(this.uartimsc, value, 0, width);
         this.update(true);
-        return true;
+        return MMIO_DONE;
       case Reg.ICR:
-        if (width === 8) return this.refuse('write', offset, width) === 0;
+        if (width === 8) return this.refuse('write', offset, width);
         this.uartris = vregReg32Clearbits(this.uartris, value, 0, width);
         this.update(false);
-        return true;
+        return MMIO_DONE;
       default:
         if (this.full) return this.writePl011(offset, width, value);
         this.unhandled('write', offset, width);
-        return true;
+        return MMIO_DONE;
     }
   }
 
@@ -483,7 +492,7 @@ export class Vpl011 implements MmioHandler {
     return vregReg32Extract(v, 0, width);
   }
 
-  private writePl011(offset: number, width: AccessWidth, value: number): boolean {
+  private writePl011(offset: number, width: AccessWidth, value: number): MmioWriteResult {
     const r = this.regs;
     switch (offset) {
       case Reg.ILPR:
@@ -493,24 +502,24 @@ export class Vpl011 implements MmioHandler {
       case Reg.CR:
       case Reg.IFLS:
       case Reg.DMACR:
-        if (width === 8) return this.refuse('write', offset, width) === 0;
+        if (width === 8) return this.refuse('write', offset, width);
         break;
       default:
         // PeriphID/PCellID are read-only; anything else is not a PL011 register.
         this.unhandled('write', offset, width);
-        return true;
+        return MMIO_DONE;
     }
     switch (offset) {
       case Reg.ILPR:
         r.ilpr = vregReg32Update(r.ilpr, value, 0, width) & ILPR_MASK;
-        return true;
+        return MMIO_DONE;
       case Reg.IBRD:
         // TRM 3.3.6: takes effect only when LCR_H is written next (Linux writes IBRD, FBRD, then LCR_H).
         r.ibrd = vregReg32Update(r.ibrd, value, 0, width) & IBRD_MASK;
-        return true;
+        return MMIO_DONE;
       case Reg.FBRD:
         r.fbrd = vregReg32Update(r.fbrd, value, 0, width) & FBRD_MASK;
-        return true;
+        return MMIO_DONE;
       case Reg.LCR_H:
         r.lcrh = vregReg32Update(r.lcrh, value, 0, width) & LCRH_MASK;
         r.divisor = ((r.ibrd << 6) | r.fbrd) >>> 0; // the 30-bit IBRD:FBRD:LCR_H latch (TRM 3.3.6)
@@ -523,14 +532,14 @@ export class Vpl011 implements MmioHandler {
         break;
       case Reg.DMACR:
         this.dma('write', value);
-        return true;
+        return MMIO_DONE;
     }
     // LCR_H.FEN, CR and IFLS change what the levels mean: a data event, so a condition that now holds asserts at
     // once (as an IMSC write; enabling RXE with input waiting raises RTI rather than waiting for more input).
     this.deriveLevels();
     this.update(true);
     this.flushNotify();
-    return true;
+    return MMIO_DONE;
   }
 
   /** The profile's part of the core: what ring levels mean for TXI/RXI and whether the receiver is on. */
@@ -868,7 +877,7 @@ export class Vpl011 implements MmioHandler {
 
   // ---- refused and unhandled accesses -----------------------------------------------------------------------
 
-  private refuse(dir: 'read' | 'write', offset: number, width: number): number {
+  private refuse(dir: 'read' | 'write', offset: number, width: number): typeof MMIO_ABORT {
     this.counts.refusedAccesses++;
     if (this.logWidth.wouldLog()) {
       this.logWidth.log(

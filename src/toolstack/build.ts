@@ -9,6 +9,8 @@ import type { GuestImage, GuestSegment } from './guest-image.js';
 import { buildGuestDt } from './guest-dt.js';
 import { GUEST_RAM_BASE, QEMU_VIRT_BOOT, guestLayout } from './guest-map.js';
 import { ImageError, isElf, loadElf64, loadRaw, parseArm64ImageHeader } from './image.js';
+import { hex } from '../util/hex.js';
+import { Vpl011Error } from '../util/errors.js';
 
 const MiB = 1024 * 1024;
 const SZ_2M = 2 * MiB;
@@ -17,10 +19,11 @@ const PAGE = 4096;
 
 const alignDown = (v: number, a: number) => Math.floor(v / a) * a;
 const alignUp = (v: number, a: number) => Math.ceil(v / a) * a;
-const hex = (v: number) => `0x${v.toString(16)}`;
 
-export class BuildError extends Error {
-  override name = 'BuildError';
+export class BuildError extends Vpl011Error<'EINVAL'> {
+  constructor(message: string) {
+    super('EINVAL', message);
+  }
 }
 
 /** A kernel, ramdisk or firmware: a regular file no larger than where it goes (a bigger one cannot be loaded anyway). */

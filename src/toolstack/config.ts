@@ -9,10 +9,13 @@ import type { VuartProfile } from './guest-dt.js';
 import { GUEST_RAM0_SIZE, LAYOUT_NAMES, type LayoutName } from './guest-map.js';
 import { FileReadError, READ_CAP, readRegularFile } from '../util/bounded-read.js';
 import { QUOTE_MAX, printable, printableLine, quote } from '../util/quote.js';
+import { DOMAIN_NAME_RE } from './domain-name.js';
+import { REFUSED_ACCESS_POLICIES, type RefusedAccessPolicy } from '../xen/domain.js';
+import { Vpl011Error } from '../util/errors.js';
 
 export type { VuartProfile } from './guest-dt.js';
 /** What the domain does on an MMIO access nobody handles: inject a data abort (Xen since 0b6122a117) or crash. */
-export type MmioPolicy = 'abort' | 'crash-domain';
+export type MmioPolicy = RefusedAccessPolicy;
 /** linux: arm64 Image + DTB in x0; bare: an ELF (loaded where its program headers say) or a raw binary. */
 export type GuestKind = 'linux' | 'bare';
 
@@ -71,12 +74,11 @@ export function formatIssue(i: ConfigIssue): string {
   return printableLine(`${where}${i.field === '' ? '' : `${i.field}: `}${i.message}`);
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends Vpl011Error<'EINVAL'> {
   constructor(readonly issues: ConfigIssue[]) {
     const shown = issues.slice(0, SHOWN_ISSUES).map(formatIssue);
     if (issues.length > SHOWN_ISSUES) shown.push(`(${issues.length - SHOWN_ISSUES} more problems not shown)`);
-    super(shown.join('\n'));
-    this.name = 'ConfigError';
+    super('EINVAL', shown.join('\n'));
   }
 }
 
@@ -126,10 +128,9 @@ export function readConfigText(file: string): string {
 
 // ---- the rules: each returns what is wrong with a value, or undefined; used for files and command lines alike ----
 
-const NAME_RULE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export function nameProblem(name: string): string | undefined {
-  return NAME_RULE.test(name) ? undefined : `${quote(name)} must be 1-64 characters of letters, digits, "_", "." or "-", starting with a letter or digit`;
+  return DOMAIN_NAME_RE.test(name) ? undefined : `${quote(name)} must be 1-64 characters of letters, digits, "_", "." or "-", starting with a letter or digit`;
 }
 
 export function memoryProblem(mib: number): string | undefined {
@@ -176,7 +177,7 @@ export function qemuVirtVuartProblem(vuart: VuartProfile): string | undefined {
 
 const KINDS: readonly GuestKind[] = ['linux', 'bare'];
 const VUARTS: readonly VuartProfile[] = ['sbsa_uart', 'pl011'];
-const MMIO_POLICIES: readonly MmioPolicy[] = ['abort', 'crash-domain'];
+const MMIO_POLICIES: readonly MmioPolicy[] = REFUSED_ACCESS_POLICIES;
 
 /**
  * Check a config assembled outside parseConfig (the command line's options over a file or the default guest) with
@@ -364,7 +365,12 @@ function tokenize(text: string, file: string, issues: ConfigIssue[]): Setting[] 
   const skipToEol = () => {
     while (i < n && text[i] !== '\n') i++;
   };
-  class ScanError extends Error {}
+  /** Ends the scan at the first syntax error; turned into a ConfigIssue below. */
+  class ScanError extends Vpl011Error<'EINVAL'> {
+    constructor(message = 'config syntax error') {
+      super('EINVAL', message);
+    }
+  }
   /** The rest of the current line, for a message: bounded, whatever the line's length. */
   const restOfLine = () => {
     const head = text.slice(i, i + QUOTE_SCAN);

@@ -47,7 +47,7 @@ export function buildGuestDt(opts: GuestDtOptions): Uint8Array {
   root.u32('#size-cells', 2);
   const chosen = root.child('chosen');
   chosen.string('bootargs', opts.bootargs);
-  // Not in libxl (see xen-vpl011-upstream.md §8): without stdout-path plain `earlycon` has nothing to bind to.
+  // Not in libxl (docs/UPSTREAM.md §2): without stdout-path plain `earlycon` has nothing to bind to.
   // Linux's of_setup_earlycon() matches the node's compatible against OF_EARLYCON_DECLARE tables, and
   // amba-pl011.c declares both "arm,pl011" and "arm,sbsa-uart".
   chosen.string('stdout-path', `/${uartNodeName(opts.vuart, layout)}`);
@@ -115,7 +115,7 @@ function makeSbsaUart(root: FdtNode, layout: GuestLayout): void {
   uart.string('compatible', 'arm,sbsa-uart');
   uart.reg64('reg', [layout.uart.base, layout.uart.size]);
   uart.u32('interrupts', ...gicInterrupt(layout.uartIntid, 0xf, DT_IRQ_TYPE_LEVEL_HIGH));
-  // Linux's sbsa_uart_probe fails with -EINVAL without current-speed (real-guests.md).
+  // Linux's sbsa_uart_probe fails with -EINVAL without current-speed (docs/UPSTREAM.md §3).
   uart.u32('current-speed', 115200);
 }
 

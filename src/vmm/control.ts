@@ -5,6 +5,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { GuestImage } from '../toolstack/guest-image.js';
 import { ENGINE_CELL_BYTES } from '../cpu/remote-stop.js';
 import type { MachineExit, MachineStats, SleepBounds } from './machine.js';
+import type { RefusedAccessPolicy } from '../xen/domain.js';
 
 /**
  * Memory mapped in this process from a cross-process shm object (src/host/shm.ts SharedMapping), passed to the
@@ -19,7 +20,7 @@ export interface WorkerInit {
   domid: number;
   name: string;
   image: GuestImage;
-  policy: 'abort' | 'crash-domain';
+  policy: RefusedAccessPolicy;
   /** The event-channel table: a SAB, or a shared mapping (woken across processes with futexes). */
   evtchn: SharedArrayBuffer | MappedMemory;
   magicPages: SharedArrayBuffer | MappedMemory;

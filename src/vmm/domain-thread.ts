@@ -5,6 +5,7 @@
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { EventChannels } from '../xen/evtchn.js';
 import type { GuestImage } from '../toolstack/guest-image.js';
+import type { RefusedAccessPolicy } from '../xen/domain.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import type { MachineExit, MachineStats, SleepBounds } from './machine.js';
 import {
@@ -23,7 +24,7 @@ export interface DomainWorkerOptions {
   domid: number;
   name: string;
   image: GuestImage;
-  policy?: 'abort' | 'crash-domain';
+  policy?: RefusedAccessPolicy;
   /** The toolstack's vuart type: "sbsa_uart" (default) or "pl011" (the full PL011 profile). */
   vuart?: 'sbsa_uart' | 'pl011';
   /** The event-channel table: a SAB, or a cross-process mapping (woken with futexes). */

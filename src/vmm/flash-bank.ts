@@ -3,7 +3,7 @@
 // We model no CFI command set (QEMU's pflash_cfi01 does): the guest DT describes no flash, so U-Boot's CFI driver
 // probes none, and `saveenv` cannot program it. Bank 0, which the vCPU executes firmware from, is read-only RAM
 // instead (a trapped region cannot be executed); see Machine.
-import type { AccessWidth, MmioHandler } from '../xen/mmio.js';
+import { MMIO_DONE, type AccessWidth, type MmioHandler, type MmioWriteResult } from '../xen/mmio.js';
 
 export class FlashBank implements MmioHandler {
   /** Writes the bank ignored (a guest's program/erase commands), as a ROM ignores them; for tests and debugging. */
@@ -26,8 +26,8 @@ export class FlashBank implements MmioHandler {
     return v >>> 0;
   }
 
-  write(_offset: number, _width: AccessWidth, _value: number): boolean {
+  write(_offset: number, _width: AccessWidth, _value: number): MmioWriteResult {
     this.ignoredWrites++;
-    return true;
+    return MMIO_DONE;
   }
 }

@@ -10,16 +10,16 @@ import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain
 import { EventChannels } from '../xen/evtchn.js';
 import { domainVpl011Deinit, domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
 import { XenConsoleFrontend } from '../xen/xen-console.js';
-import { MMIO_ABORT } from '../xen/mmio.js';
-import { Reg } from '../device/spec.js';
-import { FrPollPacer } from '../device/poll-pacer.js';
-import { HotState, HotWord } from '../device/hot-state.js';
+import { MMIO_ABORT, MMIO_DONE } from '../xen/mmio.js';
+import { FrPollWatch } from '../device/poll-pacer.js';
 import { addressHoles } from './address-holes.js';
 import { AccessTraceWriter, initTraceRegion, monoMs, TRACE_DEFAULT_CAPACITY, traceRegionBytes } from '../device/access-trace.js';
 import { initInsightRegion, InsightPublisher, INSIGHT_TRACE_OFFSET, PUBLISH_PERIOD_MS } from './insight.js';
+import { HotWord } from '../device/hot-state.js';
 import { FlashBank } from './flash-bank.js';
 import { XEN_LAYOUT } from '../toolstack/guest-map.js';
 import { GUEST_MAGIC_BASE, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
+import { errorMessage } from '../util/errors.js';
 
 export type ExitReason = 'poweroff' | 'reset' | 'crashed' | 'stopped';
 export interface MachineExit {
@@ -104,24 +104,8 @@ export class Machine {
   private lastDoorbell = NaN;
   private stopRequested = false;
   private receiverListening = false;
-  /** FR polling: how long the vCPU may be parked instead of trapping (the device's answer, poll-pacer.ts). */
-  private readonly frPacer = new FrPollPacer();
-  /** FR polling as the native fast path sees it: the last FR value read and how many times in a row. */
-  // Kept in the vpl011's hot state (src/device/hot-state.ts), which the native fast path also counts in, so a spin
-  // is seen the same whichever path served the reads before it (a stale count here stalled RX by 1 ms per batch).
-  private readonly spin: Int32Array;
-  private get lastFr(): number {
-    return this.spin[HotWord.LastFr]!;
-  }
-  private set lastFr(v: number) {
-    this.spin[HotWord.LastFr] = v;
-  }
-  private get frRepeats(): number {
-    return this.spin[HotWord.FrRepeats]!;
-  }
-  private set frRepeats(v: number) {
-    this.spin[HotWord.FrRepeats] = v;
-  }
+  /** FR polling: the episode and how long the vCPU may be parked instead of trapping (the device's answer). */
+  private readonly frWatch: FrPollWatch;
   private frStalls = 0;
   private polls = 0;
   private readonly uartInst: VuartInstance | undefined;
@@ -159,11 +143,11 @@ export class Machine {
       ...(opts.xenConsole ? { xen: new XenConsoleFrontend(opts.xenConsole, opts.domid) } : {}),
     });
     this.uartInst = vuartOf(this.domain);
-    this.spin = this.uartInst?.ring.hot.w ?? new HotState().w;
+    this.frWatch = new FrPollWatch(this.uartInst?.ring.hot);
 
     const vpl011Base = layout.uart.base;
     const vpl011End = vpl011Base + XEN_PAGE_SIZE;
-    const frAddr = vpl011Base + Reg.FR;
+    const frAddr = vpl011Base + FrPollWatch.OFFSET;
     const inst = this.uartInst;
     // The insight region: the snapshot's publisher and the access trace, which the device (every access it serves)
     // and the native fast path (every access it serves) record into.
@@ -204,31 +188,20 @@ export class Machine {
         // (vpl011_notification) before each vpl011 access.
         this.pollEvents();
         if (addr !== frAddr) {
-          this.frRepeats = 0;
-          this.frPacer.reset();
+          this.frWatch.end();
           return this.uartRead(addr, width);
         }
-        let v = this.uartRead(addr, width);
+        const v = this.uartRead(addr, width);
         if (v === null) {
-          this.frRepeats = 0;
-          this.frPacer.reset();
+          this.frWatch.end();
           return v;
-        }
-        // The native path serves the first reads of a poll and any other access in C (src/cpu/native/fastpath.c);
-        // it keeps the shared spin words, so a reset count or a new value here means a new polling episode.
-        if (v !== this.lastFr || this.frRepeats === 0) {
-          this.frPacer.reset();
-          this.lastFr = v;
-          this.frRepeats = 1;
-        } else if (this.frRepeats < 0x3fffffff) {
-          this.frRepeats++;
         }
         // The same FR again with no other vpl011 access between: the guest polls, waiting for the backend, which
         // notifies us when it moves data. The device's pacer says how long the vCPU may be parked on the doorbell
         // instead of trapping (src/device/poll-pacer.ts): never so long that a guest counting its reads sees them
         // slower than hardware's, at most MAX_PARK_MS (IRQs and timers are taken at safe points, which a polling
         // loop does not reach anyway).
-        const park = this.frPacer.frRead(v, performance.now());
+        const park = this.frWatch.read(v, performance.now());
         if (park > 0 && !this.stopRequested) {
           // First re-derive FR from the ring as it is now: the backend does not notify after a small drain
           // (src/console/console.ts), so TXFE may be stale; a polling guest must still see it.
@@ -249,11 +222,11 @@ export class Machine {
       mmioWrite: (addr, width, value) => {
         if (addr >= vpl011Base && addr < vpl011End) {
           this.pollEvents();
-          this.frPacer.reset();
+          this.frWatch.write();
           const inst = this.uartInst;
           // The vpl011 directly (what the bus would find), while it is the domain's and the domain is alive.
           if (inst !== undefined && this.domain.vpl011 === inst && !this.domain.crashed) {
-            if (inst.device.write(addr - vpl011Base, width, value)) return true;
+            if (inst.device.write(addr - vpl011Base, width, value) === MMIO_DONE) return true;
             return this.refused(addr, width, true, value) !== null;
           }
         }
@@ -292,8 +265,7 @@ export class Machine {
     // unicorn keeps stays valid until close().
     // A shared mapping's view is external memory that stays mapped until its owner (the domain host) closes it,
     // after this Machine.
-    if (opts.magicPages instanceof SharedArrayBuffer) v.mapShared(GUEST_MAGIC_BASE, opts.magicPages);
-    else v.uc.memMapPtr(GUEST_MAGIC_BASE, opts.magicPages);
+    v.mapShared(GUEST_MAGIC_BASE, opts.magicPages);
     for (const r of this.domain.mmio.list()) v.mapMmio(r.base, r.size);
     // Nothing else is there: any access goes to the domain's policy (through the bus, which finds no device).
     const mapped = [{ base: image.ramBase, size: image.ramSize }, { base: GUEST_MAGIC_BASE, size: opts.magicPages.byteLength }, ...this.domain.mmio.list(), ...(bank0 ? [bank0] : [])];
@@ -357,14 +329,8 @@ export class Machine {
 
   /** A changed FR the guest is about to see (after a park or a re-derivation): a new polling episode. */
   private frSeen(v: number | null): number | null {
-    if (v === null) {
-      this.frRepeats = 0;
-      this.frPacer.reset();
-    } else {
-      this.lastFr = v;
-      this.frRepeats = 1;
-      this.frPacer.frRead(v, performance.now());
-    }
+    if (v === null) this.frWatch.end();
+    else this.frWatch.seen(v, performance.now());
     return v;
   }
 
@@ -468,7 +434,7 @@ export class Machine {
       try {
         exit = this.vcpu.run();
       } catch (e) {
-        return { reason: 'crashed', message: `vCPU error: ${(e as Error).message}` };
+        return { reason: 'crashed', message: `vCPU error: ${errorMessage(e)}` };
       }
       if (this.crashMsg !== null) return { reason: 'crashed', message: `d${domid} crashed: ${this.crashMsg}` };
       // A stop from the controlling thread (domain-stop.ts) ends uc_emu_start as if at a WFI: never sleep then.

@@ -11,6 +11,7 @@ import {
   type DomainEvent, type DomainRequest, type DomainRequests, type DomainRequestType, type WorkerInit,
 } from './control.js';
 import { EngineCell } from '../cpu/remote-stop.js';
+import { errorMessage } from '../util/errors.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -34,7 +35,7 @@ function serveRequests(m: Machine): void {
       const handler = handlers[req.type] as (m: Machine, args: unknown) => DomainRequests[DomainRequestType]['reply'];
       post({ type: 'reply', id: req.id, ok: true, reply: handler(m, req.args) });
     } catch (e) {
-      post({ type: 'reply', id: req.id, ok: false, error: (e as Error).message });
+      post({ type: 'reply', id: req.id, ok: false, error: errorMessage(e) });
     }
   }
 }
@@ -70,7 +71,7 @@ try {
   post({ type: 'exit', exit, stats: m.stats() });
 } catch (e) {
   const stats = machine?.stats();
-  post({ type: 'exit', exit: { reason: 'crashed', message: `d${init.domid}: ${(e as Error).message}` }, ...(stats ? { stats } : {}) });
+  post({ type: 'exit', exit: { reason: 'crashed', message: `d${init.domid}: ${errorMessage(e)}` }, ...(stats ? { stats } : {}) });
 } finally {
   engine.retire(); // waits out a stop call in flight: uc_close must not run under it
   try { machine?.close(); } catch { /* closing after a failure: nothing more to report */ }

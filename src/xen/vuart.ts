@@ -8,21 +8,17 @@
 import { Vpl011, type Vpl011Profile } from '../device/vpl011.js';
 import type { LogSink } from '../util/ratelimit.js';
 import { GUEST_PL011_BASE, GUEST_PL011_SIZE, GUEST_VPL011_SPI } from './arch-arm.js';
-import type { Domain } from './domain.js';
+import type { Domain, VuartInstance } from './domain.js';
 import type { MmioRegion } from './mmio.js';
 import type { ConsoleRing } from './ring.js';
-import type { Vpl011ConsolePort } from '../device/console-port.js';
+import type { ConsolePort } from '../device/ports.js';
 import type { XenConsoleFrontend } from './xen-console.js';
 import { spiLine } from './vgic.js';
+import { Vpl011Error, errnoOf, errorMessage } from '../util/errors.js';
 
-export class VuartError extends Error {
-  constructor(
-    readonly code: 'EINVAL' | 'EEXIST' | 'EBUSY' | 'ENOENT' | 'ENOSPC',
-    message: string,
-    cause?: unknown,
-  ) {
-    super(message, cause === undefined ? undefined : { cause });
-    this.name = 'VuartError';
+export class VuartError extends Vpl011Error<'EINVAL' | 'EEXIST' | 'EBUSY' | 'ENOENT' | 'ENOSPC'> {
+  constructor(code: VuartError['code'], message: string, cause?: unknown) {
+    super(code, message, { cause });
   }
 }
 
@@ -48,28 +44,14 @@ export interface VuartInitInfo {
   xen?: XenConsoleFrontend;
 }
 
-/** d->arch.vpl011 once initialised. */
-export interface VuartInstance {
-  readonly device: Vpl011;
-  /** The device's byte port: the xencons ring, or Xen's buffers. */
-  readonly ring: Vpl011ConsolePort;
-  /** The xencons ring page when the backend is a domain (the native fast path serves only this); else undefined. */
-  readonly xencons: ConsoleRing | undefined;
-  /** The guest-side port (what the domctl returns; xenconsoled binds to it). */
-  readonly evtchn: number;
-  readonly spi: number;
-  readonly region: MmioRegion;
-  readonly consoleDomid: number;
-  readonly gfn: number;
-  readonly profile: Vpl011Profile;
-}
+export type { VuartInstance };
 
 export function vuartOf(d: Domain): VuartInstance | undefined {
-  return d.vpl011 as VuartInstance | undefined;
+  return d.vpl011;
 }
 
 function errCode(e: unknown): VuartError['code'] {
-  const c = (e as { code?: unknown } | null)?.code;
+  const c = errnoOf(e);
   return c === 'ENOENT' || c === 'ENOSPC' || c === 'EBUSY' || c === 'EEXIST' ? c : 'EINVAL';
 }
 
@@ -85,7 +67,7 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
   }
 
   // 1. prepare_ring_for_helper: nothing to undo if it fails.
-  let ring: Vpl011ConsolePort;
+  let ring: ConsolePort;
   let xencons: ConsoleRing | undefined;
   if (info.xen !== undefined) {
     ring = info.xen;
@@ -93,7 +75,7 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
     try {
       ring = xencons = d.prepareRingForHelper(info.gfn);
     } catch (e) {
-      throw new VuartError(errCode(e), `d${d.domid}: vuart ring: ${(e as Error).message}`, e);
+      throw new VuartError(errCode(e), `d${d.domid}: vuart ring: ${errorMessage(e)}`, e);
     }
   }
 
@@ -103,7 +85,7 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
   try {
     port = d.evtchn.allocUnbound(d.domid, info.consoleDomid, () => device?.notification());
   } catch (e) {
-    throw new VuartError(errCode(e), `d${d.domid}: vuart event channel: ${(e as Error).message}`, e);
+    throw new VuartError(errCode(e), `d${d.domid}: vuart event channel: ${errorMessage(e)}`, e);
   }
 
   // 3. vgic_reserve_virq: on failure undo 2 only; the SPI is someone else's, so it is left alone.
@@ -133,7 +115,7 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
     d.vgic.setLevel(spi, false);
     d.vgic.freeSpi(spi);
     d.evtchn.close(d.domid, port);
-    throw new VuartError(errCode(e), `d${d.domid}: vuart MMIO: ${(e as Error).message}`, e);
+    throw new VuartError(errCode(e), `d${d.domid}: vuart MMIO: ${errorMessage(e)}`, e);
   }
 
   const inst: VuartInstance = {

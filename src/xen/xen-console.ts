@@ -23,7 +23,7 @@
 // stores its own index, then loads the other's (Dekker), so a notification is sent or the final check sees the data.
 
 import { HotState } from '../device/hot-state.js';
-import type { RingCorruptionReport, Vpl011ConsolePort } from '../device/console-port.js';
+import type { ConsolePort, RingCorruptionReport } from '../device/ports.js';
 import { RING_EMPTY } from './ring.js';
 
 /** SBSA_UART_FIFO_SIZE: Xen's IN buffer. */
@@ -36,12 +36,13 @@ export const XEN_CONSOLE_LINE_MAX = XEN_CONSOLE_OUT_SIZE - 2;
 export const QUEUE_BYTES = 4096;
 
 /** Record kinds in the queue: [kind u8][len u8][len bytes]. */
-export const enum RecordKind {
+export const RecordKind = {
   /** printk("%s") / printk("%c"): the focused domain's output, no DOMn prefix. */
-  Plain = 1,
+  Plain: 1,
   /** printk("DOM%u: %s"): a whole line (ending in '\n') of a domain without the focus. */
-  Line = 2,
-}
+  Line: 2,
+} as const;
+export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 
 // Int32 words.
 const W_MAGIC = 0;
@@ -96,8 +97,8 @@ class Region {
   }
 }
 
-/** The vCPU side: the device's byte port (Vpl011ConsolePort) over the domain's region. */
-export class XenConsoleFrontend extends Region implements Vpl011ConsolePort {
+/** The vCPU side: the device's byte port (ConsolePort) over the domain's region. */
+export class XenConsoleFrontend extends Region implements ConsolePort {
   readonly hot = new HotState();
   readonly inSize = XEN_CONSOLE_IN_SIZE;
   /** Never reached: output is taken at once (the level is always 0). */

@@ -13,6 +13,7 @@ import { startDomainHost } from '../domain-spawner.js';
 import type { DomainSpec } from '../domain-host.js';
 import type { Request, Response } from '../protocol.js';
 import type { DaemonContext } from './context.js';
+import { errorMessage } from '../../util/errors.js';
 
 type UpRequest = Extract<Request, { op: 'up' }>;
 
@@ -54,7 +55,7 @@ async function upClaimed(req: UpRequest, ctx: DaemonContext, claim: (name: strin
     await ensureUnicorn({ log: (m) => fetchLog(ctx, m) });
   } catch (e) {
     if (e instanceof ConfigError) return { ok: false, error: e.message };
-    return { ok: false, error: `config: ${(e as Error).message}` };
+    return { ok: false, error: `config: ${errorMessage(e)}` };
   }
   const name = req.name ?? config.name;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) return { ok: false, error: `name: ${JSON.stringify(name)} is not a valid domain name` };
