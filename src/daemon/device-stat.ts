@@ -14,6 +14,7 @@ import { INSIGHT_BYTES, INSIGHT_TRACE_OFFSET, readInsight, type DeviceInsight } 
 import { NR_MAGIC_PAGES, VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { XENCONS_IN_CONS } from '../xen/ring.js';
 import { listRecords, type DomainRecord } from './records.js';
+import { errorMessage, invalid, valid, Vpl011Error, type Checked } from '../util/errors.js';
 import { runPaths } from './paths.js';
 
 /** The insight object of a domain instance: named after its magic pages' (whose name has 128 unguessable bits). */
@@ -48,7 +49,8 @@ export interface DeviceStat {
   trace: { enabled: boolean; recorded: number; capacity: number };
 }
 
-export class StatError extends Error {}
+/** Nothing to read: no such region (ENOENT), or one that cannot be read (EIO). */
+export class StatError extends Vpl011Error<'ENOENT' | 'EIO'> {}
 
 function bitNames(v: number, names: readonly [number, string][]): string[] {
   return names.filter(([b]) => (v & b) !== 0).map(([, n]) => n);
@@ -122,14 +124,14 @@ export function openInsight(rec: DomainRecord, writable = false): { insight: Sha
   try {
     insight = openSharedMapping(insightShmName(rec.magicShm), { size: INSIGHT_BYTES, readOnly: !writable });
   } catch (e) {
-    throw new StatError(`${rec.name}: no device state to read (${(e as Error).message}); a domain started by an older vpl011 has none`);
+    throw new StatError('ENOENT', `${rec.name}: no device state to read (${errorMessage(e)}); a domain started by an older vpl011 has none`);
   }
   let magic: SharedMapping;
   try {
     magic = openSharedMapping(rec.magicShm, { size: NR_MAGIC_PAGES * XEN_PAGE_SIZE, readOnly: true });
   } catch (e) {
     insight.close();
-    throw new StatError(`${rec.name}: its ring page is gone (${(e as Error).message})`);
+    throw new StatError('ENOENT', `${rec.name}: its ring page is gone (${errorMessage(e)})`);
   }
   return {
     insight,
@@ -151,9 +153,9 @@ export function readDeviceStat(rec: DomainRecord): DeviceStat {
       snap = readInsight(m.insight.buffer);
       trace = new AccessTraceReader(m.insight.buffer, INSIGHT_TRACE_OFFSET, INSIGHT_BYTES - INSIGHT_TRACE_OFFSET);
     } catch (e) {
-      throw new StatError(`${rec.name}: ${(e as Error).message}`);
+      throw new StatError('EIO', `${rec.name}: ${errorMessage(e)}`);
     }
-    if (!snap) throw new StatError(`${rec.name}: the vCPU has not published its state yet (starting?)`);
+    if (!snap) throw new StatError('ENOENT', `${rec.name}: the vCPU has not published its state yet (starting?)`);
     return buildStat(rec, snap, ringIndices(m.magic.buffer), { enabled: trace.enabled, recorded: trace.head, capacity: trace.capacity });
   } finally {
     m.close();
@@ -201,13 +203,13 @@ function findRecord(runDir: string, ref: string): DomainRecord | undefined {
 }
 
 /** The stat of a domain by name or id, or why there is none (one line): the web page's `/api/stat`. */
-export function deviceStatByName(runDir: string, ref: string): DeviceStat | string {
+export function deviceStatByName(runDir: string, ref: string): Checked<DeviceStat> {
   const rec = findRecord(runDir, ref);
-  if (!rec) return `no domain ${ref}`;
+  if (!rec) return invalid(`no domain ${ref}`);
   try {
-    return readDeviceStat(rec);
+    return valid(readDeviceStat(rec));
   } catch (e) {
-    if (e instanceof StatError) return e.message;
+    if (e instanceof StatError) return invalid(e.message);
     throw e;
   }
 }

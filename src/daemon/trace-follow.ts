@@ -9,6 +9,7 @@ import { XENCONS_IN_OFFSET, XENCONS_IN_SIZE } from '../xen/ring.js';
 import { openInsight, ringIndices, StatError } from './device-stat.js';
 import { defaultRunDir, runPaths } from './paths.js';
 import { readRecord, type DomainRecord } from './records.js';
+import { errorMessage } from '../util/errors.js';
 
 export interface TraceOptions {
   runDir?: string;
@@ -37,7 +38,7 @@ export async function traceCommand(rec: DomainRecord, opts: TraceOptions, out: (
       reader = new AccessTraceReader(m.insight.buffer, INSIGHT_TRACE_OFFSET, INSIGHT_BYTES - INSIGHT_TRACE_OFFSET);
       if (switching) setTraceEnabled(m.insight.buffer, INSIGHT_TRACE_OFFSET, opts.on === true);
     } catch (e) {
-      say(`${rec.name}: ${(e as Error).message}`);
+      say(`${rec.name}: ${errorMessage(e)}`);
       return 1;
     }
     if (switching) {

@@ -3,6 +3,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Machine } from '../../src/vmm/machine.js';
 import { EventChannels } from '../../src/xen/evtchn.js';
 import type { GuestImage } from '../../src/toolstack/guest-image.js';
+import { errorMessage } from '../../src/util/errors.js';
 
 interface Init { image: GuestImage; evtchn: SharedArrayBuffer; magicPages: SharedArrayBuffer; insight: SharedArrayBuffer; trace: boolean; profile: 'sbsa' | 'pl011' }
 const init = workerData as Init;
@@ -15,7 +16,7 @@ try {
   parentPort!.postMessage({ type: 'vuart', port: m.vuartPort });
   parentPort!.postMessage({ type: 'exit', exit: m.run() });
 } catch (e) {
-  parentPort!.postMessage({ type: 'exit', exit: { reason: 'crashed', message: (e as Error).message } });
+  parentPort!.postMessage({ type: 'exit', exit: { reason: 'crashed', message: errorMessage(e) } });
 } finally {
   m?.close();
 }
