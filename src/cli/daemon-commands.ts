@@ -157,7 +157,10 @@ export function registerDaemonCommands(program: Command): void {
       if (!res) return;
       const doms = res.domains ?? [];
       if (opts.json) {
-        process.stdout.write(JSON.stringify(doms) + '\n');
+        // Each domain's device counters too, read from its insight region (docs/DAEMON.md "Insight").
+        const { deviceSummaries } = await import('../daemon/device-stat.js');
+        const dev = deviceSummaries(runDir);
+        process.stdout.write(JSON.stringify(doms.map((d) => (dev.has(d.name) ? { ...d, device: dev.get(d.name) } : d))) + '\n');
         return;
       }
       const rows = [['ID', 'NAME', 'STATE', 'IN', 'OUT', 'CLIENTS', 'DROPPED']];

@@ -2,6 +2,7 @@
 // `vpl011 replay` never loads the CPU library and `vpl011 list` never loads the toolstack.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { registerDaemonCommands } from './daemon-commands.js';
+import { registerInsightCommands } from './insight-commands.js';
 import { FileReadError, READ_CAP, readAtMost, readRegularFile } from '../util/bounded-read.js';
 import { printableLine } from '../util/quote.js';
 
@@ -100,6 +101,7 @@ export function buildProgram(): Command {
     });
 
   registerDaemonCommands(program);
+  registerInsightCommands(program);
   return program;
 }
 

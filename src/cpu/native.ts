@@ -26,12 +26,15 @@ export interface NativeUartBinding {
   tail(flags: number, prod: number, cons: number): void;
   /** Whether the C path may serve accesses now (the device is the domain's vuart and the domain is alive). */
   live(): boolean;
+  /** The access-trace region (src/device/access-trace.ts) the C path records its accesses into while it is enabled. */
+  readonly trace?: Uint8Array;
 }
 
 interface FastLib {
   fp_new(hot: Uint8Array, page: Uint8Array, doorbell: Int32Array, lineEvents: Int32Array): unknown;
   fp_set_js(s: unknown, rd: unknown, wr: unknown, msr: unknown, tail: unknown): void;
   fp_free(s: unknown): void;
+  fp_set_trace(s: unknown, region: Uint8Array | null): number;
   fp_mmio_read_ptr(): unknown;
   fp_mmio_write_ptr(): unknown;
   fp_msr_ptr(): unknown;
@@ -84,6 +87,7 @@ export function loadNative(): FastLib | null {
       fp_new: f('void *fp_new(void *hot, void *page, void *doorbell, void *line_events)'),
       fp_set_js: f('void fp_set_js(void *s, vpl011_uc_mmio_read_cb *rd, vpl011_uc_mmio_write_cb *wr, vpl011_uc_sys_cb *msr, vpl011_fp_tail_cb *tail)'),
       fp_free: f('void fp_free(void *s)'),
+      fp_set_trace: f('int fp_set_trace(void *s, void *region)'),
       fp_mmio_read_ptr: f('void *fp_mmio_read_ptr(void)'),
       fp_mmio_write_ptr: f('void *fp_mmio_write_ptr(void)'),
       fp_msr_ptr: f('void *fp_msr_ptr(void)'),
@@ -145,7 +149,7 @@ export class NativeFastPath {
   wantSafePoint(): void {
     const w = this.uart.hot.w;
     w[HotWord.WantSafePoint] = 1;
-    w[HotWord.Enabled] = this.uart.live() ? 1 : 0;
+    w[HotWord.Enabled] = this.uart.live() && !this.traceRefused ? 1 : 0;
   }
 
   /** The MSR hook through the C filter; `js` is the ordinary trampoline (proto vpl011_uc_sys_cb). */
@@ -175,6 +179,20 @@ export class NativeFastPath {
   private bind(): void {
     this.l.fp_set_js(this.s, this.jsRead, this.jsWrite, this.jsMsr, this.jsTail);
   }
+
+  /**
+   * Record the accesses the C path serves into the binding's trace region (on), or stop (off). Called by the vCPU
+   * thread between accesses. A region whose layout the library does not know turns the C path off for good rather
+   * than leave its accesses unrecorded.
+   */
+  setTrace(on: boolean): void {
+    const region = on ? this.uart.trace : undefined;
+    if (this.l.fp_set_trace(this.s, region ?? null) !== 1) {
+      this.uart.hot.w[HotWord.Enabled] = 0;
+      this.traceRefused = true;
+    }
+  }
+  private traceRefused = false;
 
   /** Accesses served in C, MSRs seen and passed to JS. */
   counters(): { nativeMmio: number; msrTotal: number; msrPassed: number } {

@@ -39,6 +39,7 @@ import { listenControlSocket } from './control-server.js';
 import { answer } from './requests/index.js';
 import { listDomains } from './requests/list.js';
 import type { DaemonContext } from './requests/context.js';
+import { deviceStatByName } from './device-stat.js';
 
 export interface DaemonOptions {
   runDir: string;
@@ -139,7 +140,11 @@ export class Daemon {
     });
     const web = new WebService(
       p.runDir,
-      { domains: () => listDomains(p, served, false), attachStream: (d, st, ro, label) => sessions.attachStream(d, st, ro, label) },
+      {
+        domains: () => listDomains(p, served, false),
+        attachStream: (d, st, ro, label) => sessions.attachStream(d, st, ro, label),
+        deviceStat: (d) => deviceStatByName(p.runDir, d),
+      },
       say,
     );
     const ctx: DaemonContext = { paths: p, evtchn, evtchnMap, served, supervisor, sessions, names: new NameClaims(), web, say };

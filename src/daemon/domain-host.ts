@@ -15,6 +15,8 @@ import { buildGuest } from '../toolstack/build.js';
 import { inputWaitsForListener, type GuestConfig } from '../toolstack/config.js';
 import { startDomainWorker, type DomainExit } from '../vmm/domain-thread.js';
 import { runPaths } from './paths.js';
+import { insightShmName } from './device-stat.js';
+import { INSIGHT_BYTES } from '../vmm/insight.js';
 import { errorMessage } from '../util/errors.js';
 import { waitForDirectory } from './dir-watch.js';
 import { INSTANCE_RE, NAME_RE, readRecord, recordPath, removeRecord, writeRecord, type DomainRecord } from './records.js';
@@ -63,6 +65,7 @@ async function runGuest(
   evtchnMap: SharedMapping,
   evtchn: EventChannels,
   magic: SharedMapping,
+  insight: SharedMapping,
   onPort: (port: number) => void,
   onListening: () => void,
   stopRequested: Promise<void>,
@@ -77,6 +80,7 @@ async function runGuest(
     vuart: config.vuart,
     evtchn: { address: evtchnMap.address, size: evtchnMap.size },
     magicPages: { address: magic.address, size: magic.size },
+    insight: { address: insight.address, size: insight.size },
     kick: () => evtchn.kick(spec.domid),
   });
   dom.vuartPort.then(onPort, () => {});
@@ -101,6 +105,8 @@ export async function runDomainHost(specPath: string): Promise<number> {
   const evtchn = EventChannels.attach(evtchnMap.buffer, new FutexWaker(evtchnMap));
   const magicSize = NR_MAGIC_PAGES * XEN_PAGE_SIZE;
   const magic: SharedMapping = openSharedMapping(spec.magicShm, { create: true, size: magicSize });
+  // The vpl011's published state and access trace (`vpl011 stat` / `trace`): host memory, private like the pages.
+  const insight: SharedMapping = openSharedMapping(insightShmName(spec.magicShm), { create: true, size: INSIGHT_BYTES });
 
   const rec: DomainRecord = {
     domid: spec.domid,
@@ -121,7 +127,7 @@ export async function runDomainHost(specPath: string): Promise<number> {
 
   let exitInfo: DomainExit;
   try {
-    exitInfo = await runGuest(spec, evtchnMap, evtchn, magic, (port) => {
+    exitInfo = await runGuest(spec, evtchnMap, evtchn, magic, insight, (port) => {
       rec.vuartPort = port;
       rec.state = 'running';
       writeRecord(paths.domainsDir, rec);
@@ -152,6 +158,8 @@ export async function runDomainHost(specPath: string): Promise<number> {
   if (exitInfo.reason !== 'crashed') rmSync(join(paths.domainsDir, `${rec.domid}.stderr`), { force: true });
   magic.unlink();
   magic.close();
+  insight.unlink();
+  insight.close();
   evtchnMap.close();
   return exitInfo.reason === 'crashed' ? 1 : 0;
 }

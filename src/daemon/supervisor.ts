@@ -14,6 +14,7 @@ import { Resumer } from './resume.js';
 import { BACKEND_DOMID } from '../xen/domain.js';
 import { ServedConsole, type ServeSettings, type ServedConsoles } from './served-console.js';
 import type { RunPaths } from './paths.js';
+import { insightShmName } from './device-stat.js';
 import { errorMessage } from '../util/errors.js';
 
 /** The periodic scan: the backstop for what no file change reveals (a host killed with -9). */
@@ -191,6 +192,7 @@ export class Supervisor {
       // a bad port in a record: nothing to free
     }
     unlinkShared(rec.magicShm);
+    unlinkShared(insightShmName(rec.magicShm));
     removeSecrets(this.paths.secretsDir, rec.instance);
     removeRecord(this.paths.domainsDir, rec.domid);
     rmSync(join(this.paths.domainsDir, `${rec.domid}.spec.json`), { force: true });

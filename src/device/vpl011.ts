@@ -63,6 +63,7 @@ import { hex as hexDigits } from '../util/hex.js';
 import { LoopbackFifo } from './loopback.js';
 import { ReceiveTimeout, RtMode } from './receive-timeout.js';
 import { HotF64, HotWord } from './hot-state.js';
+import { type AccessTraceWriter, TraceKind } from './access-trace.js';
 import { vregReg32Clearbits, vregReg32Extract, vregReg32Update } from '../util/vreg.js';
 import {
   CR,
@@ -166,6 +167,35 @@ export interface Vpl011Counters {
   /** pl011 loopback (CR.LBE): bytes looped back, and bytes lost because the 32-byte receive FIFO was full (OE). */
   loopedBack: number;
   loopbackOverruns: number;
+}
+
+/** Vpl011.irqView(): the interrupt logic's inputs and results as the device last computed them. */
+export interface Vpl011IrqView {
+  profile: Vpl011Profile;
+  ris: number;
+  imsc: number;
+  mis: number;
+  /** The level the device drives (MIS != 0). */
+  line: boolean;
+  /** The INT bits (TX, RX, RT) whose condition holds at the levels below: RIS re-latches these on a data event. */
+  holding: number;
+  /** IN and OUT levels as of the device's last ring operation or refresh. */
+  inLevel: number;
+  outLevel: number;
+  /** The receiver is on (pl011: CR.RXE); off, IN is invisible to RX/RT. */
+  rxOn: boolean;
+  /** TX holds while the OUT level is <= this; RX while the receiver's IN level is >= rxiMinIn. */
+  txiMaxOut: number;
+  rxiMinIn: number;
+  /** The backend's buffer sizes (the xencons ring: 1024/2048; Xen's own for dom0less: 32/128). */
+  inSize: number;
+  outSize: number;
+  /** The backend is Xen (dom0less): only a DR write latches TXI (1213ebfb9f). */
+  txLatchesOnDrWriteOnly: boolean;
+  /** pl011 timed receive timeout: data waits, but 32 idle bit periods have not passed yet (TRM 2.9.5 UARTRTINTR). */
+  rtWaiting: boolean;
+  /** pl011 CR.LBE: the receiver sees the loopback FIFO, the transmitter never waits on OUT. */
+  loopback: boolean;
 }
 
 /** The device's own state; FR and the line are re-derived from it and the ring. */
@@ -283,6 +313,8 @@ export class Vpl011 implements MmioHandler {
     this.hw[HotWord.DevOutLevel] = v;
   }
   private pendingNotify = false;
+  /** `vpl011 trace`: where accesses are recorded (null: not traced, one field test per access). */
+  private trace: AccessTraceWriter | null = null;
 
   // What the levels mean (the profile's part of the shared core), derived by deriveLevels():
   /** TXI while the OUT level is <= this. sbsa: 2048 - 16 (bb2c1a1cc9). */
@@ -409,6 +441,35 @@ export class Vpl011 implements MmioHandler {
   // ---- MmioHandler ------------------------------------------------------------------------------------------
 
   read(offset: number, width: AccessWidth): number {
+    const v = this.readRegister(offset, width);
+    if (this.trace !== null) this.trace.record(TraceKind.Access, offset, width, false, v === MMIO_ABORT, v === MMIO_ABORT ? 0 : v);
+    return v;
+  }
+
+  write(offset: number, width: AccessWidth, value: number): MmioWriteResult {
+    const r = this.writeRegister(offset, width, value);
+    if (this.trace !== null) {
+      if (this.full && offset >= Reg.ILPR && offset <= Reg.IFLS) this.traceCold();
+      this.trace.record(TraceKind.Access, offset, width, true, r === MMIO_ABORT, value);
+    }
+    return r;
+  }
+
+  /**
+   * Record every access and backend event from now on into `t` (or stop, with null): `vpl011 trace`. The native fast
+   * path writes its accesses into the same region (src/device/access-trace.ts).
+   */
+  attachTrace(t: AccessTraceWriter | null): void {
+    this.trace = t;
+    if (t !== null) this.traceCold();
+  }
+
+  private traceCold(): void {
+    const r = this.regs;
+    this.trace?.setCold(r.cr, r.lcrh, r.ifls, r.ilpr, r.fbrd, r.ibrd);
+  }
+
+  private readRegister(offset: number, width: AccessWidth): number {
     switch (offset) {
       case Reg.DR:
         if (width === 8) return this.refuse('read', offset, width);
@@ -438,7 +499,7 @@ export class Vpl011 implements MmioHandler {
     }
   }
 
-  write(offset: number, width: AccessWidth, value: number): MmioWriteResult {
+  private writeRegister(offset: number, width: AccessWidth, value: number): MmioWriteResult {
     switch (offset) {
       case Reg.DR:
         if (width === 8) return this.refuse('write', offset, width);
@@ -631,6 +692,7 @@ export class Vpl011 implements MmioHandler {
     this.raiseLineErrors();
     this.update(true);
     this.flushNotify();
+    if (this.trace !== null) this.trace.record(TraceKind.Notify, 0, 4, false, false, 0);
   }
 
   /**
@@ -701,6 +763,34 @@ export class Vpl011 implements MmioHandler {
       mis: (this.uartris & this.uartimsc) >>> 0,
       inLevel: this.inLevel,
       outLevel: this.outLevel,
+    };
+  }
+
+  /**
+   * Why the line is where it is, as update() computed it (for `vpl011 stat --why-irq`, src/device/why-irq.ts): the
+   * latched and mask bits, the conditions that hold at the levels update() last saw, and the thresholds they were
+   * compared with. Nothing here is re-derived by a second rule: `holding` is conditions(), the function update() uses.
+   */
+  irqView(): Vpl011IrqView {
+    const rxLevel = !this.rxOn ? 0 : this.loopback ? this.loop.level : this.inLevel;
+    const txLevel = this.loopback ? 0 : this.outLevel;
+    return {
+      profile: this.profile,
+      ris: this.uartris,
+      imsc: this.uartimsc,
+      mis: (this.uartris & this.uartimsc) >>> 0,
+      line: this.line,
+      holding: this.conditions(rxLevel, txLevel),
+      rtWaiting: this.rtMode === RtMode.Waiting && !this.loopback,
+      loopback: this.loopback,
+      inLevel: this.inLevel,
+      outLevel: this.outLevel,
+      rxOn: this.rxOn,
+      txiMaxOut: this.txiMaxOut,
+      rxiMinIn: this.rxiMinIn,
+      inSize: this.ring.inSize,
+      outSize: this.ring.outSize,
+      txLatchesOnDrWriteOnly: this.ring.txAlwaysReady,
     };
   }
 
@@ -955,24 +1045,8 @@ export class Vpl011 implements MmioHandler {
     // The receiver's view of IN: empty while it is off (pl011 CR.RXE = 0); the loopback FIFO in loopback.
     const rxL = !this.rxOn ? 0 : this.loopback ? this.loop.level : inL;
     const txL = this.loopback ? 0 : outL;
-    let cond = 0;
-    if (txL <= this.txiMaxOut) cond |= INT.TX;
-    if (rxL >= this.rxiMinIn) cond |= INT.RX;
-    // RT: sbsa (and pl011 without a clock or a divisor) "data present" as Xen (bb2c1a1cc9); pl011 timed: after 32
-    // idle bit periods (rxTimeoutTick), not while waiting for them. Loopback: data present.
-    if (this.rto.timed) {
-      const prod = this.hw[HotWord.InProdSeen]!;
-      if (prod !== this.rtProd) {
-        this.rtProd = prod;
-        this.rto.arrived();
-        this.rtMode = RtMode.Waiting;
-      } else if (this.rtMode === RtMode.Untimed) {
-        // Timing starts (a divisor or the clock arrived): what is waiting already has waited; later arrivals are
-        // stamped here, so the native path leaves DR reads to us from now on (it does while the mode is not 0).
-        this.rtMode = RtMode.Due;
-      }
-    } else if (this.rtMode !== RtMode.Untimed) this.rtMode = RtMode.Untimed;
-    if (rxL > 0 && (this.loopback || this.rtMode !== RtMode.Waiting)) cond |= INT.RT;
+    this.advanceReceiveTimeout();
+    const cond = this.conditions(rxL, txL);
     // Backend in Xen: only a DR write latches TXI (txEvent), so an ICR-cleared TXI stays clear while input arrives.
     // The error interrupts are events, not levels: only ICR clears them.
     const ris = this.uartris;
@@ -985,6 +1059,34 @@ export class Vpl011 implements MmioHandler {
       this.line = level;
       this.irq.set(level);
     }
+  }
+
+  /** The interrupt conditions that hold at these levels (INT bits): the rule update() latches RIS from. */
+  /** The INT bits whose condition holds at the receiver's and transmitter's levels (no side effects). */
+  private conditions(rxL: number, txL: number): number {
+    let cond = 0;
+    if (txL <= this.txiMaxOut) cond |= INT.TX;
+    if (rxL >= this.rxiMinIn) cond |= INT.RX;
+    // RT: sbsa (and pl011 without a clock or a divisor) "data present" as Xen (bb2c1a1cc9); pl011 timed: after 32
+    // idle bit periods (rxTimeoutTick), not while waiting for them. Loopback: data present.
+    if (rxL > 0 && (this.loopback || this.rtMode !== RtMode.Waiting)) cond |= INT.RT;
+    return cond;
+  }
+
+  /** pl011 timed receive timeout: a new arrival restarts the 32-bit-period wait (src/device/receive-timeout.ts). */
+  private advanceReceiveTimeout(): void {
+    if (this.rto.timed) {
+      const prod = this.hw[HotWord.InProdSeen]!;
+      if (prod !== this.rtProd) {
+        this.rtProd = prod;
+        this.rto.arrived();
+        this.rtMode = RtMode.Waiting;
+      } else if (this.rtMode === RtMode.Untimed) {
+        // Timing starts (a divisor or the clock arrived): what is waiting already has waited; later arrivals are
+        // stamped here, so the native path leaves DR reads to us from now on (it does while the mode is not 0).
+        this.rtMode = RtMode.Due;
+      }
+    } else if (this.rtMode !== RtMode.Untimed) this.rtMode = RtMode.Untimed;
   }
 
   // ---- refused and unhandled accesses -----------------------------------------------------------------------

@@ -35,6 +35,9 @@ export interface WorkerInit {
   libraryPath?: string;
   /** Tests only: MachineOptions.sleepBounds. */
   sleepBounds?: SleepBounds;
+  /** The domain's insight region (src/vmm/insight.ts; `vpl011 stat`, `vpl011 trace`) and whether the trace starts on. */
+  insight?: SharedArrayBuffer | MappedMemory;
+  trace?: boolean;
   /** MachineOptions.xenConsole: the vuart's backend is Xen (dom0less). */
   xenConsole?: SharedArrayBuffer;
 }

@@ -36,6 +36,9 @@ export interface DomainWorkerOptions {
   libraryPath?: string;
   /** Tests of wake paths only: the vCPU's doorbell sleep bounds (MachineOptions.sleepBounds). */
   sleepBounds?: SleepBounds;
+  /** Where the vCPU publishes the vpl011's state and records its access trace (src/vmm/insight.ts), if anywhere. */
+  insight?: SharedArrayBuffer | MappedMemory;
+  trace?: boolean;
   /** The vuart's backend is Xen (dom0less): its buffers (createXenConsoleRegion), served by the console mux. */
   xenConsole?: SharedArrayBuffer;
 }
@@ -63,6 +66,7 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
     evtchn: opts.evtchn, magicPages: opts.magicPages, control, requests: requests.port2,
     profile: opts.vuart === 'pl011' ? 'pl011' : 'sbsa', libraryPath,
     ...(opts.sleepBounds ? { sleepBounds: opts.sleepBounds } : {}),
+    ...(opts.insight ? { insight: opts.insight, trace: opts.trace === true } : {}),
     ...(opts.xenConsole ? { xenConsole: opts.xenConsole } : {}),
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, transferList: [requests.port2] });

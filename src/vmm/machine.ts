@@ -13,6 +13,9 @@ import { XenConsoleFrontend } from '../xen/xen-console.js';
 import { MMIO_ABORT, MMIO_DONE } from '../xen/mmio.js';
 import { FrPollWatch } from '../device/poll-pacer.js';
 import { addressHoles } from './address-holes.js';
+import { AccessTraceWriter, initTraceRegion, monoMs, TRACE_DEFAULT_CAPACITY, traceRegionBytes } from '../device/access-trace.js';
+import { initInsightRegion, InsightPublisher, INSIGHT_TRACE_OFFSET, PUBLISH_PERIOD_MS } from './insight.js';
+import { HotWord } from '../device/hot-state.js';
 import { FlashBank } from './flash-bank.js';
 import { XEN_LAYOUT } from '../toolstack/guest-map.js';
 import { GUEST_MAGIC_BASE, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
@@ -68,6 +71,13 @@ export interface MachineOptions {
    */
   sleepBounds?: SleepBounds;
   /**
+   * The domain's insight region (src/vmm/insight.ts: INSIGHT_BYTES of zeroed host memory, never guest RAM): the vCPU
+   * thread publishes the vpl011's state there and records its access trace (`vpl011 stat`, `vpl011 trace`).
+   */
+  insight?: ArrayBuffer | SharedArrayBuffer;
+  /** Start with the access trace recording (default off; it can be switched in the region at any time). */
+  trace?: boolean;
+  /**
    * The vuart's backend is Xen (dom0less, docs/DOM0LESS.md): its IN/OUT buffers, a region made by
    * createXenConsoleRegion() and served by the console mux. Default: a console domain over the ring page.
    */
@@ -99,6 +109,12 @@ export class Machine {
   private frStalls = 0;
   private polls = 0;
   private readonly uartInst: VuartInstance | undefined;
+  private readonly insight: InsightPublisher | undefined;
+  private lastPublish = -Infinity;
+  private readonly traceWriter: AccessTraceWriter | undefined;
+  /** Whether the device and the native path are recording (they follow the region's switch at safe points). */
+  private tracing = false;
+  private ended = false;
   /** The layout's vpl011 base and timer PPI (image.layout: Xen's or QEMU virt's, src/toolstack/guest-map.ts). */
   private readonly uartBase: number;
   private readonly timerPpi: number;
@@ -133,6 +149,18 @@ export class Machine {
     const vpl011End = vpl011Base + XEN_PAGE_SIZE;
     const frAddr = vpl011Base + FrPollWatch.OFFSET;
     const inst = this.uartInst;
+    // The insight region: the snapshot's publisher and the access trace, which the device (every access it serves)
+    // and the native fast path (every access it serves) record into.
+    let traceWriter: AccessTraceWriter | undefined;
+    let traceView: Uint8Array | undefined;
+    if (opts.insight && inst) {
+      initInsightRegion(opts.insight);
+      initTraceRegion(opts.insight, INSIGHT_TRACE_OFFSET, TRACE_DEFAULT_CAPACITY, opts.trace === true);
+      this.insight = new InsightPublisher(opts.insight);
+      traceWriter = new AccessTraceWriter(opts.insight, INSIGHT_TRACE_OFFSET, inst.ring.hot);
+      traceView = new Uint8Array(opts.insight, INSIGHT_TRACE_OFFSET, traceRegionBytes(TRACE_DEFAULT_CAPACITY));
+    }
+    this.traceWriter = traceWriter;
     // The native fast path serves FR/DR against the xencons ring only; with the backend in Xen every vpl011 access
     // takes the TypeScript path (a DR write there may print a line or wait for the mux: not a C path's job).
     const xencons = inst?.xencons;
@@ -150,6 +178,7 @@ export class Machine {
               lineEvents: opts.evtchn.lineEventWords(opts.domid),
               tail: (flags: number, prod: number, cons: number) => inst.device.nativeTail(flags, prod, cons),
               live: () => this.domain.vpl011 === inst && !this.domain.crashed && !this.stopRequested,
+              ...(traceView ? { trace: traceView } : {}),
             },
           }
         : {}),
@@ -181,6 +210,7 @@ export class Machine {
           const now = this.uartRead(addr, width);
           if (now !== v) return this.frSeen(now);
           this.frStalls++;
+          this.publishInsight(false);
           // A wake-path test sets sleepBounds so a missing wake shows as a long stall rather than the pacer's 1 ms.
           this.opts.evtchn.waitSync(this.opts.domid, this.lastDoorbell, this.opts.sleepBounds?.frStallMs ?? park);
           this.checkStop();
@@ -248,6 +278,60 @@ export class Machine {
     const mapped = [{ base: image.ramBase, size: image.ramSize }, { base: GUEST_MAGIC_BASE, size: opts.magicPages.byteLength }, ...this.domain.mmio.list(), ...(bank0 ? [bank0] : [])];
     for (const h of addressHoles(mapped)) v.mapMmio(h.base, h.size);
     v.reset(BigInt(image.entry), BigInt(image.x0));
+    // Trace times are host-monotonic; this pair turns them into the guest's CNTVCT (which runs from the same clock).
+    traceWriter?.setAnchor({ monoMs: monoMs(), counter: Number(v.timer.now()), freq: Number(v.timer.freq) });
+    this.followTraceSwitch();
+    this.publishInsight(true);
+  }
+
+  /**
+   * `vpl011 trace NAME --on/--off` flips a word in the region; the device and the native path record only while it
+   * is on, and are unhooked while it is off (so off costs nothing per access). Checked at safe points and on the
+   * 1024-access stop check: a switch takes effect within that.
+   */
+  private followTraceSwitch(): void {
+    const w = this.traceWriter;
+    if (w === undefined) return;
+    const on = w.enabled;
+    if (on === this.tracing) return;
+    this.tracing = on;
+    this.uartInst?.device.attachTrace(on ? w : null);
+    this.vcpu.fast?.setTrace(on);
+  }
+
+  /**
+   * Publish the vpl011's state into the insight region (src/vmm/insight.ts): at most every PUBLISH_PERIOD_MS unless
+   * `force` (the vCPU is about to sleep or has stopped: the state is then exact).
+   */
+  private publishInsight(force: boolean, idle = false): void {
+    const p = this.insight;
+    const inst = this.uartInst;
+    if (p === undefined || inst === undefined) return;
+    const now = performance.now();
+    if (!force && now - this.lastPublish < PUBLISH_PERIOD_MS) return;
+    this.lastPublish = now;
+    const dev = inst.device;
+    const hot = inst.ring.hot.w;
+    const st = this.stats();
+    const pl011 = dev.pl011Registers();
+    p.publish({
+      publishedAt: Date.now(),
+      running: !this.ended,
+      idle,
+      profile: dev.profile,
+      fr: dev.registers().fr,
+      irq: dev.irqView(),
+      ...(pl011 ? { pl011 } : {}),
+      counters: dev.counters,
+      frontend: {
+        inCons: hot[HotWord.InCons]! >>> 0,
+        inProdSeen: hot[HotWord.InProdSeen]! >>> 0,
+        outProd: hot[HotWord.OutProd]! >>> 0,
+        outConsSeen: hot[HotWord.OutConsSeen]! >>> 0,
+      },
+      spi: this.gic.spiView(inst.spi),
+      vcpu: { mmio: st.mmio, nativeMmio: st.nativeMmio, irqs: st.irqs, frStalls: st.frStalls, wfiSleeps: this.wfiSleeps },
+    });
   }
 
   /** A changed FR the guest is about to see (after a park or a re-derivation): a new polling episode. */
@@ -305,7 +389,12 @@ export class Machine {
       // read when the doorbell moves; every 1024th poll reads it anyway, for a stop that did not kick.
       this.checkStop();
       this.opts.evtchn.dispatch(this.opts.domid);
-    } else if ((++this.polls & 1023) === 0) this.checkStop();
+    } else if ((++this.polls & 1023) === 0) {
+      this.checkStop();
+      // A guest that only polls the UART reaches no other safe point.
+      this.followTraceSwitch();
+      this.publishInsight(false);
+    }
   }
 
   private checkStop(): void {
@@ -317,10 +406,12 @@ export class Machine {
 
   /** Between TBs: timer, pending events, then the IRQ line. */
   private safePoint(): void {
+    this.followTraceSwitch(); // before any event is dispatched to the device
     this.gic.setLevel(this.timerPpi, this.vcpu.timer.poll());
     this.pollEvents();
     this.uartInst?.device.rxTimeoutTick();
     this.vcpu.setIrq(this.gic.irqOut);
+    this.publishInsight(false);
     const inst = this.uartInst;
     const listening = inst !== undefined && this.domain.vpl011 === inst && inst.device.receiveInterruptsUnmasked;
     if (listening !== this.receiverListening) {
@@ -335,6 +426,15 @@ export class Machine {
   }
 
   run(): MachineExit {
+    try {
+      return this.runLoop();
+    } finally {
+      this.ended = true;
+      this.publishInsight(true); // the last state stays readable after the vCPU stopped
+    }
+  }
+
+  private runLoop(): MachineExit {
     const { evtchn, domid } = this.opts;
     for (;;) {
       if (this.opts.shouldStop?.()) return { reason: 'stopped' };
@@ -362,6 +462,7 @@ export class Machine {
       const idle = this.opts.sleepBounds?.idleMs ?? MAX_IDLE_MS;
       const ms = left === null ? idle : Math.min(idle, left);
       this.wfiSleeps++;
+      this.publishInsight(true, true); // idle: what `vpl011 stat` shows is exact while the vCPU sleeps
       evtchn.waitSync(domid, seen, ms);
       this.safePoint();
     }

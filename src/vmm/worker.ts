@@ -46,11 +46,13 @@ try {
     ? EventChannels.attach(init.evtchn)
     : EventChannels.attach(viewOf(init.evtchn.address, init.evtchn.size), new FutexWaker(init.evtchn));
   const magicPages = init.magicPages instanceof SharedArrayBuffer ? init.magicPages : viewOf(init.magicPages.address, init.magicPages.size);
+  const insight = init.insight === undefined || init.insight instanceof SharedArrayBuffer ? init.insight : viewOf(init.insight.address, init.insight.size);
   const m: Machine = new Machine({
     domid: init.domid, name: init.name, image: init.image, policy: init.policy, evtchn, magicPages,
     ...(init.libraryPath ? { libraryPath: init.libraryPath } : {}),
     profile: init.profile,
     ...(init.sleepBounds ? { sleepBounds: init.sleepBounds } : {}),
+    ...(insight ? { insight, trace: init.trace === true } : {}),
     ...(init.xenConsole ? { xenConsole: init.xenConsole } : {}),
     // The machine polls this at its safe points (and whenever the doorbell moves, which a request's kick does):
     // requests are served there, before the stop flag is read.

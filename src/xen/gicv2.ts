@@ -4,6 +4,7 @@
 // guest is bounded: unknown offsets read as zero and ignore writes.
 import { MMIO_DONE, type AccessWidth, type MmioHandler, type MmioWriteResult } from './mmio.js';
 import type { Vgic } from './vgic.js';
+import type { SpiView } from '../device/why-irq.js';
 
 export const GIC_NR_IRQS = 64; // 32 private + 32 SPIs: ITLinesNumber = 1
 const SPURIOUS = 1023;
@@ -196,6 +197,24 @@ export class Gicv2 implements Vgic {
   }
   private deactivate(id: number): void {
     if (id < GIC_NR_IRQS) this.active[id] = 0;
+  }
+  /** One interrupt's state and whether it is what the CPU interface signals now (`vpl011 stat`, why-irq.ts). */
+  spiView(intid: number): SpiView {
+    const i = Number.isInteger(intid) && intid >= 0 && intid < GIC_NR_IRQS ? intid : 0;
+    const sig = this.signalled();
+    return {
+      intid,
+      line: this.line[i] === 1,
+      enabled: this.enabled[i] === 1,
+      pending: this.pending(i),
+      active: this.active[i] === 1,
+      priority: this.prio[i]!,
+      distributorOn: (this.dctlr & 1) !== 0,
+      cpuInterfaceOn: (this.cctlr & 1) !== 0,
+      pmr: this.pmr,
+      runningPriority: this.runningPrio(),
+      signalled: sig !== null && sig.id === i,
+    };
   }
   /** For tests and stats. */
   isPending(id: number): boolean {
