@@ -62,7 +62,9 @@ export function whyIrq(v: Vpl011IrqView, spi?: SpiView): string[] {
       bit: INT.RT,
       name: 'RT',
       mask: 'RTIM',
-      holds: `${bytes(rxL)} wait in IN (RT: data present, or 32 idle bit periods passed where the pl011 profile times them)`,
+      holds: v.profile === 'sbsa'
+        ? `${bytes(rxL)} wait in IN (RT = data present: there is no time to time out)`
+        : `${bytes(rxL)} wait in IN (RT: 32 idle bit periods have passed, or data present while no baud rate is programmed)`,
       fails: !v.rxOn ? `nothing is visible${rxOff}` : v.rtWaiting && rxL > 0 ? `${bytes(rxL)} wait in IN, but 32 idle bit periods have not passed since the last one arrived (the receive timeout, TRM 2.9.5)` : 'IN is empty',
     },
     {
