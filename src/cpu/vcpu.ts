@@ -286,6 +286,11 @@ export class UnicornVcpu implements Vcpu {
     this.lastEntry = { pc: insn, syndrome, vector: this.uc.reg(REG.PC) };
   }
 
+  /** A refused access whose abort waits for the next safe point (save/restore: pending exception state). */
+  get queuedAbort(): { addr: number; write: boolean } | null {
+    return this.pendingAbort ? { ...this.pendingAbort } : null;
+  }
+
   queueDataAbort(addr: number, write: boolean): void {
     // 2.1.1 cannot give the faulting PC inside an MMIO callback (see docs/CPU.md): the abort is taken at the next
     // safe point, with ELR there. Only the first refused access before that point is reported.

@@ -14,6 +14,7 @@ import { Reg } from '../device/spec.js';
 import { FrPollPacer } from '../device/poll-pacer.js';
 import { HotState, HotWord } from '../device/hot-state.js';
 import { addressHoles } from './address-holes.js';
+import { applyMachine, captureMachine, loadMagic, loadRam, type MachineState } from './machine-state.js';
 import {
   GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_MAGIC_BASE, GUEST_PL011_BASE,
   GUEST_TIMER_VIRT_PPI, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE,
@@ -68,6 +69,15 @@ export interface MachineOptions {
    * them far above its own deadline, so a missing wake fails the test instead of being covered by the bounded sleep.
    */
   sleepBounds?: SleepBounds;
+  /**
+   * Build this machine from a saved state (docs/SAVE.md) instead of booting `image` (whose RAM range must match
+   * the state's; its segments and entry are not used).
+   */
+  restore?: MachineState;
+  /** Polled where shouldStop is: true pauses the vCPU at the next safe point and calls onPause. */
+  shouldPause?: () => boolean;
+  /** The vCPU is paused between runs (captureState() is valid now); return false to end the run with 'stopped'. */
+  onPause?: () => boolean;
 }
 
 export interface SleepBounds {
@@ -89,6 +99,7 @@ export class Machine {
   private wfiSleeps = 0;
   private lastDoorbell = NaN;
   private stopRequested = false;
+  private pausePending = false;
   private receiverListening = false;
   /** FR polling: how long the vCPU may be parked instead of trapping (the device's answer, poll-pacer.ts). */
   private readonly frPacer = new FrPollPacer();
@@ -117,6 +128,7 @@ export class Machine {
     this.domain = new Domain({ domid: opts.domid, name: opts.name, vgic: this.gic, evtchn: opts.evtchn, policy: opts.policy ?? 'abort' });
     this.domain.mmio.register(GUEST_GICD_BASE, GUEST_GICD_SIZE, this.gic.distributor, 'gicd');
     this.domain.mmio.register(GUEST_GICC_BASE, GUEST_GICC_SIZE, this.gic.cpuInterface, 'gicc');
+    if (opts.restore) loadMagic(new Uint8Array(opts.magicPages), opts.restore);
     this.domain.addMemory({ name: 'magic', base: GUEST_MAGIC_BASE, size: NR_MAGIC_PAGES * XEN_PAGE_SIZE, buffer: opts.magicPages, byteOffset: 0, shared: true });
     this.vuartPort = domainVpl011Init(this.domain, {
       consoleDomid: opts.backendDomid ?? 0,
@@ -219,7 +231,11 @@ export class Machine {
 
     const v = this.vcpu;
     v.mapRam(image.ramBase, image.ramSize);
-    for (const s of image.segments) {
+    if (opts.restore) {
+      if (opts.restore.ram.base !== image.ramBase || opts.restore.ram.size !== image.ramSize) throw new Error('machine: the saved RAM does not match the domain');
+      loadRam(v, opts.restore.ram);
+    }
+    for (const s of opts.restore ? [] : image.segments) {
       if (s.addr < image.ramBase || s.addr + s.data.length > image.ramBase + image.ramSize) {
         throw new Error(`machine: segment ${s.what} at 0x${s.addr.toString(16)} is outside guest RAM`);
       }
@@ -235,7 +251,21 @@ export class Machine {
     // Nothing else is there: any access goes to the domain's policy (through the bus, which finds no device).
     const mapped = [{ base: image.ramBase, size: image.ramSize }, { base: GUEST_MAGIC_BASE, size: opts.magicPages.byteLength }, ...this.domain.mmio.list()];
     for (const h of addressHoles(mapped)) v.mapMmio(h.base, h.size);
-    v.reset(BigInt(image.entry), BigInt(image.x0));
+    if (opts.restore) {
+      if (!this.uartInst) throw new Error('machine: a saved domain needs its vuart');
+      applyMachine({ vcpu: v, gic: this.gic, vuart: this.uartInst, evtchn: opts.evtchn, domid: opts.domid }, opts.restore);
+    } else {
+      v.reset(BigInt(image.entry), BigInt(image.x0));
+    }
+  }
+
+  /** The whole machine's state; only while paused (inside onPause) or before the first run. */
+  captureState(): MachineState {
+    if (!this.uartInst) throw new Error('machine: a domain without its vuart cannot be saved');
+    return captureMachine({
+      vcpu: this.vcpu, gic: this.gic, vuart: this.uartInst, evtchn: this.opts.evtchn, domid: this.opts.domid,
+      magic: new Uint8Array(this.opts.magicPages), ram: { base: this.opts.image.ramBase, size: this.opts.image.ramSize },
+    });
   }
 
   /** A changed FR the guest is about to see (after a park or a re-derivation): a new polling episode. */
@@ -306,6 +336,11 @@ export class Machine {
     if (!this.stopRequested && this.opts.shouldStop?.()) {
       this.stopRequested = true;
       this.vcpu.requestStop();
+    } else if (!this.pausePending && this.opts.shouldPause?.()) {
+      // Ends uc_emu_start from inside a hook, at the end of the current TB: a synchronous stop, so the run can be
+      // resumed (an asynchronous one from another thread cannot, see src/cpu/remote-stop.ts).
+      this.pausePending = true;
+      this.vcpu.requestStop();
     }
   }
 
@@ -331,6 +366,11 @@ export class Machine {
     const { evtchn, domid } = this.opts;
     for (;;) {
       if (this.opts.shouldStop?.()) return { reason: 'stopped' };
+      if (this.pausePending || this.opts.shouldPause?.()) {
+        this.pausePending = false;
+        if (!(this.opts.onPause?.() ?? true)) return { reason: 'stopped' };
+        continue;
+      }
       let exit: RunExit;
       try {
         exit = this.vcpu.run();
@@ -340,6 +380,7 @@ export class Machine {
       if (this.crashMsg !== null) return { reason: 'crashed', message: `d${domid} crashed: ${this.crashMsg}` };
       // A stop from the controlling thread (domain-stop.ts) ends uc_emu_start as if at a WFI: never sleep then.
       if (this.stopRequested || this.opts.shouldStop?.()) return { reason: 'stopped' };
+      if (this.pausePending && exit.kind === 'stopped') continue; // paused at the top of the loop
       if (exit.kind === 'psci') return { reason: exit.action === 'poweroff' ? 'poweroff' : 'reset' };
       if (exit.kind === 'error') return { reason: 'crashed', message: `d${domid}: ${exit.message}` };
       if (exit.kind === 'stopped') return { reason: 'stopped' };
@@ -347,6 +388,7 @@ export class Machine {
       const seen = evtchn.doorbell(domid);
       this.safePoint();
       if (this.gic.irqOut) continue; // an interrupt is already due: WFI completes
+      if (this.pausePending) continue; // a save asked while idle: pause now, not after the sleep
       // Fractional milliseconds (Atomics.wait takes them): rounding a 100 us hrtimer up to 1 ms made every short
       // kernel sleep during boot ten times longer (docs/PERF.md).
       const left = this.vcpu.timer.msUntilDeadline();
