@@ -6,6 +6,8 @@ import type { GuestImage } from '../toolstack/guest-image.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import type { MachineStats, SleepBounds } from './machine.js';
 import { CONTROL_BYTES, type WorkerInit } from './control.js';
+import type { MachineState } from './machine-state.js';
+import { SavePauser } from './save-pauser.js';
 import { stopDomainWorker } from './domain-stop.js';
 import { unicornLibraryPath } from '../toolstack/cache.js';
 
@@ -27,6 +29,8 @@ export interface DomainThreadOptions {
   libraryPath?: string;
   /** Tests of wake paths only: the vCPU's doorbell sleep bounds (MachineOptions.sleepBounds). */
   sleepBounds?: SleepBounds;
+  /** Start from a saved state (docs/SAVE.md); `image` then only gives the RAM range. */
+  restore?: MachineState;
 }
 
 export interface DomainThread {
@@ -37,6 +41,12 @@ export interface DomainThread {
   /** Resolves when the guest first unmasks a vuart receive interrupt (its driver listens; Vpl011.receiveInterruptsUnmasked). */
   readonly listening: Promise<void>;
   stop(): Promise<void>;
+  /**
+   * Pause the guest at its next safe point and return its state (docs/SAVE.md); the guest stays frozen until
+   * resume() or stop(). Rejects (the guest running on) if it reaches no safe point within `timeoutMs`.
+   */
+  pause(timeoutMs?: number): Promise<MachineState>;
+  resume(): void;
 }
 
 export function startDomainThread(opts: DomainThreadOptions): DomainThread {
@@ -48,6 +58,7 @@ export function startDomainThread(opts: DomainThreadOptions): DomainThread {
     domid: opts.domid, name: opts.name, image: opts.image, policy: opts.policy ?? 'abort', evtchn, magicPages, control,
     profile: opts.vuart === 'pl011' ? 'pl011' : 'sbsa', libraryPath,
     ...(opts.sleepBounds ? { sleepBounds: opts.sleepBounds } : {}),
+    ...(opts.restore ? { restore: opts.restore } : {}),
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
   let resolvePort!: (p: number) => void;
@@ -57,10 +68,12 @@ export function startDomainThread(opts: DomainThreadOptions): DomainThread {
   let resolveListening!: () => void;
   const listening = new Promise<void>((res) => (resolveListening = res));
   let done: DomainExit | undefined;
+  const pauser = new SavePauser(control, () => EventChannels.attach(evtchn).kick(opts.domid), `d${opts.domid}`);
   const exited = new Promise<DomainExit>((resolve) => {
     worker.on('message', (m: { type: string; port?: number; on?: boolean; exit?: DomainExit; stats?: MachineStats }) => {
       if (m.type === 'vuart') resolvePort(m.port!);
       else if (m.type === 'listening' && m.on) resolveListening();
+      else if (m.type === 'saved') pauser.saved((m as unknown as { state: MachineState }).state);
       else if (m.type === 'exit') {
         done = { ...m.exit!, ...(m.stats ? { stats: m.stats } : {}) };
         rejectPort(new Error(`d${opts.domid} exited before its vuart was ready: ${done.message ?? done.reason}`));
@@ -70,6 +83,7 @@ export function startDomainThread(opts: DomainThreadOptions): DomainThread {
     worker.on('exit', () => {
       const d = done ?? { reason: 'crashed' as const, message: `d${opts.domid}: worker ended without an exit report` };
       rejectPort(new Error(d.message ?? d.reason));
+      pauser.ended(d.message ?? d.reason);
       resolve(d);
     });
   });
@@ -79,6 +93,8 @@ export function startDomainThread(opts: DomainThreadOptions): DomainThread {
   void exited.finally(() => clearInterval(keepAlive));
   return {
     magicPages, evtchn, vuartPort, exited, listening,
+    pause: (timeoutMs) => pauser.pause(timeoutMs),
+    resume: () => pauser.resume(),
     async stop() {
       stopDomainWorker({ control, libraryPath, exited, kick: () => EventChannels.attach(evtchn).kick(opts.domid) });
       await exited;

@@ -112,3 +112,18 @@ export function applyMachine(p: Omit<MachineParts, 'magic' | 'ram'>, s: MachineS
   // notification that was in flight at the save.
   vuart.device.notification();
 }
+
+/**
+ * The state with the magic pages as they are now: after the console backend stopped serving a paused domain, its
+ * own indices (out_cons, in_prod) and the input it wrote are final, so the file carries exactly the bytes that
+ * backend did not take (they come out after restore) and the input it gave (the guest reads it after restore).
+ */
+export function withMagic(state: MachineState, magicNow: Uint8Array): MachineState {
+  const magic = Uint8Array.from(magicNow);
+  return { ...state, magic, vuart: { ...state.vuart, ring: ringIndicesOf(magic) } };
+}
+
+/** The GuestImage a restored machine is built with: only its RAM range is used. */
+export function restoreImage(state: MachineState): { ramBase: number; ramSize: number; segments: []; entry: number; x0: number } {
+  return { ramBase: state.ram.base, ramSize: state.ram.size, segments: [], entry: 0, x0: 0 };
+}

@@ -100,6 +100,8 @@ export class Machine {
   private lastDoorbell = NaN;
   private stopRequested = false;
   private pausePending = false;
+  /** The pause's stop has been requested from a place the run can resume from exactly (UnicornVcpu.requestPause). */
+  private pauseStopped = false;
   private receiverListening = false;
   /** FR polling: how long the vCPU may be parked instead of trapping (the device's answer, poll-pacer.ts). */
   private readonly frPacer = new FrPollPacer();
@@ -190,7 +192,7 @@ export class Machine {
         // slower than hardware's, at most MAX_PARK_MS (IRQs and timers are taken at safe points, which a polling
         // loop does not reach anyway).
         const park = this.frPacer.frRead(v, performance.now());
-        if (park > 0 && !this.stopRequested) {
+        if (park > 0 && !this.stopRequested && !this.pauseStopped) {
           // First re-derive FR from the ring as it is now: the backend does not notify after a small drain
           // (src/console/console.ts), so TXFE may be stale; a polling guest must still see it.
           this.uartInst?.device.notification();
@@ -336,11 +338,11 @@ export class Machine {
     if (!this.stopRequested && this.opts.shouldStop?.()) {
       this.stopRequested = true;
       this.vcpu.requestStop();
-    } else if (!this.pausePending && this.opts.shouldPause?.()) {
-      // Ends uc_emu_start from inside a hook, at the end of the current TB: a synchronous stop, so the run can be
-      // resumed (an asynchronous one from another thread cannot, see src/cpu/remote-stop.ts).
+    } else if (!this.pauseStopped && (this.pausePending || this.opts.shouldPause?.())) {
+      // A stop the run can be resumed from (not the asynchronous one of src/cpu/remote-stop.ts): at a hook, or past
+      // the current MMIO instruction; where neither is possible, asked again at the next check.
       this.pausePending = true;
-      this.vcpu.requestStop();
+      this.pauseStopped = this.vcpu.requestPause();
     }
   }
 
@@ -368,6 +370,7 @@ export class Machine {
       if (this.opts.shouldStop?.()) return { reason: 'stopped' };
       if (this.pausePending || this.opts.shouldPause?.()) {
         this.pausePending = false;
+        this.pauseStopped = false;
         if (!(this.opts.onPause?.() ?? true)) return { reason: 'stopped' };
         continue;
       }

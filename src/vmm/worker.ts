@@ -6,6 +6,7 @@ import { EventChannels } from '../xen/evtchn.js';
 import { viewOf } from '../host/libc.js';
 import { FutexWaker } from '../host/futex.js';
 import { CONTROL_ENGINE, CONTROL_STOP, type WorkerInit } from './control.js';
+import { pauseForSave, saveRequested } from './save-pause.js';
 import { EngineCell } from '../cpu/remote-stop.js';
 
 const init = workerData as WorkerInit;
@@ -26,6 +27,9 @@ try {
     shouldStop: () => Atomics.load(control, CONTROL_STOP) !== 0,
     // Posted, not polled for: the starting thread learns at once that scripted input may flow.
     onReceiverListening: (on) => port.postMessage({ type: 'listening', on }),
+    ...(init.restore ? { restore: init.restore } : {}),
+    shouldPause: () => saveRequested(control),
+    onPause: () => pauseForSave(control, machine!, (state, transfer) => port.postMessage({ type: 'saved', state }, transfer)),
   });
   // From here the controlling thread may stop the engine directly (a guest that reaches no safe point).
   engine.publish(machine.vcpu.uc);
