@@ -48,6 +48,8 @@ export function buildProgram(): Command {
     .option('--mmio-policy <policy>', 'what a refused MMIO access does: abort | crash-domain')
     .option('-t, --timeout <seconds>', 'end the run after this long (exit code 124)', positiveSeconds)
     .option('--log <file>', 'also write the guest console output to this file')
+    .option('--restore <file>', 'start from a saved domain (vpl011 save, or run --save) instead of booting')
+    .option('--save <file>', 'on SIGUSR1, save the domain to this file and end the run')
     .action(async (opts) => {
       const { runCommand } = await import('./run.js');
       process.exitCode = await runCommand(opts);

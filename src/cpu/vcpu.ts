@@ -298,6 +298,15 @@ export class UnicornVcpu implements Vcpu {
     this.lastEntry = { pc: insn, syndrome, vector: this.uc.reg(REG.PC) };
   }
 
+  /**
+   * The timer or the IRQ state was loaded from outside a run (a restored domain): the native MSR filter takes the
+   * new timer deadline and passes the next MSR to JS, so the first safe point comes at once.
+   */
+  stateLoaded(): void {
+    this.fast?.refreshTimerCheck();
+    this.fast?.wantSafePoint();
+  }
+
   /** A refused access whose abort waits for the next safe point (save/restore: pending exception state). */
   get queuedAbort(): { addr: number; write: boolean } | null {
     return this.pendingAbort ? { ...this.pendingAbort } : null;

@@ -256,6 +256,10 @@ export class Machine {
     if (opts.restore) {
       if (!this.uartInst) throw new Error('machine: a saved domain needs its vuart');
       applyMachine({ vcpu: v, gic: this.gic, vuart: this.uartInst, evtchn: opts.evtchn, domid: opts.domid }, opts.restore);
+      // A safe point before the first instruction: the timer's ISTATUS mirrored (a handler of a restored pending
+      // timer IRQ reads it) and the IRQ line as the loaded GIC drives it; the native filter follows the new timer.
+      this.safePoint();
+      v.stateLoaded();
     } else {
       v.reset(BigInt(image.entry), BigInt(image.x0));
     }
