@@ -7,6 +7,7 @@ import { EventChannels } from '../xen/evtchn.js';
 import { ConsoleRingBackend } from '../xen/ring.js';
 import { VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { startDomainThread, type DomainExit } from '../vmm/domain-thread.js';
+import type { MachineStats } from '../vmm/machine.js';
 import { Console, type OverflowPolicy } from './console.js';
 import { restoreImage, withMagic, type MachineState } from '../vmm/machine-state.js';
 import { encodeSaved, writeSavedFile } from '../toolstack/saved-file.js';
@@ -35,6 +36,8 @@ export interface RunningGuest {
   readonly exited: Promise<DomainExit>;
   /** Destroy the domain (idempotent); `exited` resolves with reason 'stopped' unless it had already ended. */
   stop(): Promise<void>;
+  /** The running machine's counters (a request the vCPU answers at its next safe point). */
+  stats(): Promise<MachineStats>;
   /**
    * Save the domain to `file` (docs/SAVE.md). Without keepRunning the domain then ends ('stopped'): output the
    * console had not taken from OUT is in the file, not printed here, so a restore prints it exactly once. On a
@@ -99,6 +102,7 @@ export async function startGuest(config: GuestConfig, opts: GuestSessionOptions 
     console,
     exited,
     stop: () => dom.stop(),
+    stats: () => dom.request('stats', {}),
     async save(file, o = {}) {
       const paused = await dom.pause();
       if (o.keepRunning) {

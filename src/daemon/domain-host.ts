@@ -2,23 +2,20 @@
 // outlive the daemon (issue #4 item 3). It owns the domain's shared memory (the 4 magic pages, a cross-process shm
 // object the daemon maps too), builds the guest with the toolstack, runs it on the VMM (src/vmm/worker.ts: unicorn,
 // the vpl011 traps, the vGIC) in a worker thread over those pages and the hypervisor-wide event-channel table,
-// publishes its record, and on destroy (SIGTERM) or guest exit unwinds: stop the vCPU, free the guest's event
-// channel (domain_vpl011_deinit's evtchn_close), record the final state, wait for the daemon to drain the ring (it
-// removes the record), then unlink the shm object and exit.
+// publishes its record, and on destroy (SIGTERM) or guest exit unwinds: stop the vCPU, tear the vuart down
+// (domain_vpl011_deinit in the worker, which frees the guest's event channel), record the final state, wait for the
+// daemon to drain the ring (it removes the record), then unlink the shm object and exit.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { FutexWaker } from '../host/futex.js';
 import { openSharedMapping, type SharedMapping } from '../host/shm.js';
-import { ECS_FREE, EventChannels } from '../xen/evtchn.js';
+import { EventChannels } from '../xen/evtchn.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { buildGuest } from '../toolstack/build.js';
 import type { GuestConfig } from '../toolstack/config.js';
-import { CONTROL_BYTES, type WorkerInit } from '../vmm/control.js';
-import { stopDomainWorker } from '../vmm/domain-stop.js';
-import { unicornLibraryPath } from '../toolstack/cache.js';
-import type { DomainExit } from '../vmm/domain-thread.js';
+import { startDomainWorker, type DomainExit } from '../vmm/domain-thread.js';
 import { runPaths } from './paths.js';
+import { waitForDirectory } from './dir-watch.js';
 import { INSTANCE_RE, NAME_RE, readRecord, recordPath, removeRecord, writeRecord, type DomainRecord } from './records.js';
 
 export interface DomainSpec {
@@ -57,7 +54,7 @@ function validateSpec(v: unknown): DomainSpec {
   return s;
 }
 
-/** Run the guest on the VMM in a worker thread until it ends or `stopRequested` resolves. */
+/** Run the guest on the VMM in a worker thread (src/vmm/domain-thread.ts) until it ends or `stopRequested` resolves. */
 async function runGuest(
   spec: DomainSpec,
   evtchnMap: SharedMapping,
@@ -69,39 +66,21 @@ async function runGuest(
 ): Promise<DomainExit> {
   const config = spec.config;
   const image = await buildGuest(config);
-  const control = new SharedArrayBuffer(CONTROL_BYTES);
-  const init: WorkerInit = {
+  const dom = startDomainWorker({
     domid: spec.domid,
     name: spec.name,
     image,
     policy: config.mmioPolicy,
+    vuart: config.vuart,
     evtchn: { address: evtchnMap.address, size: evtchnMap.size },
     magicPages: { address: magic.address, size: magic.size },
-    control,
-    profile: config.vuart === 'pl011' ? 'pl011' : 'sbsa',
-    libraryPath: unicornLibraryPath(),
-  };
-  const worker = new Worker(new URL('../vmm/worker.js', import.meta.url), { workerData: init });
-  let stopping = false;
-  let workerExited!: () => void;
-  const exited = new Promise<void>((r) => (workerExited = r));
-  worker.on('exit', () => workerExited());
-  void stopRequested.then(() => {
-    stopping = true;
-    // Flag, kick, and uc_emu_stop from this thread until the worker ends: any guest, even one with no safe point.
-    stopDomainWorker({ control, libraryPath: init.libraryPath!, kick: () => evtchn.kick(spec.domid), exited });
+    kick: () => evtchn.kick(spec.domid),
   });
-  return new Promise<DomainExit>((resolve) => {
-    let done: DomainExit | undefined;
-    worker.on('message', (m: { type: string; port?: number; on?: boolean; exit?: DomainExit }) => {
-      if (m.type === 'vuart' && typeof m.port === 'number') onPort(m.port);
-      // The vCPU posts this at a safe point once the guest unmasks a vuart receive interrupt.
-      else if (m.type === 'listening' && m.on === true) onListening();
-      else if (m.type === 'exit' && m.exit) done = m.exit;
-    });
-    worker.on('error', (e) => (done ??= { reason: 'crashed', message: `vCPU thread: ${e.message}` }));
-    worker.on('exit', () => resolve(done ?? (stopping ? { reason: 'stopped' } : { reason: 'crashed', message: 'vCPU thread ended without an exit report' })));
-  });
+  dom.vuartPort.then(onPort, () => {});
+  // The vCPU posts this at a safe point once the guest unmasks a vuart receive interrupt.
+  void dom.listening.then(onListening);
+  void stopRequested.then(() => dom.stop());
+  return dom.exited;
 }
 
 export async function runDomainHost(specPath: string): Promise<number> {
@@ -150,8 +129,7 @@ export async function runDomainHost(specPath: string): Promise<number> {
   } catch (e) {
     exitInfo = { reason: 'crashed', message: (e as Error).message };
   }
-  // domain_vpl011_deinit's evtchn_close, for the hypervisor-wide table: the vCPU thread's Domain is gone with it.
-  if (rec.vuartPort > 0 && evtchn.state(spec.domid, rec.vuartPort) !== ECS_FREE) evtchn.close(spec.domid, rec.vuartPort);
+  // The guest's event channel is closed already: the worker's Machine.close ran domain_vpl011_deinit.
 
   rec.state = exitInfo.reason === 'crashed' ? 'crashed' : 'shutdown';
   rec.reason = exitInfo.reason;
@@ -161,11 +139,8 @@ export async function runDomainHost(specPath: string): Promise<number> {
   if (existsSync(recordPath(paths.domainsDir, rec.domid))) writeRecord(paths.domainsDir, rec);
 
   // Let the daemon take the guest's last words out of the ring; it removes the record when done.
-  const deadline = Date.now() + DRAIN_WAIT_MS;
-  while (readRecord(paths.domainsDir, rec.domid)?.instance === rec.instance && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  if (readRecord(paths.domainsDir, rec.domid)?.instance === rec.instance) {
+  const drained = await waitForDirectory(paths.domainsDir, () => readRecord(paths.domainsDir, rec.domid)?.instance !== rec.instance, DRAIN_WAIT_MS);
+  if (!drained) {
     say('no daemon drained the console; giving up');
     removeRecord(paths.domainsDir, rec.domid);
   }

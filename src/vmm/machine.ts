@@ -8,7 +8,7 @@ import { ensureSelfTestCached } from '../cpu/selftest-cache.js';
 import { Gicv2 } from '../xen/gicv2.js';
 import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain.js';
 import { EventChannels } from '../xen/evtchn.js';
-import { domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
+import { domainVpl011Deinit, domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
 import { MMIO_ABORT } from '../xen/mmio.js';
 import { Reg } from '../device/spec.js';
 import { FrPollPacer } from '../device/poll-pacer.js';
@@ -256,9 +256,11 @@ export class Machine {
     if (opts.restore) {
       if (!this.uartInst) throw new Error('machine: a saved domain needs its vuart');
       applyMachine({ vcpu: v, gic: this.gic, vuart: this.uartInst, evtchn: opts.evtchn, domid: opts.domid }, opts.restore);
-      // A safe point before the first instruction: the timer's ISTATUS mirrored (a handler of a restored pending
-      // timer IRQ reads it) and the IRQ line as the loaded GIC drives it; the native filter follows the new timer.
-      this.safePoint();
+      // Before the first instruction, as at a safe point: the timer's ISTATUS mirrored (a handler of a restored
+      // pending timer IRQ reads it) and the IRQ line as the loaded GIC drives it; the native filter follows the new
+      // timer. (Not the whole safePoint(): this machine's owner is not ready for its callbacks yet.)
+      this.gic.setLevel(GUEST_TIMER_VIRT_PPI, v.timer.poll());
+      v.setIrq(this.gic.irqOut);
       v.stateLoaded();
     } else {
       v.reset(BigInt(image.entry), BigInt(image.x0));
@@ -407,7 +409,12 @@ export class Machine {
     }
   }
 
+  /**
+   * Tear the domain down (the vCPU has stopped): domain_vpl011_deinit (the vuart's MMIO window, its SPI, and the
+   * guest's event channel, whose backend end goes back to unbound), then the engine.
+   */
   close(): void {
+    domainVpl011Deinit(this.domain);
     this.vcpu.close();
   }
 }

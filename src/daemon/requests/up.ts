@@ -1,0 +1,100 @@
+// {"op":"up"}: start a domain. The config is loaded and its images fetched (no config: `vpl011 run`'s default
+// guest), its name claimed, a domid reserved and its TCP endpoint listened on before anything is spawned (so each of
+// those failures is the request's answer), then its domain host is spawned (../domain-spawner.ts) and the answer
+// waits until the daemon serves its console.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, defaultGuestConfig, loadConfig, type GuestConfig } from '../../toolstack/config.js';
+import { ensureGuestImages, ensureUnicorn } from '../../toolstack/fetch.js';
+import { magicShmName } from '../paths.js';
+import { listRecords } from '../records.js';
+import { startDomainHost } from '../domain-spawner.js';
+import type { DomainSpec } from '../domain-host.js';
+import type { Request, Response } from '../protocol.js';
+import type { DaemonContext } from './context.js';
+
+type UpRequest = Extract<Request, { op: 'up' }>;
+
+/** `up`, with its domain name claimed from the check until the domain has a record or failed (item 3 of issue 8). */
+export async function up(req: UpRequest, ctx: DaemonContext): Promise<Response> {
+  const releases: (() => void)[] = [];
+  const claim = (name: string): string | undefined => {
+    const r = ctx.names.claim(name, (n) => nameTaken(ctx, n));
+    if (typeof r === 'string') return r;
+    releases.push(r);
+    return undefined;
+  };
+  try {
+    // A requested name is claimed before any async work, so a loser fails at once.
+    const early = req.name !== undefined ? claim(req.name) : undefined;
+    if (early) return { ok: false, error: early };
+    return await upClaimed(req, ctx, claim);
+  } finally {
+    for (const release of releases) release();
+  }
+}
+
+/** Whether a domain (recorded or served) has this name now. */
+function nameTaken(ctx: DaemonContext, name: string): boolean {
+  return listRecords(ctx.paths.domainsDir).some((r) => r.name === name) || [...ctx.served.values()].some((s) => s.rec.name === name);
+}
+
+/** Fetch progress is worth a line in the daemon's output; "already present" is not. */
+function fetchLog(ctx: DaemonContext, m: string): void {
+  if (!/nothing to fetch|library present/.test(m)) ctx.say(m.replace(/^vpl011: /, ''));
+}
+
+async function upClaimed(req: UpRequest, ctx: DaemonContext, claim: (name: string) => string | undefined): Promise<Response> {
+  const { paths, supervisor } = ctx;
+  let config: GuestConfig;
+  try {
+    // No config: `vpl011 run`'s default guest (Debian's kernel + our initramfs), fetched into the cache if missing.
+    config = req.config ? loadConfig(req.config) : defaultGuestConfig(await ensureGuestImages({ log: (m) => fetchLog(ctx, m) }));
+    await ensureUnicorn({ log: (m) => fetchLog(ctx, m) });
+  } catch (e) {
+    if (e instanceof ConfigError) return { ok: false, error: e.message };
+    return { ok: false, error: `config: ${(e as Error).message}` };
+  }
+  const name = req.name ?? config.name;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) return { ok: false, error: `name: ${JSON.stringify(name)} is not a valid domain name` };
+  if (req.name === undefined) {
+    const lost = claim(name);
+    if (lost) return { ok: false, error: lost };
+  }
+  const records = listRecords(paths.domainsDir);
+  let domid = 0;
+  for (let d = 1; d < ctx.evtchn.maxDomains; d++) {
+    if (supervisor.isReserved(d) || ctx.served.has(d) || records.some((r) => r.domid === d)) continue;
+    if (existsSync(join(paths.domainsDir, `${d}.json`))) continue;
+    domid = d;
+    break;
+  }
+  if (domid === 0) return { ok: false, error: 'no free domain id' };
+  const instance = randomBytes(8).toString('hex');
+  const spec: DomainSpec = {
+    domid,
+    name,
+    instance,
+    runDir: paths.runDir,
+    evtchnShm: ctx.evtchnMap.name,
+    evtchnSize: ctx.evtchnMap.size,
+    magicShm: magicShmName(paths, domid, instance),
+    config,
+    ...(req.tcp ? { tcp: req.tcp } : {}),
+  };
+  // Reserved before anything is awaited: a concurrent `up` must not pick the same domid.
+  supervisor.reserve(domid);
+  try {
+    if (req.tcp) {
+      const refused = await ctx.sessions.holdTcp(domid, req.tcp);
+      if (refused) return { ok: false, error: refused };
+    }
+    const failed = await startDomainHost(ctx, spec);
+    return failed ? { ok: false, error: failed } : { ok: true, domid, name };
+  } finally {
+    supervisor.release(domid);
+    // Not taken over by the console's TCP endpoint: the domain did not come up.
+    ctx.sessions.releaseTcp(domid);
+  }
+}
