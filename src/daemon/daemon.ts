@@ -134,7 +134,7 @@ export class Daemon {
       { domains: () => listDomains(p, served, false), attachStream: (d, st, ro, label) => sessions.attachStream(d, st, ro, label) },
       say,
     );
-    const ctx: DaemonContext = { paths: p, evtchn, evtchnMap, served, supervisor, sessions, names: new NameClaims(), web, say };
+    const ctx: DaemonContext = { paths: p, evtchn, evtchnMap, served, supervisor, sessions, resumer, names: new NameClaims(), web, say };
 
     // Adopt every running domain before accepting clients (a restart picks up where the killed daemon stopped).
     supervisor.scan();

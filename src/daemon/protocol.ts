@@ -20,6 +20,12 @@ export type Request =
       tcp?: { host: string; port: number };
     }
   | { op: 'destroy'; domain: string }
+  /** Save a running domain to `file` (absolute; docs/SAVE.md); it then ends unless keepRunning. */
+  | { op: 'save'; domain: string; file: string; keepRunning?: boolean }
+  /** Start a domain from a saved file (absolute), named `name` or as it was saved. */
+  | { op: 'restore'; file: string; name?: string; tcp?: { host: string; port: number } }
+  /** Save + restore into a new domain host, same name; attached consoles follow (docs/SAVE.md). */
+  | { op: 'migrate'; domain: string }
   /** Start the web console if it is not running (at `listen`, default 127.0.0.1:8011) and return its URLs. */
   | { op: 'web'; listen?: string; public?: boolean }
   | {
@@ -98,6 +104,9 @@ export function parseRequest(line: string): Request | string {
     list: ['op', 'secrets'],
     up: ['op', 'name', 'config', 'tcp'],
     destroy: ['op', 'domain'],
+    save: ['op', 'domain', 'file', 'keepRunning'],
+    restore: ['op', 'file', 'name', 'tcp'],
+    migrate: ['op', 'domain'],
     attach: ['op', 'domain', 'readOnly', 'session', 'offset', 'instance', 'inputAcked'],
     web: ['op', 'listen', 'public'],
   };
@@ -114,6 +123,32 @@ export function parseRequest(line: string): Request | string {
     case 'destroy': {
       const d = domainRef(r.domain);
       return d === undefined ? 'domain: expected a domain name or id' : { op: 'destroy', domain: d };
+    }
+    case 'save': {
+      const d = domainRef(r.domain);
+      if (d === undefined) return 'domain: expected a domain name or id';
+      if (typeof r.file !== 'string' || r.file.length > 4096 || !isAbsolute(r.file)) return 'file: expected an absolute file path';
+      if (r.keepRunning !== undefined && typeof r.keepRunning !== 'boolean') return 'keepRunning: expected true or false';
+      return { op: 'save', domain: d, file: r.file, ...(r.keepRunning === true ? { keepRunning: true } : {}) };
+    }
+    case 'restore': {
+      if (typeof r.file !== 'string' || r.file.length > 4096 || !isAbsolute(r.file)) return 'file: expected an absolute file path';
+      const out: Extract<Request, { op: 'restore' }> = { op: 'restore', file: r.file };
+      if (r.name !== undefined) {
+        if (typeof r.name !== 'string' || !NAME_RE.test(r.name)) return 'name: 1-64 characters of A-Z a-z 0-9 . _ -, not starting with a punctuation';
+        out.name = r.name;
+      }
+      if (r.tcp !== undefined) {
+        if (typeof r.tcp !== 'string') return 'tcp: expected "127.0.0.1:PORT"';
+        const t = parseTcp(r.tcp);
+        if (typeof t === 'string') return t;
+        out.tcp = t;
+      }
+      return out;
+    }
+    case 'migrate': {
+      const d = domainRef(r.domain);
+      return d === undefined ? 'domain: expected a domain name or id' : { op: 'migrate', domain: d };
     }
     case 'attach': {
       const d = domainRef(r.domain);
