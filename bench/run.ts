@@ -1,7 +1,7 @@
 // `npm run bench`: every benchmark module in turn, each exporting run(): Promise<void>. A module that is missing
 // or fails is reported and skipped, so one unfinished part does not hide the others.
 // Select parts by name: node dist/bench/run.js guest   (or several: device bare)
-const PARTS = ['device', 'bare', 'guest', 'daemon'] as const;
+const PARTS = ['device', 'bare', 'guest', 'daemon', 'restore'] as const;
 
 interface BenchModule {
   run?: () => Promise<void>;
