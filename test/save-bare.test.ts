@@ -71,12 +71,22 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
   }
 }
 
-/** Save the running domain as `vpl011 save` does: pause, stop its backend, take the ring as the backend left it, end it. */
-async function saveAndEnd(dom: DomainThread, be: ReturnType<typeof serve>): Promise<MachineState> {
-  // The backend stops first, so the guest fills OUT and stalls on it: the save catches bytes in flight.
-  await be.stop();
-  await new Promise((r) => setTimeout(r, 50));
-  const paused = await within(dom.pause(), 30_000, 'pause');
+/**
+ * Save the running domain as `vpl011 save` does: take the ring as the backend left it, end the domain. 'out': the
+ * backend stops first, so the guest fills OUT and stalls on it (bytes in flight in OUT); 'in': the guest is paused
+ * first and the backend keeps feeding IN until it stops (bytes in flight in IN).
+ */
+async function saveAndEnd(dom: DomainThread, be: ReturnType<typeof serve>, inFlight: 'out' | 'in' = 'out'): Promise<MachineState> {
+  let paused: MachineState;
+  if (inFlight === 'out') {
+    await be.stop();
+    await new Promise((r) => setTimeout(r, 50));
+    paused = await within(dom.pause(), 30_000, 'pause');
+  } else {
+    paused = await within(dom.pause(), 30_000, 'pause');
+    await new Promise((r) => setTimeout(r, 50));
+    await be.stop();
+  }
   const state = withMagic(paused, new Uint8Array(dom.magicPages));
   await dom.stop();
   // Through the file format and back, as a restore from disk sees it.
@@ -145,9 +155,10 @@ test('input waiting in IN at the save is read by the restored guest exactly once
     doms.push(a);
     const beA = serve(a, await a.vuartPort, input);
     await until(() => beA.fed() > 8_000, 120_000, 'first part of the input');
-    const state = await saveAndEnd(a, beA);
+    const state = await saveAndEnd(a, beA, 'in');
     const waiting = (state.vuart.ring.inProd - state.vuart.ring.inCons) >>> 0;
     const given = beA.fed();
+    assert.ok(waiting > 0, 'no input waited in IN at the save (the test did not exercise it)');
 
     const b = startDomainThread({ domid: 1, name: 'checksum', image: restoreImage(state), restore: state });
     doms.push(b);
