@@ -141,3 +141,35 @@ test('save then restore by hand: the domain ends with its file written (0600), c
     await h.cleanup();
   }
 });
+
+test('Linux under the daemon, `while :; do date; sleep 1; done &` running, migrated under an attached console: it keeps printing and answers', { timeout: 600_000 }, async () => {
+  const h = new Harness();
+  let client: ConsoleProcess | undefined;
+  try {
+    await h.startDaemon();
+    const up = await runCli(['up', '--name', 'deb', '--run-dir', h.runDir]);
+    assert.equal(up.code, 0, up.stderr);
+    h.trackHosts();
+    await h.until(() => /\/ # /.test(h.log('deb').toString('latin1')), 'the shell prompt', 180_000);
+    client = new ConsoleProcess(['console', 'deb', '--run-dir', h.runDir]);
+    await h.until(async () => ((await h.info('deb'))?.clients ?? 0) === 1, 'the client attached');
+    // In the background: the loop keeps printing while typed commands are answered.
+    client.type('while :; do date; sleep 1; done &\n');
+    await client.expect(/(UTC \d{4}\r?\n[^]*){2}/, 60_000);
+    const m = await runCli(['migrate', 'deb', '--run-dir', h.runDir]);
+    assert.equal(m.code, 0, m.stderr);
+    h.trackHosts();
+    const at = client.out.length;
+    await client.expect(/(UTC \d{4}\r?\n[^]*){3}/, 60_000, at);
+    assert.match(client.err, /following the migrated domain/);
+    // Every date once, one or two guest seconds apart, across the migration.
+    const secs = [...client.out.matchAll(/(\d\d):(\d\d):(\d\d) UTC \d{4}\r?\n/g)].map((x) => Number(x[1]) * 3600 + Number(x[2]) * 60 + Number(x[3]));
+    for (let i = 1; i < secs.length; i++) assert.ok(secs[i]! - secs[i - 1]! >= 1 && secs[i]! - secs[i - 1]! <= 2, `dates ${secs.join(' ')}`);
+    const q = client.out.length;
+    client.type('echo migrated-$((6*7))\n');
+    await client.expect(/migrated-42/, 30_000, q);
+  } finally {
+    client?.kill();
+    await h.cleanup();
+  }
+});
