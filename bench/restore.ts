@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ConsoleProcess, killAll } from './lib/console-process.js';
+import { ConsoleProcess, killAll } from '../test/lib/console-process.js';
 import { median, nsToMs } from './lib/stats.js';
 import { vpl011Command } from './lib/targets.js';
 import { PROMPT } from './lib/workloads.js';

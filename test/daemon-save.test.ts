@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Harness, runCli } from './lib/daemon-harness.js';
-import { ConsoleProcess } from './lib/console-process.js';
+import { vpl011Process, type ConsoleProcess } from './lib/console-process.js';
 import { fnv1a32, streamPattern } from '../src/vmm/bare-guests.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -18,7 +18,7 @@ async function exitWithin(client: ConsoleProcess, ms: number): Promise<{ code: n
   try {
     return await Promise.race([
       client.exited,
-      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`the client did not end; stderr:\n${client.err}`)), ms))),
+      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`the client did not end; stderr:\n${client.stderr}`)), ms))),
     ]);
   } finally {
     clearTimeout(timer);
@@ -33,16 +33,16 @@ test('migrate under an attached console: the client follows the domain and print
   try {
     await h.startDaemon();
     await h.up('river', 'stream', { COUNT });
-    client = new ConsoleProcess(['console', 'river', '--run-dir', h.runDir]);
-    await h.until(() => client!.outBytes >= 256 * 1024, 'the client to have printed 256 KiB', 240_000);
+    client = vpl011Process(['console', 'river', '--run-dir', h.runDir]);
+    await h.until(() => client!.length >= 256 * 1024, 'the client to have printed 256 KiB', 240_000);
     const m = await runCli(['migrate', 'river', '--run-dir', h.runDir]);
     assert.equal(m.code, 0, m.stderr);
     assert.match(m.stderr, /domain river migrated/);
     h.trackHosts();
     const { code } = await exitWithin(client, 400_000);
-    assert.equal(code, 0, client.err);
-    assert.match(client.err, /is migrating; following it/);
-    assert.match(client.err, /following the migrated domain/);
+    assert.equal(code, 0, client.stderr);
+    assert.match(client.stderr, /is migrating; following it/);
+    assert.match(client.stderr, /following the migrated domain/);
     const out = Buffer.from(client.out, 'latin1');
     const end = /\r\n\[vpl011: domain river \(d\d+\) shut down \(poweroff\)\]\r\n$/.exec(client.out);
     assert.ok(end, `the client saw the end: ${JSON.stringify(client.out.slice(-100))}`);
@@ -65,7 +65,7 @@ test('input piped into a console client across a migration reaches the guest exa
   try {
     await h.startDaemon();
     await h.up('sum', 'checksum', { COUNT });
-    client = new ConsoleProcess(['console', 'sum', '--run-dir', h.runDir]);
+    client = vpl011Process(['console', 'sum', '--run-dir', h.runDir]);
     await h.until(() => h.log('sum').includes('checksum ready\n'), 'the guest ready');
     const data = Buffer.from(randomBytes(COUNT).map((b) => 0x20 + (b % 95)));
     client.child.stdin.write(data);
@@ -75,14 +75,14 @@ test('input piped into a console client across a migration reaches the guest exa
     const m = await runCli(['migrate', 'sum', '--run-dir', h.runDir]);
     assert.equal(m.code, 0, m.stderr);
     h.trackHosts();
-    assert.match(client.err, /is migrating; following it/, 'the migration came while the client was attached');
+    assert.match(client.stderr, /is migrating; following it/, 'the migration came while the client was attached');
 
     const hex = (n: number) => n.toString(16).padStart(8, '0');
     const want = `fnv1a32 ${hex(fnv1a32(data))} bytes ${hex(COUNT)}\n`;
     await client.expect(/fnv1a32 [0-9a-f]{8} bytes [0-9a-f]{8}\n/, 300_000);
     assert.ok(client.out.includes(want), `the guest read the input exactly once: want ${want.trim()}, got ${client.out.slice(-60)}`);
     client.child.stdin.end();
-    assert.equal((await exitWithin(client, 120_000)).code, 0, client.err);
+    assert.equal((await exitWithin(client, 120_000)).code, 0, client.stderr);
   } finally {
     client?.kill();
     await h.cleanup();
@@ -151,7 +151,7 @@ test('Linux under the daemon, `while :; do date; sleep 1; done &` running, migra
     assert.equal(up.code, 0, up.stderr);
     h.trackHosts();
     await h.until(() => /\/ # /.test(h.log('deb').toString('latin1')), 'the shell prompt', 180_000);
-    client = new ConsoleProcess(['console', 'deb', '--run-dir', h.runDir]);
+    client = vpl011Process(['console', 'deb', '--run-dir', h.runDir]);
     await h.until(async () => ((await h.info('deb'))?.clients ?? 0) === 1, 'the client attached');
     // In the background: the loop keeps printing while typed commands are answered.
     client.type('while :; do date; sleep 1; done &\n');
@@ -161,7 +161,7 @@ test('Linux under the daemon, `while :; do date; sleep 1; done &` running, migra
     h.trackHosts();
     const at = client.out.length;
     await client.expect(/(UTC \d{4}\r?\n[^]*){3}/, 60_000, at);
-    assert.match(client.err, /following the migrated domain/);
+    assert.match(client.stderr, /following the migrated domain/);
     // Every date once, one or two guest seconds apart, across the migration.
     const secs = [...client.out.matchAll(/(\d\d):(\d\d):(\d\d) UTC \d{4}\r?\n/g)].map((x) => Number(x[1]) * 3600 + Number(x[2]) * 60 + Number(x[3]));
     for (let i = 1; i < secs.length; i++) assert.ok(secs[i]! - secs[i - 1]! >= 1 && secs[i]! - secs[i - 1]! <= 2, `dates ${secs.join(' ')}`);

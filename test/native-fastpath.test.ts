@@ -17,6 +17,7 @@ import { VPL011_PROFILES, type Vpl011Profile } from '../src/device/vpl011.js';
 import { loadNative, nativeLibraryPath } from '../src/cpu/native.js';
 import '../src/cpu/unicorn.js'; // the callback prototypes
 import { XENCONS_IN_CONS, XENCONS_OUT_CONS } from '../src/xen/ring.js';
+import { MMIO_DONE } from '../src/device/ports.js';
 
 const built = existsSync(nativeLibraryPath());
 
@@ -73,7 +74,7 @@ function nativeRig(c: CRaw, profile: Vpl011Profile) {
   const doorbell = new Int32Array(new SharedArrayBuffer(4));
   const s = c.fp_new(new Uint8Array(r.ring.hot.buffer), r.ring.page, doorbell);
   assert.ok(s, 'layout accepted');
-  const box: { cold: { v: number | boolean } | undefined } = { cold: undefined };
+  const box: { cold: { v: number } | undefined } = { cold: undefined };
   const keep = [
     koffi.register((_uc: unknown, off: number | bigint, sz: number) => {
       const v = r.dev.read(Number(off), sz as 1 | 2 | 4);
@@ -94,14 +95,14 @@ function nativeRig(c: CRaw, profile: Vpl011Profile) {
     read(off: number, w: 1 | 2 | 4 | 8): number {
       box.cold = undefined;
       const v = Number(c.fp_mmio_read(null, off, w, s));
-      const got = box.cold as { v: number | boolean } | undefined;
-      return got ? (got.v as number) : v;
+      const got = box.cold as { v: number } | undefined;
+      return got ? got.v : v;
     },
-    write(off: number, w: 1 | 2 | 4 | 8, v: number): boolean {
+    write(off: number, w: 1 | 2 | 4 | 8, v: number): number {
       box.cold = undefined;
       c.fp_mmio_write(null, off, w, v, s);
-      const got = box.cold as { v: number | boolean } | undefined;
-      return got ? (got.v as boolean) : true;
+      const got = box.cold as { v: number } | undefined;
+      return got ? got.v : MMIO_DONE; // served by C: accepted
     },
     served: () => r.ring.hot.f[HotF64.NativeMmio]!,
     close() {

@@ -11,7 +11,7 @@ import { explainRead, importQemuTrace, TraceError } from '../src/cli/qemu-trace.
 import { runQemuTrace } from '../src/cli/qemu-trace-replay.js';
 import { guestPaths } from '../src/toolstack/fetch.js';
 import { recordQemuTrace } from './lib/qemu-trace-recorder.js';
-import { CLI } from './lib/console-process.js';
+import { VPL011_BIN as CLI } from '../src/util/self.js';
 
 function replayTrace(text: string, irq = false): { code: number; out: string[]; err: string[] } {
   const out: string[] = [];

@@ -8,7 +8,7 @@ import { loadUnicorn, Uc, SYS, REG } from '../src/cpu/unicorn.js';
 import { unicornLibraryPath } from '../src/toolstack/cache.js';
 import { CPU_REGISTER_NAMES, SAVED_SYSREGS, applyCpu, captureCpu } from '../src/cpu/cpu-state.js';
 import { VirtTimer } from '../src/cpu/timer.js';
-import { SCR_EL3_VALUE, HCR_EL2_BASE } from '../src/cpu/vcpu.js';
+import { SCR_EL3_VALUE, HCR_EL2_BASE } from '../src/cpu/el-registers.js';
 
 function engine(): Uc {
   const u = new Uc(loadUnicorn(unicornLibraryPath()));

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConsoleProcess, PROMPT } from './lib/console-process.js';
+import { PROMPT, vpl011Process, type ConsoleProcess } from './lib/console-process.js';
 import { SAVE_FORMAT_VERSION } from '../src/vmm/save-format.js';
 import { buildBareGuestFile } from '../src/vmm/bare-guests.js';
 
@@ -20,7 +20,7 @@ test('Linux at the prompt running `while :; do date; sleep 1; done`: saved, rest
   const file = join(dir, 'guest.save');
   const procs: ConsoleProcess[] = [];
   try {
-    const a = new ConsoleProcess(['run', '--timeout', '500', '--save', file]);
+    const a = vpl011Process(['run', '--timeout', '500', '--save', file]);
     procs.push(a);
     await a.expect(PROMPT, BOOT_MS);
     const loopAt = a.out.length;
@@ -28,8 +28,8 @@ test('Linux at the prompt running `while :; do date; sleep 1; done`: saved, rest
     await a.expect(/(UTC \d{4}\r?\n[^]*){3}/, 30_000, loopAt);
     a.child.kill('SIGUSR1');
     const ea = await within(a.exited, 120_000, 'the saving run');
-    assert.equal(ea.code, 0, a.err);
-    assert.match(a.err, /domain saved to .*guest\.save; restore it with: vpl011 run --restore/);
+    assert.equal(ea.code, 0, a.stderr);
+    assert.match(a.stderr, /domain saved to .*guest\.save; restore it with: vpl011 run --restore/);
     assert.equal(statSync(file).mode & 0o777, 0o600, 'a saved domain holds guest memory: private');
     const before = [...a.out.slice(loopAt).matchAll(DATE)];
     const lastBefore = seconds(before.at(-1)!);
@@ -37,7 +37,7 @@ test('Linux at the prompt running `while :; do date; sleep 1; done`: saved, rest
     // A wall-clock gap the guest must not see: its counter continues from the saved value.
     const gapMs = 4000;
     await new Promise((r) => setTimeout(r, gapMs));
-    const b = new ConsoleProcess(['run', '--timeout', '500', '--restore', file]);
+    const b = vpl011Process(['run', '--timeout', '500', '--restore', file]);
     procs.push(b);
     await b.expect(/(UTC \d{4}\r?\n[^]*){3}/, 60_000);
     const after = [...b.out.matchAll(DATE)];
@@ -57,7 +57,7 @@ test('Linux at the prompt running `while :; do date; sleep 1; done`: saved, rest
     await b.expect(/restored-42/, 30_000, cmdAt);
     b.type('poweroff -f\n');
     const eb = await within(b.exited, 60_000, 'the restored run');
-    assert.equal(eb.code, 0, b.err);
+    assert.equal(eb.code, 0, b.stderr);
   } finally {
     for (const p of procs) p.kill();
     rmSync(dir, { recursive: true, force: true });
@@ -70,12 +70,12 @@ test('run --restore refuses a truncated, corrupt, newer or foreign file with its
   try {
     // A small real saved domain: the bare-metal hello guest (polling FR for input), saved by `run --save`.
     const file = join(dir, 'ok.save');
-    const a = new ConsoleProcess(['run', '--bare', '--kernel', buildBareGuestFile('hello'), '--memory', '16', '--timeout', '200', '--save', file]);
+    const a = vpl011Process(['run', '--bare', '--kernel', buildBareGuestFile('hello'), '--memory', '16', '--timeout', '200', '--save', file]);
     procs.push(a);
     await a.expect(/hello from bare metal/, 60_000);
     a.child.kill('SIGUSR1');
     const ea = await within(a.exited, 60_000, 'saving run');
-    assert.equal(ea.code, 0, `could not make a saved file: ${a.err}`);
+    assert.equal(ea.code, 0, `could not make a saved file: ${a.stderr}`);
     const good = readFileSync(file);
 
     const cases: [string, Buffer, RegExp][] = [
@@ -87,18 +87,18 @@ test('run --restore refuses a truncated, corrupt, newer or foreign file with its
     for (const [what, bytes, why] of cases) {
       const f = join(dir, `${what}.save`);
       writeFileSync(f, bytes);
-      const p = new ConsoleProcess(['run', '--restore', f]);
+      const p = vpl011Process(['run', '--restore', f]);
       procs.push(p);
       const e = await within(p.exited, 30_000, what);
-      assert.equal(e.code, 2, `${what}: exit ${e.code}, stderr ${p.err}`);
-      assert.match(p.err, why, what);
-      assert.equal(p.err.trim().split('\n').length, 1, `${what}: one line, got ${p.err}`);
-      assert.doesNotMatch(p.err, /at .*\.js:\d+/, `${what}: no stack trace`);
+      assert.equal(e.code, 2, `${what}: exit ${e.code}, stderr ${p.stderr}`);
+      assert.match(p.stderr, why, what);
+      assert.equal(p.stderr.trim().split('\n').length, 1, `${what}: one line, got ${p.stderr}`);
+      assert.doesNotMatch(p.stderr, /at .*\.js:\d+/, `${what}: no stack trace`);
     }
-    const c = new ConsoleProcess(['run', '--restore', file, '--memory', '64']);
+    const c = vpl011Process(['run', '--restore', file, '--memory', '64']);
     procs.push(c);
     assert.equal((await within(c.exited, 30_000, 'clash')).code, 2);
-    assert.match(c.err, /--memory cannot be used with it/);
+    assert.match(c.stderr, /--memory cannot be used with it/);
   } finally {
     for (const p of procs) p.kill();
     rmSync(dir, { recursive: true, force: true });

@@ -63,7 +63,7 @@ test('web-url: the token file is private to the owner; the URL works only with i
   const status = await new Promise<number>((resolve) => {
     ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
     ws.on('open', () => resolve(101));
-    ws.on('error', () => {});
+    ws.on('error', () => {}); // a refused upgrade is reported through 'unexpected-response'
   });
   ws.terminate();
   assert.equal(status, 401);
@@ -179,7 +179,7 @@ test('stalled viewers (a page whose JavaScript is paused, a socket nobody reads)
     await cdp.send('Debugger.enable');
     await cdp.send('Debugger.pause');
     await h.until(() => h.log('streamer').length >= total, 'the whole stream in the log', 200_000);
-    await cdp.send('Debugger.resume').catch(() => {});
+    await cdp.send('Debugger.resume').catch(() => {}); // the page may have gone with the test's end: nothing to resume
     // The stalled socket now reads what the daemon kept for it: bounded, and ending with the marker that says how
     // much it missed (the console closed with the guest while it was still behind).
     let got = Buffer.alloc(0);

@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
 import type { Response } from '../daemon/protocol.js';
 import { printable, printableLine } from '../util/quote.js';
+import { errorMessage } from '../util/errors.js';
 
 function runDirOf(opts: { runDir?: string }): Promise<string> {
   return import('../daemon/paths.js').then((m) => opts.runDir ?? m.defaultRunDir());
@@ -27,7 +28,7 @@ const say = (s: string) => {
  * the daemon refused the request (the caller's mistake), 1 when the daemon could not be reached or did not answer.
  */
 async function ask(runDir: string, req: { op: string; [k: string]: unknown }, refusedExit = 2): Promise<Extract<Response, { ok: true }> | undefined> {
-  const { ensureDaemon, controlRequest } = await import('../console/client.js');
+  const { ensureDaemon, controlRequest } = await import('../client/client.js');
   try {
     await ensureDaemon(runDir);
     const res = await controlRequest(runDir, req);
@@ -35,7 +36,7 @@ async function ask(runDir: string, req: { op: string; [k: string]: unknown }, re
     say(res.error);
     process.exitCode = refusedExit;
   } catch (e) {
-    say((e as Error).message);
+    say(errorMessage(e));
     process.exitCode = 1;
   }
   return undefined;
@@ -64,7 +65,7 @@ export function registerDaemonCommands(program: Command): void {
         return;
       }
       if (!opts.foreground) {
-        const { ensureDaemon, controlRequest } = await import('../console/client.js');
+        const { ensureDaemon, controlRequest } = await import('../client/client.js');
         try {
           await ensureDaemon(runDir, { ...(opts.logDir ? { logDir: resolve(opts.logDir) } : {}), timestamp: opts.timestamp, overflow: opts.overflow });
           if (opts.web !== undefined) {
@@ -75,7 +76,7 @@ export function registerDaemonCommands(program: Command): void {
             }
           }
         } catch (e) {
-          say((e as Error).message);
+          say(errorMessage(e));
           process.exitCode = 1;
         }
         return;
@@ -91,8 +92,8 @@ export function registerDaemonCommands(program: Command): void {
       try {
         await d.start();
       } catch (e) {
-        say((e as Error).message);
-        process.exitCode = e instanceof DaemonRunning ? (await import('../console/client.js')).EXIT_DAEMON_RUNNING : 1;
+        say(errorMessage(e));
+        process.exitCode = e instanceof DaemonRunning ? (await import('../client/client.js')).EXIT_DAEMON_RUNNING : 1;
         return;
       }
       process.on('SIGHUP', () => d.reopenLogs());
@@ -109,7 +110,7 @@ export function registerDaemonCommands(program: Command): void {
       try {
         process.exitCode = await runDomainHost(spec);
       } catch (e) {
-        say(`domain-host: ${(e as Error).message}`);
+        say(`domain-host: ${errorMessage(e)}`);
         process.exitCode = 1;
       }
       // Worker threads of the futex waiter must not keep us alive.
@@ -129,8 +130,8 @@ export function registerDaemonCommands(program: Command): void {
       if (opts.tcp !== undefined) {
         const { parseTcp } = await import('../daemon/protocol.js');
         const tcp = parseTcp(opts.tcp);
-        if (typeof tcp === 'string') {
-          say(`--${tcp}`);
+        if (!tcp.ok) {
+          say(`--${tcp.error}`);
           process.exitCode = 2;
           return;
         }
@@ -249,7 +250,8 @@ export function registerDaemonCommands(program: Command): void {
         return;
       }
       const runDir = await runDirOf(opts);
-      const { attachConsole, ensureDaemon, RequestRefused } = await import('../console/client.js');
+      const { ensureDaemon, RequestRefused } = await import('../client/client.js');
+      const { attachConsole } = await import('../client/console-session.js');
       try {
         await ensureDaemon(runDir);
         process.exitCode = await attachConsole(runDir, domain, {
@@ -258,7 +260,7 @@ export function registerDaemonCommands(program: Command): void {
           ...(opts.timeout !== undefined ? { timeoutMs: opts.timeout } : {}),
         });
       } catch (e) {
-        say((e as Error).message);
+        say(errorMessage(e));
         // The daemon refused the request (no such domain, a bad name): the caller's mistake, like destroy's.
         process.exitCode = e instanceof RequestRefused ? 2 : 1;
       }

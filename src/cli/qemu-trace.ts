@@ -10,9 +10,12 @@
 // Differences are explained by the TRM clause that decides them when the rule is known (explainRead), so a reader
 // sees whether QEMU, we, or neither is wrong.
 import { quoteBytes } from './replay.js';
+import { Vpl011Error } from '../util/errors.js';
 
-export class TraceError extends Error {
-  override name = 'TraceError';
+export class TraceError extends Vpl011Error<'EINVAL'> {
+  constructor(message: string) {
+    super('EINVAL', message);
+  }
 }
 
 /** The PL011 offsets QEMU's trace names, with the TRM (DDI 0183, r1p5) section of each register. */

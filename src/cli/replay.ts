@@ -21,6 +21,8 @@ import { SpiLevels } from '../xen/spi-levels.js';
 import { domainVpl011Init, vuartOf } from '../xen/vuart.js';
 import type { Vpl011Profile } from '../device/vpl011.js';
 import { printableLine, quote } from '../util/quote.js';
+import { hex } from '../util/hex.js';
+import { Vpl011Error } from '../util/errors.js';
 
 /** A script of garbage gets this many error lines, then a count: its errors never flood the terminal. */
 const MAX_ERRORS = 50;
@@ -33,7 +35,12 @@ type Step =
   | { line: number; op: 'expect-out'; bytes: Uint8Array }
   | { line: number; op: 'irq'; expect: 0 | 1 | undefined };
 
-class ScriptError extends Error {}
+/** A line of the replay script that cannot be run; reported with its line number. */
+class ScriptError extends Vpl011Error<'EINVAL'> {
+  constructor(message: string) {
+    super('EINVAL', message);
+  }
+}
 
 function parseNumber(tok: string | undefined, what: string, max: number): number {
   if (tok === undefined) throw new ScriptError(`missing ${what}`);
@@ -190,8 +197,8 @@ function parseScript(text: string): { steps: Step[]; errors: string[]; profile: 
   return { steps, errors, profile };
 }
 
-const hex3 = (n: number): string => '0x' + n.toString(16).padStart(3, '0');
-const hex8 = (n: number): string => '0x' + (n >>> 0).toString(16).padStart(8, '0');
+const hex3 = (n: number): string => hex(n, 3);
+const hex8 = (n: number): string => hex(n, 8);
 
 /** A read whose value differs from the script's expectation. */
 export interface ReadMismatch {

@@ -3,13 +3,15 @@
 import { closeSync, createWriteStream, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { constants as osConstants } from 'node:os';
-import { ConfigError, checkGuestConfig, defaultGuestConfig, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
+import { ConfigError, checkGuestConfig, defaultGuestConfig, inputWaitsForListener, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
 import { OutputFileError, openOutputFile } from '../util/output-file.js';
 import { printableLine } from '../util/quote.js';
-import { BuildError } from '../toolstack/build.js';
+import { CTRL_RIGHT_BRACKET } from '../util/self.js';
+import { BuildError, firmwarePayloadHint } from '../toolstack/build.js';
 import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { startGuest, type RunningGuest } from '../console/guest-session.js';
-import { SavedFileError, readSavedFile, type LoadedSave } from '../toolstack/saved-file.js';
+import { SavedFileError, readSavedFile, type LoadedSave } from '../vmm/saved-file.js';
+import { errorMessage } from '../util/errors.js';
 
 export interface RunOptions {
   config?: string;
@@ -18,6 +20,7 @@ export interface RunOptions {
   append?: string;
   memory?: number;
   bare?: boolean;
+  firmware?: string;
   mmioPolicy?: string;
   timeout?: number;
   log?: string;
@@ -27,7 +30,6 @@ export interface RunOptions {
   save?: string;
 }
 
-const CTRL_RIGHT_BRACKET = 0x1d;
 /** Every line we print may quote something untrusted (a path, a config value): escaped and capped. */
 const say = (s: string) => {
   for (const line of s.split('\n')) process.stderr.write(`vpl011: ${printableLine(line)}\n`);
@@ -47,6 +49,10 @@ export async function resolveGuestConfig(
   let config: GuestConfig;
   if (opts.config) {
     config = loadConfig(opts.config);
+  } else if (opts.firmware !== undefined) {
+    // Firmware alone: no payload unless --kernel/--initrd give one (they are applied below).
+    config = { ...defaultGuestConfig({ kernel: '', initrd: '' }), name: 'firmware', vuart: 'pl011' };
+    delete config.ramdisk;
   } else if (opts.kernel) {
     config = { ...defaultGuestConfig({ kernel: resolve(opts.kernel), initrd: '' }), name: 'guest' };
     delete config.ramdisk;
@@ -74,6 +80,13 @@ export async function resolveGuestConfig(
     config.kind = 'bare';
     origin.kind = '--bare';
   }
+  if (opts.firmware !== undefined) {
+    // --firmware means QEMU's virt board: its layout and its PL011 (docs/LAYOUTS.md).
+    config.firmware = resolve(opts.firmware);
+    config.layout = 'qemu-virt';
+    config.vuart = 'pl011';
+    origin.firmware = '--firmware';
+  }
   if (opts.mmioPolicy !== undefined) {
     config.mmioPolicy = opts.mmioPolicy as MmioPolicy;
     origin.mmioPolicy = '--mmio-policy';
@@ -100,10 +113,12 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     // Every sink opens before the guest starts: one that cannot is an error now, not a crash later.
     if (opts.log !== undefined) logFd = openOutputFile(opts.log);
     await ensureUnicorn({ log: () => {} });
+    const hint = firmwarePayloadHint(config);
+    if (hint !== undefined) say(hint);
     guest = await startGuest(config, {
       report: say,
       // A person at a terminal types after seeing the prompt; a script's input is there from the start.
-      holdInputUntilListening: !process.stdin.isTTY && config.kind === 'linux',
+      holdInputUntilListening: !process.stdin.isTTY && inputWaitsForListener(config),
       ...(restore ? { restore: restore.machine } : {}),
     });
   } catch (e) {
@@ -116,7 +131,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       say(e.message);
       return 2;
     }
-    say((e as Error).message);
+    say(errorMessage(e));
     return 1;
   }
 
@@ -151,7 +166,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   guest.console.onInputSpace = () => stdin.resume();
   if (tty) stdin.setRawMode(true);
   stdin.on('data', onData);
-  stdin.on('error', () => {});
+  stdin.on('error', () => {}); // input gone (a closed pipe): the guest keeps running, output still flows
 
   // SIGINT/SIGTERM/SIGHUP destroy the domain like Ctrl-] (output flushed, terminal restored), exit 128 + signal. A
   // second one while the stop is under way gets the signal's default action.

@@ -9,7 +9,7 @@
 // the bytes it missed are counted and a visible marker is written to it when it resumes. Other sinks are unaffected
 // (xenconsoled drops the middle of one shared buffer; per-sink dropping keeps the log whole while a client lags).
 // Only a sink added with `throttles: true` (a read-write client, stdout of `vpl011 run`) may hold the guest back
-// under `keep`: a read-only watcher always gets `discard` semantics, so watching can never slow a guest (issue #8).
+// under `keep`: a read-only watcher always gets `discard` semantics, so watching can never slow a guest.
 //
 // Input waits for ring space: queueInput() keeps at most `inputLimit` bytes and says when it is full, so the source
 // pauses (backpressure) instead of anything being dropped.
@@ -23,6 +23,7 @@ import { ConsoleRingBackend, XENCONS_OUT_SIZE, XENCONSOLE_CONNECTED, type RingCo
 import type { EventChannels } from '../xen/evtchn.js';
 import { RateLimitedLog } from '../util/ratelimit.js';
 import { CRASH_ARMED, crashPoint } from '../util/crash-point.js';
+import { errorMessage } from '../util/errors.js';
 
 export type OverflowPolicy = 'keep' | 'discard';
 
@@ -314,7 +315,7 @@ export class Console {
     try {
       rec(this.scratch.subarray(0, n), this.ring.peekedCons);
     } catch (e) {
-      this.report(`console ${this.name}: cannot record output (${(e as Error).message}); kept in the ring, retrying`);
+      this.report(`console ${this.name}: cannot record output (${errorMessage(e)}); kept in the ring, retrying`);
       this.recordRetry = setTimeout(() => {
         this.recordRetry = undefined;
         this.wake();

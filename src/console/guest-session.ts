@@ -10,10 +10,10 @@ import { startDomainThread, type DomainExit } from '../vmm/domain-thread.js';
 import type { MachineStats } from '../vmm/machine.js';
 import { Console, type OverflowPolicy } from './console.js';
 import { restoreImage, withMagic, type MachineState } from '../vmm/machine-state.js';
-import { encodeSaved, writeSavedFile } from '../toolstack/saved-file.js';
+import { encodeSaved, writeSavedFile } from '../vmm/saved-file.js';
 import { ConsoleBackend } from './backend.js';
+import { BACKEND_DOMID } from '../xen/domain.js';
 
-export const BACKEND_DOMID = 0;
 
 export interface GuestSessionOptions {
   domid?: number;

@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import koffi from 'koffi';
 import { HotF64, HotWord, type HotState } from '../device/hot-state.js';
 import { mmioTrampolines, type MmioReadFn, type MmioWriteFn } from './unicorn.js';
+import { errorMessage } from '../util/errors.js';
 
 /** What the vCPU needs to serve the vpl011 page natively (built by the machine, which owns the device). */
 export interface NativeUartBinding {
@@ -90,7 +91,7 @@ export function loadNative(): FastLib | null {
     fl.monoOffsetMs = fl.fp_mono_ms() - performance.now();
     lib = fl;
   } catch (e) {
-    process.stderr.write(`vpl011: native console fast path not loaded (${(e as Error).message}); using the TypeScript path\n`);
+    process.stderr.write(`vpl011: native console fast path not loaded (${errorMessage(e)}); using the TypeScript path\n`);
     lib = null;
   }
   return lib;

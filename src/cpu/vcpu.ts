@@ -1,9 +1,10 @@
 // The vCPU as the VMM sees it, so another backend can replace unicorn, and the unicorn implementation of it.
-import { EXCP, REG, SYS, Uc, loadUnicorn, xreg, type UnicornLibrary } from './unicorn.js';
+import { EXCP, REG, SYS, UC_PROT_EXEC, UC_PROT_READ, Uc, loadUnicorn, xreg, type UnicornLibrary } from './unicorn.js';
 import { SyncEntry, dabtSyndrome } from './exception.js';
 import { VirtTimer } from './timer.js';
 import { psciCall, type PsciAction } from './psci.js';
 import { ensureSelfTest } from './selftest.js';
+import { HCR_EL2_BASE, HCR_EL2_VI, SCR_EL3_VALUE } from './el-registers.js';
 import { ExactFaults, faultLayout } from './exact-fault.js';
 import { describeSyndrome } from './exception-names.js';
 import { loadNative, nativeMsrFilterEnabled, NativeFastPath, type NativeUartBinding } from './native.js';
@@ -28,7 +29,8 @@ export interface VcpuHooks {
 export interface Vcpu {
   loadMemory(addr: number, data: Uint8Array): void;
   mapRam(addr: number, size: number): void;
-  mapShared(addr: number, buf: SharedArrayBuffer): void;
+  /** Map memory the vCPU does not own, in place (a SharedArrayBuffer, or an external mapping's ArrayBuffer view). */
+  mapShared(addr: number, buf: SharedArrayBuffer | ArrayBuffer): void;
   mapMmio(base: number, size: number): void;
   reset(pc: bigint, x0: bigint): void;
   /** Run until WFI, PSCI off/reset, stop or error. */
@@ -44,11 +46,6 @@ export interface Vcpu {
   close(): void;
 }
 
-/** SCR_EL3 = RES1 (0x30) | NS | HCE | RW: EL1 AArch64 non-secure (unicorn-notes §1); HCE makes HVC trap, not UNDEF. */
-export const SCR_EL3_VALUE = 0x531n;
-/** HCR_EL2 = RW (EL1 is AArch64) | IMO | FMO (HCR_EL2.VI becomes the guest's IRQ line). */
-export const HCR_EL2_BASE = (1n << 31n) | (1n << 4n) | (1n << 3n);
-export const HCR_EL2_VI = 1n << 7n;
 /** Identical back-to-back synchronous exceptions before the vCPU is declared looping. */
 export const SYNC_LOOP_LIMIT = 1000;
 /** Re-entries of an exception at its own vector before the vCPU is declared looping (2 already repeat exactly). */
@@ -101,7 +98,7 @@ export class UnicornVcpu implements Vcpu {
     u.hookMsr((op0, op1, crn, crm, op2) => {
       this.counts.msr++;
       const skip = this.timer.msr(op0, op1, crn, crm, op2);
-      // A sysreg write ends the TB and no memory access follows before its end: a safe point (unicorn-notes §3).
+      // A sysreg write ends the TB and no memory access follows before its end: a safe point (docs/UPSTREAM.md §5.2).
       this.safe();
       return skip;
     }, this.fast && nativeMsrFilterEnabled() ? this.fast : undefined);
@@ -194,7 +191,11 @@ export class UnicornVcpu implements Vcpu {
   mapRam(addr: number, size: number): void {
     this.uc.memMap(addr, size);
   }
-  mapShared(addr: number, buf: SharedArrayBuffer): void {
+  /** Read-only, executable memory (firmware in flash); loadMemory still fills it. */
+  mapRom(addr: number, size: number): void {
+    this.uc.memMap(addr, size, UC_PROT_READ | UC_PROT_EXEC);
+  }
+  mapShared(addr: number, buf: SharedArrayBuffer | ArrayBuffer): void {
     this.uc.memMapPtr(addr, buf);
   }
   mapMmio(base: number, size: number): void {
@@ -245,7 +246,7 @@ export class UnicornVcpu implements Vcpu {
       this.hcrVi = level;
       if (level) this.counts.irqRaises++;
       // Writing HCR_EL2.VI runs arm_cpu_update_virq -> cpu_interrupt(VIRQ); QEMU then takes the IRQ itself at the next
-      // TB boundary when PSTATE.I = 0. Raising requests a TB exit, so only at safe points (unicorn-notes §3).
+      // TB boundary when PSTATE.I = 0. Raising requests a TB exit, so only at safe points (docs/UPSTREAM.md §5.2).
       this.uc.setSys(SYS.HCR_EL2, HCR_EL2_BASE | (level ? HCR_EL2_VI : 0n));
     }
   }

@@ -1,4 +1,4 @@
-// What a console remembers across a daemon killed by -9 (issue #8 items 11, 13), kept next to the output journal in
+// What a console remembers across a daemon killed by -9, kept next to the output journal in
 // the same mapped page (<run>/journal/<instance>.journal, src/daemon/durable-log.ts): memory stores to a MAP_SHARED
 // file mapping reach the page cache at once and survive the process, with no syscall per update.
 //

@@ -5,6 +5,7 @@
 import { chmodSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { LineReader, parseRequest, type Request, type Response } from './protocol.js';
+import { errorMessage } from '../util/errors.js';
 
 /**
  * A control connection with no complete request for this long is closed (attached consoles are exempt).
@@ -98,7 +99,7 @@ function serveControlConnection(sock: Socket, handlers: ControlHandlers): void {
         return;
       }
       enqueue(() =>
-        answerWithin(handlers.answer(req), requestTimeoutMs(req.op), req.op).then(reply, (e: unknown) => reply({ ok: false, error: (e as Error).message })),
+        answerWithin(handlers.answer(req), requestTimeoutMs(req.op), req.op).then(reply, (e: unknown) => reply({ ok: false, error: errorMessage(e) })),
       );
     }
     if (attached || sock.destroyed) return;

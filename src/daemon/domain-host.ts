@@ -12,12 +12,13 @@ import { openSharedMapping, type SharedMapping } from '../host/shm.js';
 import { EventChannels } from '../xen/evtchn.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { buildGuest } from '../toolstack/build.js';
-import type { GuestConfig } from '../toolstack/config.js';
+import { inputWaitsForListener, type GuestConfig } from '../toolstack/config.js';
 import { startDomainWorker, type DomainExit, type DomainWorker } from '../vmm/domain-thread.js';
 import { restoreImage } from '../vmm/machine-state.js';
-import { readSavedFile } from '../toolstack/saved-file.js';
+import { readSavedFile } from '../vmm/saved-file.js';
 import { performSave, takeSaveOrder } from './host-save.js';
 import { runPaths } from './paths.js';
+import { errorMessage } from '../util/errors.js';
 import { waitForDirectory } from './dir-watch.js';
 import { INSTANCE_RE, NAME_RE, SAVED_REASON, readRecord, recordPath, removeRecord, writeRecord, type DomainRecord } from './records.js';
 
@@ -57,6 +58,8 @@ function validateSpec(v: unknown): DomainSpec {
   if (c.mmioPolicy !== 'abort' && c.mmioPolicy !== 'crash-domain') throw bad('config.mmioPolicy');
   if (c.vuart !== 'sbsa_uart' && c.vuart !== 'pl011') throw bad('config.vuart');
   if (s.restore !== undefined && (typeof s.restore !== 'string' || !isAbsolute(s.restore))) throw bad('restore');
+  if (c.layout !== undefined && c.layout !== 'xen' && c.layout !== 'qemu-virt') throw bad('config.layout');
+  if (c.firmware !== undefined && typeof c.firmware !== 'string') throw bad('config.firmware');
   return s;
 }
 
@@ -133,9 +136,9 @@ export async function runDomainHost(specPath: string): Promise<number> {
     state: 'starting',
     magicShm: spec.magicShm,
     vuartPort: 0,
-    summary: `${spec.config.kind} ${spec.config.kernel}`,
+    summary: spec.config.firmware !== undefined ? `firmware ${spec.config.firmware}` : `${spec.config.kind} ${spec.config.kernel}`,
     // Input typed or piped before a Linux guest's driver opens the port would be drained and lost (amba-pl011).
-    ...(spec.config.kind === 'linux' && spec.restore === undefined ? { inputHeld: true } : {}),
+    ...(inputWaitsForListener(spec.config) && spec.restore === undefined ? { inputHeld: true } : {}),
     ...(spec.tcp ? { tcp: spec.tcp } : {}),
     startedAt: new Date().toISOString(),
   };
@@ -153,7 +156,7 @@ export async function runDomainHost(specPath: string): Promise<number> {
       if (rec.state === 'running') writeRecord(paths.domainsDir, rec);
     }, stopRequested, (d) => (dom = d));
   } catch (e) {
-    exitInfo = { reason: 'crashed', message: (e as Error).message };
+    exitInfo = { reason: 'crashed', message: errorMessage(e) };
   }
   // The guest's event channel is closed already: the worker's Machine.close ran domain_vpl011_deinit.
 

@@ -6,6 +6,7 @@
 //   'A' ack:     total input bytes of this session now in the guest's IN ring (f64 BE)
 //   'E' end:     the domain is gone (the payload says why); the client prints it and exits
 // The client's direction stays raw input bytes.
+import { Vpl011Error } from '../util/errors.js';
 export const FRAME_OUTPUT = 0x4f;
 export const FRAME_MARKER = 0x4d;
 export const FRAME_ACK = 0x41;
@@ -50,7 +51,11 @@ export type Frame =
   | { type: 'end'; text: Buffer }
   | { type: 'follow'; text: Buffer };
 
-export class FrameError extends Error {}
+export class FrameError extends Vpl011Error<'EPROTO'> {
+  constructor(message: string) {
+    super('EPROTO', message);
+  }
+}
 
 /** Splits the daemon's byte stream into frames (bounded: a frame larger than MAX_FRAME_PAYLOAD is an error). */
 export class FrameReader {

@@ -7,8 +7,9 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { withMagic } from '../vmm/machine-state.js';
 import type { DomainWorker } from '../vmm/domain-thread.js';
-import { encodeSaved, writeSavedFile } from '../toolstack/saved-file.js';
+import { encodeSaved, writeSavedFile } from '../vmm/saved-file.js';
 import type { GuestConfig } from '../toolstack/config.js';
+import { errorMessage } from '../util/errors.js';
 
 export interface SaveOrder {
   nonce: string;
@@ -85,7 +86,7 @@ export async function performSave(
   try {
     paused = await dom.pause();
   } catch (e) {
-    answer({ ok: false, error: (e as Error).message });
+    answer({ ok: false, error: errorMessage(e) });
     return false;
   }
   if (order.keepRunning) dom.resume(); // the state is a copy: the guest need not wait for the file
@@ -93,7 +94,7 @@ export async function performSave(
     writeSavedFile(order.file, encodeSaved(order.keepRunning ? paused : withMagic(paused, magic), config, name));
   } catch (e) {
     if (!order.keepRunning) dom.resume();
-    answer({ ok: false, error: (e as Error).message });
+    answer({ ok: false, error: errorMessage(e) });
     return false;
   }
   answer({ ok: true });

@@ -4,6 +4,7 @@
 import { isIPv4 } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { quote } from '../util/quote.js';
+import { invalid, valid, type Checked } from '../util/errors.js';
 import { INSTANCE_RE, NAME_RE } from './records.js';
 
 /** A request line longer than this is refused (and the connection closed): bounded buffering per client. */
@@ -71,16 +72,16 @@ export type Response =
   | { ok: false; error: string };
 
 /** Parse "127.0.0.1:PORT" (or "[::1]:PORT", "localhost:PORT"); loopback only. */
-export function parseTcp(v: string): { host: string; port: number } | string {
+export function parseTcp(v: string): Checked<{ host: string; port: number }> {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v);
-  if (!m) return `tcp: expected HOST:PORT, got ${quote(v)}`;
+  if (!m) return invalid(`tcp: expected HOST:PORT, got ${quote(v)}`);
   const host = m[1] ?? m[2]!;
   const port = Number(m[3]);
   // Port 0 would listen on a port nobody is told.
-  if (port < 1 || port > 65535) return `tcp: port ${port} is outside 1..65535`;
+  if (port < 1 || port > 65535) return invalid(`tcp: port ${port} is outside 1..65535`);
   const loop = host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'));
-  if (!loop) return `tcp: ${quote(host)} is not a loopback address (only 127.0.0.0/8, ::1, localhost are allowed)`;
-  return { host: host === 'localhost' ? '127.0.0.1' : host, port };
+  if (!loop) return invalid(`tcp: ${quote(host)} is not a loopback address (only 127.0.0.0/8, ::1, localhost are allowed)`);
+  return valid({ host: host === 'localhost' ? '127.0.0.1' : host, port });
 }
 
 function domainRef(v: unknown): string | undefined {
@@ -141,8 +142,8 @@ export function parseRequest(line: string): Request | string {
       if (r.tcp !== undefined) {
         if (typeof r.tcp !== 'string') return 'tcp: expected "127.0.0.1:PORT"';
         const t = parseTcp(r.tcp);
-        if (typeof t === 'string') return t;
-        out.tcp = t;
+        if (!t.ok) return t.error;
+        out.tcp = t.value;
       }
       return out;
     }
@@ -199,8 +200,8 @@ export function parseRequest(line: string): Request | string {
       if (r.tcp !== undefined) {
         if (typeof r.tcp !== 'string') return 'tcp: expected "127.0.0.1:PORT"';
         const t = parseTcp(r.tcp);
-        if (typeof t === 'string') return t;
-        out.tcp = t;
+        if (!t.ok) return t.error;
+        out.tcp = t.value;
       }
       return out;
     }

@@ -1,4 +1,4 @@
-// Resumable console clients (issue #8 item 11; docs/DAEMON.md "Resuming"): a `vpl011 console` whose daemon dies
+// Resumable console clients (docs/DAEMON.md "Resuming"): a `vpl011 console` whose daemon dies
 // reconnects to the next one and goes on exactly where it was.
 //  - Output: the log is the record, and its offset is the cursor. Every output frame carries the log offset its bytes
 //    end at (src/daemon/frames.ts); a client that comes back says the offset it has shown, and the daemon serves the

@@ -18,7 +18,8 @@ import type { Resumer, ResumableConsole } from './resume.js';
 import type { TcpAuthGate } from './tcp-auth.js';
 import type { DomainRecord } from './records.js';
 
-export const BACKEND_DOMID = 0;
+import { BACKEND_DOMID } from '../xen/domain.js';
+
 const MAGIC_SIZE = NR_MAGIC_PAGES * XEN_PAGE_SIZE;
 
 /** How every served console is set up (the daemon's options). */

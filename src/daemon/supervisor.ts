@@ -10,8 +10,10 @@ import { printable } from '../util/quote.js';
 import { removeSecrets } from './secrets.js';
 import { SAVED_REASON, listRecords, pidAlive, readRecord, removeRecord, type DomainRecord } from './records.js';
 import { retireHostStderr } from './host-stderr.js';
-import { BACKEND_DOMID, ServedConsole, type ServeSettings, type ServedConsoles } from './served-console.js';
+import { BACKEND_DOMID } from '../xen/domain.js';
+import { ServedConsole, type ServeSettings, type ServedConsoles } from './served-console.js';
 import type { RunPaths } from './paths.js';
+import { errorMessage } from '../util/errors.js';
 
 /** The periodic scan: the backstop for what no file change reveals (a host killed with -9). */
 export const SCAN_INTERVAL_MS = 500;
@@ -136,7 +138,7 @@ export class Supervisor {
       s = new ServedConsole(rec, this.set);
     } catch (e) {
       // Said once per instance and reason: the scan retries every SCAN_INTERVAL_MS.
-      const why = (e as Error).message;
+      const why = errorMessage(e);
       if (this.unservable.get(rec.instance) !== why) this.say(`d${rec.domid} (${rec.name}): cannot serve its console: ${why}`);
       this.unservable.set(rec.instance, why);
       if (!alive) this.cleanupDead(rec);
@@ -157,7 +159,7 @@ export class Supervisor {
       // A domain saved away: what is left in OUT is in the saved file, for its restored instance (docs/SAVE.md).
       if (rec.reason !== SAVED_REASON) s.console.flush();
     } catch (e) {
-      this.say(`d${rec.domid}: final drain failed: ${(e as Error).message}`);
+      this.say(`d${rec.domid}: final drain failed: ${errorMessage(e)}`);
     }
     s.stopServing();
     this.set.resumer.retire(s, why); // before the note: a resuming client gets the output up to here, then the end

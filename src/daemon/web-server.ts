@@ -158,7 +158,7 @@ export class WebConsole {
   }
 
   private onUpgrade(req: IncomingMessage, sock: Duplex, head: Buffer): void {
-    sock.on('error', () => {});
+    sock.on('error', () => {}); // a client's reset: its socket closes, which is all there is to do
     const { role, url } = this.role(req);
     const domain = url.searchParams.get('domain') ?? '';
     if (!role) {

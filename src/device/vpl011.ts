@@ -1,7 +1,8 @@
 // The vpl011 device core: Xen's xen/arch/arm/vpl011.c (domain-backend mode) as a pure state machine.
 // Inputs: guest register accesses (read/write, from the MMIO bus) and backend events (notification(), Xen's
-// vpl011_notification). Outputs through ports only: the console ring (bytes), the interrupt line (level), and a
-// notify callback (the event channel to the console backend). No I/O, timers, threads or globals.
+// vpl011_notification). Outputs through ports only: the console port (bytes: the xencons ring of a console domain,
+// or Xen's own buffers for dom0less, src/device/ports.ts), the interrupt line (level), and a notify callback
+// (the event channel to the backend). No I/O, timers, threads or globals.
 //
 // Semantics are upstream Xen's (HEAD, see docs/DEVICE.md for the table and sources), not the seed patch's:
 //   - FR resets to TXFE|RXFE = 0x90 (b4637ed6cd); TXFF and BUSY only when the OUT ring is full (393a541f7d);
@@ -22,7 +23,7 @@
 // with upstream's rule any bytes left in the 1024-byte IN ring sit there with no interrupt until the user types
 // again (a guest can wedge); here the unmask raises RTI at once.
 //
-// Backend wakeups (coalesced, never lost; proved in test/device-notify.test.ts), instead of upstream's notify on
+// Backend wakeups (coalesced, never lost; proved in test/interleave.test.ts and test/device-vpl011.test.ts), instead of upstream's notify on
 // every DR access:
 //   - a DR write that takes OUT from empty to non-empty, to half full (a streaming backend drains from there rather
 //     than letting the guest meet TXFF), or to full, notifies (the level is computed with out_cons
@@ -44,10 +45,20 @@
 // (depth 1 when LCR_H.FEN = 0). RTI = "data present" as upstream (there is no time to time out). CR.RXE = 0 holds
 // input in the ring (never dropped); UARTEN/TXE = 0 do not stop TX (earlycon never sets UARTEN).
 
-import { type AccessWidth, type MmioHandler, MMIO_ABORT } from '../xen/mmio.js';
-import type { IrqLine } from '../xen/vgic.js';
-import { type ConsoleRing, RING_CORRUPT, RING_EMPTY, XENCONS_IN_SIZE, XENCONS_OUT_SIZE } from '../xen/ring.js';
+import {
+  MMIO_ABORT,
+  MMIO_DONE,
+  RING_CORRUPT,
+  RING_EMPTY,
+  type AccessWidth,
+  type ConsolePort,
+  type IrqLine,
+  type MmioHandler,
+  type MmioWriteResult,
+  type Notifier,
+} from './ports.js';
 import { RateLimitedLog, type LogSink } from '../util/ratelimit.js';
+import { hex as hexDigits } from '../util/hex.js';
 import { HotF64, HotWord } from './hot-state.js';
 import { vregReg32Clearbits, vregReg32Extract, vregReg32Update } from '../util/vreg.js';
 import {
@@ -78,19 +89,21 @@ import {
 export type Vpl011Profile = 'sbsa' | 'pl011';
 
 /** Effects the native fast path leaves to nativeTail() (mirrored by TAIL_* in src/cpu/native/fastpath.c). */
-export const enum NativeTail {
-  Notify = 1,
-  Line = 2,
-  CorruptOut = 4,
-  CorruptIn = 8,
-}
+export const NativeTail = {
+  Notify: 1,
+  Line: 2,
+  CorruptOut: 4,
+  CorruptIn: 8,
+} as const;
+export type NativeTail = (typeof NativeTail)[keyof typeof NativeTail];
 export const VPL011_PROFILES: readonly Vpl011Profile[] = ['sbsa', 'pl011'];
 
 export interface Vpl011Ports {
-  ring: ConsoleRing;
+  /** Byte I/O: the xencons ring (a console domain) or Xen's own buffers (dom0less), src/device/ports.ts. */
+  ring: ConsolePort;
   irq: IrqLine;
   /** Signal the console backend (notify_via_xen_event_channel). Called at most once per public method. */
-  notify: () => void;
+  notify: Notifier;
   /** Diagnostics (Xen's gprintk); rate-limited by the device. */
   log?: LogSink;
 }
@@ -150,14 +163,8 @@ export interface Vpl011State {
   pl011?: Pl011Registers;
 }
 
-const IN_RXI_LEVEL = XENCONS_IN_SIZE - SBSA_UART_FIFO_LEVEL; // 1008
-const OUT_TXI_LEVEL = XENCONS_OUT_SIZE - SBSA_UART_FIFO_LEVEL; // 2032
-/** OUT reaching half full notifies too: a pacing backend (src/console/backend.ts) drains from there, not from full. */
-const OUT_HALF = XENCONS_OUT_SIZE / 2;
-
-function hex(n: number, digits = 3): string {
-  return '0x' + (n >>> 0).toString(16).padStart(digits, '0');
-}
+/** Register offsets and values in logs: three digits unless told. */
+const hex = (n: number, digits = 3): string => hexDigits(n, digits);
 
 function zeroCounters(): Vpl011Counters {
   return {
@@ -183,7 +190,7 @@ export class Vpl011 implements MmioHandler {
   readonly profile: Vpl011Profile;
   /** profile === 'pl011': the extra registers decode. */
   private readonly full: boolean;
-  private readonly ring: ConsoleRing;
+  private readonly ring: ConsolePort;
   private readonly irq: IrqLine;
   private readonly notifyPort: () => void;
 
@@ -350,33 +357,33 @@ export class Vpl011 implements MmioHandler {
     }
   }
 
-  write(offset: number, width: AccessWidth, value: number): boolean {
+  write(offset: number, width: AccessWidth, value: number): MmioWriteResult {
     switch (offset) {
       case Reg.DR:
-        if (width === 8) return this.refuse('write', offset, width) === 0;
+        if (width === 8) return this.refuse('write', offset, width);
         this.writeData(value & DR_DATA_MASK);
-        return true;
+        return MMIO_DONE;
       case Reg.RSR:
-        if (width === 8) return this.refuse('write', offset, width) === 0;
-        return true; // ECR: nothing to clear
+        if (width === 8) return this.refuse('write', offset, width);
+        return MMIO_DONE; // ECR: nothing to clear
       case Reg.FR:
       case Reg.RIS:
       case Reg.MIS:
-        return true; // read-only; upstream ignores the write before checking the width
+        return MMIO_DONE; // read-only; upstream ignores the write before checking the width
       case Reg.IMSC:
-        if (width === 8) return this.refuse('write', offset, width) === 0;
+        if (width === 8) return this.refuse('write', offset, width);
         this.uartimsc = vregReg32Update(this.uartimsc, value, 0, width);
         this.update(true);
-        return true;
+        return MMIO_DONE;
       case Reg.ICR:
-        if (width === 8) return this.refuse('write', offset, width) === 0;
+        if (width === 8) return this.refuse('write', offset, width);
         this.uartris = vregReg32Clearbits(this.uartris, value, 0, width);
         this.update(false);
-        return true;
+        return MMIO_DONE;
       default:
         if (this.full) return this.writePl011(offset, width, value);
         this.unhandled('write', offset, width);
-        return true;
+        return MMIO_DONE;
     }
   }
 
@@ -428,7 +435,7 @@ export class Vpl011 implements MmioHandler {
     return vregReg32Extract(v, 0, width);
   }
 
-  private writePl011(offset: number, width: AccessWidth, value: number): boolean {
+  private writePl011(offset: number, width: AccessWidth, value: number): MmioWriteResult {
     const r = this.regs;
     switch (offset) {
       case Reg.ILPR:
@@ -438,24 +445,24 @@ export class Vpl011 implements MmioHandler {
       case Reg.CR:
       case Reg.IFLS:
       case Reg.DMACR:
-        if (width === 8) return this.refuse('write', offset, width) === 0;
+        if (width === 8) return this.refuse('write', offset, width);
         break;
       default:
         // PeriphID/PCellID are read-only; anything else is not a PL011 register.
         this.unhandled('write', offset, width);
-        return true;
+        return MMIO_DONE;
     }
     switch (offset) {
       case Reg.ILPR:
         r.ilpr = vregReg32Update(r.ilpr, value, 0, width) & ILPR_MASK;
-        return true;
+        return MMIO_DONE;
       case Reg.IBRD:
         // TRM 3.3.6: takes effect only when LCR_H is written next (Linux writes IBRD, FBRD, then LCR_H).
         r.ibrd = vregReg32Update(r.ibrd, value, 0, width) & IBRD_MASK;
-        return true;
+        return MMIO_DONE;
       case Reg.FBRD:
         r.fbrd = vregReg32Update(r.fbrd, value, 0, width) & FBRD_MASK;
-        return true;
+        return MMIO_DONE;
       case Reg.LCR_H:
         r.lcrh = vregReg32Update(r.lcrh, value, 0, width) & LCRH_MASK;
         r.divisor = ((r.ibrd << 6) | r.fbrd) >>> 0; // the 30-bit IBRD:FBRD:LCR_H latch (TRM 3.3.6)
@@ -468,21 +475,22 @@ export class Vpl011 implements MmioHandler {
         break;
       case Reg.DMACR:
         this.dma('write', value);
-        return true;
+        return MMIO_DONE;
     }
     // LCR_H.FEN, CR and IFLS change what the levels mean: a data event, so a condition that now holds asserts at
     // once (as an IMSC write; enabling RXE with input waiting raises RTI rather than waiting for more input).
     this.deriveLevels();
     this.update(true);
     this.flushNotify();
-    return true;
+    return MMIO_DONE;
   }
 
   /** The profile's part of the core: what ring levels mean for TXI/RXI and whether the receiver is on. */
   private deriveLevels(): void {
     if (!this.full) {
-      this.txiMaxOut = OUT_TXI_LEVEL;
-      this.rxiMinIn = IN_RXI_LEVEL;
+      // Against the backend's buffer sizes, as upstream (bb2c1a1cc9): ring 2048 - 16 / 1024 - 16; Xen's IN 32 - 16.
+      this.txiMaxOut = this.ring.outSize - SBSA_UART_FIFO_LEVEL;
+      this.rxiMinIn = this.ring.inSize - SBSA_UART_FIFO_LEVEL;
       this.rxOn = true;
       this.txOff = false;
       return;
@@ -492,11 +500,11 @@ export class Vpl011 implements MmioHandler {
       // A 32-byte virtual FIFO (TRM 2.1, r1p5) over the ring: TX sees the last 32 bytes of OUT space, so TXI means
       // "at least 32 - trigger bytes free" and a driver that writes that many blindly (Linux: fifosize/2 per TXI)
       // never overflows; RX sees the first 32 bytes of IN, so RXI means "at least trigger bytes to read".
-      this.txiMaxOut = XENCONS_OUT_SIZE - PL011_FIFO_SIZE + iflsTriggerBytes(r.ifls);
+      this.txiMaxOut = this.ring.outSize - PL011_FIFO_SIZE + iflsTriggerBytes(r.ifls);
       this.rxiMinIn = iflsTriggerBytes(r.ifls >> IFLS_RX_SHIFT);
     } else {
       // Character mode (TRM 2.4.3): a 1-byte holding register. TXI while one more byte fits; RXI on one byte.
-      this.txiMaxOut = XENCONS_OUT_SIZE - 1;
+      this.txiMaxOut = this.ring.outSize - 1;
       this.rxiMinIn = 1;
     }
     this.rxOn = (r.cr & CR.RXE) !== 0;
@@ -706,7 +714,7 @@ export class Vpl011 implements MmioHandler {
     }
     this.update(true);
     // Full -> not full frees space a backend may be waiting for (inLevel uses in_prod loaded after our in_cons).
-    if (b >= 0 && this.inLevel === XENCONS_IN_SIZE - 1) this.pendingNotify = true;
+    if (b >= 0 && this.inLevel === this.ring.inSize - 1) this.pendingNotify = true;
     this.flushNotify();
     return b >= 0 ? b : 0;
   }
@@ -729,14 +737,15 @@ export class Vpl011 implements MmioHandler {
     // byte concurrently (stored and already consumed, not dropped). Found by test/interleave.test.ts.
     if (r >= 0) {
       this.hf[HotF64.BytesOut]++;
-      if (r === 1 || r === OUT_HALF || r === XENCONS_OUT_SIZE) this.pendingNotify = true;
+      // OUT reaching half full notifies too: a pacing backend (src/console/backend.ts) drains from there, not from full.
+      if (r === 1 || r === this.ring.outSize >> 1 || r === this.ring.outSize) this.pendingNotify = true;
     } else {
       this.counts.txDropped++;
       if (r === RING_CORRUPT) this.pendingNotify = true;
       else if (this.logFull.wouldLog()) this.logFull.log('vpl011: Unexpected OUT ring buffer full');
       else this.logFull.skip();
     }
-    this.update(true);
+    this.update(true, true); // a DR write is the one event that sets TXI for every backend
     this.flushNotify();
   }
 
@@ -767,7 +776,7 @@ export class Vpl011 implements MmioHandler {
    * state. `event` re-latches every RIS condition that holds (a data event); otherwise RIS bits can only clear
    * (a condition stopped holding). No ring access here: the levels are state, loaded by the data paths.
    */
-  private update(event: boolean): void {
+  private update(event: boolean, txEvent = event && !this.ring.txAlwaysReady): void {
     const ring = this.ring;
     const inL = ring.inLevel;
     const outL = ring.outLevel;
@@ -780,13 +789,14 @@ export class Vpl011 implements MmioHandler {
     if (outL <= this.txiMaxOut) cond |= INT.TX;
     if (rxL >= this.rxiMinIn) cond |= INT.RX;
     if (rxL > 0) cond |= INT.RT; // "receive timeout" = data present (bb2c1a1cc9): no time to time out here
-    this.uartris = event ? cond : this.uartris & cond;
+    // Backend in Xen: only a DR write latches TXI (txEvent), so an ICR-cleared TXI stays clear while input arrives.
+    this.uartris = (this.uartris & cond) | (event ? (txEvent ? cond : cond & ~INT.TX) : 0);
 
     let fr = 0;
     if (rxL === 0) fr |= FR.RXFE;
-    else if (rxL === XENCONS_IN_SIZE) fr |= FR.RXFF;
+    else if (rxL === this.ring.inSize) fr |= FR.RXFF;
     if (outL === 0) fr |= FR.TXFE;
-    else if (outL === XENCONS_OUT_SIZE) fr |= FR.TXFF | FR.BUSY;
+    else if (outL === this.ring.outSize) fr |= FR.TXFF | FR.BUSY;
     this.uartfr = fr;
 
     const level = (this.uartris & this.uartimsc) !== 0;
@@ -798,7 +808,7 @@ export class Vpl011 implements MmioHandler {
 
   // ---- refused and unhandled accesses -----------------------------------------------------------------------
 
-  private refuse(dir: 'read' | 'write', offset: number, width: number): number {
+  private refuse(dir: 'read' | 'write', offset: number, width: number): typeof MMIO_ABORT {
     this.counts.refusedAccesses++;
     if (this.logWidth.wouldLog()) {
       this.logWidth.log(

@@ -5,16 +5,9 @@
 // ./futex.ts for sleeping.
 import { closeSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
 import { EACCES, EEXIST, ENOENT, MAP_SHARED, O_CREAT, O_EXCL, O_RDWR, PROT_READ, PROT_WRITE, addressOf, libc, viewOf } from './libc.js';
+import { Vpl011Error } from '../util/errors.js';
 
-export class ShmError extends Error {
-  constructor(
-    readonly code: 'ENOENT' | 'EEXIST' | 'EINVAL' | 'EIO' | 'EPERM',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ShmError';
-  }
-}
+export class ShmError extends Vpl011Error<'ENOENT' | 'EEXIST' | 'EINVAL' | 'EIO' | 'EPERM'> {}
 
 export interface SharedMapping {
   /** The shm object's name, "/..." */

@@ -6,6 +6,7 @@ import type { GuestImage } from '../toolstack/guest-image.js';
 import { ENGINE_CELL_BYTES } from '../cpu/remote-stop.js';
 import type { MachineExit, MachineStats, SleepBounds } from './machine.js';
 import type { MachineState } from './machine-state.js';
+import type { RefusedAccessPolicy } from '../xen/domain.js';
 
 /**
  * Memory mapped in this process from a cross-process shm object (src/host/shm.ts SharedMapping), passed to the
@@ -20,7 +21,7 @@ export interface WorkerInit {
   domid: number;
   name: string;
   image: GuestImage;
-  policy: 'abort' | 'crash-domain';
+  policy: RefusedAccessPolicy;
   /** The event-channel table: a SAB, or a shared mapping (woken across processes with futexes). */
   evtchn: SharedArrayBuffer | MappedMemory;
   magicPages: SharedArrayBuffer | MappedMemory;
@@ -37,6 +38,8 @@ export interface WorkerInit {
   sleepBounds?: SleepBounds;
   /** Build the machine from a saved state (docs/SAVE.md) instead of booting the image. */
   restore?: MachineState;
+  /** MachineOptions.xenConsole: the vuart's backend is Xen (dom0less). */
+  xenConsole?: SharedArrayBuffer;
 }
 
 export const CONTROL_STOP = 0;

@@ -5,6 +5,7 @@
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { EventChannels } from '../xen/evtchn.js';
 import type { GuestImage } from '../toolstack/guest-image.js';
+import type { RefusedAccessPolicy } from '../xen/domain.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import type { MachineExit, MachineStats, SleepBounds } from './machine.js';
 import {
@@ -25,7 +26,7 @@ export interface DomainWorkerOptions {
   domid: number;
   name: string;
   image: GuestImage;
-  policy?: 'abort' | 'crash-domain';
+  policy?: RefusedAccessPolicy;
   /** The toolstack's vuart type: "sbsa_uart" (default) or "pl011" (the full PL011 profile). */
   vuart?: 'sbsa_uart' | 'pl011';
   /** The event-channel table: a SAB, or a cross-process mapping (woken with futexes). */
@@ -39,6 +40,8 @@ export interface DomainWorkerOptions {
   sleepBounds?: SleepBounds;
   /** Start from a saved state (docs/SAVE.md); `image` then only gives the RAM range (machine-state.ts restoreImage). */
   restore?: MachineState;
+  /** The vuart's backend is Xen (dom0less): its buffers (createXenConsoleRegion), served by the console mux. */
+  xenConsole?: SharedArrayBuffer;
 }
 
 /** A running domain's worker, as its starter sees it. */
@@ -71,6 +74,7 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
     profile: opts.vuart === 'pl011' ? 'pl011' : 'sbsa', libraryPath,
     ...(opts.sleepBounds ? { sleepBounds: opts.sleepBounds } : {}),
     ...(opts.restore ? { restore: opts.restore } : {}),
+    ...(opts.xenConsole ? { xenConsole: opts.xenConsole } : {}),
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, transferList: [requests.port2] });
   const tag = `d${opts.domid}`;

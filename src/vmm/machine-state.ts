@@ -104,7 +104,8 @@ export function applyMachine(p: Omit<MachineParts, 'magic' | 'ram'>, s: MachineS
   applyCpu(vcpu.uc, s.cpu.registers);
   vcpu.timer.load(s.cpu.timer);
   p.gic.load(s.gic);
-  vuart.ring.adopt();
+  if (!vuart.xencons) throw new Error('restore: the vuart has no ring page (a dom0less console cannot be restored)');
+  vuart.xencons.adopt();
   vuart.device.load(s.vuart.device);
   p.gic.setLevel(vuart.spi, vuart.device.irqLevel); // the device's line as the loaded state drives it
   if (s.cpu.queuedAbort) vcpu.queueDataAbort(s.cpu.queuedAbort.addr, s.cpu.queuedAbort.write);

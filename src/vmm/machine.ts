@@ -9,16 +9,15 @@ import { Gicv2 } from '../xen/gicv2.js';
 import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain.js';
 import { EventChannels } from '../xen/evtchn.js';
 import { domainVpl011Deinit, domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
-import { MMIO_ABORT } from '../xen/mmio.js';
-import { Reg } from '../device/spec.js';
-import { FrPollPacer } from '../device/poll-pacer.js';
-import { HotState, HotWord } from '../device/hot-state.js';
+import { XenConsoleFrontend } from '../xen/xen-console.js';
+import { MMIO_ABORT, MMIO_DONE } from '../xen/mmio.js';
+import { FrPollWatch } from '../device/poll-pacer.js';
 import { addressHoles } from './address-holes.js';
+import { FlashBank } from './flash-bank.js';
 import { applyMachine, captureMachine, loadMagic, loadRam, type MachineState } from './machine-state.js';
-import {
-  GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_MAGIC_BASE, GUEST_PL011_BASE,
-  GUEST_TIMER_VIRT_PPI, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE,
-} from '../xen/arch-arm.js';
+import { XEN_LAYOUT } from '../toolstack/guest-map.js';
+import { GUEST_MAGIC_BASE, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
+import { errorMessage } from '../util/errors.js';
 
 export type ExitReason = 'poweroff' | 'reset' | 'crashed' | 'stopped';
 export interface MachineExit {
@@ -70,11 +69,16 @@ export interface MachineOptions {
    */
   sleepBounds?: SleepBounds;
   /**
+   * The vuart's backend is Xen (dom0less, docs/DOM0LESS.md): its IN/OUT buffers, a region made by
+   * createXenConsoleRegion() and served by the console mux. Default: a console domain over the ring page.
+   */
+  xenConsole?: SharedArrayBuffer;
+  /**
    * Build this machine from a saved state (docs/SAVE.md) instead of booting `image` (whose RAM range must match
    * the state's; its segments and entry are not used).
    */
   restore?: MachineState;
-  /** Polled where shouldStop is: true pauses the vCPU at the next safe point and calls onPause. */
+  /** Polled where shouldStop is: true pauses the vCPU at the next resumable point and calls onPause. */
   shouldPause?: () => boolean;
   /** The vCPU is paused between runs (captureState() is valid now); return false to end the run with 'stopped'. */
   onPause?: () => boolean;
@@ -103,57 +107,59 @@ export class Machine {
   /** The pause's stop has been requested from a place the run can resume from exactly (UnicornVcpu.requestPause). */
   private pauseStopped = false;
   private receiverListening = false;
-  /** FR polling: how long the vCPU may be parked instead of trapping (the device's answer, poll-pacer.ts). */
-  private readonly frPacer = new FrPollPacer();
-  /** FR polling as the native fast path sees it: the last FR value read and how many times in a row. */
-  // Kept in the vpl011's hot state (src/device/hot-state.ts), which the native fast path also counts in, so a spin
-  // is seen the same whichever path served the reads before it (a stale count here stalled RX by 1 ms per batch).
-  private readonly spin: Int32Array;
-  private get lastFr(): number {
-    return this.spin[HotWord.LastFr]!;
-  }
-  private set lastFr(v: number) {
-    this.spin[HotWord.LastFr] = v;
-  }
-  private get frRepeats(): number {
-    return this.spin[HotWord.FrRepeats]!;
-  }
-  private set frRepeats(v: number) {
-    this.spin[HotWord.FrRepeats] = v;
-  }
+  /** FR polling: the episode and how long the vCPU may be parked instead of trapping (the device's answer). */
+  private readonly frWatch: FrPollWatch;
   private frStalls = 0;
   private polls = 0;
   private readonly uartInst: VuartInstance | undefined;
+  /** The layout's vpl011 base and timer PPI (image.layout: Xen's or QEMU virt's, src/toolstack/guest-map.ts). */
+  private readonly uartBase: number;
+  private readonly timerPpi: number;
 
   constructor(private readonly opts: MachineOptions) {
     const { image } = opts;
+    const layout = image.layout ?? XEN_LAYOUT;
+    this.uartBase = layout.uart.base;
+    this.timerPpi = layout.timerPpis.virt;
     this.domain = new Domain({ domid: opts.domid, name: opts.name, vgic: this.gic, evtchn: opts.evtchn, policy: opts.policy ?? 'abort' });
-    this.domain.mmio.register(GUEST_GICD_BASE, GUEST_GICD_SIZE, this.gic.distributor, 'gicd');
-    this.domain.mmio.register(GUEST_GICC_BASE, GUEST_GICC_SIZE, this.gic.cpuInterface, 'gicc');
+    this.domain.mmio.register(layout.gicd.base, layout.gicd.size, this.gic.distributor, 'gicd');
+    this.domain.mmio.register(layout.gicc.base, layout.gicc.size, this.gic.cpuInterface, 'gicc');
+    // Flash banks after the first: read-only, trapped (flash-bank.ts). Bank 0 is mapped as read-only RAM below.
+    layout.flash.forEach((bank, k) => {
+      if (k === 0) return;
+      const contents = image.flash?.find((f) => f.bank === k)?.data;
+      this.domain.mmio.register(bank.base, bank.size, new FlashBank(bank.size, contents), `flash${k}`);
+    });
     if (opts.restore) loadMagic(new Uint8Array(opts.magicPages), opts.restore);
     this.domain.addMemory({ name: 'magic', base: GUEST_MAGIC_BASE, size: NR_MAGIC_PAGES * XEN_PAGE_SIZE, buffer: opts.magicPages, byteOffset: 0, shared: true });
     this.vuartPort = domainVpl011Init(this.domain, {
       consoleDomid: opts.backendDomid ?? 0,
       gfn: GUEST_VUART_GFN,
       profile: opts.profile ?? 'sbsa',
+      base: layout.uart.base,
+      spi: layout.uartIntid,
+      ...(opts.xenConsole ? { xen: new XenConsoleFrontend(opts.xenConsole, opts.domid) } : {}),
     });
     this.uartInst = vuartOf(this.domain);
-    this.spin = this.uartInst?.ring.hot.w ?? new HotState().w;
+    this.frWatch = new FrPollWatch(this.uartInst?.ring.hot);
 
-    const vpl011Base = GUEST_PL011_BASE;
-    const vpl011End = GUEST_PL011_BASE + XEN_PAGE_SIZE;
-    const frAddr = GUEST_PL011_BASE + Reg.FR;
+    const vpl011Base = layout.uart.base;
+    const vpl011End = vpl011Base + XEN_PAGE_SIZE;
+    const frAddr = vpl011Base + FrPollWatch.OFFSET;
     const inst = this.uartInst;
+    // The native fast path serves FR/DR against the xencons ring only; with the backend in Xen every vpl011 access
+    // takes the TypeScript path (a DR write there may print a line or wait for the mux: not a C path's job).
+    const xencons = inst?.xencons;
     const lib = loadUnicorn(opts.libraryPath ?? unicornLibraryPath());
     ensureSelfTestCached(lib, selftestVerdictDir()); // ~90 ms saved per start once the library's verdict is known
     this.vcpu = new UnicornVcpu(lib, {
       // The native fast path serves FR/DR from the device's own hot state, and falls back to mmioRead/mmioWrite.
-      ...(inst
+      ...(inst && xencons
         ? {
             nativeUart: {
-              base: GUEST_PL011_BASE,
-              hot: inst.ring.hot,
-              ringPage: inst.ring.page,
+              base: vpl011Base,
+              hot: xencons.hot,
+              ringPage: xencons.page,
               doorbell: opts.evtchn.doorbellView(opts.domid),
               tail: (flags: number, prod: number, cons: number) => inst.device.nativeTail(flags, prod, cons),
               live: () => this.domain.vpl011 === inst && !this.domain.crashed && !this.stopRequested,
@@ -167,31 +173,20 @@ export class Machine {
         // (vpl011_notification) before each vpl011 access.
         this.pollEvents();
         if (addr !== frAddr) {
-          this.frRepeats = 0;
-          this.frPacer.reset();
+          this.frWatch.end();
           return this.uartRead(addr, width);
         }
-        let v = this.uartRead(addr, width);
+        const v = this.uartRead(addr, width);
         if (v === null) {
-          this.frRepeats = 0;
-          this.frPacer.reset();
+          this.frWatch.end();
           return v;
-        }
-        // The native path serves the first reads of a poll and any other access in C (src/cpu/native/fastpath.c);
-        // it keeps the shared spin words, so a reset count or a new value here means a new polling episode.
-        if (v !== this.lastFr || this.frRepeats === 0) {
-          this.frPacer.reset();
-          this.lastFr = v;
-          this.frRepeats = 1;
-        } else if (this.frRepeats < 0x3fffffff) {
-          this.frRepeats++;
         }
         // The same FR again with no other vpl011 access between: the guest polls, waiting for the backend, which
         // notifies us when it moves data. The device's pacer says how long the vCPU may be parked on the doorbell
         // instead of trapping (src/device/poll-pacer.ts): never so long that a guest counting its reads sees them
         // slower than hardware's, at most MAX_PARK_MS (IRQs and timers are taken at safe points, which a polling
         // loop does not reach anyway).
-        const park = this.frPacer.frRead(v, performance.now());
+        const park = this.frWatch.read(v, performance.now());
         if (park > 0 && !this.stopRequested && !this.pauseStopped) {
           // First re-derive FR from the ring as it is now: the backend does not notify after a small drain
           // (src/console/console.ts), so TXFE may be stale; a polling guest must still see it.
@@ -211,11 +206,11 @@ export class Machine {
       mmioWrite: (addr, width, value) => {
         if (addr >= vpl011Base && addr < vpl011End) {
           this.pollEvents();
-          this.frPacer.reset();
+          this.frWatch.write();
           const inst = this.uartInst;
           // The vpl011 directly (what the bus would find), while it is the domain's and the domain is alive.
           if (inst !== undefined && this.domain.vpl011 === inst && !this.domain.crashed) {
-            if (inst.device.write(addr - vpl011Base, width, value)) return true;
+            if (inst.device.write(addr - vpl011Base, width, value) === MMIO_DONE) return true;
             return this.refused(addr, width, true, value) !== null;
           }
         }
@@ -243,15 +238,25 @@ export class Machine {
       }
       v.loadMemory(s.addr, s.data);
     }
+    // Flash bank 0 (qemu-virt): the firmware runs from it before relocating itself to RAM, as under QEMU's -bios.
+    // Read-only: a guest write there ends the run with unicorn's write-protection error (docs/LAYOUTS.md).
+    const bank0 = layout.flash[0];
+    if (bank0 !== undefined) {
+      v.mapRom(bank0.base, bank0.size);
+      const firmware = image.flash?.find((f) => f.bank === 0);
+      if (firmware !== undefined) {
+        if (firmware.data.length > bank0.size) throw new Error(`machine: ${firmware.what} does not fit flash bank 0`);
+        v.loadMemory(bank0.base, firmware.data);
+      }
+    }
     // The SAB's backing store never moves and this Machine (through the Uc) keeps it referenced, so the raw pointer
     // unicorn keeps stays valid until close().
     // A shared mapping's view is external memory that stays mapped until its owner (the domain host) closes it,
     // after this Machine.
-    if (opts.magicPages instanceof SharedArrayBuffer) v.mapShared(GUEST_MAGIC_BASE, opts.magicPages);
-    else v.uc.memMapPtr(GUEST_MAGIC_BASE, opts.magicPages);
+    v.mapShared(GUEST_MAGIC_BASE, opts.magicPages);
     for (const r of this.domain.mmio.list()) v.mapMmio(r.base, r.size);
     // Nothing else is there: any access goes to the domain's policy (through the bus, which finds no device).
-    const mapped = [{ base: image.ramBase, size: image.ramSize }, { base: GUEST_MAGIC_BASE, size: opts.magicPages.byteLength }, ...this.domain.mmio.list()];
+    const mapped = [{ base: image.ramBase, size: image.ramSize }, { base: GUEST_MAGIC_BASE, size: opts.magicPages.byteLength }, ...this.domain.mmio.list(), ...(bank0 ? [bank0] : [])];
     for (const h of addressHoles(mapped)) v.mapMmio(h.base, h.size);
     if (opts.restore) {
       if (!this.uartInst) throw new Error('machine: a saved domain needs its vuart');
@@ -259,7 +264,7 @@ export class Machine {
       // Before the first instruction, as at a safe point: the timer's ISTATUS mirrored (a handler of a restored
       // pending timer IRQ reads it) and the IRQ line as the loaded GIC drives it; the native filter follows the new
       // timer. (Not the whole safePoint(): this machine's owner is not ready for its callbacks yet.)
-      this.gic.setLevel(GUEST_TIMER_VIRT_PPI, v.timer.poll());
+      this.gic.setLevel(this.timerPpi, v.timer.poll());
       v.setIrq(this.gic.irqOut);
       v.stateLoaded();
     } else {
@@ -269,7 +274,8 @@ export class Machine {
 
   /** The whole machine's state; only while paused (inside onPause) or before the first run. */
   captureState(): MachineState {
-    if (!this.uartInst) throw new Error('machine: a domain without its vuart cannot be saved');
+    // A dom0less vuart's bytes live in Xen's buffers, which this format does not carry.
+    if (!this.uartInst?.xencons) throw new Error('machine: only a domain whose vuart has a console ring page can be saved');
     return captureMachine({
       vcpu: this.vcpu, gic: this.gic, vuart: this.uartInst, evtchn: this.opts.evtchn, domid: this.opts.domid,
       magic: new Uint8Array(this.opts.magicPages), ram: { base: this.opts.image.ramBase, size: this.opts.image.ramSize },
@@ -278,14 +284,8 @@ export class Machine {
 
   /** A changed FR the guest is about to see (after a park or a re-derivation): a new polling episode. */
   private frSeen(v: number | null): number | null {
-    if (v === null) {
-      this.frRepeats = 0;
-      this.frPacer.reset();
-    } else {
-      this.lastFr = v;
-      this.frRepeats = 1;
-      this.frPacer.frRead(v, performance.now());
-    }
+    if (v === null) this.frWatch.end();
+    else this.frWatch.seen(v, performance.now());
     return v;
   }
 
@@ -296,7 +296,7 @@ export class Machine {
   private uartRead(addr: number, width: 1 | 2 | 4): number | null {
     const inst = this.uartInst;
     if (inst === undefined || this.domain.vpl011 !== inst || this.domain.crashed) return this.read(addr, width);
-    const v = inst.device.read(addr - GUEST_PL011_BASE, width);
+    const v = inst.device.read(addr - this.uartBase, width);
     return v !== MMIO_ABORT ? v : this.refused(addr, width, false, 0);
   }
 
@@ -354,7 +354,7 @@ export class Machine {
 
   /** Between TBs: timer, pending events, then the IRQ line. */
   private safePoint(): void {
-    this.gic.setLevel(GUEST_TIMER_VIRT_PPI, this.vcpu.timer.poll());
+    this.gic.setLevel(this.timerPpi, this.vcpu.timer.poll());
     this.pollEvents();
     this.vcpu.setIrq(this.gic.irqOut);
     const inst = this.uartInst;
@@ -384,7 +384,7 @@ export class Machine {
       try {
         exit = this.vcpu.run();
       } catch (e) {
-        return { reason: 'crashed', message: `vCPU error: ${(e as Error).message}` };
+        return { reason: 'crashed', message: `vCPU error: ${errorMessage(e)}` };
       }
       if (this.crashMsg !== null) return { reason: 'crashed', message: `d${domid} crashed: ${this.crashMsg}` };
       // A stop from the controlling thread (domain-stop.ts) ends uc_emu_start as if at a WFI: never sleep then.

@@ -9,6 +9,7 @@
 //   16  sections, each:  name length u8 (1..32), name (ASCII [a-z0-9-]), payload length u64 LE,
 //                        SHA-256 of the payload (32 bytes), payload
 import { createHash } from 'node:crypto';
+import { Vpl011Error } from '../util/errors.js';
 
 export const SAVE_MAGIC = Buffer.from('VPL011SV', 'ascii');
 /** Bumped on any incompatible change of the container or of a section's meaning. */
@@ -17,10 +18,9 @@ const MAX_SECTIONS = 64;
 const NAME_RE = /^[a-z0-9-]{1,32}$/;
 
 /** A saved file that cannot be used, with the reason in one line. */
-export class SaveFormatError extends Error {
+export class SaveFormatError extends Vpl011Error<'EINVAL'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'SaveFormatError';
+    super('EINVAL', message);
   }
 }
 

@@ -9,6 +9,7 @@ import { Vpl011, type Vpl011State } from '../device/vpl011.js';
 import { ConsoleRing, XENCONS_IN_CONS, XENCONS_IN_PROD, XENCONS_OUT_CONS, XENCONS_OUT_PROD } from '../xen/ring.js';
 import { GUEST_RAM0_BASE, GUEST_RAM0_SIZE, NR_MAGIC_PAGES, VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { SaveFormatError, decodeSections, encodeSections } from './save-format.js';
+import { errorMessage } from '../util/errors.js';
 
 export interface SavedHeader {
   /** The program that wrote the file, e.g. "vpl011 0.1.0". */
@@ -181,7 +182,7 @@ function decodeVuart(o: Record<string, unknown>, magic: Uint8Array): SavedVuart 
   try {
     Vpl011.restore(dev, { ring: new ConsoleRing(scratch), irq: { set() {} }, notify() {} });
   } catch (e) {
-    throw bad('vuart', (e as Error).message.replace(/^vpl011 restore: /, 'device: '));
+    throw bad('vuart', errorMessage(e).replace(/^vpl011 restore: /, 'device: '));
   }
   const r = o.ring as Record<string, unknown> | null;
   if (typeof r !== 'object' || r === null) throw bad('vuart', 'no ring indices');
@@ -231,7 +232,7 @@ function decodeRam(b: Uint8Array): SavedRam {
     // Bounded: a deflate bomb stops at the size the page list promises.
     data = inflateRawSync(v.subarray(24 + 4 * count), { maxOutputLength: Math.max(want, 1) });
   } catch (e) {
-    throw bad('ram', `pages do not decompress (${(e as Error).message.split('\n')[0]})`);
+    throw bad('ram', `pages do not decompress (${errorMessage(e).split('\n')[0]})`);
   }
   if (data.length !== want) throw bad('ram', `pages decompress to ${data.length} bytes, not ${want}`);
   return { base: Number(base), size: Number(size), pages, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };

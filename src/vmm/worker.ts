@@ -12,6 +12,7 @@ import {
 } from './control.js';
 import { EngineCell } from '../cpu/remote-stop.js';
 import { pauseForSave, saveRequested } from './save-pause.js';
+import { errorMessage } from '../util/errors.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -35,7 +36,7 @@ function serveRequests(m: Machine): void {
       const handler = handlers[req.type] as (m: Machine, args: unknown) => DomainRequests[DomainRequestType]['reply'];
       post({ type: 'reply', id: req.id, ok: true, reply: handler(m, req.args) });
     } catch (e) {
-      post({ type: 'reply', id: req.id, ok: false, error: (e as Error).message });
+      post({ type: 'reply', id: req.id, ok: false, error: errorMessage(e) });
     }
   }
 }
@@ -51,6 +52,7 @@ try {
     ...(init.libraryPath ? { libraryPath: init.libraryPath } : {}),
     profile: init.profile,
     ...(init.sleepBounds ? { sleepBounds: init.sleepBounds } : {}),
+    ...(init.xenConsole ? { xenConsole: init.xenConsole } : {}),
     // The machine polls this at its safe points (and whenever the doorbell moves, which a request's kick does):
     // requests are served there, before the stop flag is read.
     shouldStop: () => {
@@ -72,7 +74,7 @@ try {
   post({ type: 'exit', exit, stats: m.stats() });
 } catch (e) {
   const stats = machine?.stats();
-  post({ type: 'exit', exit: { reason: 'crashed', message: `d${init.domid}: ${(e as Error).message}` }, ...(stats ? { stats } : {}) });
+  post({ type: 'exit', exit: { reason: 'crashed', message: `d${init.domid}: ${errorMessage(e)}` }, ...(stats ? { stats } : {}) });
 } finally {
   engine.retire(); // waits out a stop call in flight: uc_close must not run under it
   try { machine?.close(); } catch { /* closing after a failure: nothing more to report */ }

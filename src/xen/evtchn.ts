@@ -25,16 +25,13 @@
 // the waiter's compare sees the new doorbell: never lost. The count may over-count (a waiter that died, a waitAsync
 // nobody resolves yet): that only costs a needless wake. The word is the unused record of port 0 (never a valid
 // port), so the table's layout and VERSION are unchanged.
+import { Vpl011Error } from '../util/errors.js';
 
 export type EvtchnHandler = (port: number) => void;
 
-export class EvtchnError extends Error {
-  constructor(
-    readonly code: 'EINVAL' | 'ENOSPC' | 'EBUSY',
-    message: string,
-  ) {
-    super(`evtchn: ${message}`);
-    this.name = 'EvtchnError';
+export class EvtchnError extends Vpl011Error<'EINVAL' | 'ENOSPC' | 'EBUSY'> {
+  constructor(code: EvtchnError['code'], message: string) {
+    super(code, `evtchn: ${message}`);
   }
 }
 

@@ -2,7 +2,7 @@
 // Level-triggered SPIs follow their line: pending = latch | line (a level line re-pends after EOI while still high,
 // IHI 0048B 3.2.4). PPIs 16..31 carry the timer (27). SGIs are RAZ/WI (one CPU). Every offset/width/value from the
 // guest is bounded: unknown offsets read as zero and ignore writes.
-import type { AccessWidth, MmioHandler } from './mmio.js';
+import { MMIO_DONE, type AccessWidth, type MmioHandler, type MmioWriteResult } from './mmio.js';
 import type { Vgic } from './vgic.js';
 
 export const GIC_NR_IRQS = 64; // 32 private + 32 SPIs: ITLinesNumber = 1
@@ -137,12 +137,12 @@ export class Gicv2 implements Vgic {
       if (o === 0xfe8) return 0x20; // ICPIDR2: GICv2
       return 0;
     },
-    write: (off: number, width: AccessWidth, value: number): boolean => {
+    write: (off: number, width: AccessWidth, value: number): MmioWriteResult => {
       const v = value >>> 0;
       if (width === 1) {
         if (off >= 0x400 && off < 0x400 + GIC_NR_IRQS) this.prio[off - 0x400] = v & 0xf8; // 5 priority bits
         this.update();
-        return true;
+        return MMIO_DONE;
       }
       const o = off & ~3;
       const first = (o & 0x7f) * 8;
@@ -160,7 +160,7 @@ export class Gicv2 implements Vgic {
         for (let k = 0; k < 16; k++) if (f + k >= 32) this.edge[f + k] = (v >>> (2 * k + 1)) & 1; // SGI/PPI config fixed
       }
       this.update();
-      return true;
+      return MMIO_DONE;
     },
   };
 
@@ -178,7 +178,7 @@ export class Gicv2 implements Vgic {
         default: return 0;
       }
     },
-    write: (off: number, _w: AccessWidth, value: number): boolean => {
+    write: (off: number, _w: AccessWidth, value: number): MmioWriteResult => {
       const v = value >>> 0;
       switch (off & ~3) {
         case 0x00: this.cctlr = v & 1; break;
@@ -189,7 +189,7 @@ export class Gicv2 implements Vgic {
         default: break;
       }
       this.update();
-      return true;
+      return MMIO_DONE;
     },
   };
 

@@ -17,13 +17,14 @@ export async function migrate(req: Extract<Request, { op: 'migrate' }>, ctx: Dae
     const from = ctx.served.find(req.domain);
     if (from) ctx.resumer.moving(from.rec.instance);
     const saved = await saveDomain(ctx, req.domain, file, false);
-    if (typeof saved === 'string') {
+    if (!saved.ok) {
       if (from) ctx.resumer.moved(from.rec.instance, undefined);
-      return { ok: false, error: saved };
+      return { ok: false, error: saved.error };
     }
-    const r = await restoreDomain(ctx, file, saved.name, saved.tcp);
-    const to = r.ok ? ctx.served.find(saved.name) : undefined;
-    ctx.resumer.moved(saved.instance, to?.rec.instance);
+    const rec = saved.value;
+    const r = await restoreDomain(ctx, file, rec.name, rec.tcp);
+    const to = r.ok ? ctx.served.find(rec.name) : undefined;
+    ctx.resumer.moved(rec.instance, to?.rec.instance);
     if (!r.ok) {
       keep = true; // the domain lives only in the file now: never delete it
       return { ok: false, error: `migrate: saved to ${file}, but the restore failed: ${r.error}; restore it with: vpl011 restore ${file}` };

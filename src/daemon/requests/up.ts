@@ -13,6 +13,7 @@ import { startDomainHost } from '../domain-spawner.js';
 import type { DomainSpec } from '../domain-host.js';
 import type { Request, Response } from '../protocol.js';
 import type { DaemonContext } from './context.js';
+import { errorMessage } from '../../util/errors.js';
 
 type UpRequest = Extract<Request, { op: 'up' }>;
 
@@ -58,7 +59,7 @@ async function upClaimed(req: UpRequest, ctx: DaemonContext, claim: (name: strin
     await ensureUnicorn({ log: (m) => fetchLog(ctx, m) });
   } catch (e) {
     if (e instanceof ConfigError) return { ok: false, error: e.message };
-    return { ok: false, error: `config: ${(e as Error).message}` };
+    return { ok: false, error: `config: ${errorMessage(e)}` };
   }
   return launch(ctx, claim, { requestedName: req.name, config, ...(req.tcp ? { tcp: req.tcp } : {}) });
 }

@@ -3,18 +3,26 @@
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { Response } from '../daemon/protocol.js';
 import { ensurePrivateDir, runPaths } from '../daemon/paths.js';
-import { socketAnswers } from '../daemon/daemon.js';
+import { socketAnswers } from '../daemon/socket-probe.js';
 import { loadDaemonOptions } from '../daemon/daemon-options.js';
+import { CTRL_RIGHT_BRACKET, VPL011_BIN as BIN } from '../util/self.js';
+import { Vpl011Error } from '../util/errors.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
-const CTRL_RIGHT_BRACKET = 0x1d;
 
-export class ClientError extends Error {}
+/** The daemon cannot be reached or broke the protocol (EIO), or refused the request (RequestRefused: EINVAL). */
+export class ClientError extends Vpl011Error<'EIO' | 'EINVAL'> {
+  constructor(message: string, code: 'EIO' | 'EINVAL' = 'EIO') {
+    super(code, message);
+  }
+}
 /** The daemon answered {ok:false}: the request was wrong (no such domain, a bad name), not the transport. */
-export class RequestRefused extends ClientError {}
+export class RequestRefused extends ClientError {
+  constructor(message: string) {
+    super(message, 'EINVAL');
+  }
+}
 
 /**
  * How long a client waits for the daemon to accept and answer (ms). A daemon that is stopped (SIGSTOP), wedged, or
@@ -146,7 +154,7 @@ export async function ensureDaemon(runDir: string, given?: DaemonStartOptions): 
 
 export interface RawAttachOptions {
   readOnly?: boolean;
-  input?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+  input?: ConsoleInput;
   output?: NodeJS.WritableStream;
   /** With non-TTY input: after input ends, stay until output has been quiet this long (ms). */
   lingerMs?: number;
@@ -160,10 +168,26 @@ export interface RawAttachOptions {
  * been quiet for lingerMs (or the far end closes, or timeoutMs). Resolves with an exit code. (`vpl011 console` over
  * the daemon's socket is ./console-session.ts: framed and resumable.)
  */
+/** A console's keyboard: stdin, or what a test or script gives instead. */
+export type ConsoleInput = NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+
+/** Whether the input is a terminal to put in raw mode while attached (Ctrl-] then detaches). */
+export function isTerminal(input: ConsoleInput): boolean {
+  return input.isTTY === true && typeof input.setRawMode === 'function';
+}
+
+/** Give the keyboard back on detach: our listeners off, cooked mode again, paused (so the process can exit). */
+export function releaseInput(input: ConsoleInput, onInput: (chunk: Buffer | string) => void, onEnd: () => void): void {
+  input.off('data', onInput);
+  input.off('end', onEnd);
+  if (isTerminal(input)) input.setRawMode!(false);
+  input.pause();
+}
+
 export async function attachRawConsole(s: Socket, opts: RawAttachOptions = {}): Promise<number> {
   const input = opts.input ?? process.stdin;
   const output = opts.output ?? process.stdout;
-  const tty = input.isTTY === true && typeof input.setRawMode === 'function';
+  const tty = isTerminal(input);
   const linger = opts.lingerMs ?? 500;
 
   return new Promise<number>((resolve) => {
@@ -175,10 +199,7 @@ export async function attachRawConsole(s: Socket, opts: RawAttachOptions = {}): 
       done = true;
       if (lingerTimer) clearTimeout(lingerTimer);
       if (timeout) clearTimeout(timeout);
-      input.off('data', onInput);
-      input.off('end', onEnd);
-      if (tty) input.setRawMode!(false);
-      input.pause();
+      releaseInput(input, onInput, onEnd);
       s.end();
       s.destroy();
       resolve(code);
@@ -224,6 +245,3 @@ export async function attachRawConsole(s: Socket, opts: RawAttachOptions = {}): 
     const timeout = opts.timeoutMs !== undefined ? setTimeout(() => finish(0), opts.timeoutMs) : undefined;
   });
 }
-
-// `vpl011 console` lives in ./console-session.ts (resumable across a daemon restart).
-export { attachConsole, type AttachOptions } from './console-session.js';

@@ -1,5 +1,5 @@
 // `vpl011 console`: a terminal or pipes attached to a domain's console (xenconsole's job), resumable across a daemon
-// that dies (issue #8 item 11; the daemon's side is src/daemon/resume.ts). The client keeps two cursors:
+// that dies (the daemon's side is src/daemon/resume.ts). The client keeps two cursors:
 //  - output: the log offset of the last byte it showed (every output frame carries it); after reconnecting it asks
 //    for the output from there, so nothing is shown twice and nothing is skipped;
 //  - input: what it typed and the daemon has not acknowledged (bytes are acknowledged once they are in the guest's
@@ -11,9 +11,10 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { runPaths } from '../daemon/paths.js';
 import { FrameError, FrameReader } from '../daemon/frames.js';
-import { RequestRefused, answerTimeoutMs, connect, ensureDaemon, readResponse } from './client.js';
+import { RequestRefused, answerTimeoutMs, connect, ensureDaemon, isTerminal, readResponse, releaseInput, type ConsoleInput } from './client.js';
+import { CTRL_RIGHT_BRACKET } from '../util/self.js';
+import { errorMessage } from '../util/errors.js';
 
-const CTRL_RIGHT_BRACKET = 0x1d;
 /** Typed input not yet acknowledged that the client keeps (and would re-send); past it, input is paused. */
 export const UNACKED_LIMIT = 1 << 20;
 /** Backoff between reconnection attempts, and how long to keep trying before giving up. */
@@ -23,7 +24,7 @@ const RECONNECT_LIMIT_MS = 60_000;
 
 export interface AttachOptions {
   readOnly?: boolean;
-  input?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+  input?: ConsoleInput;
   output?: NodeJS.WritableStream;
   /** Where "reconnecting..." and other notes go (default: stderr). */
   notes?: NodeJS.WritableStream;
@@ -42,7 +43,7 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
   const output = opts.output ?? process.stdout;
   const notes = opts.notes ?? process.stderr;
   const readOnly = opts.readOnly === true;
-  const tty = input.isTTY === true && typeof input.setRawMode === 'function';
+  const tty = isTerminal(input);
   const linger = opts.lingerMs ?? 500;
   const session = randomBytes(16).toString('hex');
   const controlSocket = runPaths(runDir).controlSocket;
@@ -116,10 +117,7 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
       done = true;
       if (lingerTimer) clearTimeout(lingerTimer);
       if (timeout) clearTimeout(timeout);
-      input.off('data', onInput);
-      input.off('end', onEnd);
-      if (tty) input.setRawMode!(false);
-      input.pause();
+      releaseInput(input, onInput, onEnd);
       if (sock) {
         sock.end();
         sock.destroy();
@@ -178,7 +176,7 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
         }
       };
       s.on('data', onFrames);
-      s.on('error', () => {});
+      s.on('error', () => {}); // 'close' follows: the reconnect logic there decides what a dropped daemon means
       s.on('close', () => {
         if (sock !== s || done) return;
         sock = undefined;
@@ -211,7 +209,7 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
           use(s, leftover);
           return;
         } catch (e) {
-          lastError = (e as Error).message;
+          lastError = errorMessage(e);
           // The domain is gone and the daemon has nothing left to give us: the end.
           if (/no running console/.test(lastError)) break;
         }

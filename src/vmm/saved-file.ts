@@ -6,19 +6,20 @@ import { closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, rm
 import { basename, dirname, join } from 'node:path';
 import { FileReadError, readRegularFile } from '../util/bounded-read.js';
 import { printableLine } from '../util/quote.js';
-import { SaveFormatError } from '../vmm/save-format.js';
-import { decodeSavedDomain, encodeSavedDomain, type SavedDomain } from '../vmm/saved-domain.js';
-import type { MachineState } from '../vmm/machine-state.js';
-import { cmdlineProblem, memoryProblem, nameProblem, oneOfProblem, type GuestConfig } from './config.js';
-import { GUEST_RAM0_SIZE } from './guest-map.js';
+import { SaveFormatError } from './save-format.js';
+import { decodeSavedDomain, encodeSavedDomain, type SavedDomain } from './saved-domain.js';
+import type { MachineState } from './machine-state.js';
+import { cmdlineProblem, memoryProblem, nameProblem, oneOfProblem, type GuestConfig } from '../toolstack/config.js';
+import { GUEST_RAM0_SIZE } from '../toolstack/guest-map.js';
+import { Vpl011Error, errorMessage } from '../util/errors.js';
 
 /** A saved file is at most the largest guest's RAM (incompressible) plus its small sections. */
 export const SAVED_FILE_CAP = GUEST_RAM0_SIZE + 64 * 1024 * 1024;
 
-export class SavedFileError extends Error {
-  constructor(file: string, reason: string) {
-    super(`${printableLine(file)}: ${reason}`);
-    this.name = 'SavedFileError';
+/** A saved file that cannot be read, used or written (one line naming the file). */
+export class SavedFileError extends Vpl011Error<'EINVAL' | 'EIO'> {
+  constructor(file: string, reason: string, code: 'EINVAL' | 'EIO' = 'EINVAL') {
+    super(code, `${printableLine(file)}: ${reason}`);
   }
 }
 
@@ -122,6 +123,6 @@ export function writeSavedFile(file: string, bytes: Uint8Array): void {
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
     rmSync(tmp, { force: true });
-    throw new SavedFileError(file, `cannot write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new SavedFileError(file, `cannot write: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`);
   }
 }
