@@ -15,7 +15,7 @@ const BOOT_MS = 120_000;
 const DATE = /\b(\d\d):(\d\d):(\d\d) UTC \d{4}\r?\n/g;
 const seconds = (m: RegExpMatchArray) => Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]);
 
-test('Linux at the prompt running `while :; do date; sleep 1; done`: saved, restored, it keeps printing with its own clock, and answers', { timeout: 600_000 }, async () => {
+test('Linux at the prompt running `while :; do date; sleep 1; done &`: saved, restored, it keeps printing with its own clock, and answers', { timeout: 600_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vpl011-save-'));
   const file = join(dir, 'guest.save');
   const procs: ConsoleProcess[] = [];
@@ -24,7 +24,9 @@ test('Linux at the prompt running `while :; do date; sleep 1; done`: saved, rest
     procs.push(a);
     await a.expect(PROMPT, BOOT_MS);
     const loopAt = a.out.length;
-    a.type('while :; do date; sleep 1; done\n');
+    // In the background: it keeps printing while typed commands are answered (an interrupt typed while it forks
+    // `date` is not always taken by busybox's loop: a foreground loop would make the test depend on that).
+    a.type('while :; do date; sleep 1; done &\n');
     await a.expect(/(UTC \d{4}\r?\n[^]*){3}/, 30_000, loopAt);
     a.child.kill('SIGUSR1');
     const ea = await within(a.exited, 120_000, 'the saving run');
@@ -49,9 +51,6 @@ test('Linux at the prompt running `while :; do date; sleep 1; done`: saved, rest
     for (let i = 1; i < all.length; i++) assert.ok(all[i]! - all[i - 1]! >= 1 && all[i]! - all[i - 1]! <= 2, `dates ${all[i - 1]} then ${all[i]}`);
 
     // Typed input is answered by the restored guest.
-    const at = b.out.length;
-    b.type('\x03');
-    await b.expect(PROMPT, 30_000, at);
     const cmdAt = b.out.length;
     b.type('echo restored-$((6*7))\n');
     await b.expect(/restored-42/, 30_000, cmdAt);
