@@ -3,7 +3,7 @@
 // Select parts by name: node dist/bench/run.js guest   (or several: device bare)
 import { errnoOf, errorMessage } from '../src/util/errors.js';
 
-const PARTS = ['device', 'bare', 'guest', 'daemon'] as const;
+const PARTS = ['device', 'bare', 'guest', 'daemon', 'restore'] as const;
 
 interface BenchModule {
   run?: () => Promise<void>;

@@ -211,6 +211,43 @@ export function registerDaemonCommands(program: Command): void {
     });
 
   program
+    .command('save')
+    .description('save a running domain to a file (docs/SAVE.md); it then ends unless --keep-running')
+    .argument('<domain>', 'name or id')
+    .argument('<file>', 'where to write the saved domain (mode 0600)')
+    .option('--keep-running', 'leave the domain running (a snapshot)')
+    .addOption(runDirOpt())
+    .action(async (domain: string, file: string, opts: { runDir?: string; keepRunning?: boolean }) => {
+      const runDir = await runDirOf(opts);
+      const r = await ask(runDir, { op: 'save', domain, file: resolve(file), ...(opts.keepRunning ? { keepRunning: true } : {}) });
+      if (r) say(`domain ${r.name ?? domain} saved to ${resolve(file)}${opts.keepRunning ? ' (still running)' : ''}`);
+    });
+
+  program
+    .command('restore')
+    .description('start a domain from a saved file (vpl011 save, run --save)')
+    .argument('<file>', 'the saved domain')
+    .option('--name <name>', 'the domain name (default: the name it was saved with)')
+    .option('--tcp <host:port>', 'also expose its console on this loopback TCP address')
+    .addOption(runDirOpt())
+    .action(async (file: string, opts: { runDir?: string; name?: string; tcp?: string }) => {
+      const runDir = await runDirOf(opts);
+      const r = await ask(runDir, { op: 'restore', file: resolve(file), ...(opts.name !== undefined ? { name: opts.name } : {}), ...(opts.tcp !== undefined ? { tcp: opts.tcp } : {}) });
+      if (r) say(`domain ${r.name} (d${r.domid}) restored from ${resolve(file)}`);
+    });
+
+  program
+    .command('migrate')
+    .description('move a running domain into a new domain host (save + restore, same name; consoles follow it)')
+    .argument('<domain>', 'name or id')
+    .addOption(runDirOpt())
+    .action(async (domain: string, opts: { runDir?: string }) => {
+      const runDir = await runDirOf(opts);
+      const r = await ask(runDir, { op: 'migrate', domain });
+      if (r) say(`domain ${r.name} migrated (now d${r.domid})`);
+    });
+
+  program
     .command('console')
     .description("attach to a domain's console (Ctrl-] . detaches, Ctrl-] b sends a BREAK, Ctrl-] ? lists the escapes; scriptable when stdin is not a terminal)")
     .argument('[domain]', 'name or id (not with --tcp)')

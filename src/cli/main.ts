@@ -50,6 +50,8 @@ export function buildProgram(): Command {
     .option('--mmio-policy <policy>', 'what a refused MMIO access does: abort | crash-domain')
     .option('-t, --timeout <seconds>', 'end the run after this long (exit code 124)', positiveSeconds)
     .option('--log <file>', 'also write the guest console output to this file')
+    .option('--restore <file>', 'start from a saved domain (vpl011 save, or run --save) instead of booting')
+    .option('--save <file>', 'on SIGUSR1, save the domain to this file and end the run')
     .argument('[configs...]', 'config files; two or more boot that many domains on this terminal (dom0less)')
     .option('--dom0less', "the vpl011 backend is Xen's console (docs/DOM0LESS.md): DOMn-prefixed lines, Ctrl-a x3 switches input")
     .action(async (configs: string[], opts) => {

@@ -10,6 +10,7 @@ import { printableLine } from '../util/quote.js';
 import { BuildError, firmwarePayloadHint } from '../toolstack/build.js';
 import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { startGuest, type RunningGuest } from '../console/guest-session.js';
+import { SavedFileError, readSavedFile, type LoadedSave } from '../vmm/saved-file.js';
 import { errorMessage } from '../util/errors.js';
 import { EscapeReader, escapeHelp, keyName } from '../console/escape.js';
 
@@ -24,6 +25,10 @@ export interface RunOptions {
   mmioPolicy?: string;
   timeout?: number;
   log?: string;
+  /** Boot from a saved domain (docs/SAVE.md) instead of a config. */
+  restore?: string;
+  /** SIGUSR1 saves the domain to this file and ends the run. */
+  save?: string;
 }
 
 /** Every line we print may quote something untrusted (a path, a config value): escaped and capped. */
@@ -95,7 +100,17 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   let guest: RunningGuest;
   let logFd: number | undefined;
   try {
-    const config = await resolveGuestConfig(opts);
+    let restore: LoadedSave | undefined;
+    if (opts.restore !== undefined) {
+      // The guest comes from the file: options that would build another one are a mistake, not an override.
+      const clash = (['config', 'kernel', 'initrd', 'append', 'memory', 'bare', 'mmioPolicy'] as const).find((k) => opts[k] !== undefined);
+      if (clash) {
+        say(`--restore takes the guest from the saved file; --${clash.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} cannot be used with it`);
+        return 2;
+      }
+      restore = readSavedFile(opts.restore);
+    }
+    const config = restore ? restore.config : await resolveGuestConfig(opts);
     // Every sink opens before the guest starts: one that cannot is an error now, not a crash later.
     if (opts.log !== undefined) logFd = openOutputFile(opts.log);
     await ensureUnicorn({ log: () => {} });
@@ -105,6 +120,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       report: say,
       // A person at a terminal types after seeing the prompt; a script's input is there from the start.
       holdInputUntilListening: !process.stdin.isTTY && inputWaitsForListener(config),
+      ...(restore ? { restore: restore.machine } : {}),
     });
   } catch (e) {
     if (logFd !== undefined) closeSync(logFd);
@@ -112,7 +128,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       say(`--log ${e.message}`);
       return 2;
     }
-    if (e instanceof ConfigError || e instanceof BuildError) {
+    if (e instanceof ConfigError || e instanceof BuildError || e instanceof SavedFileError) {
       say(e.message);
       return 2;
     }
@@ -184,6 +200,20 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   };
   for (const s of STOP_SIGNALS) process.on(s, onSignal);
 
+  // --save: SIGUSR1 saves the domain and ends the run (a failed save says why; the guest runs on).
+  let savedTo: string | undefined;
+  let saving = false;
+  const onSave = () => {
+    if (saving || opts.save === undefined) return;
+    saving = true;
+    const file = opts.save;
+    guest.save(file).then(
+      () => { savedTo = file; },
+      (e: Error) => { saving = false; say(`save: ${e.message}`); },
+    );
+  };
+  if (opts.save !== undefined) process.on('SIGUSR1', onSave);
+
   let timer: NodeJS.Timeout | undefined;
   let timedOut = false;
   if (opts.timeout !== undefined) {
@@ -196,6 +226,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const exit = await guest.exited;
   if (timer) clearTimeout(timer);
   for (const s of STOP_SIGNALS) process.off(s, onSignal);
+  process.off('SIGUSR1', onSave);
   stdin.off('data', onData);
   if (tty) stdin.setRawMode(false);
   stdin.pause();
@@ -220,7 +251,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       say('guest asked for a reset; the run ends here (no reboot)');
       return 0;
     case 'stopped':
-      if (userQuit) say('console closed (Ctrl-] .); domain destroyed');
+      if (savedTo !== undefined) say(`domain saved to ${savedTo}; restore it with: vpl011 run --restore ${savedTo}`);
+      else if (userQuit) say('console closed (Ctrl-] .); domain destroyed');
       return 0;
     case 'crashed':
     default:

@@ -33,7 +33,7 @@ export class RequestRefused extends ClientError {
 export function answerTimeoutMs(op: string): number {
   const env = Number(process.env.VPL011_ANSWER_TIMEOUT_MS);
   if (Number.isFinite(env) && env > 0) return env;
-  return op === 'up' ? 300_000 : op === 'destroy' ? 60_000 : 15_000;
+  return op === 'up' || op === 'save' || op === 'restore' || op === 'migrate' ? 300_000 : op === 'destroy' ? 60_000 : 15_000;
 }
 
 function doesNotAnswer(path: string, ms: number): ClientError {

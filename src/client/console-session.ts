@@ -77,7 +77,8 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
       s.destroy();
       throw new RequestRefused(r.res.error);
     }
-    instance ??= r.res.instance;
+    // The daemon answers with the instance it attached us to: ours, or after a migration the one it moved to.
+    instance = r.res.instance ?? instance;
     if (r.res.offset !== undefined) offset = r.res.offset;
     takeAck(r.res.inputAcked ?? 0);
     return { sock: s, leftover: r.leftover };
@@ -109,6 +110,8 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
     let inputEnded = false;
     let sockBlocked = false;
     let lingerTimer: NodeJS.Timeout | undefined;
+    /** The daemon said the domain is migrating: the coming close is not an end; reattach to the new instance. */
+    let following = false;
 
     const finish = (code: number) => {
       if (done) return;
@@ -155,6 +158,13 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
               takeAck(f.total);
               maybeResumeInput();
               armLinger();
+            } else if (f.type === 'follow') {
+              // `vpl011 migrate`: the same domain in a new instance soon; reattach with the same cursors.
+              notes.write(Buffer.from(f.text).toString('utf8').replace(/^\r\n/, '').replace(/\r\n$/, '\n'));
+              following = true;
+              // Closed at once, not half-closed: input the old instance no longer reads would hold a graceful close.
+              s.destroy();
+              return;
             } else {
               output.write(f.text);
               return finish(0); // the domain is gone: the end, not a dropped daemon
@@ -181,7 +191,7 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
     };
 
     const reconnect = async () => {
-      notes.write('vpl011: console: the daemon went away; reconnecting...\n');
+      if (!following) notes.write('vpl011: console: the daemon went away; reconnecting...\n');
       const giveUpAt = Date.now() + RECONNECT_LIMIT_MS;
       let delay = BACKOFF_FIRST_MS;
       let lastError = '';
@@ -195,7 +205,8 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
             s.destroy();
             return;
           }
-          notes.write('vpl011: console: reconnected\n');
+          notes.write(following ? 'vpl011: console: following the migrated domain\n' : 'vpl011: console: reconnected\n');
+          following = false;
           use(s, leftover);
           return;
         } catch (e) {

@@ -166,6 +166,11 @@ export class NativeFastPath {
     this.uc.hookMsrRaw(l.fp_msr_ptr(), this.s);
   }
 
+  /** The timer's deadline changed outside an MSR (a restored state): the filter's next check time follows it. */
+  refreshTimerCheck(): void {
+    this.uart.hot.f[HotF64.TimerCheckMonoMs] = this.timerCheckMs() + this.l.monoOffsetMs;
+  }
+
   /** Map the vpl011 page with the C callbacks in front of the ordinary JS ones (offsets within the page). */
   mapUart(size: number, read: MmioReadFn, write: MmioWriteFn): void {
     // The vCPU's read/write ask for a safe point and re-check live() after each trip (wantSafePoint).

@@ -272,6 +272,18 @@ export class Uc {
     this.check(this.lib.api.uc_reg_write(this.h, id, this.r64), `uc_reg_write ${id}`);
   }
 
+  /** A 128-bit register (Q0..Q31): 16 bytes, little-endian, as unicorn reads it. */
+  reg128(id: number): Uint8Array {
+    const b = new Uint8Array(16);
+    this.check(this.lib.api.uc_reg_read(this.h, id, b), `uc_reg_read ${id}`);
+    return b;
+  }
+
+  setReg128(id: number, v: Uint8Array): void {
+    if (v.length !== 16) throw new RangeError(`setReg128: ${v.length} bytes, not 16`);
+    this.check(this.lib.api.uc_reg_write(this.h, id, v), `uc_reg_write ${id}`);
+  }
+
   private cpSet(s: SysReg): void {
     // struct uc_arm64_cp_reg { uint32_t crn, crm, op0, op1, op2; uint64_t val; } (arm64.h), 32 bytes.
     const v = this.cpView;

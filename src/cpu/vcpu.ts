@@ -204,13 +204,25 @@ export class UnicornVcpu implements Vcpu {
     const fast = this.fast;
     const read = (off: number, sz: number): number => {
       st.mmio++;
-      const v = h.mmioRead(base + off, sz as 1 | 2 | 4);
+      this.inMmio = true;
+      let v: number | null;
+      try {
+        v = h.mmioRead(base + off, sz as 1 | 2 | 4);
+      } finally {
+        this.inMmio = false;
+      }
       fast?.wantSafePoint();
       return v === null ? this.refusedAccess(base + off, false) : v >>> 0;
     };
     const write = (off: number, sz: number, v: number): void => {
       st.mmio++;
-      const ok = h.mmioWrite(base + off, sz as 1 | 2 | 4, v >>> 0);
+      this.inMmio = true;
+      let ok: boolean;
+      try {
+        ok = h.mmioWrite(base + off, sz as 1 | 2 | 4, v >>> 0);
+      } finally {
+        this.inMmio = false;
+      }
       fast?.wantSafePoint();
       if (!ok) this.refusedAccess(base + off, true);
     };
@@ -287,11 +299,53 @@ export class UnicornVcpu implements Vcpu {
     this.lastEntry = { pc: insn, syndrome, vector: this.uc.reg(REG.PC) };
   }
 
+  /**
+   * The timer or the IRQ state was loaded from outside a run (a restored domain): the native MSR filter takes the
+   * new timer deadline and passes the next MSR to JS, so the first safe point comes at once.
+   */
+  stateLoaded(): void {
+    this.fast?.refreshTimerCheck();
+    this.fast?.wantSafePoint();
+  }
+
+  /** A refused access whose abort waits for the next safe point (save/restore: pending exception state). */
+  get queuedAbort(): { addr: number; write: boolean } | null {
+    return this.pendingAbort ? { ...this.pendingAbort } : null;
+  }
+
   queueDataAbort(addr: number, write: boolean): void {
     // 2.1.1 cannot give the faulting PC inside an MMIO callback (see docs/CPU.md): the abort is taken at the next
     // safe point, with ELR there. Only the first refused access before that point is reported.
     if (!this.pendingAbort) this.pendingAbort = { addr, write };
   }
+  /** True while a guest MMIO access is being served (inside its callback). */
+  private inMmio = false;
+
+  /**
+   * Leave uc_emu_start so that the run can be resumed exactly (a save, docs/SAVE.md). At a safe point (a hook
+   * between TBs, the MSR hook) a plain stop does it. Inside an MMIO callback a plain stop cannot: 2.1.1 rewinds PC
+   * to the TB start with registers already updated (unicorn-notes §3), so a resumed run would repeat the access.
+   * There, the accessing instruction is found (exact-fault.ts) and PC written past it before stopping: writing PC
+   * in a callback makes the TB exit right after this access (docs/CPU.md), the access completes (a load gets its
+   * value), and the run resumes at the next instruction. Only for an access the instruction makes in one callback
+   * (a recorded syndrome of at most 4 bytes: unicorn splits 8 bytes in two). Returns false when it cannot stop
+   * here; the caller asks again at the next chance.
+   */
+  requestPause(): boolean {
+    if (!this.inMmio) {
+      this.requestStop();
+      return true;
+    }
+    const site = this.exact?.locate() ?? null;
+    if (site === null) return false;
+    const isv = (site.syndrome & (1 << 24)) !== 0;
+    const sas = (site.syndrome >>> 22) & 3;
+    if (!isv || sas === 3) return false;
+    this.uc.setReg(REG.PC, site.pc + 4n);
+    this.requestStop(); // after the PC write, which would otherwise clear the stop request
+    return true;
+  }
+
   requestStop(): void {
     if (!this.exit) this.exit = { kind: 'stopped' };
     this.uc.stop();

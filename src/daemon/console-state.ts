@@ -150,6 +150,16 @@ export class InputJournal {
    * not `inUse` (its client, if it ever comes back, starts from what it says was acknowledged). A new slot starts
    * at `ackedHint`. undefined when every slot is in use.
    */
+  /** Every recorded session's acknowledged total, by its id in hex (a migration carries them to the new instance). */
+  sessionsAcked(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (let i = 0; i < MAX_SESSIONS; i++) {
+      const id = Buffer.from(this.sessions.buffer, this.sessions.byteOffset + i * SESSION_BYTES, 16);
+      if (id.some((b) => b !== 0)) out.set(id.toString('hex'), this.acked(i));
+    }
+    return out;
+  }
+
   slotFor(id: Uint8Array, ackedHint: number, inUse: (slot: number) => boolean): number | undefined {
     const s = this.sessions;
     let free = -1;

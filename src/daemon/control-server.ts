@@ -17,7 +17,8 @@ const MAX_PENDING_REQUESTS = 8;
 
 /** Every request is answered within a bound, whatever it waits for (a fetch, a boot, a domain that will not die). */
 function requestTimeoutMs(op: string): number {
-  return op === 'up' ? 280_000 : op === 'destroy' ? 45_000 : 10_000;
+  // save, restore and migrate write or read a guest's whole RAM and start a domain host, as up does.
+  return op === 'up' || op === 'save' || op === 'restore' || op === 'migrate' ? 280_000 : op === 'destroy' ? 45_000 : 10_000;
 }
 
 export type AttachRequest = Extract<Request, { op: 'attach' }>;

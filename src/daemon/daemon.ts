@@ -147,7 +147,7 @@ export class Daemon {
       },
       say,
     );
-    const ctx: DaemonContext = { paths: p, evtchn, evtchnMap, served, supervisor, sessions, names: new NameClaims(), web, say };
+    const ctx: DaemonContext = { paths: p, evtchn, evtchnMap, served, supervisor, sessions, resumer, names: new NameClaims(), web, say };
 
     // Adopt every running domain before accepting clients (a restart picks up where the killed daemon stopped).
     supervisor.scan();

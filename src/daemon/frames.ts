@@ -11,6 +11,8 @@ export const FRAME_OUTPUT = 0x4f;
 export const FRAME_MARKER = 0x4d;
 export const FRAME_ACK = 0x41;
 export const FRAME_END = 0x45;
+/** 'F' follow: the domain is moving to a new instance of the same name (`vpl011 migrate`): reattach, same cursors. */
+export const FRAME_FOLLOW = 0x46;
 
 /** Largest payload a client accepts (the daemon's frames are at most a flush of output, 64 KiB or so). */
 export const MAX_FRAME_PAYLOAD = 4 << 20;
@@ -30,7 +32,7 @@ export function outputFrame(endOffset: number, data: Uint8Array): Buffer {
   return b;
 }
 
-export function textFrame(type: typeof FRAME_MARKER | typeof FRAME_END, text: string | Uint8Array): Buffer {
+export function textFrame(type: typeof FRAME_MARKER | typeof FRAME_END | typeof FRAME_FOLLOW, text: string | Uint8Array): Buffer {
   const t = typeof text === 'string' ? Buffer.from(text) : text;
   return Buffer.concat([header(type, t.length), t]);
 }
@@ -46,7 +48,8 @@ export type Frame =
   | { type: 'output'; endOffset: number; data: Buffer }
   | { type: 'marker'; text: Buffer }
   | { type: 'ack'; total: number }
-  | { type: 'end'; text: Buffer };
+  | { type: 'end'; text: Buffer }
+  | { type: 'follow'; text: Buffer };
 
 export class FrameError extends Vpl011Error<'EPROTO'> {
   constructor(message: string) {
@@ -81,6 +84,8 @@ export class FrameReader {
         return { type: 'ack', total: p.readDoubleBE(0) };
       case FRAME_END:
         return { type: 'end', text: p };
+      case FRAME_FOLLOW:
+        return { type: 'follow', text: p };
       default:
         throw new FrameError(`unknown frame type ${type}`);
     }

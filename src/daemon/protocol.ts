@@ -27,6 +27,12 @@ export type Request =
   | { op: 'destroy'; domain: string }
   /** A line event on the domain's console, after the input queued so far (docs/DEVICE.md "Line events"). */
   | { op: 'line-event'; domain: string; event: LineEventName }
+  /** Save a running domain to `file` (absolute; docs/SAVE.md); it then ends unless keepRunning. */
+  | { op: 'save'; domain: string; file: string; keepRunning?: boolean }
+  /** Start a domain from a saved file (absolute), named `name` or as it was saved. */
+  | { op: 'restore'; file: string; name?: string; tcp?: { host: string; port: number } }
+  /** Save + restore into a new domain host, same name; attached consoles follow (docs/SAVE.md). */
+  | { op: 'migrate'; domain: string }
   /** Start the web console if it is not running (at `listen`, default 127.0.0.1:8011) and return its URLs. */
   | { op: 'web'; listen?: string; public?: boolean }
   | {
@@ -109,6 +115,9 @@ export function parseRequest(line: string): Request | string {
     up: ['op', 'name', 'config', 'tcp'],
     destroy: ['op', 'domain'],
     'line-event': ['op', 'domain', 'event'],
+    save: ['op', 'domain', 'file', 'keepRunning'],
+    restore: ['op', 'file', 'name', 'tcp'],
+    migrate: ['op', 'domain'],
     attach: ['op', 'domain', 'readOnly', 'session', 'offset', 'instance', 'inputAcked'],
     web: ['op', 'listen', 'public'],
   };
@@ -132,6 +141,32 @@ export function parseRequest(line: string): Request | string {
       const e = LINE_EVENT_NAMES.find((n) => n === r.event);
       if (e === undefined) return `event: expected one of ${LINE_EVENT_NAMES.join(', ')}`;
       return { op: 'line-event', domain: d, event: e };
+    }
+    case 'save': {
+      const d = domainRef(r.domain);
+      if (d === undefined) return 'domain: expected a domain name or id';
+      if (typeof r.file !== 'string' || r.file.length > 4096 || !isAbsolute(r.file)) return 'file: expected an absolute file path';
+      if (r.keepRunning !== undefined && typeof r.keepRunning !== 'boolean') return 'keepRunning: expected true or false';
+      return { op: 'save', domain: d, file: r.file, ...(r.keepRunning === true ? { keepRunning: true } : {}) };
+    }
+    case 'restore': {
+      if (typeof r.file !== 'string' || r.file.length > 4096 || !isAbsolute(r.file)) return 'file: expected an absolute file path';
+      const out: Extract<Request, { op: 'restore' }> = { op: 'restore', file: r.file };
+      if (r.name !== undefined) {
+        if (typeof r.name !== 'string' || !NAME_RE.test(r.name)) return 'name: 1-64 characters of A-Z a-z 0-9 . _ -, not starting with a punctuation';
+        out.name = r.name;
+      }
+      if (r.tcp !== undefined) {
+        if (typeof r.tcp !== 'string') return 'tcp: expected "127.0.0.1:PORT"';
+        const t = parseTcp(r.tcp);
+        if (!t.ok) return t.error;
+        out.tcp = t.value;
+      }
+      return out;
+    }
+    case 'migrate': {
+      const d = domainRef(r.domain);
+      return d === undefined ? 'domain: expected a domain name or id' : { op: 'migrate', domain: d };
     }
     case 'attach': {
       const d = domainRef(r.domain);

@@ -35,6 +35,9 @@ export interface DomainRecord {
   startedAt: string;
 }
 
+/** A record's `reason` when its domain was saved away (docs/SAVE.md): its ring is not drained, it is in the file. */
+export const SAVED_REASON = 'saved';
+
 const STATES: readonly DomainState[] = ['starting', 'running', 'shutdown', 'crashed'];
 export const NAME_RE = DOMAIN_NAME_RE;
 export const INSTANCE_RE = /^[0-9a-f]{8,32}$/;

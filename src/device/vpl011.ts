@@ -822,6 +822,23 @@ export class Vpl011 implements MmioHandler {
    * re-derived from the state and the ring, never taken from the snapshot.
    */
   static restore(state: unknown, ports: Vpl011Ports): Vpl011 {
+    const v = Vpl011.checkState(state);
+    const dev = new Vpl011({ ring: ports.ring, irq: ports.irq, notify: ports.notify, ...(ports.log ? { log: ports.log } : {}), profile: v.profile });
+    dev.apply(v);
+    return dev;
+  }
+
+  /**
+   * Load a snapshot into this device in place (a restored domain: the device is already wired to its ring, line,
+   * event channel and MMIO window). Validated exactly as restore(); the profile must be this device's.
+   */
+  load(state: unknown): void {
+    const v = Vpl011.checkState(state);
+    if (v.profile !== this.profile) throw new RangeError(`vpl011 restore: a ${v.profile} snapshot for a ${this.profile} device`);
+    this.apply(v);
+  }
+
+  private static checkState(state: unknown): { profile: Vpl011Profile; ris: number; imsc: number; counters: Vpl011Counters; regs: Pl011Registers | undefined } {
     const s = state as Partial<Vpl011State> | null;
     if (typeof s !== 'object' || s === null) throw new TypeError('vpl011 restore: state is not an object');
     if (s.version !== 1) throw new RangeError(`vpl011 restore: unsupported version ${String(s.version)}`);
@@ -872,21 +889,24 @@ export class Vpl011 implements MmioHandler {
     } else if (s.pl011 !== undefined) {
       throw new RangeError('vpl011 restore: sbsa state carries pl011 registers');
     }
-    const dev = new Vpl011({ ring: ports.ring, irq: ports.irq, notify: ports.notify, ...(ports.log ? { log: ports.log } : {}), profile });
-    dev.uartris = ris;
-    dev.uartimsc = imsc;
-    Object.assign(dev.counts, counters);
-    dev.hf[HotF64.BytesOut] = counters.bytesOut;
-    dev.hf[HotF64.BytesIn] = counters.bytesIn;
-    dev.hf[HotF64.TxWhileDisabled] = counters.txWhileDisabled;
+    return { profile, ris, imsc, counters, regs };
+  }
+
+  private apply(v: { ris: number; imsc: number; counters: Vpl011Counters; regs: Pl011Registers | undefined }): void {
+    const { ris, imsc, counters, regs } = v;
+    this.uartris = ris;
+    this.uartimsc = imsc;
+    Object.assign(this.counts, counters);
+    this.hf[HotF64.BytesOut] = counters.bytesOut;
+    this.hf[HotF64.BytesIn] = counters.bytesIn;
+    this.hf[HotF64.TxWhileDisabled] = counters.txWhileDisabled;
     if (regs) {
-      Object.assign(dev.regs, regs);
-      dev.rto.setDivisor(regs.divisor);
+      Object.assign(this.regs, regs);
+      this.rto.setDivisor(regs.divisor);
     }
-    dev.deriveLevels();
-    dev.ring.refresh();
-    dev.update(false);
-    return dev;
+    this.deriveLevels();
+    this.ring.refresh();
+    this.update(false);
   }
 
   // ---- the FIFO core ----------------------------------------------------------------------------------------

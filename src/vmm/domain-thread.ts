@@ -13,6 +13,8 @@ import {
   type DomainEvent, type DomainRequest, type DomainRequests, type DomainRequestType, type MappedMemory, type WorkerInit,
 } from './control.js';
 import { stopDomainWorker } from './domain-stop.js';
+import type { MachineState } from './machine-state.js';
+import { SavePauser } from './save-pauser.js';
 import { unicornLibraryPath } from '../toolstack/cache.js';
 
 export type DomainExit = MachineExit & { stats?: MachineStats };
@@ -39,6 +41,8 @@ export interface DomainWorkerOptions {
   /** Where the vCPU publishes the vpl011's state and records its access trace (src/vmm/insight.ts), if anywhere. */
   insight?: SharedArrayBuffer | MappedMemory;
   trace?: boolean;
+  /** Start from a saved state (docs/SAVE.md); `image` then only gives the RAM range (machine-state.ts restoreImage). */
+  restore?: MachineState;
   /** The vuart's backend is Xen (dom0less): its buffers (createXenConsoleRegion), served by the console mux. */
   xenConsole?: SharedArrayBuffer;
 }
@@ -54,6 +58,12 @@ export interface DomainWorker {
   request<K extends DomainRequestType>(type: K, args: DomainRequests[K]['args'], timeoutMs?: number): Promise<DomainRequests[K]['reply']>;
   /** Stop the vCPU whatever it runs (domain-stop.ts) and wait for the worker to end. Idempotent. */
   stop(): Promise<void>;
+  /**
+   * Pause the guest where its run can be resumed exactly and return its state (docs/SAVE.md); the guest stays
+   * frozen until resume() or stop(). Rejects, the guest running on, if it reaches no such point within `timeoutMs`.
+   */
+  pause(timeoutMs?: number): Promise<MachineState>;
+  resume(): void;
 }
 
 export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
@@ -67,6 +77,7 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
     profile: opts.vuart === 'pl011' ? 'pl011' : 'sbsa', libraryPath,
     ...(opts.sleepBounds ? { sleepBounds: opts.sleepBounds } : {}),
     ...(opts.insight ? { insight: opts.insight, trace: opts.trace === true } : {}),
+    ...(opts.restore ? { restore: opts.restore } : {}),
     ...(opts.xenConsole ? { xenConsole: opts.xenConsole } : {}),
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, transferList: [requests.port2] });
@@ -84,6 +95,7 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
   let stopping = false;
   let ended = false;
   let done: DomainExit | undefined;
+  const pauser = new SavePauser(control, opts.kick, tag);
 
   const onMessage: { [T in DomainEvent['type']]: (m: Extract<DomainEvent, { type: T }>) => void } = {
     vuart: (m) => resolvePort(m.port),
@@ -95,6 +107,7 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
       if (m.ok) p.resolve(m.reply as never);
       else p.reject(new Error(`${tag}: ${m.error}`));
     },
+    saved: (m) => pauser.saved(m.state),
     exit: (m) => {
       done = { ...m.exit, ...(m.stats ? { stats: m.stats } : {}) };
       rejectPort(new Error(`${tag} exited before its vuart was ready: ${done.message ?? done.reason}`));
@@ -107,6 +120,7 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
       ended = true;
       const d: DomainExit = done ?? (stopping ? { reason: 'stopped' } : { reason: 'crashed', message: `${tag}: worker ended without an exit report` });
       rejectPort(new Error(d.message ?? d.reason));
+      pauser.ended(d.message ?? d.reason);
       for (const p of pending.values()) p.reject(new Error(`${tag} has exited (${d.reason})`));
       pending.clear();
       requests.port1.close();
@@ -136,6 +150,8 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
         opts.kick();
       });
     },
+    pause: (timeoutMs) => pauser.pause(timeoutMs),
+    resume: () => pauser.resume(),
     async stop() {
       stopping = true;
       stopDomainWorker({ control, libraryPath, exited, kick: opts.kick });

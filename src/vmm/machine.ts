@@ -17,6 +17,7 @@ import { AccessTraceWriter, initTraceRegion, monoMs, TRACE_DEFAULT_CAPACITY, tra
 import { initInsightRegion, InsightPublisher, INSIGHT_TRACE_OFFSET, PUBLISH_PERIOD_MS } from './insight.js';
 import { HotWord } from '../device/hot-state.js';
 import { FlashBank } from './flash-bank.js';
+import { applyMachine, captureMachine, loadMagic, loadRam, type MachineState } from './machine-state.js';
 import { XEN_LAYOUT } from '../toolstack/guest-map.js';
 import { GUEST_MAGIC_BASE, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { errorMessage } from '../util/errors.js';
@@ -82,6 +83,15 @@ export interface MachineOptions {
    * createXenConsoleRegion() and served by the console mux. Default: a console domain over the ring page.
    */
   xenConsole?: SharedArrayBuffer;
+  /**
+   * Build this machine from a saved state (docs/SAVE.md) instead of booting `image` (whose RAM range must match
+   * the state's; its segments and entry are not used).
+   */
+  restore?: MachineState;
+  /** Polled where shouldStop is: true pauses the vCPU at the next resumable point and calls onPause. */
+  shouldPause?: () => boolean;
+  /** The vCPU is paused between runs (captureState() is valid now); return false to end the run with 'stopped'. */
+  onPause?: () => boolean;
 }
 
 export interface SleepBounds {
@@ -103,6 +113,9 @@ export class Machine {
   private wfiSleeps = 0;
   private lastDoorbell = NaN;
   private stopRequested = false;
+  private pausePending = false;
+  /** The pause's stop has been requested from a place the run can resume from exactly (UnicornVcpu.requestPause). */
+  private pauseStopped = false;
   private receiverListening = false;
   /** FR polling: the episode and how long the vCPU may be parked instead of trapping (the device's answer). */
   private readonly frWatch: FrPollWatch;
@@ -133,6 +146,7 @@ export class Machine {
       const contents = image.flash?.find((f) => f.bank === k)?.data;
       this.domain.mmio.register(bank.base, bank.size, new FlashBank(bank.size, contents), `flash${k}`);
     });
+    if (opts.restore) loadMagic(new Uint8Array(opts.magicPages), opts.restore);
     this.domain.addMemory({ name: 'magic', base: GUEST_MAGIC_BASE, size: NR_MAGIC_PAGES * XEN_PAGE_SIZE, buffer: opts.magicPages, byteOffset: 0, shared: true });
     this.vuartPort = domainVpl011Init(this.domain, {
       consoleDomid: opts.backendDomid ?? 0,
@@ -203,7 +217,7 @@ export class Machine {
         // slower than hardware's, at most MAX_PARK_MS (IRQs and timers are taken at safe points, which a polling
         // loop does not reach anyway).
         const park = this.frWatch.read(v, performance.now());
-        if (park > 0 && !this.stopRequested) {
+        if (park > 0 && !this.stopRequested && !this.pauseStopped) {
           // First re-derive FR from the ring as it is now: the backend does not notify after a small drain
           // (src/console/console.ts), so TXFE may be stale; a polling guest must still see it.
           this.uartInst?.device.notification();
@@ -251,7 +265,11 @@ export class Machine {
 
     const v = this.vcpu;
     v.mapRam(image.ramBase, image.ramSize);
-    for (const s of image.segments) {
+    if (opts.restore) {
+      if (opts.restore.ram.base !== image.ramBase || opts.restore.ram.size !== image.ramSize) throw new Error('machine: the saved RAM does not match the domain');
+      loadRam(v, opts.restore.ram);
+    }
+    for (const s of opts.restore ? [] : image.segments) {
       if (s.addr < image.ramBase || s.addr + s.data.length > image.ramBase + image.ramSize) {
         throw new Error(`machine: segment ${s.what} at 0x${s.addr.toString(16)} is outside guest RAM`);
       }
@@ -277,7 +295,18 @@ export class Machine {
     // Nothing else is there: any access goes to the domain's policy (through the bus, which finds no device).
     const mapped = [{ base: image.ramBase, size: image.ramSize }, { base: GUEST_MAGIC_BASE, size: opts.magicPages.byteLength }, ...this.domain.mmio.list(), ...(bank0 ? [bank0] : [])];
     for (const h of addressHoles(mapped)) v.mapMmio(h.base, h.size);
-    v.reset(BigInt(image.entry), BigInt(image.x0));
+    if (opts.restore) {
+      if (!this.uartInst) throw new Error('machine: a saved domain needs its vuart');
+      applyMachine({ vcpu: v, gic: this.gic, vuart: this.uartInst, evtchn: opts.evtchn, domid: opts.domid }, opts.restore);
+      // Before the first instruction, as at a safe point: the timer's ISTATUS mirrored (a handler of a restored
+      // pending timer IRQ reads it) and the IRQ line as the loaded GIC drives it; the native filter follows the new
+      // timer. (Not the whole safePoint(): this machine's owner is not ready for its callbacks yet.)
+      this.gic.setLevel(this.timerPpi, v.timer.poll());
+      v.setIrq(this.gic.irqOut);
+      v.stateLoaded();
+    } else {
+      v.reset(BigInt(image.entry), BigInt(image.x0));
+    }
     // Trace times are host-monotonic; this pair turns them into the guest's CNTVCT (which runs from the same clock).
     traceWriter?.setAnchor({ monoMs: monoMs(), counter: Number(v.timer.now()), freq: Number(v.timer.freq) });
     this.followTraceSwitch();
@@ -331,6 +360,16 @@ export class Machine {
       },
       spi: this.gic.spiView(inst.spi),
       vcpu: { mmio: st.mmio, nativeMmio: st.nativeMmio, irqs: st.irqs, frStalls: st.frStalls, wfiSleeps: this.wfiSleeps },
+    });
+  }
+
+  /** The whole machine's state; only while paused (inside onPause) or before the first run. */
+  captureState(): MachineState {
+    // A dom0less vuart's bytes live in Xen's buffers, which this format does not carry.
+    if (!this.uartInst?.xencons) throw new Error('machine: only a domain whose vuart has a console ring page can be saved');
+    return captureMachine({
+      vcpu: this.vcpu, gic: this.gic, vuart: this.uartInst, evtchn: this.opts.evtchn, domid: this.opts.domid,
+      magic: new Uint8Array(this.opts.magicPages), ram: { base: this.opts.image.ramBase, size: this.opts.image.ramSize },
     });
   }
 
@@ -401,6 +440,11 @@ export class Machine {
     if (!this.stopRequested && this.opts.shouldStop?.()) {
       this.stopRequested = true;
       this.vcpu.requestStop();
+    } else if (!this.pauseStopped && (this.pausePending || this.opts.shouldPause?.())) {
+      // A stop the run can be resumed from (not the asynchronous one of src/cpu/remote-stop.ts): at a hook, or past
+      // the current MMIO instruction; where neither is possible, asked again at the next check.
+      this.pausePending = true;
+      this.pauseStopped = this.vcpu.requestPause();
     }
   }
 
@@ -438,6 +482,12 @@ export class Machine {
     const { evtchn, domid } = this.opts;
     for (;;) {
       if (this.opts.shouldStop?.()) return { reason: 'stopped' };
+      if (this.pausePending || this.opts.shouldPause?.()) {
+        this.pausePending = false;
+        this.pauseStopped = false;
+        if (!(this.opts.onPause?.() ?? true)) return { reason: 'stopped' };
+        continue;
+      }
       let exit: RunExit;
       try {
         exit = this.vcpu.run();
@@ -447,6 +497,7 @@ export class Machine {
       if (this.crashMsg !== null) return { reason: 'crashed', message: `d${domid} crashed: ${this.crashMsg}` };
       // A stop from the controlling thread (domain-stop.ts) ends uc_emu_start as if at a WFI: never sleep then.
       if (this.stopRequested || this.opts.shouldStop?.()) return { reason: 'stopped' };
+      if (this.pausePending && exit.kind === 'stopped') continue; // paused at the top of the loop
       if (exit.kind === 'psci') return { reason: exit.action === 'poweroff' ? 'poweroff' : 'reset' };
       if (exit.kind === 'error') return { reason: 'crashed', message: `d${domid}: ${exit.message}` };
       if (exit.kind === 'stopped') return { reason: 'stopped' };
@@ -454,6 +505,7 @@ export class Machine {
       const seen = evtchn.doorbell(domid);
       this.safePoint();
       if (this.gic.irqOut) continue; // an interrupt is already due: WFI completes
+      if (this.pausePending) continue; // a save asked while idle: pause now, not after the sleep
       // Fractional milliseconds (Atomics.wait takes them): rounding a 100 us hrtimer up to 1 ms made every short
       // kernel sleep during boot ten times longer (docs/PERF.md).
       const timerLeft = this.vcpu.timer.msUntilDeadline();

@@ -11,6 +11,7 @@ import {
   type DomainEvent, type DomainRequest, type DomainRequests, type DomainRequestType, type WorkerInit,
 } from './control.js';
 import { EngineCell } from '../cpu/remote-stop.js';
+import { pauseForSave, saveRequested } from './save-pause.js';
 import { errorMessage } from '../util/errors.js';
 
 const init = workerData as WorkerInit;
@@ -62,6 +63,10 @@ try {
     },
     // Posted, not polled for: the starting thread learns at once that scripted input may flow.
     onReceiverListening: (on) => post({ type: 'listening', on }),
+    ...(init.restore ? { restore: init.restore } : {}),
+    // A save (docs/SAVE.md): paused between runs, the state posted (its RAM transferred, not copied).
+    shouldPause: () => saveRequested(control),
+    onPause: () => pauseForSave(control, m, (state, transfer) => port.postMessage({ type: 'saved', state } satisfies DomainEvent, transfer)),
   });
   machine = m;
   // From here the controlling thread may stop the engine directly (a guest that reaches no safe point).

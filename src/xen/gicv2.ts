@@ -10,6 +10,21 @@ export const GIC_NR_IRQS = 64; // 32 private + 32 SPIs: ITLinesNumber = 1
 const SPURIOUS = 1023;
 const IDLE_PRIO = 0x100;
 
+/** Gicv2.snapshot(): registers, and one entry per interrupt for each per-interrupt array. */
+export interface GicState {
+  dctlr: number;
+  cctlr: number;
+  pmr: number;
+  bpr: number;
+  enabled: number[];
+  latch: number[];
+  line: number[];
+  active: number[];
+  prio: number[];
+  edge: number[];
+  activeStack: number[];
+}
+
 export class Gicv2 implements Vgic {
   private dctlr = 0;
   private cctlr = 0;
@@ -216,6 +231,52 @@ export class Gicv2 implements Vgic {
       signalled: sig !== null && sig.id === i,
     };
   }
+  /** The guest-visible state, for save/restore (SPI reservations are the toolstack's and are rebuilt, not saved). */
+  snapshot(): GicState {
+    return {
+      dctlr: this.dctlr, cctlr: this.cctlr, pmr: this.pmr, bpr: this.bpr,
+      enabled: [...this.enabled], latch: [...this.latch], line: [...this.line], active: [...this.active],
+      prio: [...this.prio], edge: [...this.edge], activeStack: [...this.activeStack],
+    };
+  }
+
+  /** Why a saved GIC state cannot be loaded (one line), or null: every field within what the guest could set. */
+  static stateProblem(v: unknown): string | null {
+    if (typeof v !== 'object' || v === null) return 'GIC state is not an object';
+    const s = v as Record<string, unknown>;
+    const masks: Record<string, number> = { dctlr: 1, cctlr: 1, pmr: 0xf8, bpr: 7 };
+    for (const [k, m] of Object.entries(masks)) {
+      const x = s[k];
+      if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || (x & ~m) !== 0) return `GIC ${k} is out of range`;
+    }
+    const arrays: Record<string, number> = { enabled: 1, latch: 1, line: 1, active: 1, prio: 0xf8, edge: 1 };
+    for (const [k, m] of Object.entries(arrays)) {
+      const a = s[k];
+      if (!Array.isArray(a) || a.length !== GIC_NR_IRQS) return `GIC ${k} is not ${GIC_NR_IRQS} entries`;
+      if (!a.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0 && (x & ~m) === 0)) return `GIC ${k} has an entry out of range`;
+    }
+    const st = s.activeStack;
+    if (!Array.isArray(st) || st.length > GIC_NR_IRQS) return 'GIC active stack is not a list of interrupts';
+    const seen = new Set<number>();
+    for (const id of st) {
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= GIC_NR_IRQS || seen.has(id)) return 'GIC active stack has a bad entry';
+      seen.add(id);
+    }
+    return null;
+  }
+
+  /** Load a state checked by stateProblem (throws otherwise) and recompute the output. */
+  load(v: unknown): void {
+    const problem = Gicv2.stateProblem(v);
+    if (problem !== null) throw new Error(problem);
+    const s = v as GicState;
+    this.dctlr = s.dctlr; this.cctlr = s.cctlr; this.pmr = s.pmr; this.bpr = s.bpr;
+    this.enabled.set(s.enabled); this.latch.set(s.latch); this.line.set(s.line); this.active.set(s.active);
+    this.prio.set(s.prio); this.edge.set(s.edge);
+    this.activeStack.splice(0, this.activeStack.length, ...s.activeStack);
+    this.update();
+  }
+
   /** For tests and stats. */
   isPending(id: number): boolean {
     return id >= 0 && id < GIC_NR_IRQS && this.pending(id);
