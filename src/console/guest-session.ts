@@ -57,6 +57,7 @@ export async function startGuest(config: GuestConfig, opts: GuestSessionOptions 
     policy: config.mmioPolicy,
     vuart: config.vuart,
     ...(opts.restore ? { restore: opts.restore } : {}),
+    createPaused: true,
   });
   let guestPort: number;
   try {
@@ -86,6 +87,7 @@ export async function startGuest(config: GuestConfig, opts: GuestSessionOptions 
   const backend = new ConsoleBackend(BACKEND_DOMID);
   let detach = backend.add(console, evtchn, localPort);
   void backend.start();
+  dom.unpause(); // the console is connected: the guest may run (and end) now
   /** Saved away: what is left in OUT belongs to the saved file, not to this console. */
   let savedAway = false;
 

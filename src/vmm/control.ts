@@ -43,6 +43,8 @@ export interface WorkerInit {
   restore?: MachineState;
   /** MachineOptions.xenConsole: the vuart's backend is Xen (dom0less). */
   xenConsole?: SharedArrayBuffer;
+  /** Wait at CONTROL_UNPAUSED after reporting the vuart port, until DomainWorker.unpause() (or a stop). */
+  createPaused?: boolean;
 }
 
 export const CONTROL_STOP = 0;
@@ -63,6 +65,13 @@ export const SAVE_IDLE = 0;
 export const SAVE_REQUESTED = 1;
 export const SAVE_CAPTURING = 2;
 export const SAVE_PAUSED = 3;
+/**
+ * Int32 index of the unpause word. Xen creates a domain paused and the toolstack unpauses it once its console is
+ * connected (xl create: the console backend binds first). A worker started with `createPaused` builds the machine,
+ * reports the vuart port and waits here (non-zero: run) or for the stop word, so a guest that writes and ends at
+ * once cannot close its event channel before the backend has bound it (its last words would have no reader).
+ */
+export const CONTROL_UNPAUSED = CONTROL_SAVE + 1;
 export const CONTROL_BYTES = CONTROL_ENGINE + ENGINE_CELL_BYTES + 8;
 
 // ---- the messages between a domain's worker and the thread that started it (src/vmm/domain-thread.ts) -------------

@@ -9,7 +9,7 @@ import type { RefusedAccessPolicy } from '../xen/domain.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import type { MachineExit, MachineStats, SleepBounds } from './machine.js';
 import {
-  CONTROL_BYTES, CONTROL_REQUESTS,
+  CONTROL_BYTES, CONTROL_REQUESTS, CONTROL_UNPAUSED,
   type DomainEvent, type DomainRequest, type DomainRequests, type DomainRequestType, type MappedMemory, type WorkerInit,
 } from './control.js';
 import { stopDomainWorker } from './domain-stop.js';
@@ -35,6 +35,8 @@ export interface DomainWorkerOptions {
   magicPages: SharedArrayBuffer | MappedMemory;
   /** Ring the domain's doorbell (EventChannels.kick) so a vCPU asleep in WFI or an FR stall looks at once. */
   kick: () => void;
+  /** Xen's create-paused: the vCPU starts only at unpause() (control.ts CONTROL_UNPAUSED). */
+  createPaused?: boolean;
   libraryPath?: string;
   /** Tests of wake paths only: the vCPU's doorbell sleep bounds (MachineOptions.sleepBounds). */
   sleepBounds?: SleepBounds;
@@ -64,6 +66,8 @@ export interface DomainWorker {
    */
   pause(timeoutMs?: number): Promise<MachineState>;
   resume(): void;
+  /** Let a domain started with `createPaused` run (its console is connected). Idempotent. */
+  unpause(): void;
 }
 
 export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
@@ -79,6 +83,7 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
     ...(opts.insight ? { insight: opts.insight, trace: opts.trace === true } : {}),
     ...(opts.restore ? { restore: opts.restore } : {}),
     ...(opts.xenConsole ? { xenConsole: opts.xenConsole } : {}),
+    ...(opts.createPaused ? { createPaused: true } : {}),
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, transferList: [requests.port2] });
   const tag = `d${opts.domid}`;
@@ -152,6 +157,10 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
     },
     pause: (timeoutMs) => pauser.pause(timeoutMs),
     resume: () => pauser.resume(),
+    unpause() {
+      Atomics.store(controlWords, CONTROL_UNPAUSED, 1);
+      Atomics.notify(controlWords, CONTROL_UNPAUSED);
+    },
     async stop() {
       stopping = true;
       stopDomainWorker({ control, libraryPath, exited, kick: opts.kick });

@@ -7,7 +7,7 @@ import { EventChannels } from '../xen/evtchn.js';
 import { viewOf } from '../host/libc.js';
 import { FutexWaker } from '../host/futex.js';
 import {
-  CONTROL_ENGINE, CONTROL_REQUESTS, CONTROL_STOP,
+  CONTROL_ENGINE, CONTROL_REQUESTS, CONTROL_STOP, CONTROL_UNPAUSED,
   type DomainEvent, type DomainRequest, type DomainRequests, type DomainRequestType, type WorkerInit,
 } from './control.js';
 import { EngineCell } from '../cpu/remote-stop.js';
@@ -72,6 +72,12 @@ try {
   // From here the controlling thread may stop the engine directly (a guest that reaches no safe point).
   engine.publish(m.vcpu.uc);
   post({ type: 'vuart', port: m.vuartPort });
+  // Created paused: run once the console is connected; a stop while waiting ends the run at its first safe point.
+  if (init.createPaused) {
+    while (Atomics.load(control, CONTROL_UNPAUSED) === 0 && Atomics.load(control, CONTROL_STOP) === 0) {
+      Atomics.wait(control, CONTROL_UNPAUSED, 0, 50);
+    }
+  }
   const exit = m.run();
   post({ type: 'exit', exit, stats: m.stats() });
 } catch (e) {
