@@ -2,7 +2,6 @@
 // backend in Xen (docs/DOM0LESS.md). The terminal is Xen's serial console: Ctrl-a three times moves the input
 // focus, Ctrl-] . (on a terminal; the escapes of src/console/escape.ts) destroys every domain and ends the run,
 // --timeout ends it with 124.
-import { constants as osConstants } from 'node:os';
 import { ConfigError, type GuestConfig } from '../toolstack/config.js';
 import { BuildError } from '../toolstack/build.js';
 import { ensureUnicorn } from '../toolstack/fetch.js';
@@ -10,6 +9,7 @@ import { printableLine } from '../util/quote.js';
 import { Dom0lessError, startDom0less, type Dom0lessRun } from '../console/dom0less.js';
 import { resolveGuestConfig, type RunOptions } from './run.js';
 import { errorMessage } from '../util/errors.js';
+import { stopOnSignals } from './stop-signals.js';
 import { EscapeReader, escapeHelp, keyName } from '../console/escape.js';
 const say = (s: string) => {
   for (const line of s.split('\n')) process.stderr.write(`vpl011: ${printableLine(line)}\n`);
@@ -85,19 +85,9 @@ export async function runDom0lessCommand(opts: Dom0lessRunOptions): Promise<numb
   stdin.on('data', onData);
   stdin.on('error', () => {});
 
-  let signalled: NodeJS.Signals | undefined;
-  const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (signalled !== undefined) {
-      for (const s of STOP_SIGNALS) process.removeAllListeners(s);
-      if (tty) stdin.setRawMode(false);
-      process.kill(process.pid, sig);
-      return;
-    }
-    signalled = sig;
-    void run.stop();
-  };
-  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  const signals = stopOnSignals(() => void run.stop(), () => {
+    if (tty) stdin.setRawMode(false);
+  });
   let timer: NodeJS.Timeout | undefined;
   let timedOut = false;
   if (opts.timeout !== undefined) {
@@ -109,7 +99,7 @@ export async function runDom0lessCommand(opts: Dom0lessRunOptions): Promise<numb
 
   await run.exited;
   if (timer) clearTimeout(timer);
-  for (const s of STOP_SIGNALS) process.off(s, onSignal);
+  signals.dispose();
   stdin.off('data', onData);
   if (tty) stdin.setRawMode(false);
   stdin.pause();
@@ -121,7 +111,8 @@ export async function runDom0lessCommand(opts: Dom0lessRunOptions): Promise<numb
   if (c.keysToXen + c.keysToDeadDomain > 0) {
     say(`input dropped: ${c.keysToXen} byte(s) typed while Xen had the focus, ${c.keysToDeadDomain} for a domain that had ended`);
   }
-  if (signalled !== undefined) return 128 + (osConstants.signals[signalled] ?? 0);
+  const signalExit = signals.exitCode();
+  if (signalExit !== undefined) return signalExit;
   if (timedOut) {
     say(`timed out after ${opts.timeout} s; domains destroyed`);
     return 124;

@@ -3,7 +3,6 @@
 // on plain pipes.
 import { closeSync, createWriteStream, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { constants as osConstants } from 'node:os';
 import { ConfigError, checkGuestConfig, defaultGuestConfig, inputWaitsForListener, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
 import { OutputFileError, openOutputFile } from '../util/output-file.js';
 import { printableLine } from '../util/quote.js';
@@ -12,6 +11,7 @@ import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { startGuest, type RunningGuest } from '../console/guest-session.js';
 import { SavedFileError, readSavedFile, type LoadedSave } from '../vmm/saved-file.js';
 import { errorMessage } from '../util/errors.js';
+import { stopOnSignals } from './stop-signals.js';
 import { EscapeReader, escapeHelp, keyName } from '../console/escape.js';
 
 export interface RunOptions {
@@ -184,21 +184,9 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   stdin.on('data', onData);
   stdin.on('error', () => {}); // input gone (a closed pipe): the guest keeps running, output still flows
 
-  // SIGINT/SIGTERM/SIGHUP destroy the domain like Ctrl-] (output flushed, terminal restored), exit 128 + signal. A
-  // second one while the stop is under way gets the signal's default action.
-  let signalled: NodeJS.Signals | undefined;
-  const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (signalled !== undefined) {
-      for (const s of STOP_SIGNALS) process.removeAllListeners(s);
-      if (tty) stdin.setRawMode(false);
-      process.kill(process.pid, sig);
-      return;
-    }
-    signalled = sig;
-    void guest.stop();
-  };
-  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  const signals = stopOnSignals(() => void guest.stop(), () => {
+    if (tty) stdin.setRawMode(false);
+  });
 
   // --save: SIGUSR1 saves the domain and ends the run (a failed save says why; the guest runs on).
   let savedTo: string | undefined;
@@ -225,7 +213,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
 
   const exit = await guest.exited;
   if (timer) clearTimeout(timer);
-  for (const s of STOP_SIGNALS) process.off(s, onSignal);
+  signals.dispose();
   process.off('SIGUSR1', onSave);
   stdin.off('data', onData);
   if (tty) stdin.setRawMode(false);
@@ -235,9 +223,10 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   if (logStream && !logStream.destroyed) await new Promise<void>((r) => logStream!.end(() => r()));
 
   if (tty) process.stderr.write('\r\n');
-  if (signalled !== undefined) {
-    say(`${signalled}; domain destroyed`);
-    return 128 + (osConstants.signals[signalled] ?? 0);
+  const signalExit = signals.exitCode();
+  if (signalExit !== undefined) {
+    say(`${signals.signalled}; domain destroyed`);
+    return signalExit;
   }
   if (timedOut) {
     say(`timed out after ${opts.timeout} s; domain destroyed`);
