@@ -25,6 +25,7 @@ import type { Vpl011Profile } from '../device/vpl011.js';
 import { printableLine, quote } from '../util/quote.js';
 import { hex } from '../util/hex.js';
 import { Vpl011Error } from '../util/errors.js';
+import { scriptString } from '../device/trace-script.js';
 
 /** A script of garbage gets this many error lines, then a count: its errors never flood the terminal. */
 const MAX_ERRORS = 50;
@@ -116,18 +117,7 @@ function unescape(quoted: string): Uint8Array {
 
 /** Bytes as a quoted string with the same escapes the script accepts; at most `max` bytes, then "…". */
 export function quoteBytes(bytes: Uint8Array, max = Infinity): string {
-  let s = '"';
-  for (const [i, b] of bytes.entries()) {
-    if (i >= max) return s + '"…';
-    if (b === 0x0a) s += '\\n';
-    else if (b === 0x0d) s += '\\r';
-    else if (b === 0x09) s += '\\t';
-    else if (b === 0x5c) s += '\\\\';
-    else if (b === 0x22) s += '\\"';
-    else if (b >= 0x20 && b < 0x7f) s += String.fromCharCode(b);
-    else s += '\\x' + b.toString(16).padStart(2, '0');
-  }
-  return s + '"';
+  return bytes.length > max ? scriptString(bytes.subarray(0, max)) + '…' : scriptString(bytes);
 }
 
 function parseScript(text: string): { steps: Step[]; errors: string[]; profile: Vpl011Profile } {
