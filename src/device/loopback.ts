@@ -39,6 +39,30 @@ export class LoopbackFifo {
     return v;
   }
 
+  /** The entries, oldest first, and whether the next one carries OE (a snapshot; see load()). */
+  snapshot(): { entries: number[]; overrun: boolean } {
+    const entries: number[] = [];
+    for (let i = 0; i < this.count; i++) entries.push(this.entries[(this.head + i) % PL011_FIFO_SIZE]!);
+    return { entries, overrun: this.overrun };
+  }
+
+  /** Why a saved FIFO cannot be loaded (one line), or null: at most 32 entries of 12 bits. */
+  static stateProblem(v: unknown): string | null {
+    if (typeof v !== 'object' || v === null) return 'loopback FIFO is not an object';
+    const s = v as { entries?: unknown; overrun?: unknown };
+    if (typeof s.overrun !== 'boolean') return 'loopback FIFO overrun is not true or false';
+    if (!Array.isArray(s.entries) || s.entries.length > PL011_FIFO_SIZE) return `loopback FIFO has more than ${PL011_FIFO_SIZE} entries`;
+    if (!s.entries.every((e) => Number.isInteger(e) && e >= 0 && e <= 0xfff)) return 'loopback FIFO has an entry out of range';
+    return null;
+  }
+
+  /** Load a state checked by stateProblem. */
+  load(v: { entries: number[]; overrun: boolean }): void {
+    this.clear();
+    for (const e of v.entries) this.entries[this.count++] = e;
+    this.overrun = v.overrun;
+  }
+
   clear(): void {
     this.head = 0;
     this.count = 0;

@@ -198,17 +198,32 @@ export interface Vpl011IrqView {
   loopback: boolean;
 }
 
+/** A snapshot after Vpl011.checkState: every field present and in range. */
+interface CheckedState {
+  profile: Vpl011Profile;
+  ris: number;
+  imsc: number;
+  counters: Vpl011Counters;
+  regs: Pl011Registers | undefined;
+  rsr: number;
+  loopback: { entries: number[]; overrun: boolean } | undefined;
+}
+
 /** The device's own state; FR and the line are re-derived from it and the ring. */
 export interface Vpl011State {
   version: 1;
   profile: Vpl011Profile;
-  /** Latched RIS bits (only RXI/TXI/RTI are ever raised). */
+  /** Latched RIS bits (RX, TX, RT and the line errors FE/PE/BE/OE; never the modem lines). */
   ris: number;
   /** IMSC as written (Xen stores reserved bits too). */
   imsc: number;
   counters: Vpl011Counters;
   /** Present exactly when profile is 'pl011'. */
   pl011?: Pl011Registers;
+  /** RSR: the errors of the last character read (TRM 3.3.2); absent = 0. */
+  rsr?: number;
+  /** pl011 in loopback (CR.LBE): what is in the internal FIFO; absent = empty. */
+  loopback?: { entries: number[]; overrun: boolean };
 }
 
 /**
@@ -814,6 +829,8 @@ export class Vpl011 implements MmioHandler {
   snapshot(): Vpl011State {
     const s: Vpl011State = { version: 1, profile: this.profile, ris: this.uartris, imsc: this.uartimsc, counters: this.counters };
     if (this.full) s.pl011 = { ...this.regs };
+    if (this.rsr !== 0) s.rsr = this.rsr;
+    if (this.loopback) s.loopback = this.loop.snapshot();
     return s;
   }
 
@@ -838,7 +855,7 @@ export class Vpl011 implements MmioHandler {
     this.apply(v);
   }
 
-  private static checkState(state: unknown): { profile: Vpl011Profile; ris: number; imsc: number; counters: Vpl011Counters; regs: Pl011Registers | undefined } {
+  private static checkState(state: unknown): CheckedState {
     const s = state as Partial<Vpl011State> | null;
     if (typeof s !== 'object' || s === null) throw new TypeError('vpl011 restore: state is not an object');
     if (s.version !== 1) throw new RangeError(`vpl011 restore: unsupported version ${String(s.version)}`);
@@ -889,11 +906,21 @@ export class Vpl011 implements MmioHandler {
     } else if (s.pl011 !== undefined) {
       throw new RangeError('vpl011 restore: sbsa state carries pl011 registers');
     }
-    return { profile, ris, imsc, counters, regs };
+    const rsr = s.rsr === undefined ? 0 : u32(s.rsr, 'rsr');
+    if ((rsr & ~0xf) !== 0) throw new RangeError(`vpl011 restore: rsr ${hex(rsr)} has bits outside 0xf`);
+    let loopback: CheckedState['loopback'];
+    if (s.loopback !== undefined) {
+      if (regs === undefined || (regs.cr & CR.LBE) === 0) throw new RangeError('vpl011 restore: a loopback FIFO without CR.LBE');
+      const problem = LoopbackFifo.stateProblem(s.loopback);
+      if (problem !== null) throw new RangeError(`vpl011 restore: ${problem}`);
+      loopback = s.loopback;
+    }
+    return { profile, ris, imsc, counters, regs, rsr, loopback };
   }
 
-  private apply(v: { ris: number; imsc: number; counters: Vpl011Counters; regs: Pl011Registers | undefined }): void {
+  private apply(v: CheckedState): void {
     const { ris, imsc, counters, regs } = v;
+    this.rsr = v.rsr;
     this.uartris = ris;
     this.uartimsc = imsc;
     Object.assign(this.counts, counters);
@@ -904,7 +931,8 @@ export class Vpl011 implements MmioHandler {
       Object.assign(this.regs, regs);
       this.rto.setDivisor(regs.divisor);
     }
-    this.deriveLevels();
+    this.deriveLevels(); // sets loopback from CR.LBE and empties the FIFO: its saved entries go in after
+    if (v.loopback) this.loop.load(v.loopback);
     this.ring.refresh();
     this.update(false);
   }
