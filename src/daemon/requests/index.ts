@@ -1,6 +1,6 @@
-// The control requests' dispatch: one handler per request type (./<op>.ts). Adding a request is its variant in
-// ../protocol.ts (parsed and validated there), its module here, and one entry in `handlers` (the compiler checks
-// that every request type has one).
+// The control requests' dispatch: one handler per request type (./<op>.ts). Adding a request is its variant and its
+// answer (`Answers`) in ../protocol.ts (parsed and validated there), its module here, and one entry in `handlers`
+// (the compiler checks that every request type has one, answering its own ResponseFor<op>).
 import type { Response, ResponseFor } from '../protocol.js';
 import type { ControlRequest } from '../control-server.js';
 import type { DaemonContext } from './context.js';
