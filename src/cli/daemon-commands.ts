@@ -2,7 +2,7 @@
 // clients (docs/DAEMON.md). Modules are imported lazily so `vpl011 list` never loads the toolstack or koffi's CPU.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
-import type { Response } from '../daemon/protocol.js';
+import type { Op, ResponseFor } from '../daemon/protocol.js';
 import { printable, printableLine } from '../util/quote.js';
 import { errorMessage } from '../util/errors.js';
 
@@ -27,7 +27,7 @@ const say = (s: string) => {
  * next). The answer when it is ok; otherwise undefined, the reason said, and the exit code set: `refusedExit` when
  * the daemon refused the request (the caller's mistake), 1 when the daemon could not be reached or did not answer.
  */
-async function ask(runDir: string, req: { op: string; [k: string]: unknown }, refusedExit = 2): Promise<Extract<Response, { ok: true }> | undefined> {
+async function ask<K extends Op>(runDir: string, req: { op: K; [k: string]: unknown }, refusedExit = 2): Promise<Extract<ResponseFor<K>, { ok: true }> | undefined> {
   const { ensureDaemon, controlRequest } = await import('../client/client.js');
   try {
     await ensureDaemon(runDir);
@@ -58,12 +58,13 @@ export function registerDaemonCommands(program: Command): void {
     .action(async (opts: { runDir?: string; foreground?: boolean; logDir?: string; timestamp: string; overflow: string; web?: string; webPublic?: boolean }) => {
       const runDir = await runDirOf(opts);
       const { parseWebListen } = await import('../daemon/web-server.js');
-      const web = opts.web === undefined ? undefined : parseWebListen(opts.web, opts.webPublic === true);
-      if (typeof web === 'string') {
-        say(web);
+      const parsed = opts.web === undefined ? undefined : parseWebListen(opts.web, opts.webPublic === true);
+      if (parsed?.ok === false) {
+        say(parsed.error);
         process.exitCode = 2;
         return;
       }
+      const web = parsed?.value;
       if (!opts.foreground) {
         const { ensureDaemon, controlRequest } = await import('../client/client.js');
         try {

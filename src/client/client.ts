@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
-import type { Response } from '../daemon/protocol.js';
+import type { Op, Response, ResponseFor } from '../daemon/protocol.js';
 import { ensurePrivateDir, runPaths } from '../daemon/paths.js';
 import { socketAnswers } from '../daemon/socket-probe.js';
 import { loadDaemonOptions } from '../daemon/daemon-options.js';
@@ -104,13 +104,17 @@ export function readResponse(s: Socket, timeoutMs: number, path: string): Promis
   });
 }
 
-/** Send one request and return the response (throws ClientError on transport errors; {ok:false} is returned). */
-export async function controlRequest(runDir: string, req: { op: string; [k: string]: unknown }): Promise<Response> {
+/**
+ * Send one request and return the response (throws ClientError on transport errors; {ok:false} is returned). The
+ * request's fields are as they go on the wire (src/daemon/protocol.ts parses them); the answer is typed by its op,
+ * as the daemon's handler table is (src/daemon/requests/index.ts).
+ */
+export async function controlRequest<K extends Op>(runDir: string, req: { op: K; [k: string]: unknown }): Promise<ResponseFor<K>> {
   const path = runPaths(runDir).controlSocket;
   const s = await connect(path);
   try {
     s.write(JSON.stringify(req) + '\n');
-    return (await readResponse(s, answerTimeoutMs(req.op), path)).res;
+    return (await readResponse(s, answerTimeoutMs(req.op), path)).res as ResponseFor<K>;
   } finally {
     s.destroy();
   }

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { runPaths } from '../daemon/paths.js';
 import { FrameError, FrameReader } from '../daemon/frames.js';
+import type { ResponseFor } from '../daemon/protocol.js';
 import { RequestRefused, answerTimeoutMs, connect, controlRequest, ensureDaemon, isTerminal, readResponse, releaseInput, type ConsoleInput } from './client.js';
 import { errorMessage } from '../util/errors.js';
 import { EscapeReader, escapeHelp, keyName, type EscapeAction } from '../console/escape.js';
@@ -78,9 +79,10 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
       throw new RequestRefused(r.res.error);
     }
     // The daemon answers with the instance it attached us to: ours, or after a migration the one it moved to.
-    instance = r.res.instance ?? instance;
-    if (r.res.offset !== undefined) offset = r.res.offset;
-    takeAck(r.res.inputAcked ?? 0);
+    const attached = r.res as Extract<ResponseFor<'attach'>, { ok: true }>; // the answer to our attach
+    instance = attached.instance ?? instance;
+    if (attached.offset !== undefined) offset = attached.offset;
+    takeAck(attached.inputAcked ?? 0);
     return { sock: s, leftover: r.leftover };
   };
 

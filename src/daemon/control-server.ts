@@ -84,11 +84,13 @@ function serveControlConnection(sock: Socket, handlers: ControlHandlers): void {
         return;
       }
       if (line.trim() === '') continue;
-      const req = parseRequest(line);
-      if (typeof req === 'string') {
-        enqueue(() => reply({ ok: false, error: req }));
+      const parsed = parseRequest(line);
+      if (!parsed.ok) {
+        const error = parsed.error;
+        enqueue(() => reply({ ok: false, error }));
         continue;
       }
+      const req = parsed.value;
       if (req.op === 'attach') {
         attached = true;
         sock.setTimeout(0); // a console may be quiet for days

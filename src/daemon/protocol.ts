@@ -76,9 +76,33 @@ export interface DomainInfo {
   reason?: string;
 }
 
-export type Response =
-  | { ok: true; domid?: number; name?: string; domains?: DomainInfo[]; pid?: number; url?: string; readOnlyUrl?: string; instance?: string; offset?: number; inputAcked?: number }
-  | { ok: false; error: string };
+/** The domain a request acted on (up, destroy, save, ...). */
+interface DomainAnswer {
+  domid: number;
+  name: string;
+}
+
+/** What each request answers when it succeeded, by op: the handler table (requests/index.ts) is typed by it. */
+export interface Answers {
+  ping: { pid: number };
+  list: { domains: DomainInfo[] };
+  up: DomainAnswer;
+  destroy: DomainAnswer;
+  'line-event': DomainAnswer;
+  save: DomainAnswer;
+  restore: DomainAnswer;
+  migrate: DomainAnswer;
+  web: { url: string; readOnlyUrl: string };
+  /** A resumable attach also says where its output resumes (src/daemon/resume.ts). */
+  attach: DomainAnswer & { instance?: string; offset?: number; inputAcked?: number };
+}
+
+export type Op = Request['op'];
+export type Refusal = { ok: false; error: string };
+/** The one response line to a request of this op: its answer, or why it was refused. */
+export type ResponseFor<K extends Op> = ({ ok: true } & Answers[K]) | Refusal;
+/** A response to any request. */
+export type Response = ResponseFor<Op>;
 
 /** Parse "127.0.0.1:PORT" (or "[::1]:PORT", "localhost:PORT"); loopback only. */
 export function parseTcp(v: string): Checked<{ host: string; port: number }> {
@@ -100,14 +124,14 @@ function domainRef(v: unknown): string | undefined {
 }
 
 /** Validate one parsed request line. */
-export function parseRequest(line: string): Request | string {
+export function parseRequest(line: string): Checked<Request> {
   let v: unknown;
   try {
     v = JSON.parse(line);
   } catch {
-    return 'request is not valid JSON';
+    return invalid('request is not valid JSON');
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'request must be a JSON object';
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return invalid('request must be a JSON object');
   const r = v as Record<string, unknown>;
   const allowed: Record<string, string[]> = {
     ping: ['op'],
@@ -123,107 +147,107 @@ export function parseRequest(line: string): Request | string {
   };
   // Own keys only: `in` would also accept Object.prototype's names ("toString", "__proto__"), whose values are not
   // field lists (a request {"op":"toString"} threw out of the socket handler and killed the daemon).
-  if (typeof r.op !== 'string' || !Object.hasOwn(allowed, r.op)) return `op: unknown operation ${JSON.stringify(r.op)}`;
-  for (const k of Object.keys(r)) if (!allowed[r.op]!.includes(k)) return `${k}: unknown field for ${r.op}`;
+  if (typeof r.op !== 'string' || !Object.hasOwn(allowed, r.op)) return invalid(`op: unknown operation ${JSON.stringify(r.op)}`);
+  for (const k of Object.keys(r)) if (!allowed[r.op]!.includes(k)) return invalid(`${k}: unknown field for ${r.op}`);
   switch (r.op) {
     case 'ping':
-      return { op: r.op };
+      return valid<Request>({ op: r.op });
     case 'list':
-      if (r.secrets !== undefined && typeof r.secrets !== 'boolean') return 'secrets: expected true or false';
-      return r.secrets === true ? { op: 'list', secrets: true } : { op: 'list' };
+      if (r.secrets !== undefined && typeof r.secrets !== 'boolean') return invalid('secrets: expected true or false');
+      return valid<Request>(r.secrets === true ? { op: 'list', secrets: true } : { op: 'list' });
     case 'destroy': {
       const d = domainRef(r.domain);
-      return d === undefined ? 'domain: expected a domain name or id' : { op: 'destroy', domain: d };
+      return d === undefined ? invalid('domain: expected a domain name or id') : valid<Request>({ op: 'destroy', domain: d });
     }
     case 'line-event': {
       const d = domainRef(r.domain);
-      if (d === undefined) return 'domain: expected a domain name or id';
+      if (d === undefined) return invalid('domain: expected a domain name or id');
       const e = LINE_EVENT_NAMES.find((n) => n === r.event);
-      if (e === undefined) return `event: expected one of ${LINE_EVENT_NAMES.join(', ')}`;
-      return { op: 'line-event', domain: d, event: e };
+      if (e === undefined) return invalid(`event: expected one of ${LINE_EVENT_NAMES.join(', ')}`);
+      return valid<Request>({ op: 'line-event', domain: d, event: e });
     }
     case 'save': {
       const d = domainRef(r.domain);
-      if (d === undefined) return 'domain: expected a domain name or id';
-      if (typeof r.file !== 'string' || r.file.length > 4096 || !isAbsolute(r.file)) return 'file: expected an absolute file path';
-      if (r.keepRunning !== undefined && typeof r.keepRunning !== 'boolean') return 'keepRunning: expected true or false';
-      return { op: 'save', domain: d, file: r.file, ...(r.keepRunning === true ? { keepRunning: true } : {}) };
+      if (d === undefined) return invalid('domain: expected a domain name or id');
+      if (typeof r.file !== 'string' || r.file.length > 4096 || !isAbsolute(r.file)) return invalid('file: expected an absolute file path');
+      if (r.keepRunning !== undefined && typeof r.keepRunning !== 'boolean') return invalid('keepRunning: expected true or false');
+      return valid<Request>({ op: 'save', domain: d, file: r.file, ...(r.keepRunning === true ? { keepRunning: true } : {}) });
     }
     case 'restore': {
-      if (typeof r.file !== 'string' || r.file.length > 4096 || !isAbsolute(r.file)) return 'file: expected an absolute file path';
+      if (typeof r.file !== 'string' || r.file.length > 4096 || !isAbsolute(r.file)) return invalid('file: expected an absolute file path');
       const out: Extract<Request, { op: 'restore' }> = { op: 'restore', file: r.file };
       if (r.name !== undefined) {
-        if (typeof r.name !== 'string' || !NAME_RE.test(r.name)) return 'name: 1-64 characters of A-Z a-z 0-9 . _ -, not starting with a punctuation';
+        if (typeof r.name !== 'string' || !NAME_RE.test(r.name)) return invalid('name: 1-64 characters of A-Z a-z 0-9 . _ -, not starting with a punctuation');
         out.name = r.name;
       }
       if (r.tcp !== undefined) {
-        if (typeof r.tcp !== 'string') return 'tcp: expected "127.0.0.1:PORT"';
+        if (typeof r.tcp !== 'string') return invalid('tcp: expected "127.0.0.1:PORT"');
         const t = parseTcp(r.tcp);
-        if (!t.ok) return t.error;
+        if (!t.ok) return invalid(t.error);
         out.tcp = t.value;
       }
-      return out;
+      return valid<Request>(out);
     }
     case 'migrate': {
       const d = domainRef(r.domain);
-      return d === undefined ? 'domain: expected a domain name or id' : { op: 'migrate', domain: d };
+      return d === undefined ? invalid('domain: expected a domain name or id') : valid<Request>({ op: 'migrate', domain: d });
     }
     case 'attach': {
       const d = domainRef(r.domain);
-      if (d === undefined) return 'domain: expected a domain name or id';
-      if (r.readOnly !== undefined && typeof r.readOnly !== 'boolean') return 'readOnly: expected true or false';
+      if (d === undefined) return invalid('domain: expected a domain name or id');
+      if (r.readOnly !== undefined && typeof r.readOnly !== 'boolean') return invalid('readOnly: expected true or false');
       const out: Extract<Request, { op: 'attach' }> = { op: 'attach', domain: d, readOnly: r.readOnly === true };
       if (r.session !== undefined) {
-        if (typeof r.session !== 'string' || !/^[0-9a-f]{32}$/.test(r.session) || /^0+$/.test(r.session)) return 'session: expected 32 hex digits';
+        if (typeof r.session !== 'string' || !/^[0-9a-f]{32}$/.test(r.session) || /^0+$/.test(r.session)) return invalid('session: expected 32 hex digits');
         out.session = r.session;
       }
       for (const k of ['offset', 'inputAcked'] as const) {
         const v = r[k];
         if (v === undefined) continue;
-        if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return `${k}: expected a non-negative integer`;
-        if (out.session === undefined) return `${k}: only with a session`;
+        if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return invalid(`${k}: expected a non-negative integer`);
+        if (out.session === undefined) return invalid(`${k}: only with a session`);
         out[k] = v;
       }
       if (r.instance !== undefined) {
-        if (typeof r.instance !== 'string' || !INSTANCE_RE.test(r.instance)) return 'instance: invalid';
-        if (out.session === undefined) return 'instance: only with a session';
+        if (typeof r.instance !== 'string' || !INSTANCE_RE.test(r.instance)) return invalid('instance: invalid');
+        if (out.session === undefined) return invalid('instance: only with a session');
         out.instance = r.instance;
       }
-      return out;
+      return valid<Request>(out);
     }
     case 'web': {
       const out: Extract<Request, { op: 'web' }> = { op: 'web' };
       if (r.listen !== undefined) {
-        if (typeof r.listen !== 'string' || r.listen.length > 300) return 'listen: expected "[HOST:]PORT"';
+        if (typeof r.listen !== 'string' || r.listen.length > 300) return invalid('listen: expected "[HOST:]PORT"');
         out.listen = r.listen;
       }
       if (r.public !== undefined) {
-        if (typeof r.public !== 'boolean') return 'public: expected true or false';
+        if (typeof r.public !== 'boolean') return invalid('public: expected true or false');
         out.public = r.public;
       }
-      return out;
+      return valid<Request>(out);
     }
     case 'up': {
       const out: Extract<Request, { op: 'up' }> = { op: 'up' };
       if (r.name !== undefined) {
-        if (typeof r.name !== 'string' || !NAME_RE.test(r.name)) return 'name: 1-64 characters of A-Z a-z 0-9 . _ -, not starting with a punctuation';
+        if (typeof r.name !== 'string' || !NAME_RE.test(r.name)) return invalid('name: 1-64 characters of A-Z a-z 0-9 . _ -, not starting with a punctuation');
         out.name = r.name;
       }
       if (r.config !== undefined) {
         // Absolute: the daemon's working directory is not the client's.
-        if (typeof r.config !== 'string' || r.config.length > 4096 || !isAbsolute(r.config)) return 'config: expected an absolute file path';
+        if (typeof r.config !== 'string' || r.config.length > 4096 || !isAbsolute(r.config)) return invalid('config: expected an absolute file path');
         out.config = r.config;
       }
       if (r.tcp !== undefined) {
-        if (typeof r.tcp !== 'string') return 'tcp: expected "127.0.0.1:PORT"';
+        if (typeof r.tcp !== 'string') return invalid('tcp: expected "127.0.0.1:PORT"');
         const t = parseTcp(r.tcp);
-        if (!t.ok) return t.error;
+        if (!t.ok) return invalid(t.error);
         out.tcp = t.value;
       }
-      return out;
+      return valid<Request>(out);
     }
   }
-  return 'unreachable';
+  return invalid('unreachable');
 }
 
 /**

@@ -11,7 +11,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import { RateLimitedLog } from '../util/ratelimit.js';
 import type { DomainInfo } from './protocol.js';
 import { formatStat, type DeviceStat } from './device-stat.js';
-import { invalid, type Checked } from '../util/errors.js';
+import { invalid, valid, type Checked } from '../util/errors.js';
 import type { WebAccess, WebListen, WebRole } from './web-access.js';
 import { webPage } from './web-page.js';
 
@@ -40,15 +40,15 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-/** "[HOST:]PORT" -> a listen address; loopback unless the owner said --web-public. A string is the error. */
-export function parseWebListen(v: string, allowPublic: boolean): WebListen | string {
+/** "[HOST:]PORT" -> a listen address; loopback unless the owner said --web-public. */
+export function parseWebListen(v: string, allowPublic: boolean): Checked<WebListen> {
   const m = /^(?:(?:\[([^\]]+)\]|([^:\[\]]+)):)?(\d{1,5})$/.exec(v);
-  if (!m) return `web: expected [HOST:]PORT, got ${JSON.stringify(v.slice(0, 80))}`;
+  if (!m) return invalid(`web: expected [HOST:]PORT, got ${JSON.stringify(v.slice(0, 80))}`);
   const host = m[1] ?? m[2] ?? '127.0.0.1';
   const port = Number(m[3]);
-  if (port > 65535) return `web: port ${port} out of range`;
-  if (!isLoopback(host) && !allowPublic) return `web: ${host} is not a loopback address; add --web-public to serve it beyond this machine`;
-  return { host: host === 'localhost' ? '127.0.0.1' : host, port, public: allowPublic && !isLoopback(host) };
+  if (port > 65535) return invalid(`web: port ${port} out of range`);
+  if (!isLoopback(host) && !allowPublic) return invalid(`web: ${host} is not a loopback address; add --web-public to serve it beyond this machine`);
+  return valid({ host: host === 'localhost' ? '127.0.0.1' : host, port, public: allowPublic && !isLoopback(host) });
 }
 
 const COMMON_HEADERS = {

@@ -54,6 +54,16 @@ const W_IN_PROD = 1;
 const W_OUT_CONS = 2;
 const W_OUT_PROD = 3;
 
+// Module-level copies of the hot-state indices the accessors use: V8 folds a module's own `const` into optimised
+// code but not a member of an imported `as const` table (see the same note in src/device/vpl011.ts).
+const {
+  OutProd: HW_OUT_PROD,
+  OutConsSeen: HW_OUT_CONS_SEEN,
+  InCons: HW_IN_CONS,
+  InProdSeen: HW_IN_PROD_SEEN,
+  RingInLevel: HW_RING_IN_LEVEL,
+  RingOutLevel: HW_RING_OUT_LEVEL,
+} = HotWord;
 const IN_MASK = XENCONS_IN_SIZE - 1;
 const OUT_MASK = XENCONS_OUT_SIZE - 1;
 
@@ -183,42 +193,42 @@ export class ConsoleRing extends RingPage implements ConsolePort {
   readonly hot = new HotState();
   private readonly hw = this.hot.w;
   private get outProdPriv(): number {
-    return this.hw[HotWord.OutProd]!;
+    return this.hw[HW_OUT_PROD]!;
   }
   private set outProdPriv(v: number) {
-    this.hw[HotWord.OutProd] = v;
+    this.hw[HW_OUT_PROD] = v;
   }
   private get outConsSeen(): number {
-    return this.hw[HotWord.OutConsSeen]!;
+    return this.hw[HW_OUT_CONS_SEEN]!;
   }
   private set outConsSeen(v: number) {
-    this.hw[HotWord.OutConsSeen] = v;
+    this.hw[HW_OUT_CONS_SEEN] = v;
   }
   private get inConsPriv(): number {
-    return this.hw[HotWord.InCons]!;
+    return this.hw[HW_IN_CONS]!;
   }
   private set inConsPriv(v: number) {
-    this.hw[HotWord.InCons] = v;
+    this.hw[HW_IN_CONS] = v;
   }
   private get inProdSeen(): number {
-    return this.hw[HotWord.InProdSeen]!;
+    return this.hw[HW_IN_PROD_SEEN]!;
   }
   private set inProdSeen(v: number) {
-    this.hw[HotWord.InProdSeen] = v;
+    this.hw[HW_IN_PROD_SEEN] = v;
   }
   /** IN level (bytes queued for the guest) as of the last operation or refresh(). */
   get inLevel(): number {
-    return this.hw[HotWord.RingInLevel]!;
+    return this.hw[HW_RING_IN_LEVEL]!;
   }
   set inLevel(v: number) {
-    this.hw[HotWord.RingInLevel] = v;
+    this.hw[HW_RING_IN_LEVEL] = v;
   }
   /** OUT level (bytes not yet consumed by the backend) as of the last operation or refresh(). */
   get outLevel(): number {
-    return this.hw[HotWord.RingOutLevel]!;
+    return this.hw[HW_RING_OUT_LEVEL]!;
   }
   set outLevel(v: number) {
-    this.hw[HotWord.RingOutLevel] = v;
+    this.hw[HW_RING_OUT_LEVEL] = v;
   }
 
   constructor(buffer: ArrayBuffer | SharedArrayBuffer, byteOffset = 0) {

@@ -11,7 +11,7 @@ import { runPaths } from '../../src/daemon/paths.js';
 import { listRecords } from '../../src/daemon/records.js';
 import { socketAnswers } from '../../src/daemon/socket-probe.js';
 import { unlinkShared } from '../../src/host/shm.js';
-import type { Response, DomainInfo } from '../../src/daemon/protocol.js';
+import type { DomainInfo, Op, ResponseFor } from '../../src/daemon/protocol.js';
 import { buildBareGuestFile, type BareGuest } from '../../src/vmm/bare-guests.js';
 
 export { VPL011_BIN as BIN } from '../../src/util/self.js';
@@ -89,7 +89,7 @@ export class Harness {
     this.daemon = undefined;
   }
 
-  request(req: { op: string; [k: string]: unknown }): Promise<Response> {
+  request<K extends Op>(req: { op: K; [k: string]: unknown }): Promise<ResponseFor<K>> {
     return controlRequest(this.runDir, req);
   }
 
@@ -152,13 +152,13 @@ export class Harness {
     });
     sock.write(JSON.stringify({ op: 'attach', domain, readOnly }) + '\n');
     let buf = Buffer.alloc(0);
-    let header: Response | undefined;
+    let header: ResponseFor<'attach'> | undefined;
     sock.on('data', (c: Buffer) => {
       buf = Buffer.concat([buf, c]);
       if (!header) {
         const i = buf.indexOf(0x0a);
         if (i >= 0) {
-          header = JSON.parse(buf.subarray(0, i).toString()) as Response;
+          header = JSON.parse(buf.subarray(0, i).toString()) as ResponseFor<'attach'>;
           buf = buf.subarray(i + 1);
         }
       }

@@ -2,7 +2,7 @@
 // domain down), SIGKILL if it is still there after DESTROY_GRACE_MS; answered once the daemon has drained and
 // closed its console (its record is gone), waiting on the supervisor's scans, not polling.
 import { listRecords, readRecord, type DomainRecord } from '../records.js';
-import type { Request, Response } from '../protocol.js';
+import type { Request, ResponseFor } from '../protocol.js';
 import type { DaemonContext } from './context.js';
 
 /** How long a domain host has to unwind after SIGTERM before it gets SIGKILL. */
@@ -10,7 +10,7 @@ const DESTROY_GRACE_MS = 10_000;
 /** After SIGKILL: a host still recorded this much later is reported (the answer must not wait for ever). */
 const AFTER_KILL_MS = 20_000;
 
-export async function destroy(req: Extract<Request, { op: 'destroy' }>, ctx: DaemonContext): Promise<Response> {
+export async function destroy(req: Extract<Request, { op: 'destroy' }>, ctx: DaemonContext): Promise<ResponseFor<'destroy'>> {
   const ref = req.domain;
   let rec: DomainRecord | undefined;
   for (const r of listRecords(ctx.paths.domainsDir)) if (String(r.domid) === ref || r.name === ref) rec = r;
@@ -18,10 +18,10 @@ export async function destroy(req: Extract<Request, { op: 'destroy' }>, ctx: Dae
   const target = rec;
   signal(target.pid, 'SIGTERM');
   const gone = () => readRecord(ctx.paths.domainsDir, target.domid)?.instance !== target.instance;
-  const ok: Response = { ok: true, domid: target.domid, name: target.name };
-  return new Promise<Response>((resolve) => {
+  const ok: ResponseFor<'destroy'> = { ok: true, domid: target.domid, name: target.name };
+  return new Promise<ResponseFor<'destroy'>>((resolve) => {
     const timers: NodeJS.Timeout[] = [];
-    const settle = (r: Response) => {
+    const settle = (r: ResponseFor<'destroy'>) => {
       stopListening();
       for (const t of timers) clearTimeout(t);
       resolve(r);

@@ -1,7 +1,7 @@
-// The control requests' dispatch: one handler per request type (./<op>.ts). Adding a request is its variant in
-// ../protocol.ts (parsed and validated there), its module here, and one entry in `handlers` (the compiler checks
-// that every request type has one).
-import type { Response } from '../protocol.js';
+// The control requests' dispatch: one handler per request type (./<op>.ts). Adding a request is its variant and its
+// answer (`Answers`) in ../protocol.ts (parsed and validated there), its module here, and one entry in `handlers`
+// (the compiler checks that every request type has one, answering its own ResponseFor<op>).
+import type { Response, ResponseFor } from '../protocol.js';
 import type { ControlRequest } from '../control-server.js';
 import type { DaemonContext } from './context.js';
 import { ping } from './ping.js';
@@ -15,7 +15,7 @@ import { restore } from './restore.js';
 import { migrate } from './migrate.js';
 
 type Op = ControlRequest['op'];
-export type RequestHandler<K extends Op> = (req: Extract<ControlRequest, { op: K }>, ctx: DaemonContext) => Response | Promise<Response>;
+export type RequestHandler<K extends Op> = (req: Extract<ControlRequest, { op: K }>, ctx: DaemonContext) => ResponseFor<K> | Promise<ResponseFor<K>>;
 
 const handlers: { [K in Op]: RequestHandler<K> } = { ping, list, up, destroy, web, 'line-event': lineEvent, save, restore, migrate };
 

@@ -1,12 +1,12 @@
 // {"op":"list"}: every recorded domain with its console's counters (`vpl011 list`, the web page's list).
 import { findSecrets, type ConsoleSecrets } from '../secrets.js';
 import { listRecords, pidAlive } from '../records.js';
-import type { DomainInfo, Request, Response } from '../protocol.js';
+import type { DomainInfo, Request, ResponseFor } from '../protocol.js';
 import type { RunPaths } from '../paths.js';
 import type { ServedConsoles } from '../served-console.js';
 import type { DaemonContext } from './context.js';
 
-export function list(req: Extract<Request, { op: 'list' }>, ctx: DaemonContext): Response {
+export function list(req: Extract<Request, { op: 'list' }>, ctx: DaemonContext): ResponseFor<'list'> {
   return { ok: true, domains: listDomains(ctx.paths, ctx.served, req.secrets === true) };
 }
 

@@ -5,12 +5,12 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Request, Response } from '../protocol.js';
+import type { Request, ResponseFor } from '../protocol.js';
 import type { DaemonContext } from './context.js';
 import { saveDomain } from './save.js';
 import { restoreDomain } from './restore.js';
 
-export async function migrate(req: Extract<Request, { op: 'migrate' }>, ctx: DaemonContext): Promise<Response> {
+export async function migrate(req: Extract<Request, { op: 'migrate' }>, ctx: DaemonContext): Promise<ResponseFor<'migrate'>> {
   const file = join(ctx.paths.runDir, `migrate-${randomBytes(6).toString('hex')}.save`);
   let keep = false;
   try {

@@ -3,16 +3,16 @@
 // then the domain starts as `up` does, its host building the machine from the file.
 import { SavedFileError, readSavedFile } from '../../vmm/saved-file.js';
 import { ensureUnicorn } from '../../toolstack/fetch.js';
-import type { Request, Response } from '../protocol.js';
+import type { Request, ResponseFor } from '../protocol.js';
 import type { DaemonContext } from './context.js';
 import { launch, withNameClaims } from './up.js';
 import { errorMessage } from '../../util/errors.js';
 
-export async function restore(req: Extract<Request, { op: 'restore' }>, ctx: DaemonContext): Promise<Response> {
+export async function restore(req: Extract<Request, { op: 'restore' }>, ctx: DaemonContext): Promise<ResponseFor<'restore'>> {
   return restoreDomain(ctx, req.file, req.name, req.tcp);
 }
 
-export async function restoreDomain(ctx: DaemonContext, file: string, name: string | undefined, tcp?: { host: string; port: number }): Promise<Response> {
+export async function restoreDomain(ctx: DaemonContext, file: string, name: string | undefined, tcp?: { host: string; port: number }): Promise<ResponseFor<'restore'>> {
   let loaded;
   try {
     loaded = readSavedFile(file);

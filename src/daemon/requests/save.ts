@@ -4,14 +4,14 @@
 // gone (its console closed without draining: that output belongs to the file). A failed save serves it again.
 import { readRecord, listRecords, type DomainRecord } from '../records.js';
 import { placeSaveOrder, takeSaveResult } from '../host-save.js';
-import type { Request, Response } from '../protocol.js';
+import type { Request, ResponseFor } from '../protocol.js';
 import type { DaemonContext } from './context.js';
 import { invalid, valid, type Checked } from '../../util/errors.js';
 
 /** Writing a large guest's RAM compressed takes a while; a guest with no safe point is refused well before. */
 export const SAVE_ANSWER_MS = 120_000;
 
-export async function save(req: Extract<Request, { op: 'save' }>, ctx: DaemonContext): Promise<Response> {
+export async function save(req: Extract<Request, { op: 'save' }>, ctx: DaemonContext): Promise<ResponseFor<'save'>> {
   const r = await saveDomain(ctx, req.domain, req.file, req.keepRunning === true);
   return r.ok ? { ok: true, domid: r.value.domid, name: r.value.name } : { ok: false, error: r.error };
 }

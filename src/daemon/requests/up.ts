@@ -11,24 +11,24 @@ import { magicShmName } from '../paths.js';
 import { listRecords } from '../records.js';
 import { startDomainHost } from '../domain-spawner.js';
 import type { DomainSpec } from '../domain-host.js';
-import type { Request, Response } from '../protocol.js';
+import type { Request, ResponseFor } from '../protocol.js';
 import type { DaemonContext } from './context.js';
 import { errorMessage } from '../../util/errors.js';
 
 type UpRequest = Extract<Request, { op: 'up' }>;
 
 /** `up`, with its domain name claimed from the check until the domain has a record or failed (item 3 of issue 8). */
-export async function up(req: UpRequest, ctx: DaemonContext): Promise<Response> {
+export async function up(req: UpRequest, ctx: DaemonContext): Promise<ResponseFor<'up'>> {
   return withNameClaims(ctx, req.name, (claim) => upClaimed(req, ctx, claim));
 }
 
 /** Run `work` with a name-claiming function; a requested name is claimed first. Every claim is released after. */
-export async function withNameClaims(ctx: DaemonContext, requested: string | undefined, work: (claim: (name: string) => string | undefined) => Promise<Response>): Promise<Response> {
+export async function withNameClaims(ctx: DaemonContext, requested: string | undefined, work: (claim: (name: string) => string | undefined) => Promise<ResponseFor<'up'>>): Promise<ResponseFor<'up'>> {
   const releases: (() => void)[] = [];
   const claim = (name: string): string | undefined => {
     const r = ctx.names.claim(name, (n) => nameTaken(ctx, n));
-    if (typeof r === 'string') return r;
-    releases.push(r);
+    if (!r.ok) return r.error;
+    releases.push(r.value);
     return undefined;
   };
   try {
@@ -51,7 +51,7 @@ function fetchLog(ctx: DaemonContext, m: string): void {
   if (!/nothing to fetch|library present/.test(m)) ctx.say(m.replace(/^vpl011: /, ''));
 }
 
-async function upClaimed(req: UpRequest, ctx: DaemonContext, claim: (name: string) => string | undefined): Promise<Response> {
+async function upClaimed(req: UpRequest, ctx: DaemonContext, claim: (name: string) => string | undefined): Promise<ResponseFor<'up'>> {
   let config: GuestConfig;
   try {
     // No config: `vpl011 run`'s default guest (Debian's kernel + our initramfs), fetched into the cache if missing.
@@ -75,7 +75,7 @@ export interface LaunchOptions {
 }
 
 /** Name, domid, TCP endpoint, then the domain host; answered once its console is served. Shared by up and restore. */
-export async function launch(ctx: DaemonContext, claim: (name: string) => string | undefined, o: LaunchOptions): Promise<Response> {
+export async function launch(ctx: DaemonContext, claim: (name: string) => string | undefined, o: LaunchOptions): Promise<ResponseFor<'up'>> {
   const { paths, supervisor } = ctx;
   const { config } = o;
   const req = { name: o.requestedName, tcp: o.tcp };
