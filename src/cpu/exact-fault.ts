@@ -11,10 +11,10 @@
 // searched: cpu_restore_state on an arbitrary code-buffer address can crash). Both are proved on a scratch engine
 // (discoverFaultLayout) before use: restoring from mem_io_pc must give the exact PCs of two known loads. Memory is read through /proc/self/mem, where a wrong pointer is an EIO/EFAULT, never a crash.
 // Without a layout (another library, /proc unavailable) the VMM keeps the imprecise delivery at the next safe point.
-import { closeSync, openSync, readSync } from 'node:fs';
 import koffi from 'koffi';
 import { REG, SYS, Uc, type UnicornLibrary } from './unicorn.js';
 import { ENV } from './exception.js';
+import { closeHostMemory, peek } from './host-memory.js';
 
 export interface FaultLayout {
   /** Byte offset of `CPUState *cpu` in uc_struct. */
@@ -23,18 +23,6 @@ export interface FaultLayout {
   envInCpu: number;
   /** Byte offset of CPUState.mem_io_pc. */
   memIoPc: number;
-}
-
-let memFd: number | undefined;
-function peek(addr: bigint, len: number): Buffer | null {
-  if (addr <= 0n || addr > 0x7fffffffffffn) return null;
-  try {
-    memFd ??= openSync('/proc/self/mem', 'r');
-    const b = Buffer.alloc(len);
-    return readSync(memFd, b, 0, len, Number(addr)) === len ? b : null;
-  } catch {
-    return null;
-  }
 }
 
 type RestoreFn = (cpu: bigint, hostPc: bigint, willExit: boolean) => boolean;
@@ -177,6 +165,5 @@ export class ExactFaults {
 
 /** For tests: forget the thread's layout. */
 export function closeFaultProbe(): void {
-  if (memFd !== undefined) closeSync(memFd);
-  memFd = undefined;
+  closeHostMemory();
 }

@@ -14,7 +14,7 @@ import { acceptSelfTestVerdict, ensureSelfTest, type SelfTestResult } from './se
 /** The self-test's code, as compiled: any change to it invalidates every stored verdict. */
 function codeFingerprint(): string {
   const h = createHash('sha256');
-  for (const m of ['./selftest.js', './exception.js', './timer.js', './unicorn.js', './vcpu.js']) {
+  for (const m of ['./selftest.js', './exception.js', './timer.js', './unicorn.js', './vcpu.js', './mmio-width.js', './host-memory.js']) {
     h.update(readFileSync(fileURLToPath(new URL(m, import.meta.url))));
   }
   return h.digest('hex');

@@ -9,7 +9,7 @@ import { Gicv2 } from '../xen/gicv2.js';
 import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain.js';
 import { EventChannels } from '../xen/evtchn.js';
 import { domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
-import { MMIO_ABORT } from '../xen/mmio.js';
+import { MMIO_ABORT, type AccessWidth } from '../xen/mmio.js';
 import { Reg } from '../device/spec.js';
 import { FrPollPacer } from '../device/poll-pacer.js';
 import { HotState, HotWord } from '../device/hot-state.js';
@@ -231,10 +231,11 @@ export class Machine {
     // after this Machine.
     if (opts.magicPages instanceof SharedArrayBuffer) v.mapShared(GUEST_MAGIC_BASE, opts.magicPages);
     else v.uc.memMapPtr(GUEST_MAGIC_BASE, opts.magicPages);
-    for (const r of this.domain.mmio.list()) v.mapMmio(r.base, r.size);
+    // The vpl011 (and the holes) take 8-byte accesses whole, so one refused as Xen does is not half-executed first.
+    for (const r of this.domain.mmio.list()) v.mapMmio(r.base, r.size, r.base === GUEST_PL011_BASE);
     // Nothing else is there: any access goes to the domain's policy (through the bus, which finds no device).
     const mapped = [{ base: image.ramBase, size: image.ramSize }, { base: GUEST_MAGIC_BASE, size: opts.magicPages.byteLength }, ...this.domain.mmio.list()];
-    for (const h of addressHoles(mapped)) v.mapMmio(h.base, h.size);
+    for (const h of addressHoles(mapped)) v.mapMmio(h.base, h.size, true);
     v.reset(BigInt(image.entry), BigInt(image.x0));
   }
 
@@ -255,7 +256,7 @@ export class Machine {
    * A vpl011 read: straight to the device (saving the bus lookup on the hottest path) while it is the domain's vuart
    * and the domain is alive; otherwise through the bus. A refused read goes to the domain's policy as handleMmio does.
    */
-  private uartRead(addr: number, width: 1 | 2 | 4): number | null {
+  private uartRead(addr: number, width: AccessWidth): number | null {
     const inst = this.uartInst;
     if (inst === undefined || this.domain.vpl011 !== inst || this.domain.crashed) return this.read(addr, width);
     const v = inst.device.read(addr - GUEST_PL011_BASE, width);
@@ -263,7 +264,7 @@ export class Machine {
   }
 
   /** Domain.handleRefusedAccess for a device-refused access: null (the vCPU injects the abort) or 0 (crashed). */
-  private refused(addr: number, width: 1 | 2 | 4, write: boolean, value: number): number | null {
+  private refused(addr: number, width: AccessWidth, write: boolean, value: number): number | null {
     const a = this.access;
     a.addr = addr; a.width = width; a.write = write; a.value = value;
     if (this.domain.handleRefusedAccess(a) === 'crashed') return this.crash(this.domain.crashReason ?? 'refused access'), 0;
@@ -271,7 +272,7 @@ export class Machine {
   }
 
   /** A trapped read through the domain's bus: the value, or null for a refused access (the vCPU injects the abort). */
-  private read(addr: number, width: 1 | 2 | 4): number | null {
+  private read(addr: number, width: AccessWidth): number | null {
     const a = this.access;
     a.addr = addr; a.width = width; a.write = false; a.value = 0;
     const r = this.domain.handleMmio(a);
