@@ -112,9 +112,17 @@ test('an exception the guest cannot take (no vector table) ends the domain namin
   }
 });
 
+// MODE 2, 5 and 6 (aborts the VMM injects itself: an unmapped address, a refused UART register) looped forever
+// before: the checks ran only for exceptions unicorn reported.
 for (const [mode, what, re] of [
   [0, 'an undefined instruction', /exception loop: undefined instruction \(ESR 0x2000000\) at pc 0x4000000c; its vector at 0x40000a00 raises it again/],
   [1, 'an SVC', /exception loop: SVC \(ESR 0x56000000\) at pc 0x4000000c; its vector at 0x40000a00 raises it again/],
+  [2, 'a store to an unmapped address', /exception loop: data abort \(ESR 0x97810050\) at pc 0x4000001c; its vector at 0x40000a00 raises it again/],
+  [3, 'an alignment fault (unaligned LDXR)', /exception loop: data abort \(ESR 0x96000021\) at pc 0x4000001c; its vector at 0x40000a00 raises it again/],
+  [4, 'a BRK', /exception loop: BRK \(ESR 0xf2000000\) at pc 0x4000001c; its vector at 0x40000a00 raises it again/],
+  [5, 'a refused UART read (UARTICR)', /exception loop: data abort \(ESR 0x\w+\) at pc 0x4000001c; its vector at 0x40000a00 raises it again/],
+  [6, 'an injected abort and returns to the same store', /exception loop: 1000 identical aborts \(ESR 0x97810050, FAR 0x9000000\) at pc 0x4000001c/],
+  [7, 'an alignment fault and returns to the same LDXR', /exception loop: 1000 identical aborts \(ESR 0x96000021, FAR 0x40010003\) at pc 0x4000001c/],
 ] as const) {
   test(`a vector that raises ${what} again loops: the domain ends naming the first one (every class, not only aborts)`, { timeout: 60_000 }, async () => {
     const p = new ConsoleProcess(['run', '--bare', '--kernel', buildBareGuestFile('vector-loop', { defines: { MODE: mode } }), '--timeout', '20']);

@@ -147,37 +147,8 @@ export class UnicornVcpu implements Vcpu {
       const prevEntry = this.lastEntry;
       const rec = this.sync.takeFromHook(intno);
       this.noteEntry(rec.pc, rec.syndrome);
-      // Any class: the exception is raised by the first instruction of the vector the same exception just went to
-      // (an SVC's preferred return is after it), so the handler can never run: a loop, whatever the class. End the
-      // domain naming the exception that started it.
-      if (prevEntry !== null && this.lastEntry!.pc === prevEntry.vector && rec.syndrome === prevEntry.syndrome) {
-        this.loopStart ??= prevEntry;
-        if (++this.vectorReentries >= VECTOR_LOOP_LIMIT) {
-          const f = this.loopStart;
-          this.exit = { kind: 'error', message: `exception loop: ${describeSyndrome(f.syndrome)} at pc 0x${f.pc.toString(16)}; its vector at 0x${prevEntry.vector.toString(16)} raises it again` };
-          this.uc.stop();
-          return;
-        }
-      } else {
-        this.loopStart = null;
-        this.vectorReentries = 0;
-      }
-      // A vector that faults again at the same place, address and syndrome would loop forever: crash the domain.
-      // Only aborts count: an SVC or a trapped instruction at one PC can legitimately repeat without end (a loop of
-      // write() calls, an emulated MRS in a loop), because their handlers return past the instruction.
       const isAbort = intno === EXCP.PREFETCH_ABORT || intno === EXCP.DATA_ABORT;
-      if (isAbort && rec.pc === this.lastSyncPc && rec.syndrome === this.lastSyncEsr && rec.vaddress === this.lastSyncFar) {
-        if (++this.sameSync >= SYNC_LOOP_LIMIT) {
-          this.exit = { kind: 'error', message: `exception loop: ${SYNC_LOOP_LIMIT} identical aborts (ESR 0x${rec.syndrome.toString(16)}, FAR 0x${rec.vaddress.toString(16)}) at pc 0x${rec.pc.toString(16)}` };
-          this.uc.stop();
-          return;
-        }
-      } else {
-        this.lastSyncPc = isAbort ? rec.pc : -1n;
-        this.lastSyncEsr = rec.syndrome;
-        this.lastSyncFar = rec.vaddress;
-        this.sameSync = 0;
-      }
+      if (this.looping(prevEntry, rec.syndrome, rec.vaddress, isAbort)) return;
       this.safe();
       return;
     }
@@ -185,13 +156,57 @@ export class UnicornVcpu implements Vcpu {
     this.uc.stop();
   }
 
+  /**
+   * After an exception was entered (noteEntry done; `prevEntry` the one before): is the vCPU in an exception loop?
+   * If so, the run is stopped with an error naming the exception that started it. Every class and every way in
+   * (unicorn's INTR hook, an abort this VMM injects for a refused or unmapped access) goes through here.
+   */
+  private looping(prevEntry: typeof this.lastEntry, syndrome: number, far: bigint, isAbort: boolean): boolean {
+    const cur = this.lastEntry!;
+    // Any class: the exception is raised by the first instruction of the vector the same exception just went to
+    // (an SVC's preferred return is after it), so the handler can never run: a loop, whatever the class. End the
+    // domain naming the exception that started it.
+    if (prevEntry !== null && cur.pc === prevEntry.vector && syndrome === prevEntry.syndrome) {
+      this.loopStart ??= prevEntry;
+      if (++this.vectorReentries >= VECTOR_LOOP_LIMIT) {
+        const f = this.loopStart;
+        return this.stopWith(`exception loop: ${describeSyndrome(f.syndrome)} at pc 0x${f.pc.toString(16)}; its vector at 0x${prevEntry.vector.toString(16)} raises it again`);
+      }
+    } else {
+      this.loopStart = null;
+      this.vectorReentries = 0;
+    }
+    // A vector that faults again at the same place, address and syndrome would loop forever: crash the domain.
+    // Only aborts count: an SVC or a trapped instruction at one PC can legitimately repeat without end (a loop of
+    // write() calls, an emulated MRS in a loop), because their handlers return past the instruction.
+    if (isAbort && cur.pc === this.lastSyncPc && syndrome === this.lastSyncEsr && far === this.lastSyncFar) {
+      if (++this.sameSync >= SYNC_LOOP_LIMIT) {
+        return this.stopWith(`exception loop: ${SYNC_LOOP_LIMIT} identical aborts (ESR 0x${syndrome.toString(16)}, FAR 0x${far.toString(16)}) at pc 0x${cur.pc.toString(16)}`);
+      }
+    } else {
+      this.lastSyncPc = isAbort ? cur.pc : -1n;
+      this.lastSyncEsr = syndrome;
+      this.lastSyncFar = far;
+      this.sameSync = 0;
+    }
+    return false;
+  }
+
+  private stopWith(message: string): true {
+    this.exit = { kind: 'error', message };
+    this.uc.stop();
+    return true;
+  }
+
   private deliverAbort(): void {
     const a = this.pendingAbort!;
     this.pendingAbort = null;
     this.counts.aborts++;
     const fromEl = Number((this.uc.reg(REG.PSTATE) >> 2n) & 3n);
+    const prevEntry = this.lastEntry;
     const entered = this.sync.enter('sync', dabtSyndrome(fromEl, a.write), BigInt(a.addr));
     this.noteEntry(entered.pc, entered.syndrome);
+    this.looping(prevEntry, entered.syndrome, BigInt(a.addr), true);
   }
 
   loadMemory(addr: number, data: Uint8Array): void {
@@ -277,8 +292,10 @@ export class UnicornVcpu implements Vcpu {
       const srt = (iss >>> 16) & 31;
       old = srt === 31 ? 0n : this.uc.reg(xreg(srt));
     }
+    const prevEntry = this.lastEntry;
     const entered = this.sync.enter('sync', (dabtSyndrome(fromEl, write) | iss) >>> 0, BigInt(addr));
     this.noteEntry(entered.pc, entered.syndrome);
+    this.looping(prevEntry, entered.syndrome, BigInt(addr), true);
     this.abortedAccess = { hostPc: site.hostPc, next: addr + 4, write, high: Number((old >> 32n) & 0xffffffffn) };
     // A whole 8-byte load gets all of its register back; a 4-byte half only the low word (the next half the rest).
     return width === 8 ? old : Number(old & 0xffffffffn);
