@@ -148,6 +148,11 @@ export class ExactFaults {
     return new ExactFaults(u, layout, s.readBigUInt64LE(0), restoreFn(u.lib));
   }
 
+  /** The address of this engine's CPUARMState (its registers, env->exception). */
+  envAddress(): bigint {
+    return this.cpu + BigInt(this.layout.envInCpu);
+  }
+
   /** Only inside an MMIO callback: the host return address of the current access (no state changes). */
   hostPc(): bigint | null {
     const io = peek(this.cpu + BigInt(this.layout.memIoPc), 8);

@@ -6,7 +6,8 @@ import { psciCall, type PsciAction } from './psci.js';
 import { ensureSelfTest } from './selftest.js';
 import { ExactFaults, faultLayout } from './exact-fault.js';
 import { describeSyndrome } from './exception-names.js';
-import { loadNative, nativeMsrFilterEnabled, NativeFastPath, type NativeUartBinding } from './native.js';
+import { loadNative, nativeLibraryPath, nativeMsrFilterEnabled, NativeFastPath, type NativeUartBinding } from './native.js';
+import { NativeEntry, nativeExceptionEntryEnabled } from './native-exception.js';
 import { widenMmio } from './mmio-width.js';
 import type { AccessWidth } from '../xen/mmio.js';
 
@@ -99,7 +100,9 @@ export class UnicornVcpu implements Vcpu {
     this.timer = new VirtTimer(u);
     this.sync1 = (intno) => this.onIntr(intno);
     u.hookIntr(this.sync1);
-    const nl = hooks.nativeUart ? loadNative() : null;
+    const nl = loadNative();
+    // Exception entry in one native call (~10 koffi calls into unicorn in JS); env->exception read in place.
+    if (nl && nativeExceptionEntryEnabled()) this.sync.native = NativeEntry.attach(nativeLibraryPath(), u, this.exact?.envAddress() ?? 0n);
     if (nl && hooks.nativeUart) {
       const t = this.timer;
       this.fast = new NativeFastPath(nl, u, hooks.nativeUart, () => t.nextCheckMs);
