@@ -17,7 +17,7 @@ import type { GuestConfig } from '../toolstack/config.js';
 import { CONTROL_BYTES, type WorkerInit } from '../vmm/control.js';
 import { stopDomainWorker } from '../vmm/domain-stop.js';
 import { unicornLibraryPath } from '../toolstack/cache.js';
-import type { DomainExit } from '../vmm/domain-thread.js';
+import { imageTransferList, type DomainExit } from '../vmm/domain-thread.js';
 import { runPaths } from './paths.js';
 import { INSTANCE_RE, NAME_RE, readRecord, recordPath, removeRecord, writeRecord, type DomainRecord } from './records.js';
 
@@ -81,7 +81,7 @@ async function runGuest(
     profile: config.vuart === 'pl011' ? 'pl011' : 'sbsa',
     libraryPath: unicornLibraryPath(),
   };
-  const worker = new Worker(new URL('../vmm/worker.js', import.meta.url), { workerData: init });
+  const worker = new Worker(new URL('../vmm/worker.js', import.meta.url), { workerData: init, transferList: imageTransferList(image) });
   let stopping = false;
   let workerExited!: () => void;
   const exited = new Promise<void>((r) => (workerExited = r));
