@@ -115,7 +115,23 @@ export function discoverFaultLayout(lib: UnicornLibrary): { layout: FaultLayout 
   }
 }
 
-let threadLayout: { layout: FaultLayout | null; why?: string } | undefined;
+let threadLayout: { layout: FaultLayout | null; why?: string; stored?: boolean } | undefined;
+
+/** A layout proved earlier for this very library (kept with the self-test's verdict, selftest-cache.ts). */
+export function acceptFaultLayout(layout: FaultLayout): void {
+  threadLayout = { layout, stored: true };
+}
+
+/** Where this thread's layout came from: proved on a scratch engine here, or stored with the verdict. */
+export function faultLayoutSource(): 'proved' | 'stored' | undefined {
+  return threadLayout === undefined ? undefined : threadLayout.stored ? 'stored' : 'proved';
+}
+
+/** A stored layout's shape (offsets only; the values were proved when stored). */
+export function isFaultLayout(v: unknown): v is FaultLayout {
+  const l = v as Partial<FaultLayout> | null;
+  return typeof l === 'object' && l !== null && [l.ucCpu, l.envInCpu, l.memIoPc].every((n) => Number.isInteger(n) && n! >= 0 && n! < 1 << 20);
+}
 /** Once per thread (like the self-test). */
 export function faultLayout(lib: UnicornLibrary): FaultLayout | null {
   threadLayout ??= discoverFaultLayout(lib);
