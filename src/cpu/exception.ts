@@ -23,6 +23,8 @@ export interface SyncRecord {
   targetEl: number;
   fromEl: number;
   pc: bigint;
+  /** Where the entry went (PC after it): VBAR_EL1 + the vector offset. */
+  vector: bigint;
 }
 
 /**
@@ -119,8 +121,9 @@ export class SyncEntry {
     u.setSys(SYS.SPSR_EL1, pstate);
     u.setSys(SYS.ESR_EL1, syndrome >>> 0);
     if (far !== undefined) u.setSys(SYS.FAR_EL1, far);
-    u.setReg(REG.PC, vbar + vectorOffset(fromEl, spx, kind));
-    return { syndrome, vaddress: far ?? 0n, targetEl, fromEl, pc };
+    const vector = vbar + vectorOffset(fromEl, spx, kind);
+    u.setReg(REG.PC, vector);
+    return { syndrome, vaddress: far ?? 0n, targetEl, fromEl, pc, vector };
   }
 }
 

@@ -54,7 +54,7 @@ export class NativeEntry {
   private record(e: number): SyncRecord {
     if (e !== 0) throw new Error(`exception entry: unicorn register access failed (${e})`);
     const o = this.out;
-    return { pc: o[0]!, fromEl: Number((o[1]! >> 2n) & 3n), syndrome: Number(o[3]!), vaddress: o[4]!, targetEl: Number(o[5]!) };
+    return { pc: o[0]!, fromEl: Number((o[1]! >> 2n) & 3n), syndrome: Number(o[3]!), vaddress: o[4]!, targetEl: Number(o[5]!), vector: o[2]! };
   }
 
   /** SyncEntry.enter. */

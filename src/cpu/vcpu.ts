@@ -1,6 +1,6 @@
 // The vCPU as the VMM sees it, so another backend can replace unicorn, and the unicorn implementation of it.
 import { EXCP, REG, SYS, Uc, loadUnicorn, xreg, type UnicornLibrary } from './unicorn.js';
-import { SyncEntry, dabtSyndrome } from './exception.js';
+import { SyncEntry, dabtSyndrome, type SyncRecord } from './exception.js';
 import { VirtTimer } from './timer.js';
 import { psciCall, type PsciAction } from './psci.js';
 import { ensureSelfTest } from './selftest.js';
@@ -149,7 +149,7 @@ export class UnicornVcpu implements Vcpu {
       this.counts.sync++;
       const prevEntry = this.lastEntry;
       const rec = this.sync.takeFromHook(intno);
-      this.noteEntry(rec.pc, rec.syndrome);
+      this.noteEntry(rec);
       const isAbort = intno === EXCP.PREFETCH_ABORT || intno === EXCP.DATA_ABORT;
       if (this.looping(prevEntry, rec.syndrome, rec.vaddress, isAbort)) return;
       this.safe();
@@ -208,7 +208,7 @@ export class UnicornVcpu implements Vcpu {
     const fromEl = Number((this.uc.reg(REG.PSTATE) >> 2n) & 3n);
     const prevEntry = this.lastEntry;
     const entered = this.sync.enter('sync', dabtSyndrome(fromEl, a.write), BigInt(a.addr));
-    this.noteEntry(entered.pc, entered.syndrome);
+    this.noteEntry(entered);
     this.looping(prevEntry, entered.syndrome, BigInt(a.addr), true);
   }
 
@@ -297,7 +297,7 @@ export class UnicornVcpu implements Vcpu {
     }
     const prevEntry = this.lastEntry;
     const entered = this.sync.enter('sync', (dabtSyndrome(fromEl, write) | iss) >>> 0, BigInt(addr));
-    this.noteEntry(entered.pc, entered.syndrome);
+    this.noteEntry(entered);
     this.looping(prevEntry, entered.syndrome, BigInt(addr), true);
     this.abortedAccess = { hostPc: site.hostPc, next: addr + 4, write, high: Number((old >> 32n) & 0xffffffffn) };
     // A whole 8-byte load gets all of its register back; a 4-byte half only the low word (the next half the rest).
@@ -309,11 +309,11 @@ export class UnicornVcpu implements Vcpu {
   private loopStart: { pc: bigint; syndrome: number; vector: bigint } | null = null;
   /** The last exception entered by hand and the vector it went to (PC right after the entry). */
   private lastEntry: { pc: bigint; syndrome: number; vector: bigint } | null = null;
-  private noteEntry(pc: bigint, syndrome: number): void {
+  private noteEntry(e: SyncRecord): void {
     // pc: the instruction's own address (an SVC/HVC/SMC's preferred return is the next one).
-    const ec = syndrome >>> 26;
-    const insn = ec === 0x15 || ec === 0x16 || ec === 0x17 ? pc - 4n : pc;
-    this.lastEntry = { pc: insn, syndrome, vector: this.uc.reg(REG.PC) };
+    const ec = e.syndrome >>> 26;
+    const insn = ec === 0x15 || ec === 0x16 || ec === 0x17 ? e.pc - 4n : e.pc;
+    this.lastEntry = { pc: insn, syndrome: e.syndrome, vector: e.vector };
   }
 
   queueDataAbort(addr: number, write: boolean): void {
