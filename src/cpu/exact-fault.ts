@@ -11,10 +11,10 @@
 // searched: cpu_restore_state on an arbitrary code-buffer address can crash). Both are proved on a scratch engine
 // (discoverFaultLayout) before use: restoring from mem_io_pc must give the exact PCs of two known loads. Memory is read through /proc/self/mem, where a wrong pointer is an EIO/EFAULT, never a crash.
 // Without a layout (another library, /proc unavailable) the VMM keeps the imprecise delivery at the next safe point.
-import { closeSync, openSync, readSync } from 'node:fs';
 import koffi from 'koffi';
 import { REG, SYS, Uc, type UnicornLibrary } from './unicorn.js';
 import { ENV } from './exception.js';
+import { closeHostMemory, peek } from './host-memory.js';
 
 export interface FaultLayout {
   /** Byte offset of `CPUState *cpu` in uc_struct. */
@@ -23,18 +23,6 @@ export interface FaultLayout {
   envInCpu: number;
   /** Byte offset of CPUState.mem_io_pc. */
   memIoPc: number;
-}
-
-let memFd: number | undefined;
-function peek(addr: bigint, len: number): Buffer | null {
-  if (addr <= 0n || addr > 0x7fffffffffffn) return null;
-  try {
-    memFd ??= openSync('/proc/self/mem', 'r');
-    const b = Buffer.alloc(len);
-    return readSync(memFd, b, 0, len, Number(addr)) === len ? b : null;
-  } catch {
-    return null;
-  }
 }
 
 type RestoreFn = (cpu: bigint, hostPc: bigint, willExit: boolean) => boolean;
@@ -127,7 +115,23 @@ export function discoverFaultLayout(lib: UnicornLibrary): { layout: FaultLayout 
   }
 }
 
-let threadLayout: { layout: FaultLayout | null; why?: string } | undefined;
+let threadLayout: { layout: FaultLayout | null; why?: string; stored?: boolean } | undefined;
+
+/** A layout proved earlier for this very library (kept with the self-test's verdict, selftest-cache.ts). */
+export function acceptFaultLayout(layout: FaultLayout): void {
+  threadLayout = { layout, stored: true };
+}
+
+/** Where this thread's layout came from: proved on a scratch engine here, or stored with the verdict. */
+export function faultLayoutSource(): 'proved' | 'stored' | undefined {
+  return threadLayout === undefined ? undefined : threadLayout.stored ? 'stored' : 'proved';
+}
+
+/** A stored layout's shape (offsets only; the values were proved when stored). */
+export function isFaultLayout(v: unknown): v is FaultLayout {
+  const l = v as Partial<FaultLayout> | null;
+  return typeof l === 'object' && l !== null && [l.ucCpu, l.envInCpu, l.memIoPc].every((n) => Number.isInteger(n) && n! >= 0 && n! < 1 << 20);
+}
 /** Once per thread (like the self-test). */
 export function faultLayout(lib: UnicornLibrary): FaultLayout | null {
   threadLayout ??= discoverFaultLayout(lib);
@@ -160,6 +164,11 @@ export class ExactFaults {
     return new ExactFaults(u, layout, s.readBigUInt64LE(0), restoreFn(u.lib));
   }
 
+  /** The address of this engine's CPUARMState (its registers, env->exception). */
+  envAddress(): bigint {
+    return this.cpu + BigInt(this.layout.envInCpu);
+  }
+
   /** Only inside an MMIO callback: the host return address of the current access (no state changes). */
   hostPc(): bigint | null {
     const io = peek(this.cpu + BigInt(this.layout.memIoPc), 8);
@@ -177,6 +186,5 @@ export class ExactFaults {
 
 /** For tests: forget the thread's layout. */
 export function closeFaultProbe(): void {
-  if (memFd !== undefined) closeSync(memFd);
-  memFd = undefined;
+  closeHostMemory();
 }

@@ -2,6 +2,7 @@
 // UC_HOOK_INTR and then drops it: do_interrupt never runs, so ESR/FAR/ELR/SPSR are never written and PC is not
 // moved to the vector (docs/UPSTREAM.md §5.1). We do the architectural entry ourselves (Arm ARM D1.10.2).
 import { REG, SYS, type Uc } from './unicorn.js';
+import type { NativeEntry } from './native-exception.js';
 
 /**
  * Offsets inside CPUARMState (qemu/target/arm/cpu.h, byte-identical in unicorn 2.0.1 and 2.1.1). The syndrome and
@@ -22,6 +23,8 @@ export interface SyncRecord {
   targetEl: number;
   fromEl: number;
   pc: bigint;
+  /** Where the entry went (PC after it): VBAR_EL1 + the vector offset. */
+  vector: bigint;
 }
 
 /**
@@ -57,6 +60,8 @@ export function vectorOffset(fromEl: number, spx: boolean, kind: 'sync' | 'irq' 
 }
 
 export class SyncEntry {
+  /** The same entry made in one native call (native-exception.ts), when the native library is loaded. */
+  native: NativeEntry | null = null;
   private readonly ctx: unknown;
   private readonly env: DataView;
   readonly envOffset: number;
@@ -87,6 +92,7 @@ export class SyncEntry {
 
   /** Take the pending synchronous exception (from inside UC_HOOK_INTR) to EL1. */
   takeFromHook(intno: number): SyncRecord {
+    if (this.native && this.native.env !== 0n) return this.native.takeFromHook(intno);
     const e = this.readException();
     const hasFar = intno === 3 || intno === 4; // EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT
     return this.enter('sync', e.syndrome, hasFar ? e.vaddress : undefined, e.targetEl);
@@ -99,6 +105,7 @@ export class SyncEntry {
    * PC on entry to the hook is already the preferred return address (after SVC/HVC, at the faulting instruction).
    */
   enter(kind: 'sync' | 'irq' | 'serror', syndrome: number, far: bigint | undefined, targetEl = 1): SyncRecord {
+    if (this.native) return this.native.enter(kind, syndrome, far, targetEl);
     const u = this.u;
     const pstate = u.reg(REG.PSTATE) & 0xffffffffn;
     const pc = u.reg(REG.PC);
@@ -114,8 +121,9 @@ export class SyncEntry {
     u.setSys(SYS.SPSR_EL1, pstate);
     u.setSys(SYS.ESR_EL1, syndrome >>> 0);
     if (far !== undefined) u.setSys(SYS.FAR_EL1, far);
-    u.setReg(REG.PC, vbar + vectorOffset(fromEl, spx, kind));
-    return { syndrome, vaddress: far ?? 0n, targetEl, fromEl, pc };
+    const vector = vbar + vectorOffset(fromEl, spx, kind);
+    u.setReg(REG.PC, vector);
+    return { syndrome, vaddress: far ?? 0n, targetEl, fromEl, pc, vector };
   }
 }
 

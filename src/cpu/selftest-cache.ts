@@ -10,11 +10,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { UnicornLibrary } from './unicorn.js';
 import { acceptSelfTestVerdict, ensureSelfTest, type SelfTestResult } from './selftest.js';
+import { acceptFaultLayout, faultLayout, isFaultLayout } from './exact-fault.js';
 
 /** The self-test's code, as compiled: any change to it invalidates every stored verdict. */
 function codeFingerprint(): string {
   const h = createHash('sha256');
-  for (const m of ['./selftest.js', './exception.js', './timer.js', './unicorn.js', './vcpu.js']) {
+  for (const m of ['./selftest.js', './exception.js', './timer.js', './unicorn.js', './vcpu.js', './mmio-width.js', './host-memory.js', './exact-fault.js']) {
     h.update(readFileSync(fileURLToPath(new URL(m, import.meta.url))));
   }
   return h.digest('hex');
@@ -35,21 +36,25 @@ export function ensureSelfTestCached(lib: UnicornLibrary, dir: string): { result
   let file: string | undefined;
   try {
     file = join(dir, `${verdictKey(lib.path)}.json`);
-    const v = JSON.parse(readFileSync(file, 'utf8')) as Partial<SelfTestResult>;
+    const v = JSON.parse(readFileSync(file, 'utf8')) as Partial<SelfTestResult> & { faultLayout?: unknown };
     if (v.ok === true && v.version === lib.version && Number.isInteger(v.envOffset)) {
       const r: SelfTestResult = { ok: true, failures: [], version: lib.version, envOffset: v.envOffset!, ms: 0 };
       acceptSelfTestVerdict(lib, r);
+      // The exact-fault layout proved with it (a scratch engine, ~10-30 ms per vCPU thread otherwise).
+      if (isFaultLayout(v.faultLayout)) acceptFaultLayout(v.faultLayout);
       return { result: r, cached: true };
     }
   } catch {
     // no verdict yet (or an unusable one): run the test
   }
   const r = ensureSelfTest(lib); // throws on failure: nothing stored
+  // Proved now, on its scratch engine (before this thread's vCPU engine exists); stored only when proved.
+  const layout = faultLayout(lib);
   if (file) {
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const tmp = `${file}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ ok: true, version: r.version, envOffset: r.envOffset }), { mode: 0o600 });
+      writeFileSync(tmp, JSON.stringify({ ok: true, version: r.version, envOffset: r.envOffset, ...(layout ? { faultLayout: layout } : {}) }), { mode: 0o600 });
       renameSync(tmp, file);
     } catch {
       // a read-only cache only costs the test next time

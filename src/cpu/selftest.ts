@@ -6,12 +6,14 @@
 //  - the hand-made EL0 -> EL1 and EL1 -> EL1 synchronous entries: the EL1 vector's MRS (which UNDEF at EL0) read the
 //    right ESR/FAR/ELR/SPSR/SP_EL0/CurrentEL, and SP is the EL1 stack;
 //  - uc_emu_start returning at WFI with PC after it;
-//  - CNTV writes reaching the MSR hook, and MRS CNTV_CTL_EL0 reading the mirrored ISTATUS.
+//  - CNTV writes reaching the MSR hook, and MRS CNTV_CTL_EL0 reading the mirrored ISTATUS;
+//  - an MMIO region widened by mmio-width.ts getting a 64-bit store and load as one call each, whole.
 import { EXCP, REG, SYS, Uc, xreg, type UnicornLibrary } from './unicorn.js';
 import { ENV, SyncEntry, type EnvLayout } from './exception.js';
 import { VirtTimer } from './timer.js';
 import { SCR_EL3_VALUE, HCR_EL2_BASE } from './el-registers.js';
 import { errorMessage } from '../util/errors.js';
+import { proveWholeMmio } from './mmio-width.js';
 
 /** Libraries this code was checked against. 2.0.1 needs an env hflags patch this build does not carry. */
 export const KNOWN_VERSIONS = ['2.1.1'] as const;
@@ -195,6 +197,9 @@ export function runSelfTest(lib: UnicornLibrary, layout: Readonly<EnvLayout> = E
     const e = runCase(lib, 0x400, 0, layout);
     chk(e.msrSeen === 2, `timer: the MSR hook saw ${e.msrSeen} CNTV writes, want 2`);
     chk(e.x2 === 5n, `timer: MRS CNTV_CTL_EL0 read ${hx(e.x2)}, want 0x5 (ENABLE|ISTATUS mirrored)`);
+    // F: 8-byte MMIO accesses whole (mmio-width.ts), so the vpl011 refuses a 64-bit access before any half of it runs.
+    const w = proveWholeMmio(lib);
+    chk(w === null, `whole 64-bit MMIO accesses: ${w}`);
   } catch (err) {
     f.push(`self-test could not run: ${errorMessage(err)}`);
   }

@@ -135,7 +135,7 @@ const protos = {
  * number when it is a safe integer (always, with 4-byte callbacks): no BigInt per access.
  */
 export function mmioTrampolines(read: MmioReadFn, write: MmioWriteFn): {
-  read: (uc: unknown, off: number | bigint, sz: number) => number;
+  read: (uc: unknown, off: number | bigint, sz: number) => number | bigint;
   write: (uc: unknown, off: number | bigint, sz: number, val: number | bigint) => void;
 } {
   return {
@@ -192,7 +192,8 @@ export function loadUnicorn(path: string): UnicornLibrary {
   return loaded;
 }
 
-export type MmioReadFn = (offset: number, size: number) => number;
+/** A read's value; a bigint only for an 8-byte read whose value needs more than 53 bits. */
+export type MmioReadFn = (offset: number, size: number) => number | bigint;
 export type MmioWriteFn = (offset: number, size: number, value: number, valueHigh: number) => void;
 /**
  * Return true to skip the MSR's own effect (unicorn: the hook's return value 1). The value being written is
@@ -317,14 +318,18 @@ export class Uc {
   /**
    * uc_mmio_map. Unicorn gives an MMIO region at most 4 bytes per callback (its MemoryRegionOps leave
    * impl.max_access_size at 0, which QEMU treats as 4), so an 8-byte access arrives as two 4-byte calls,
-   * low word first (unicorn issue #2074).
+   * low word first (unicorn issue #2074), unless mmio-width.ts widened the region.
    */
   mmioMap(base: number, size: number, read: MmioReadFn, write: MmioWriteFn): void {
     const t = mmioTrampolines(read, write);
     const rcb = this.register(t.read as never, protos.mmioRead);
     const wcb = this.register(t.write as never, protos.mmioWrite);
     this.check(this.lib.api.uc_mmio_map(this.h, BigInt(base), size, rcb, null, wcb, null), `uc_mmio_map 0x${base.toString(16)}`);
+    this.mmioCallbacks.set(base, { read: rcb, userRead: null, write: wcb, userWrite: null });
   }
+
+  /** The callback pointers and user data each MMIO region was mapped with, by base (mmio-width.ts finds it by them). */
+  readonly mmioCallbacks = new Map<number, { read: unknown; userRead: unknown; write: unknown; userWrite: unknown }>();
 
   /** A koffi trampoline for one of this file's callback prototypes, by name; released in close(). */
   registerNamed(fn: (...a: never[]) => unknown, protoName: string): unknown {
@@ -334,6 +339,7 @@ export class Uc {
   /** uc_mmio_map with native callbacks (src/cpu/native.ts): function pointers and user data from a C library. */
   mmioMapRaw(base: number, size: number, rcb: unknown, ur: unknown, wcb: unknown, uw: unknown): void {
     this.check(this.lib.api.uc_mmio_map_raw(this.h, BigInt(base), size, rcb, ur, wcb, uw), `uc_mmio_map 0x${base.toString(16)}`);
+    this.mmioCallbacks.set(base, { read: rcb, userRead: ur, write: wcb, userWrite: uw });
   }
 
   /** The MSR hook with a native callback (the C filter of src/cpu/native.ts). */

@@ -1,13 +1,16 @@
 // The vCPU as the VMM sees it, so another backend can replace unicorn, and the unicorn implementation of it.
 import { EXCP, REG, SYS, UC_PROT_EXEC, UC_PROT_READ, Uc, loadUnicorn, xreg, type UnicornLibrary } from './unicorn.js';
-import { SyncEntry, dabtSyndrome } from './exception.js';
+import { SyncEntry, dabtSyndrome, type SyncRecord } from './exception.js';
 import { VirtTimer } from './timer.js';
 import { psciCall, type PsciAction } from './psci.js';
 import { ensureSelfTest } from './selftest.js';
 import { HCR_EL2_BASE, HCR_EL2_VI, SCR_EL3_VALUE } from './el-registers.js';
 import { ExactFaults, faultLayout } from './exact-fault.js';
 import { describeSyndrome } from './exception-names.js';
-import { loadNative, nativeMsrFilterEnabled, NativeFastPath, type NativeUartBinding } from './native.js';
+import { loadNative, nativeLibraryPath, nativeMsrFilterEnabled, NativeFastPath, type NativeUartBinding } from './native.js';
+import { NativeEntry, nativeExceptionEntryEnabled } from './native-exception.js';
+import { widenMmio } from './mmio-width.js';
+import type { AccessWidth } from '../xen/mmio.js';
 
 /** Why a run() returned. */
 export type RunExit =
@@ -19,9 +22,9 @@ export type RunExit =
 export interface VcpuHooks {
   /** Called at every safe point (between TBs): the machine may raise the IRQ line here. */
   safePoint(): void;
-  /** MMIO trap: returns the value, or null if the access is refused. */
-  mmioRead(addr: number, width: 1 | 2 | 4): number | null;
-  mmioWrite(addr: number, width: 1 | 2 | 4, value: number): boolean;
+  /** MMIO trap: returns the value, or null if the access is refused. Width 8 only from regions mapped `whole`. */
+  mmioRead(addr: number, width: AccessWidth): number | null;
+  mmioWrite(addr: number, width: AccessWidth, value: number): boolean;
   /** The vpl011 page for the native fast path (used when the library is available and VPL011_NATIVE is not 0). */
   nativeUart?: NativeUartBinding;
 }
@@ -31,7 +34,11 @@ export interface Vcpu {
   mapRam(addr: number, size: number): void;
   /** Map memory the vCPU does not own, in place (a SharedArrayBuffer, or an external mapping's ArrayBuffer view). */
   mapShared(addr: number, buf: SharedArrayBuffer | ArrayBuffer): void;
-  mapMmio(base: number, size: number): void;
+  /**
+   * Trap accesses to [base, base + size). `whole`: an 8-byte access is one width-8 access (refused or served whole,
+   * as by Xen), not two 4-byte halves (unicorn's default, mmio-width.ts).
+   */
+  mapMmio(base: number, size: number, whole?: boolean): void;
   reset(pc: bigint, x0: bigint): void;
   /** Run until WFI, PSCI off/reset, stop or error. */
   run(): RunExit;
@@ -90,7 +97,9 @@ export class UnicornVcpu implements Vcpu {
     this.timer = new VirtTimer(u);
     this.sync1 = (intno) => this.onIntr(intno);
     u.hookIntr(this.sync1);
-    const nl = hooks.nativeUart ? loadNative() : null;
+    const nl = loadNative();
+    // Exception entry in one native call (~10 koffi calls into unicorn in JS); env->exception read in place.
+    if (nl && nativeExceptionEntryEnabled()) this.sync.native = NativeEntry.attach(nativeLibraryPath(), u, this.exact?.envAddress() ?? 0n);
     if (nl && hooks.nativeUart) {
       const t = this.timer;
       this.fast = new NativeFastPath(nl, u, hooks.nativeUart, () => t.nextCheckMs);
@@ -137,38 +146,9 @@ export class UnicornVcpu implements Vcpu {
       this.counts.sync++;
       const prevEntry = this.lastEntry;
       const rec = this.sync.takeFromHook(intno);
-      this.noteEntry(rec.pc, rec.syndrome);
-      // Any class: the exception is raised by the first instruction of the vector the same exception just went to
-      // (an SVC's preferred return is after it), so the handler can never run: a loop, whatever the class. End the
-      // domain naming the exception that started it.
-      if (prevEntry !== null && this.lastEntry!.pc === prevEntry.vector && rec.syndrome === prevEntry.syndrome) {
-        this.loopStart ??= prevEntry;
-        if (++this.vectorReentries >= VECTOR_LOOP_LIMIT) {
-          const f = this.loopStart;
-          this.exit = { kind: 'error', message: `exception loop: ${describeSyndrome(f.syndrome)} at pc 0x${f.pc.toString(16)}; its vector at 0x${prevEntry.vector.toString(16)} raises it again` };
-          this.uc.stop();
-          return;
-        }
-      } else {
-        this.loopStart = null;
-        this.vectorReentries = 0;
-      }
-      // A vector that faults again at the same place, address and syndrome would loop forever: crash the domain.
-      // Only aborts count: an SVC or a trapped instruction at one PC can legitimately repeat without end (a loop of
-      // write() calls, an emulated MRS in a loop), because their handlers return past the instruction.
+      this.noteEntry(rec);
       const isAbort = intno === EXCP.PREFETCH_ABORT || intno === EXCP.DATA_ABORT;
-      if (isAbort && rec.pc === this.lastSyncPc && rec.syndrome === this.lastSyncEsr && rec.vaddress === this.lastSyncFar) {
-        if (++this.sameSync >= SYNC_LOOP_LIMIT) {
-          this.exit = { kind: 'error', message: `exception loop: ${SYNC_LOOP_LIMIT} identical aborts (ESR 0x${rec.syndrome.toString(16)}, FAR 0x${rec.vaddress.toString(16)}) at pc 0x${rec.pc.toString(16)}` };
-          this.uc.stop();
-          return;
-        }
-      } else {
-        this.lastSyncPc = isAbort ? rec.pc : -1n;
-        this.lastSyncEsr = rec.syndrome;
-        this.lastSyncFar = rec.vaddress;
-        this.sameSync = 0;
-      }
+      if (this.looping(prevEntry, rec.syndrome, rec.vaddress, isAbort)) return;
       this.safe();
       return;
     }
@@ -176,13 +156,57 @@ export class UnicornVcpu implements Vcpu {
     this.uc.stop();
   }
 
+  /**
+   * After an exception was entered (noteEntry done; `prevEntry` the one before): is the vCPU in an exception loop?
+   * If so, the run is stopped with an error naming the exception that started it. Every class and every way in
+   * (unicorn's INTR hook, an abort this VMM injects for a refused or unmapped access) goes through here.
+   */
+  private looping(prevEntry: typeof this.lastEntry, syndrome: number, far: bigint, isAbort: boolean): boolean {
+    const cur = this.lastEntry!;
+    // Any class: the exception is raised by the first instruction of the vector the same exception just went to
+    // (an SVC's preferred return is after it), so the handler can never run: a loop, whatever the class. End the
+    // domain naming the exception that started it.
+    if (prevEntry !== null && cur.pc === prevEntry.vector && syndrome === prevEntry.syndrome) {
+      this.loopStart ??= prevEntry;
+      if (++this.vectorReentries >= VECTOR_LOOP_LIMIT) {
+        const f = this.loopStart;
+        return this.stopWith(`exception loop: ${describeSyndrome(f.syndrome)} at pc 0x${f.pc.toString(16)}; its vector at 0x${prevEntry.vector.toString(16)} raises it again`);
+      }
+    } else {
+      this.loopStart = null;
+      this.vectorReentries = 0;
+    }
+    // A vector that faults again at the same place, address and syndrome would loop forever: crash the domain.
+    // Only aborts count: an SVC or a trapped instruction at one PC can legitimately repeat without end (a loop of
+    // write() calls, an emulated MRS in a loop), because their handlers return past the instruction.
+    if (isAbort && cur.pc === this.lastSyncPc && syndrome === this.lastSyncEsr && far === this.lastSyncFar) {
+      if (++this.sameSync >= SYNC_LOOP_LIMIT) {
+        return this.stopWith(`exception loop: ${SYNC_LOOP_LIMIT} identical aborts (ESR 0x${syndrome.toString(16)}, FAR 0x${far.toString(16)}) at pc 0x${cur.pc.toString(16)}`);
+      }
+    } else {
+      this.lastSyncPc = isAbort ? cur.pc : -1n;
+      this.lastSyncEsr = syndrome;
+      this.lastSyncFar = far;
+      this.sameSync = 0;
+    }
+    return false;
+  }
+
+  private stopWith(message: string): true {
+    this.exit = { kind: 'error', message };
+    this.uc.stop();
+    return true;
+  }
+
   private deliverAbort(): void {
     const a = this.pendingAbort!;
     this.pendingAbort = null;
     this.counts.aborts++;
     const fromEl = Number((this.uc.reg(REG.PSTATE) >> 2n) & 3n);
+    const prevEntry = this.lastEntry;
     const entered = this.sync.enter('sync', dabtSyndrome(fromEl, a.write), BigInt(a.addr));
-    this.noteEntry(entered.pc, entered.syndrome);
+    this.noteEntry(entered);
+    this.looping(prevEntry, entered.syndrome, BigInt(a.addr), true);
   }
 
   loadMemory(addr: number, data: Uint8Array): void {
@@ -198,37 +222,40 @@ export class UnicornVcpu implements Vcpu {
   mapShared(addr: number, buf: SharedArrayBuffer | ArrayBuffer): void {
     this.uc.memMapPtr(addr, buf);
   }
-  mapMmio(base: number, size: number): void {
+  mapMmio(base: number, size: number, whole = false): void {
     const h = this.hooks;
     const st = this.counts;
     const fast = this.fast;
-    const read = (off: number, sz: number): number => {
+    const read = (off: number, sz: number): number | bigint => {
       st.mmio++;
       this.inMmio = true;
       let v: number | null;
       try {
-        v = h.mmioRead(base + off, sz as 1 | 2 | 4);
+        v = h.mmioRead(base + off, sz as AccessWidth);
       } finally {
         this.inMmio = false;
       }
       fast?.wantSafePoint();
-      return v === null ? this.refusedAccess(base + off, false) : v >>> 0;
+      return v === null ? this.refusedAccess(base + off, false, sz) : v >>> 0;
     };
     const write = (off: number, sz: number, v: number): void => {
       st.mmio++;
       this.inMmio = true;
       let ok: boolean;
       try {
-        ok = h.mmioWrite(base + off, sz as 1 | 2 | 4, v >>> 0);
+        ok = h.mmioWrite(base + off, sz as AccessWidth, v >>> 0);
       } finally {
         this.inMmio = false;
       }
       fast?.wantSafePoint();
-      if (!ok) this.refusedAccess(base + off, true);
+      if (!ok) this.refusedAccess(base + off, true, sz);
     };
     if (fast && base === fast.uart.base) fast.mapUart(size, read, write);
     else this.uc.mmioMap(base, size, read, write);
+    if (whole) this.wholeMmio.push(base);
   }
+  /** Regions mapped `whole`, widened (mmio-width.ts) together before the first run: one walk of unicorn's list. */
+  private readonly wholeMmio: number[] = [];
   /** Traps and MSR hooks, those the native fast path served included. */
   get stats(): { mmio: number; sync: number; hvc: number; irqRaises: number; aborts: number; msr: number; nativeMmio: number; msrPassed: number } {
     const c = this.counts;
@@ -261,10 +288,10 @@ export class UnicornVcpu implements Vcpu {
    * zero-extends it), so the destination is left as it was, as when the instruction does not complete.
    * Without an exact site, the abort is queued for the next safe point (queueDataAbort).
    */
-  private refusedAccess(addr: number, write: boolean): number {
+  private refusedAccess(addr: number, write: boolean, width: number): number | bigint {
     const prev = this.abortedAccess;
     if (prev && addr === prev.next && write === prev.write && this.exact?.hostPc() === prev.hostPc) {
-      this.abortedAccess = null; // the second half of the access just aborted
+      this.abortedAccess = null; // the second half of the access just aborted (a region not mapped `whole`)
       return prev.high;
     }
     const site = this.exact?.locate() ?? null;
@@ -281,10 +308,13 @@ export class UnicornVcpu implements Vcpu {
       const srt = (iss >>> 16) & 31;
       old = srt === 31 ? 0n : this.uc.reg(xreg(srt));
     }
+    const prevEntry = this.lastEntry;
     const entered = this.sync.enter('sync', (dabtSyndrome(fromEl, write) | iss) >>> 0, BigInt(addr));
-    this.noteEntry(entered.pc, entered.syndrome);
+    this.noteEntry(entered);
+    this.looping(prevEntry, entered.syndrome, BigInt(addr), true);
     this.abortedAccess = { hostPc: site.hostPc, next: addr + 4, write, high: Number((old >> 32n) & 0xffffffffn) };
-    return Number(old & 0xffffffffn);
+    // A whole 8-byte load gets all of its register back; a 4-byte half only the low word (the next half the rest).
+    return width === 8 ? old : Number(old & 0xffffffffn);
   }
 
   /** Exceptions raised again by the first instruction of their own vector, in a row, and the one that began it. */
@@ -292,11 +322,11 @@ export class UnicornVcpu implements Vcpu {
   private loopStart: { pc: bigint; syndrome: number; vector: bigint } | null = null;
   /** The last exception entered by hand and the vector it went to (PC right after the entry). */
   private lastEntry: { pc: bigint; syndrome: number; vector: bigint } | null = null;
-  private noteEntry(pc: bigint, syndrome: number): void {
+  private noteEntry(e: SyncRecord): void {
     // pc: the instruction's own address (an SVC/HVC/SMC's preferred return is the next one).
-    const ec = syndrome >>> 26;
-    const insn = ec === 0x15 || ec === 0x16 || ec === 0x17 ? pc - 4n : pc;
-    this.lastEntry = { pc: insn, syndrome, vector: this.uc.reg(REG.PC) };
+    const ec = e.syndrome >>> 26;
+    const insn = ec === 0x15 || ec === 0x16 || ec === 0x17 ? e.pc - 4n : e.pc;
+    this.lastEntry = { pc: insn, syndrome: e.syndrome, vector: e.vector };
   }
 
   /**
@@ -351,6 +381,11 @@ export class UnicornVcpu implements Vcpu {
     this.uc.stop();
   }
   run(): RunExit {
+    if (this.wholeMmio.length > 0) {
+      // The self-test proved this on the same library (proveWholeMmio): failing here is an internal error.
+      const why = widenMmio(this.uc, this.wholeMmio.splice(0));
+      if (why) throw new Error(`whole 64-bit MMIO accesses: ${why}`);
+    }
     this.exit = null;
     this.abortedAccess = null;
     if (this.pendingAbort) this.deliverAbort();

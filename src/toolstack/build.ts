@@ -29,7 +29,8 @@ export class BuildError extends Vpl011Error<'EINVAL'> {
 /** A kernel, ramdisk or firmware: a regular file no larger than where it goes (a bigger one cannot be loaded anyway). */
 function readInput(path: string, what: string, limit: number, limitIs = "the guest's memory"): Uint8Array {
   try {
-    return new Uint8Array(readRegularFile(path, limit));
+    const b = readRegularFile(path, limit);
+    return new Uint8Array(b.buffer, b.byteOffset, b.length); // a view: new Uint8Array(b) would copy 33 MB again
   } catch (e) {
     if (e instanceof FileReadError) throw new BuildError(`${what}: ${e.message}${/limit/.test(e.reason) ? ` (${limitIs})` : ''}`);
     throw e;

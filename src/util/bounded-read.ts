@@ -67,10 +67,34 @@ export function readRegularFile(path: string, cap: number = READ_CAP): Buffer {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new FileReadError(path, `is ${describeFileType(st)}, not a regular file`);
     if (st.size > cap) throw new FileReadError(path, `is ${formatSize(st.size)}; the limit is ${formatSize(cap)}`);
-    return readAtMost(fd, path, cap);
+    return readWhole(fd, path, st.size) ?? readAtMost(fd, path, cap);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * A regular file of `size` bytes read straight into one buffer of its own (a guest kernel is ~33 MB: reading it in
+ * 64 KiB chunks and joining them copied it twice; its own ArrayBuffer, never Node's pool, can be transferred to the
+ * vCPU's thread). Positional reads, so null (the file changed size while read) lets the caller read it again from
+ * the start.
+ */
+function readWhole(fd: number, name: string, size: number): Buffer | null {
+  const out = Buffer.allocUnsafeSlow(size);
+  let got = 0;
+  try {
+    while (got < size) {
+      const n = readSync(fd, out, got, size - got, got);
+      if (n === 0) return null; // shrank
+      got += n;
+    }
+    if (readSync(fd, Buffer.alloc(1), 0, 1, size) !== 0) return null; // grew
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') throw new FileReadError(name, 'is a directory, not a regular file');
+    throw new FileReadError(name, `cannot read (${code ?? (e as Error).message})`);
+  }
+  return out;
 }
 
 /**

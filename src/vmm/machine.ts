@@ -10,7 +10,7 @@ import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain
 import { EventChannels } from '../xen/evtchn.js';
 import { domainVpl011Deinit, domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
 import { XenConsoleFrontend } from '../xen/xen-console.js';
-import { MMIO_ABORT, MMIO_DONE } from '../xen/mmio.js';
+import { MMIO_ABORT, MMIO_DONE, type AccessWidth } from '../xen/mmio.js';
 import { FrPollWatch } from '../device/poll-pacer.js';
 import { addressHoles } from './address-holes.js';
 import { AccessTraceWriter, initTraceRegion, monoMs, TRACE_DEFAULT_CAPACITY, traceRegionBytes } from '../device/access-trace.js';
@@ -291,10 +291,11 @@ export class Machine {
     // A shared mapping's view is external memory that stays mapped until its owner (the domain host) closes it,
     // after this Machine.
     v.mapShared(GUEST_MAGIC_BASE, opts.magicPages);
-    for (const r of this.domain.mmio.list()) v.mapMmio(r.base, r.size);
+    // The vpl011 (and the holes) take 8-byte accesses whole, so one refused as Xen does is not half-executed first.
+    for (const r of this.domain.mmio.list()) v.mapMmio(r.base, r.size, r.base === vpl011Base);
     // Nothing else is there: any access goes to the domain's policy (through the bus, which finds no device).
     const mapped = [{ base: image.ramBase, size: image.ramSize }, { base: GUEST_MAGIC_BASE, size: opts.magicPages.byteLength }, ...this.domain.mmio.list(), ...(bank0 ? [bank0] : [])];
-    for (const h of addressHoles(mapped)) v.mapMmio(h.base, h.size);
+    for (const h of addressHoles(mapped)) v.mapMmio(h.base, h.size, true);
     if (opts.restore) {
       if (!this.uartInst) throw new Error('machine: a saved domain needs its vuart');
       applyMachine({ vcpu: v, gic: this.gic, vuart: this.uartInst, evtchn: opts.evtchn, domid: opts.domid }, opts.restore);
@@ -384,7 +385,7 @@ export class Machine {
    * A vpl011 read: straight to the device (saving the bus lookup on the hottest path) while it is the domain's vuart
    * and the domain is alive; otherwise through the bus. A refused read goes to the domain's policy as handleMmio does.
    */
-  private uartRead(addr: number, width: 1 | 2 | 4): number | null {
+  private uartRead(addr: number, width: AccessWidth): number | null {
     const inst = this.uartInst;
     if (inst === undefined || this.domain.vpl011 !== inst || this.domain.crashed) return this.read(addr, width);
     const v = inst.device.read(addr - this.uartBase, width);
@@ -392,7 +393,7 @@ export class Machine {
   }
 
   /** Domain.handleRefusedAccess for a device-refused access: null (the vCPU injects the abort) or 0 (crashed). */
-  private refused(addr: number, width: 1 | 2 | 4, write: boolean, value: number): number | null {
+  private refused(addr: number, width: AccessWidth, write: boolean, value: number): number | null {
     const a = this.access;
     a.addr = addr; a.width = width; a.write = write; a.value = value;
     if (this.domain.handleRefusedAccess(a) === 'crashed') return this.crash(this.domain.crashReason ?? 'refused access'), 0;
@@ -400,7 +401,7 @@ export class Machine {
   }
 
   /** A trapped read through the domain's bus: the value, or null for a refused access (the vCPU injects the abort). */
-  private read(addr: number, width: 1 | 2 | 4): number | null {
+  private read(addr: number, width: AccessWidth): number | null {
     const a = this.access;
     a.addr = addr; a.width = width; a.write = false; a.value = 0;
     const r = this.domain.handleMmio(a);

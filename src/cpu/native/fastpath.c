@@ -12,6 +12,8 @@
  *    to Vpl011.nativeTail() after the state is updated, in the device's order.
  *  - fp_msr filters unicorn's MSR hook: only timer registers (CNTV_*) and safe-point requests (a doorbell move, a
  *    JS trip that asked for one, the timer's next check time, every MSR_PERIOD-th MSR) reach JS.
+ *  - fp_exc_enter is SyncEntry.enter (src/cpu/exception.ts) in one call: the same uc_reg_* calls in the same order,
+ *    made from C (a koffi call into unicorn costs 200-500 ns; an exception entry made ~10 of them).
  *
  * The TypeScript device (src/device/vpl011.ts, ring.ts) is the specification: each function below is a
  * transliteration of a named TypeScript method; test/native-fastpath.test.ts runs both on the same access streams.
@@ -19,7 +21,8 @@
  *
  * Built by scripts/build-native.sh (called from scripts/setup.sh); loaded through koffi by src/cpu/native.ts.
  */
-#define _POSIX_C_SOURCE 199309L
+#define _POSIX_C_SOURCE 200809L
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,4 +452,99 @@ uint32_t fp_msr(void *uc, int reg, uint64_t cp_reg, void *user) {
   h[HS_MSR_SINCE] = 0;
   s->f[HF_MSR_PASSED] += 1;
   return s->js_msr(uc, reg, cp_reg, NULL);
+}
+
+
+/* ---- Exception entry (src/cpu/exception.ts SyncEntry.enter / readException, transliterated) ---- */
+
+typedef int (*uc_reg_fn)(void *uc, int regid, void *value);
+static uc_reg_fn uc_reg_read_p, uc_reg_write_p;
+/* unicorn.ts REG ids, given by fp_exc_bind in this order. */
+enum { R_PC, R_PSTATE, R_SP, R_SP_EL0, R_SP_EL1, R_ELR_EL1, R_CP_REG, R_COUNT };
+static int reg_id[R_COUNT];
+/* exception.ts ENV: env->exception.{syndrome, vaddress, target_el}. */
+#define ENV_EXC_SYNDROME 3024
+#define ENV_EXC_VADDRESS 3032
+#define ENV_EXC_TARGET_EL 3040
+#define PSTATE_EL1H_MASKED 0x3c5u
+
+/* uc_arm64_cp_reg (unicorn arm64.h): crn, crm, op0, op1, op2, then val. */
+struct cp_reg {
+  uint32_t crn, crm, op0, op1, op2;
+  uint64_t val;
+};
+/* unicorn.ts SYS: sr(op0, op1, crn, crm, op2). */
+static const struct cp_reg SYS_VBAR_EL1 = {12, 0, 3, 0, 0, 0};
+static const struct cp_reg SYS_SPSR_EL1 = {4, 0, 3, 0, 0, 0};
+static const struct cp_reg SYS_ESR_EL1 = {5, 2, 3, 0, 0, 0};
+static const struct cp_reg SYS_FAR_EL1 = {6, 0, 3, 0, 0, 0};
+
+/* Bind to the loaded libunicorn (the same file koffi loaded: dlopen returns its handle). 0 on success. */
+int fp_exc_bind(const char *libpath, const int32_t *ids) {
+  void *h = dlopen(libpath, RTLD_NOW | RTLD_LOCAL);
+  if (!h) return -1;
+  uc_reg_read_p = (uc_reg_fn)(uintptr_t)dlsym(h, "uc_reg_read");
+  uc_reg_write_p = (uc_reg_fn)(uintptr_t)dlsym(h, "uc_reg_write");
+  if (!uc_reg_read_p || !uc_reg_write_p) return -2;
+  for (int i = 0; i < R_COUNT; i++) reg_id[i] = ids[i];
+  return 0;
+}
+
+static uint64_t rd(void *uc, int r, int *err) {
+  uint64_t v = 0;
+  *err |= uc_reg_read_p(uc, reg_id[r], &v);
+  return v;
+}
+static void wr(void *uc, int r, uint64_t v, int *err) { *err |= uc_reg_write_p(uc, reg_id[r], &v); }
+static uint64_t sys_rd(void *uc, const struct cp_reg *s, int *err) {
+  struct cp_reg c = *s;
+  c.val = 0;
+  *err |= uc_reg_read_p(uc, reg_id[R_CP_REG], &c);
+  return c.val;
+}
+static void sys_wr(void *uc, const struct cp_reg *s, uint64_t v, int *err) {
+  struct cp_reg c = *s;
+  c.val = v;
+  *err |= uc_reg_write_p(uc, reg_id[R_CP_REG], &c);
+}
+
+/*
+ * SyncEntry.enter(kind, syndrome, far, targetEl) with `vec_off_kind` 0 (sync), 0x80 (irq) or 0x180 (serror).
+ * env != 0: first read the syndrome, fault address and target EL from env->exception (readException, inside
+ * UC_HOOK_INTR), the fault address used only if `has_far`. out[]: pc (preferred return), pstate before, the vector,
+ * syndrome, far (0 if none), target EL. Returns 0, or a uc_err (the registers may then be partly written, as when a
+ * JS call throws).
+ */
+int fp_exc_enter(void *uc, const uint8_t *env, uint32_t vec_off_kind, uint32_t syndrome, int has_far, uint64_t far,
+                 uint32_t target_el, uint64_t *out) {
+  int err = 0;
+  if (env) {
+    memcpy(&syndrome, env + ENV_EXC_SYNDROME, 4);
+    memcpy(&far, env + ENV_EXC_VADDRESS, 8);
+    memcpy(&target_el, env + ENV_EXC_TARGET_EL, 4);
+  }
+  uint64_t pstate = rd(uc, R_PSTATE, &err) & 0xffffffffu;
+  uint64_t pc = rd(uc, R_PC, &err);
+  unsigned from_el = (unsigned)((pstate >> 2) & 3);
+  int spx = (pstate & 1) != 0;
+  uint64_t vbar = sys_rd(uc, &SYS_VBAR_EL1, &err);
+  if (!spx) {
+    wr(uc, R_SP_EL0, rd(uc, R_SP, &err), &err);
+    wr(uc, R_SP, rd(uc, R_SP_EL1, &err), &err);
+  }
+  wr(uc, R_PSTATE, PSTATE_EL1H_MASKED, &err);
+  wr(uc, R_ELR_EL1, pc, &err);
+  sys_wr(uc, &SYS_SPSR_EL1, pstate, &err);
+  sys_wr(uc, &SYS_ESR_EL1, syndrome, &err);
+  if (has_far) sys_wr(uc, &SYS_FAR_EL1, far, &err);
+  /* exception.ts vectorOffset */
+  uint64_t vector = vbar + (from_el == 0 ? 0x400u : spx ? 0x200u : 0u) + vec_off_kind;
+  wr(uc, R_PC, vector, &err);
+  out[0] = pc;
+  out[1] = pstate;
+  out[2] = vector;
+  out[3] = syndrome;
+  out[4] = has_far ? far : 0;
+  out[5] = target_el;
+  return err;
 }
