@@ -2,7 +2,6 @@
 // UC_HOOK_INTR and then drops it: do_interrupt never runs, so ESR/FAR/ELR/SPSR are never written and PC is not
 // moved to the vector (docs/UPSTREAM.md §5.1). We do the architectural entry ourselves (Arm ARM D1.10.2).
 import { REG, SYS, type Uc } from './unicorn.js';
-import type { NativeEntry } from './native-exception.js';
 
 /**
  * Offsets inside CPUARMState (qemu/target/arm/cpu.h, byte-identical in unicorn 2.0.1 and 2.1.1). The syndrome and
@@ -59,9 +58,18 @@ export function vectorOffset(fromEl: number, spx: boolean, kind: 'sync' | 'irq' 
   return base + (kind === 'sync' ? 0n : kind === 'irq' ? 0x80n : 0x180n);
 }
 
+/** The same entry made in one native call (implemented by native-exception.ts NativeEntry; declared here so the two
+ * modules do not import each other). */
+export interface NativeExceptionEntry {
+  /** CPUARMState's address (exact-fault.ts), or 0n when unknown. */
+  readonly env: bigint;
+  enter(kind: 'sync' | 'irq' | 'serror', syndrome: number, far: bigint | undefined, targetEl?: number): SyncRecord;
+  takeFromHook(intno: number): SyncRecord;
+}
+
 export class SyncEntry {
-  /** The same entry made in one native call (native-exception.ts), when the native library is loaded. */
-  native: NativeEntry | null = null;
+  /** The same entry made in one native call, when the native library is loaded. */
+  native: NativeExceptionEntry | null = null;
   private readonly ctx: unknown;
   private readonly env: DataView;
   readonly envOffset: number;

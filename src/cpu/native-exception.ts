@@ -4,7 +4,7 @@
 // makes the same uc_reg_* calls in the same order; test/native-exception.test.ts compares both on random states.
 import koffi from 'koffi';
 import { REG, type Uc } from './unicorn.js';
-import type { SyncRecord } from './exception.js';
+import type { NativeExceptionEntry, SyncRecord } from './exception.js';
 
 interface ExcLib {
   bind(path: string, ids: Int32Array): number;
@@ -41,7 +41,7 @@ export function nativeExceptionEntryEnabled(): boolean {
 const KIND = { sync: 0, irq: 0x80, serror: 0x180 } as const;
 
 /** One engine's native entry. `env`: CPUARMState's address (exact-fault.ts), or 0n when unknown. */
-export class NativeEntry {
+export class NativeEntry implements NativeExceptionEntry {
   private readonly out = new BigUint64Array(6);
 
   private constructor(private readonly l: ExcLib, private readonly u: Uc, readonly env: bigint) {}

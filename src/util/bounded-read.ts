@@ -92,7 +92,7 @@ function readWhole(fd: number, name: string, size: number): Buffer | null {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EISDIR') throw new FileReadError(name, 'is a directory, not a regular file');
-    throw new FileReadError(name, `cannot read (${code ?? (e as Error).message})`);
+    throw new FileReadError(name, `cannot read (${code ?? errorMessage(e)})`);
   }
   return out;
 }
