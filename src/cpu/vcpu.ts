@@ -18,6 +18,11 @@ export type RunExit =
 export interface VcpuHooks {
   /** Called at every safe point (between TBs): the machine may raise the IRQ line here. */
   safePoint(): void;
+  /**
+   * After an MMIO access served in JS: whether it left work that only a safe point does (an IRQ line to raise, a
+   * listener to tell). Without it, every such access asks for one. The vCPU's own work (a queued abort) is its own.
+   */
+  needsSafePoint?(): boolean;
   /** MMIO trap: returns the value, or null if the access is refused. */
   mmioRead(addr: number, width: 1 | 2 | 4): number | null;
   mmioWrite(addr: number, width: 1 | 2 | 4, value: number): boolean;
@@ -204,18 +209,28 @@ export class UnicornVcpu implements Vcpu {
     const read = (off: number, sz: number): number => {
       st.mmio++;
       const v = h.mmioRead(base + off, sz as 1 | 2 | 4);
-      fast?.wantSafePoint();
-      return v === null ? this.refusedAccess(base + off, false) : v >>> 0;
+      const r = v === null ? this.refusedAccess(base + off, false) : v >>> 0;
+      fast?.afterJsTrip(this.safePointDue());
+      return r;
     };
     const write = (off: number, sz: number, v: number): void => {
       st.mmio++;
       const ok = h.mmioWrite(base + off, sz as 1 | 2 | 4, v >>> 0);
-      fast?.wantSafePoint();
       if (!ok) this.refusedAccess(base + off, true);
+      fast?.afterJsTrip(this.safePointDue());
     };
     if (fast && base === fast.uart.base) fast.mapUart(size, read, write);
     else this.uc.mmioMap(base, size, read, write);
   }
+  /**
+   * Whether the native MSR filter must pass the next MSR to JS after a JS MMIO trip: an abort queued for the next
+   * safe point, or the machine's own work (needsSafePoint). An idle Linux wake makes 3 GIC accesses (IAR, EOIR, IAR):
+   * asking after each sent 2 more MSRs per wake through koffi into JS for nothing (the ack lowers the line at once).
+   */
+  private safePointDue(): boolean {
+    return this.pendingAbort !== null || (this.hooks.needsSafePoint?.() ?? true);
+  }
+
   /** Traps and MSR hooks, those the native fast path served included. */
   get stats(): { mmio: number; sync: number; hvc: number; irqRaises: number; aborts: number; msr: number; nativeMmio: number; msrPassed: number } {
     const c = this.counts;

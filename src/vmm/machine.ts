@@ -147,6 +147,7 @@ export class Machine {
           }
         : {}),
       safePoint: () => this.safePoint(),
+      needsSafePoint: () => this.needsSafePoint(),
       mmioRead: (addr, width) => {
         if (addr < vpl011Base || addr >= vpl011End) return this.read(addr, width);
         // A guest spinning on FR must see the backend's progress without an interrupt: run pending event handlers
@@ -320,6 +321,14 @@ export class Machine {
       this.receiverListening = listening;
       this.opts.onReceiverListening?.(listening);
     }
+  }
+
+  /** What safePoint() would change now: an IRQ line to raise (lowering is immediate), a listener to tell. */
+  private needsSafePoint(): boolean {
+    if (this.gic.irqOut && !this.vcpu.irqLevel) return true;
+    const inst = this.uartInst;
+    const listening = inst !== undefined && this.domain.vpl011 === inst && inst.device.receiveInterruptsUnmasked;
+    return listening !== this.receiverListening;
   }
 
   stats(): MachineStats {
