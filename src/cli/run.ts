@@ -9,7 +9,6 @@ import { printableLine } from '../util/quote.js';
 import { BuildError } from '../toolstack/build.js';
 import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { startGuest, type RunningGuest } from '../console/guest-session.js';
-import { quietIdleHeap } from '../util/idle-heap.js';
 
 export interface RunOptions {
   config?: string;
@@ -79,7 +78,6 @@ export async function resolveGuestConfig(
 }
 
 export async function runCommand(opts: RunOptions): Promise<number> {
-  quietIdleHeap();
   let guest: RunningGuest;
   let logFd: number | undefined;
   try {

@@ -17,7 +17,6 @@ import { startDomainWorker, type DomainExit } from '../vmm/domain-thread.js';
 import { runPaths } from './paths.js';
 import { waitForDirectory } from './dir-watch.js';
 import { INSTANCE_RE, NAME_RE, readRecord, recordPath, removeRecord, writeRecord, type DomainRecord } from './records.js';
-import { quietIdleHeap } from '../util/idle-heap.js';
 
 export interface DomainSpec {
   domid: number;
@@ -85,7 +84,6 @@ async function runGuest(
 }
 
 export async function runDomainHost(specPath: string): Promise<number> {
-  quietIdleHeap(); // an idle domain's host should not garbage-collect on a timer (util/idle-heap.ts)
   const spec = validateSpec(JSON.parse(readFileSync(specPath, 'utf8')));
   const paths = runPaths(spec.runDir);
   const say = (m: string) => process.stderr.write(`vpl011 domain-host d${spec.domid} (${spec.name}): ${m}\n`);
