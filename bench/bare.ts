@@ -1,6 +1,6 @@
 // Bare-metal TX flood on our VMM: guests/bare/tx-flood.S writes 4,400,000 bytes through the vpl011 (poll FR.TXFF,
 // write DR), a console backend in this (main) thread drains the ring, and we report MB/s. Same workload as QEMU's
-// reference figure in docs/real-guests.md (1.06 MB/s). Run: npm run build && node dist/bench/bare.js [--no-results]
+// reference figure in docs/UPSTREAM.md §3 (1.06 MB/s). Run: npm run build && node dist/bench/bare.js [--no-results]
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
@@ -80,7 +80,7 @@ export async function run(argv: string[] = process.argv.slice(2)): Promise<void>
         runs.map((r, i) => [String(i + 1), r.seconds.toFixed(2), r.mbs.toFixed(2), String(r.mmio), String(r.frStalls), String(r.notifies), r.ok ? 'ok' : 'BAD']),
       ),
       '',
-      `Median: **${med.mbs.toFixed(2)} MB/s** (QEMU 7.2 PL011 to a file: 1.06 MB/s, docs/real-guests.md).`,
+      `Median: **${med.mbs.toFixed(2)} MB/s** (QEMU 7.2 PL011 to a file: 1.06 MB/s, docs/UPSTREAM.md §3).`,
       `Host load average at the start: ${load0.toFixed(1)} (2 cores, shared with other jobs: wall figures vary ~2x).`,
       'MMIO traps are now 2 per byte: a guest that finds TXFF set twice waits on its doorbell ("FR waits") instead of',
       'polling. Before the data-path work (docs/PERF.md; commit 4769aaa, same machine, A/B alternating): 0.70 MB/s,',

@@ -1,5 +1,5 @@
 // Guest workloads, side by side: our VMM (`node bin/vpl011.js run`) and QEMU 7.2 on the same Debian kernel and
-// busybox initramfs, console on each VMM's stdin/stdout pipes, in the same run (issue #3). Prints a table with the
+// busybox initramfs, console on each VMM's stdin/stdout pipes, in the same run. Prints a table with the
 // ratios and whether each goal is met, and replaces the "Guest workloads vs QEMU" section of bench/RESULTS.md.
 // Run: npm run build && node dist/bench/guest.js [--runs N] [--only qemu|vpl011] [--part linux|bare] [--no-results]
 // (RESULTS.md is only rewritten by a full run: both VMMs, both parts.)
@@ -11,16 +11,17 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cacheDir } from '../src/toolstack/cache.js';
 import { ensureGuestImages } from '../src/toolstack/fetch.js';
-import { ConsoleProcess, killAll } from './lib/console-process.js';
+import { ConsoleProcess, killAll } from '../test/lib/console-process.js';
 import { markdownTable, replaceSection } from './lib/results.js';
 import { median } from './lib/stats.js';
 import { QEMU, qemuBareArgs, qemuLinuxArgs, repoRoot, vpl011BareArgs, vpl011Command, vpl011LinuxArgs } from './lib/targets.js';
 import { bareRun, DEFAULT_LIMITS, linuxSession, type BareRun, type LinuxRun } from './lib/workloads.js';
 import { BARE_TX_BYTES, buildBareTx, checkBareTxOutput, QEMU_VIRT_UART, XEN_GUEST_PL011 } from './qemu/bare-tx.js';
+import { errorMessage } from '../src/util/errors.js';
 
 export const SECTION = 'Guest workloads vs QEMU';
 
-/** QEMU 7.2 on this 2-core machine, median of 5 (docs real-guests.md): shown next to this run's own QEMU figures. */
+/** QEMU 7.2 on this 2-core machine, median of 5 (docs/UPSTREAM.md §3): shown next to this run's own QEMU figures. */
 const REFERENCE = { bootS: 1.13, txMBs: 1.33, rxMBs: 0.15, echoP50Ms: 1.04, echoP99Ms: 1.84, idlePct: 0.3, bareMBs: 1.06 };
 
 /** vpl011-ts: our VMM on its pure-TypeScript vCPU path (VPL011_NATIVE=0), the A/B baseline of the native path. */
@@ -147,11 +148,11 @@ function report(c: Collected, opts: Options, cmdline: string): string {
     'Ratios are vpl011 / QEMU of the figure shown (for times lower is better, for rates higher is better). "vpl011" is the '
       + 'default build (the native fast path, src/cpu/native/fastpath.c); the last column is the same VMM with VPL011_NATIVE=0 '
       + '(the pure-TypeScript vCPU path), measured in the same run, alternating.',
-    'How each VMM is read (bench/lib/console-process.ts): a Linux session\'s output (boot log, tx, rx) is read in batches, '
+    'How each VMM is read (test/lib/console-process.ts): a Linux session\'s output (boot log, tx, rx) is read in batches, '
       + 'at most one read every 2 ms, for both VMMs (QEMU writes each guest byte with its own write(): an eager reader would '
       + 'wake per byte and measure itself); the echo workload reads eagerly (every chunk as it arrives), for both. Bare metal: '
       + 'each VMM\'s stdout is a regular file (QEMU also with `-serial file:/dev/null`).',
-    `Reference QEMU figures from docs (real-guests.md, median of 5): boot ${REFERENCE.bootS} s, tx ${REFERENCE.txMBs} MB/s, `
+    `Reference QEMU figures from docs (docs/UPSTREAM.md §3, median of 5): boot ${REFERENCE.bootS} s, tx ${REFERENCE.txMBs} MB/s, `
       + `rx ${REFERENCE.rxMBs} MB/s, echo ${REFERENCE.echoP50Ms}/${REFERENCE.echoP99Ms} ms, idle ${REFERENCE.idlePct} %, bare ${REFERENCE.bareMBs} MB/s.`,
     '',
     'Checks:',
@@ -231,7 +232,7 @@ async function oursBareProgram(notes: string[]): Promise<BareProgram> {
     notes.push('bare metal on vpl011: guests/bare/tx-flood.S as its flat binary (same loop: poll FR.TXFF, write DR; no FR.BUSY wait), bytes a..z');
     return { elf, what: 'guests/bare/tx-flood.S', check: checkTxFlood };
   } catch (e) {
-    notes.push(`bare metal on vpl011: guests/bare/tx-flood unavailable (${(e as Error).message.split('\n')[0]}); our own program at 0x22000000 instead`);
+    notes.push(`bare metal on vpl011: guests/bare/tx-flood unavailable (${errorMessage(e).split('\n')[0]}); our own program at 0x22000000 instead`);
     return ownProgram(XEN_GUEST_PL011);
   }
 }
@@ -267,7 +268,7 @@ export async function run(argv: string[] = []): Promise<void> {
       try {
         bareElf[t] = t === 'qemu' ? ownProgram(QEMU_VIRT_UART) : await oursBareProgram(c.notes);
       } catch (e) {
-        c.notes.push(`bare metal on ${t} not measured: ${(e as Error).message}`);
+        c.notes.push(`bare metal on ${t} not measured: ${errorMessage(e)}`);
       }
     }
     for (let i = 0; i < opts.runs; i++) {

@@ -1,7 +1,9 @@
 // `npm run bench`: every benchmark module in turn, each exporting run(): Promise<void>. A module that is missing
 // or fails is reported and skipped, so one unfinished part does not hide the others.
 // Select parts by name: node dist/bench/run.js guest   (or several: device bare)
-const PARTS = ['device', 'bare', 'guest', 'daemon'] as const;
+import { errnoOf, errorMessage } from '../src/util/errors.js';
+
+const PARTS = ['device', 'bare', 'guest', 'daemon', 'restore'] as const;
 
 interface BenchModule {
   run?: () => Promise<void>;
@@ -21,9 +23,8 @@ async function main(args: string[]): Promise<number> {
     try {
       mod = (await import(`./${part}.js`)) as BenchModule;
     } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      const missing = err.code === 'ERR_MODULE_NOT_FOUND' && err.message.includes(`${part}.js`);
-      const why = missing ? 'module not built or not in the tree' : `cannot load: ${err.message}`;
+      const missing = errnoOf(e) === 'ERR_MODULE_NOT_FOUND' && errorMessage(e).includes(`${part}.js`);
+      const why = missing ? 'module not built or not in the tree' : `cannot load: ${errorMessage(e)}`;
       process.stdout.write(`bench/${part}: skipped (${why})\n`);
       summary.push(`${part}: skipped (${why.split('\n')[0]})`);
       continue;
@@ -38,7 +39,7 @@ async function main(args: string[]): Promise<number> {
       summary.push(`${part}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     } catch (e) {
       process.stdout.write(`bench/${part} failed: ${(e as Error).stack ?? e}\n`);
-      summary.push(`${part}: FAILED (${(e as Error).message.split('\n')[0]})`);
+      summary.push(`${part}: FAILED (${errorMessage(e).split('\n')[0]})`);
     }
   }
   process.stdout.write(`\n=== summary ===\n${summary.join('\n')}\n`);

@@ -6,10 +6,11 @@
 import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { ensureGuestImages } from '../src/toolstack/fetch.js';
-import { ConsoleProcess, killAll } from './lib/console-process.js';
+import { ConsoleProcess, killAll } from '../test/lib/console-process.js';
 import { median } from './lib/stats.js';
 import { QEMU, qemuLinuxArgs, vpl011Command, vpl011LinuxArgs } from './lib/targets.js';
 import { bootToPrompt, BULK_READ_MS, DEFAULT_LIMITS, powerOff, tx } from './lib/workloads.js';
+import { errorMessage } from '../src/util/errors.js';
 
 type Target = 'qemu' | 'qemu-eager' | 'vpl011' | 'vpl011-ts';
 const ALL: Target[] = ['qemu', 'qemu-eager', 'vpl011', 'vpl011-ts'];
@@ -46,9 +47,9 @@ export async function run(argv: string[] = process.argv.slice(2)): Promise<void>
           process.stdout.write(`[tx-ab] ${t} run ${i + 1}: boot ${boot.toFixed(2)} s, tx ${r.mbs.toFixed(2)} MB/s (${r.detail}), load ${loadavg()[0]!.toFixed(1)}\n`);
           await powerOff(p, DEFAULT_LIMITS);
         } catch (e) {
-          res[t].notes.push((e as Error).message.split('\n')[0]!);
-          process.stdout.write(`[tx-ab] ${t} run ${i + 1}: FAILED ${(e as Error).message.split('\n')[0]}\n`);
-          await p.kill();
+          res[t].notes.push(errorMessage(e).split('\n')[0]!);
+          process.stdout.write(`[tx-ab] ${t} run ${i + 1}: FAILED ${errorMessage(e).split('\n')[0]}\n`);
+          await p.kill(2000);
         }
       }
     }

@@ -45,12 +45,13 @@ run() {
 # --- 1. Debian packages --------------------------------------------------------------------------------------------
 # Booting: debian-archive-keyring verifies what the fetch step downloads (apt-get and dpkg-deb come with Debian).
 # Tests and benchmarks: device-tree-compiler: FDT tests; gcc/binutils-aarch64-linux-gnu: bare-metal guests and ELF
-# tests; cpio: initramfs tests; expect, tmux, socat: console tests; qemu-system-arm: benchmarks only (side-by-side
-# figures); chromium: web console tests.
+# tests; cpio: initramfs tests; expect, tmux, socat: console tests; qemu-system-arm: benchmarks (side-by-side
+# figures) and the U-Boot test's reference run; u-boot-qemu: the U-Boot test (qemu-virt layout, docs/LAYOUTS.md);
+# chromium: web console tests.
 packages=(debian-archive-keyring)
 if [ "$runtime_only" = 0 ]; then
   packages+=(device-tree-compiler gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu cpio ca-certificates expect tmux
-    socat qemu-system-arm chromium)
+    socat qemu-system-arm u-boot-qemu chromium)
 fi
 
 command -v dpkg-query >/dev/null 2>&1 || die "this is not a Debian system (no dpkg-query); vpl011's setup needs Debian 12"

@@ -44,7 +44,7 @@ test('every problem is reported, each naming its field and file:line', () => {
     ['vcpus', 4, /only 1 vCPU is supported \(got 2\)/],
     ['vuart', 5, /"16550" is not one of "sbsa_uart", "pl011"/],
     ['mmio_policy', 6, /"ignore" is not one of "abort", "crash-domain"/],
-    ['colour', 7, /unknown key \(known keys: name, kind, kernel, ramdisk, extra, cmdline, memory, vcpus, vuart, mmio_policy\)/],
+    ['colour', 7, /unknown key \(known keys: name, kind, kernel, ramdisk, extra, cmdline, memory, vcpus, vuart, mmio_policy, layout, firmware, rx_overrun\)/],
     ['kind', 8, /expects a quoted string, got the integer 3/],
     ['extra', 9, /expects a quoted string, got a list/],
   ];

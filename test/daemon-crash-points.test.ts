@@ -1,4 +1,4 @@
-// Exactly-once log across kill -9 at EVERY step of a batch, deterministically (issue 13 item 3). The daemon is killed
+// Exactly-once log across kill -9 at EVERY step of a batch, deterministically. The daemon is killed
 // by its own crash points (src/util/crash-point.ts: VPL011_CRASH_AT=<point>:<n>) while a real bare-metal guest
 // (guests/bare/stream.S in its own domain host) streams: after the journal entry, in the middle of the log write,
 // after the log write, after publishing out_cons, and inside recovery (after the truncation, after the publish).

@@ -1,4 +1,4 @@
-// A daemon crash heals itself and forgets nothing (issue #8 items 12-14), with real bare-metal guests on unicorn:
+// A daemon crash heals itself and forgets nothing, with real bare-metal guests on unicorn:
 //  - after kill -9 of the daemon, `list` and `console` start a new one (as `up` does) with the options the old one
 //    was started with, instead of answering ECONNREFUSED;
 //  - IN/OUT counters are part of the console's record: a restarted daemon shows them as they were (OUT = the bytes

@@ -1,4 +1,4 @@
-// The product path of issue #4 with the real default guest: `vpl011 up` with no config boots Debian's Linux (the
+// The product path with the real default guest: `vpl011 up` with no config boots Debian's Linux (the
 // default guest of `vpl011 run`) on unicorn in a domain host; `vpl011 console` runs a shell command in it through
 // pipes; `vpl011 list` shows it with console bytes in and out; `vpl011 destroy` frees it (record, magic pages,
 // event channel).

@@ -1,4 +1,4 @@
-// Domain names are unique even under concurrent requests (issue 8 item 3): several `vpl011 up --name dup` started
+// Domain names are unique even under concurrent requests: several `vpl011 up --name dup` started
 // at once must leave exactly one domain called dup; every other one fails with a clear error and a non-zero exit,
 // and leaves nothing behind.
 import { after } from 'node:test';

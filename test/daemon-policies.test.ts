@@ -1,4 +1,4 @@
-// Console daemon policies (issue #4 item 2), with real bare-metal guests on unicorn:
+// Console daemon policies, with real bare-metal guests on unicorn:
 //  - `-o discard`: a client that stops reading misses output (counted, then a visible marker when it resumes),
 //    while the log and the guest are unaffected (xenconsoled's discard; ours drops per client, never for the log);
 //  - `--timestamp guest` + SIGHUP: each log line gets "[YYYY-mm-dd HH:MM:SS] " and a rotated log is reopened.

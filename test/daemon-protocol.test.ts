@@ -1,7 +1,7 @@
 // The control protocol's request parser (src/daemon/protocol.ts) against hostile lines. Found by the control-socket
 // fuzz campaign (bench/fuzz/control.ts): an op named after an Object.prototype member ("toString", "__proto__",
 // "constructor", ...) passed the `op in allowed` check and then threw a TypeError out of the socket's data handler,
-// which killed the daemon (issue 8: no request can crash the daemon).
+// which killed the daemon (no request may crash the daemon).
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { parseRequest } from '../src/daemon/protocol.js';

@@ -1,4 +1,4 @@
-// Restart without loss (issue #4 item 3): the daemon is killed with SIGKILL at random points while a real guest
+// Restart without loss: the daemon is killed with SIGKILL at random points while a real guest
 // (guests/bare/stream.S on unicorn, in its own domain host) streams, and started again, 20 times; the log must be the
 // guest's output byte for byte: nothing lost, nothing repeated. This pins the journal protocol of
 // src/daemon/durable-log.ts and the adoption of the event channel and ring.

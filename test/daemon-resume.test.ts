@@ -1,4 +1,4 @@
-// Nothing lost across a daemon restart (issue #8 item 11), end to end with real guests on unicorn: a `vpl011
+// Nothing lost across a daemon restart, end to end with real guests on unicorn: a `vpl011
 // console` client keeps going while the daemon is killed with -9 twice, and no one restarts it by hand (the client
 // starts a new one, item 12). Output: what the client printed is the guest's stream (guests/bare/stream.S) from its
 // attach on, no gap and no duplicate, then the domain's end. Input: bytes piped into the client across the kills
@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Harness } from './lib/daemon-harness.js';
-import { ConsoleProcess } from './lib/console-process.js';
+import { ConsoleProcess, vpl011Process } from './lib/console-process.js';
 import { runPaths } from '../src/daemon/paths.js';
 import { readRecord } from '../src/daemon/records.js';
 import { fnv1a32, streamPattern } from '../src/vmm/bare-guests.js';
@@ -36,7 +36,7 @@ async function exitWithin(client: ConsoleProcess, ms: number): Promise<{ code: n
   try {
     return await Promise.race([
       client.exited,
-      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`the client did not end; stderr:\n${client.err}`)), ms))),
+      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`the client did not end; stderr:\n${client.stderr}`)), ms))),
     ]);
   } finally {
     clearTimeout(timer);
@@ -61,14 +61,14 @@ test('output: a console client rides through two kill -9 of the daemon; it print
   try {
     await h.startDaemon();
     await h.up('river', 'stream', { COUNT });
-    client = new ConsoleProcess(['console', 'river', '--run-dir', h.runDir]);
+    client = vpl011Process(['console', 'river', '--run-dir', h.runDir]);
     for (const at of [256 * 1024, 1024 * 1024]) {
-      await h.until(() => client!.outBytes >= at, `the client to have printed ${at} bytes`, 240_000);
+      await h.until(() => client!.length >= at, `the client to have printed ${at} bytes`, 240_000);
       await killDaemon(h);
     }
     const { code } = await exitWithin(client, 400_000);
-    assert.equal(code, 0, client.err);
-    assert.equal(client.err.match(/reconnecting\.\.\./g)?.length, 2, `"reconnecting..." once per kill:\n${client.err}`);
+    assert.equal(code, 0, client.stderr);
+    assert.equal(client.stderr.match(/reconnecting\.\.\./g)?.length, 2, `"reconnecting..." once per kill:\n${client.stderr}`);
     const end = '\r\n[vpl011: domain river (d1) shut down (poweroff)]\r\n';
     const out = Buffer.from(client.out, 'latin1');
     assert.equal(out.subarray(out.length - end.length).toString('latin1'), end, 'the client saw the domain end');
@@ -81,7 +81,7 @@ test('output: a console client rides through two kill -9 of the daemon; it print
     const log = h.log('river');
     assert.equal(sha(log.subarray(0, COUNT)), sha(streamPattern(COUNT)));
   } finally {
-    client?.kill();
+    await client?.kill();
     await h.cleanup();
   }
 });
@@ -93,7 +93,7 @@ test('input: bytes piped into a console client across two kill -9 of the daemon 
   try {
     await h.startDaemon();
     await h.up('sum', 'checksum', { COUNT });
-    client = new ConsoleProcess(['console', 'sum', '--run-dir', h.runDir]);
+    client = vpl011Process(['console', 'sum', '--run-dir', h.runDir]);
     // (The guest's "checksum ready" may have gone out before the client attached: the log has it.)
     await h.until(() => h.log('sum').includes('checksum ready\n'), 'the guest ready');
     // Printable bytes (any value would do through a pipe), written as fast as the client takes them.
@@ -107,12 +107,12 @@ test('input: bytes piped into a console client across two kill -9 of the daemon 
     const want = `fnv1a32 ${hex(fnv1a32(data))} bytes ${hex(COUNT)}\n`;
     await client.expect(/fnv1a32 [0-9a-f]{8} bytes [0-9a-f]{8}\n/, 300_000);
     assert.ok(client.out.includes(want), `the guest read the input exactly once: want ${want.trim()}, got ${client.out.slice(-60)}`);
-    assert.equal(client.err.match(/reconnecting\.\.\./g)?.length, 2, client.err);
+    assert.equal(client.stderr.match(/reconnecting\.\.\./g)?.length, 2, client.stderr);
     client.child.stdin.end();
     const { code } = await client.exited;
-    assert.equal(code, 0, client.err);
+    assert.equal(code, 0, client.stderr);
   } finally {
-    client?.kill();
+    await client?.kill();
     await h.cleanup();
   }
 });
@@ -123,7 +123,7 @@ test('a domain that ends while the daemon is dead: the reconnecting client still
   try {
     await h.startDaemon();
     const id = await h.up('brief', 'hello');
-    client = new ConsoleProcess(['console', 'brief', '--run-dir', h.runDir]);
+    client = vpl011Process(['console', 'brief', '--run-dir', h.runDir]);
     await h.until(async () => ((await tryInfo(h, 'brief'))?.clients ?? 0) === 1, 'the client attached');
     client.type('said once\n');
     await client.expect(/said once\n/, 60_000);
@@ -131,11 +131,11 @@ test('a domain that ends while the daemon is dead: the reconnecting client still
     await killDaemon(h);
     process.kill(hostPid, 'SIGTERM'); // the domain ends with no daemon to see it (a new one finds it ended)
     const { code } = await exitWithin(client, 120_000);
-    assert.equal(code, 0, client.err);
+    assert.equal(code, 0, client.stderr);
     assert.match(client.out, /said once\n\r\n\[vpl011: domain brief \(d\d+\) shut down \(stopped\)\]\r\n$/);
     assert.equal(client.out.split('said once').length, 2, 'the echo was shown once');
   } finally {
-    client?.kill();
+    await client?.kill();
     await h.cleanup();
   }
 });

@@ -1,5 +1,5 @@
 // A real guest that scribbles random values over the indices of its own ring page (guests/bare/scribble.S on
-// unicorn; issue #4 item 2: "a ring whose indices are corrupt is reported and ignored, never trusted"): the daemon
+// unicorn; the rule: "a ring whose indices are corrupt is reported and ignored, never trusted"): the daemon
 // reports it, stays up, and another domain's console (guests/bare/hello.S) is unaffected.
 import { after } from 'node:test';
 import { test } from './lib/bounded.js';

@@ -1,4 +1,4 @@
-// Shared-memory objects cannot be planted (issue 8 item 2). /dev/shm is shared by every local user: an object that
+// Shared-memory objects cannot be planted. /dev/shm is shared by every local user: an object that
 // another user created under a name the daemon uses (mode 0666, or owned by someone else) must never be mapped.
 // The daemon creates with O_CREAT|O_EXCL under unguessable names, and whenever it adopts an existing object after a
 // restart (the event-channel table, a running domain's magic pages) it verifies owner and mode and refuses with a

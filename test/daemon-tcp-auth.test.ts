@@ -1,4 +1,4 @@
-// A domain's TCP console needs its secret (issue 8 item 1): loopback is reachable by every local user, so a
+// A domain's TCP console needs its secret: loopback is reachable by every local user, so a
 // connection gets no output and types nothing until its first line is one of the domain's secrets (read-write or
 // read-only), shown only to the owner (`vpl011 list --secrets`, from 0600 files in the 0700 run dir). Wrong or
 // missing secrets are answered with one line and closed, after a delay, counted; the secret line is bounded in
@@ -39,7 +39,7 @@ async function connect(): Promise<Conn> {
   sockets.push(sock);
   let got = '';
   sock.on('data', (b: Buffer) => (got += b.toString('latin1')));
-  sock.on('error', () => {});
+  sock.on('error', () => {}); // a reset is a refusal, seen through 'close'
   await new Promise<void>((res, rej) => {
     sock.once('connect', () => res());
     sock.once('error', rej);
@@ -53,7 +53,7 @@ async function connect(): Promise<Conn> {
       resolve(Date.now() - t0);
     });
   });
-  closed.catch(() => {});
+  closed.catch(() => {}); // awaited by the caller when it matters; no unhandled rejection meanwhile
   return { sock, got: () => got, closed };
 }
 
@@ -170,7 +170,7 @@ test('`vpl011 console --tcp` sends the secret from a file: types and reads; a wr
   assert.ok(!h.log('tcpdom').toString().includes('never typed'));
 });
 
-/** Run a script as another local user (nobody), as the attacker of issue 8 would; resolves with its stdout. */
+/** Run a script as another local user (nobody), as a hostile local user would; resolves with its stdout. */
 function asNobody(code: string): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
     const c = spawn(process.execPath, ['--input-type=module', '-e', code], { uid: 65534, gid: 65534, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -228,7 +228,7 @@ test('secrets: 0600 files in the private run dir, listed only on request, kept a
   await h.startDaemon();
   assert.deepEqual([(await secrets()).secret, (await secrets()).readOnlySecret], [s.secret, s.readOnlySecret]);
   await h.until(async () => {
-    const c = await connect().catch(() => undefined);
+    const c = await connect().catch(() => undefined); // not listening yet: until() tries again
     if (!c) return false;
     c.sock.write(`${s.secret}\nafter restart\n`);
     await h.until(() => c.got().includes('after restart\n') || c.sock.destroyed, 'an answer', 10_000);

@@ -1,4 +1,4 @@
-// Bulk data through the daemon with real guests (issue #4 item 2, tests 2 and 3): the bare-metal stream guest
+// Bulk data through the daemon with real guests : the bare-metal stream guest
 // (guests/bare/stream.S on unicorn) writes its pattern under `keep` with a deliberately slow client attached; the log
 // is byte-exact, the guest was throttled (TXFF backpressure) and nothing dropped. Then 16 MiB of client input reach
 // the bare-metal checksum guest (guests/bare/checksum.S) unchanged: its FNV-1a equals ours.

@@ -1,4 +1,4 @@
-// Read-only watchers never slow a guest (issue #8 item 15): under the default `-o keep`, backpressure may come only
+// Read-only watchers never slow a guest: under the default `-o keep`, backpressure may come only
 // from a read-write client; a stalled read-only watcher gets discard semantics (counted in `dropped`, a visible
 // marker when it reads again) and neither the guest nor its log ever waits for it.
 import { test } from './lib/bounded.js';

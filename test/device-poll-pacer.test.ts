@@ -1,5 +1,5 @@
 // The FR poll pacer (src/device/poll-pacer.ts) on a simulated clock: a guest that reads FR at a given host cost per
-// trap, parked for what the pacer answers. Checks the promises of issue 7 §2 directly: a bounded poll of N reads ends
+// trap, parked for what the pacer answers. Checks the pacer's promises directly: a bounded poll of N reads ends
 // within N x READ_COST_MS + SLACK_MS (+ one park), parks save host time when trapping is cheaper than hardware, no
 // park exceeds MAX_PARK_MS, and a poll that outlasts the paced window backs off.
 import { test } from './lib/bounded.js';

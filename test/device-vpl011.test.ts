@@ -1,11 +1,11 @@
-// The vpl011 sbsa device core against upstream Xen (docs/xen-vpl011-upstream.md §2, §7, §12) and the Linux
-// sbsa-uart driver's access patterns (docs/real-guests.md).
+// The vpl011 sbsa device core against upstream Xen (docs/UPSTREAM.md §1) and the Linux
+// sbsa-uart driver's access patterns (docs/UPSTREAM.md §3).
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Vpl011 } from '../src/device/vpl011.js';
 import { FR, INT, Reg } from '../src/device/spec.js';
-import { MMIO_ABORT, type AccessWidth } from '../src/xen/mmio.js';
+import { MMIO_ABORT, MMIO_DONE, type AccessWidth } from '../src/device/ports.js';
 import { ConsoleRing, XENCONS_IN_SIZE, XENCONS_OUT_SIZE } from '../src/xen/ring.js';
 import { SpiLevels } from '../src/xen/spi-levels.js';
 import { deviceRig } from './lib/device-rig.js';
@@ -19,14 +19,14 @@ function rig(logs?: string[], start = 0) {
 
 // ---- register behaviours -------------------------------------------------------------------------------------
 
-test('FR resets to TXFE|RXFE = 0x90 (b4637ed6cd; seed bug #1: uninitialised FR)', () => {
+test('FR resets to TXFE|RXFE = 0x90 (b4637ed6cd; ca0637a147 left FR uninitialised)', () => {
   const { dev } = rig();
   assert.equal(dev.read(Reg.FR, 4), 0x90);
   assert.equal(dev.read(Reg.RIS, 4), 0);
   assert.equal(dev.read(Reg.IMSC, 4), 0);
 });
 
-test('TXFF and BUSY only when OUT is full (393a541f7d; seed bug #2: BUSY per byte)', () => {
+test('TXFF and BUSY only when OUT is full (393a541f7d; ca0637a147 set BUSY per byte)', () => {
   const { dev, drain } = rig();
   dev.write(Reg.DR, 1, 0x41);
   assert.equal(dev.read(Reg.FR, 4) & (FR.BUSY | FR.TXFF | FR.TXFE), 0);
@@ -40,7 +40,7 @@ test('TXFF and BUSY only when OUT is full (393a541f7d; seed bug #2: BUSY per byt
   assert.equal(dev.read(Reg.FR, 4), 0x90, 'backend drained and notified: TXFE, not busy');
 });
 
-test('TXI while at least 16 bytes of OUT are free, not merely "not full" (bb2c1a1cc9; seed bug #3)', () => {
+test('TXI while at least 16 bytes of OUT are free, not merely "not full" (bb2c1a1cc9)', () => {
   const { dev } = rig();
   dev.write(Reg.IMSC, 4, INT.TX);
   for (let i = 0; i < XENCONS_OUT_SIZE - 16; i++) dev.write(Reg.DR, 1, 0x41);
@@ -49,7 +49,7 @@ test('TXI while at least 16 bytes of OUT are free, not merely "not full" (bb2c1a
   assert.equal(dev.read(Reg.RIS, 4) & INT.TX, 0, '15 free: a blind 16-byte burst would overflow');
 });
 
-test('RTI on one byte, cleared when IN empties; RXI only at size-16 (bb2c1a1cc9; seed bug #4)', () => {
+test('RTI on one byte, cleared when IN empties; RXI only at size-16 (bb2c1a1cc9)', () => {
   const { dev, fill } = rig();
   fill('x');
   assert.equal(dev.read(Reg.RIS, 4) & (INT.RT | INT.RX), INT.RT);
@@ -90,29 +90,29 @@ test('exact offsets only: DR+1 is RAZ/WI, not DR (v3 "register range access is n
   fill('z');
   assert.equal(dev.read(Reg.DR + 1, 1), 0);
   assert.equal(dev.read(Reg.DR, 1), 0x7a);
-  assert.equal(dev.write(Reg.FR + 2, 2, 0x41), true);
+  assert.equal(dev.write(Reg.FR + 2, 2, 0x41), MMIO_DONE);
   assert.equal(backend.outQueued(), 0);
 });
 
 test('8/16/32-bit accesses work; 64-bit is refused and counted (vpl011_reg32_check_access)', () => {
   const { dev, backend } = rig();
   for (const w of [1, 2, 4] as AccessWidth[]) {
-    assert.equal(dev.write(Reg.DR, w, 0x141), true);
+    assert.equal(dev.write(Reg.DR, w, 0x141), MMIO_DONE);
     assert.equal(dev.read(Reg.FR, w), 0x10);
   }
   assert.deepEqual(Array.from(backend.drainOut()), [0x41, 0x41, 0x41], 'DR takes the low 8 bits');
   assert.equal(dev.read(Reg.DR, 8), MMIO_ABORT);
-  assert.equal(dev.write(Reg.DR, 8, 0x41), false);
+  assert.equal(dev.write(Reg.DR, 8, 0x41), MMIO_ABORT);
   assert.equal(dev.read(Reg.IMSC, 8), MMIO_ABORT);
   assert.equal(dev.counters.refusedAccesses, 3);
   assert.equal(backend.outQueued(), 0);
 });
 
-test('non-SBSA offsets (CR, LCR_H, IBRD, DMACR, IDs) are RAZ/WI with a rate-limited log (b8d5ea6de0; seed bug #7)', () => {
+test('non-SBSA offsets (CR, LCR_H, IBRD, DMACR, IDs) are RAZ/WI with a rate-limited log (b8d5ea6de0)', () => {
   const logs: string[] = [];
   const { dev } = rig(logs);
   for (const off of [Reg.CR, Reg.LCR_H, Reg.IBRD, Reg.FBRD, Reg.IFLS, Reg.DMACR, Reg.PERIPH_ID0, Reg.PCELL_ID3, 0xffc]) {
-    assert.equal(dev.write(off, 4, 0xffffffff), true);
+    assert.equal(dev.write(off, 4, 0xffffffff), MMIO_DONE);
     assert.equal(dev.read(off, 4), 0);
   }
   for (let i = 0; i < 1000; i++) dev.read(Reg.DMACR, 4);
@@ -128,14 +128,14 @@ test('an ICR read is refused as in Xen (vpl011_mmio_read returns IO_ABORT)', () 
 
 test('FR/RIS/MIS writes are ignored before the width check, as upstream', () => {
   const { dev } = rig();
-  for (const off of [Reg.FR, Reg.RIS, Reg.MIS]) assert.equal(dev.write(off, 8, 0xff), true);
+  for (const off of [Reg.FR, Reg.RIS, Reg.MIS]) assert.equal(dev.write(off, 8, 0xff), MMIO_DONE);
   assert.equal(dev.read(Reg.FR, 4), 0x90);
   assert.equal(dev.counters.refusedAccesses, 0);
 });
 
 // ---- the level interrupt ---------------------------------------------------------------------------------------
 
-test('the line is level: (RIS & IMSC) != 0, one rising edge per assertion (seed bug #5: duplicate injection)', () => {
+test('the line is level: (RIS & IMSC) != 0, one rising edge per assertion (31286f7a38: no duplicate injection)', () => {
   const { dev, fill, vgic, line } = rig();
   dev.write(Reg.IMSC, 4, INT.RT);
   fill('a');
@@ -387,7 +387,7 @@ test('snapshot/restore round-trips state, re-derives FR and the line, and valida
   assert.equal(b.read(Reg.DR, 4), 0x68);
   const ports = { ring: ring2, irq: spiLine(vgic, 32), notify: () => {} };
   assert.throws(() => Vpl011.restore({ ...snap, version: 2 }, ports), RangeError);
-  assert.throws(() => Vpl011.restore({ ...snap, ris: 0x80 }, ports), RangeError);
+  assert.throws(() => Vpl011.restore({ ...snap, ris: 0x800 }, ports), RangeError);
   assert.throws(() => Vpl011.restore({ ...snap, imsc: -1 }, ports), RangeError);
   assert.throws(() => Vpl011.restore({ ...snap, counters: { bytesIn: 1.5 } }, ports), RangeError);
   assert.throws(() => Vpl011.restore(null, ports), TypeError);

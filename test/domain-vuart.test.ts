@@ -2,15 +2,16 @@
 // (domain_vpl011_init/deinit, XEN_DOMCTL_vuart_op), with every failure point unwound.
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
-import { Domain, DomainError, type MmioAccess } from '../src/xen/domain.js';
+import { Domain, DomainError, type MmioAccess, type RefusedAccessPolicy } from '../src/xen/domain.js';
 import { EventChannels, ECS_FREE, ECS_UNBOUND } from '../src/xen/evtchn.js';
 import { SpiLevels } from '../src/xen/spi-levels.js';
 import { domainVpl011Init, domainVpl011Deinit, vuartOf, VuartError } from '../src/xen/vuart.js';
 import { GUEST_MAGIC_BASE, GUEST_PL011_BASE, GUEST_VUART_GFN, GUEST_VPL011_SPI } from '../src/xen/arch-arm.js';
 import { ConsoleRingBackend } from '../src/xen/ring.js';
 import { vregReg32Clearbits, vregReg32Extract, vregReg32Update } from '../src/util/vreg.js';
+import { MMIO_DONE } from '../src/device/ports.js';
 
-function machine(opts: { policy?: 'abort' | 'crash-domain'; ports?: number; sharedMagic?: boolean } = {}) {
+function machine(opts: { policy?: RefusedAccessPolicy; ports?: number; sharedMagic?: boolean } = {}) {
   const evtchn = EventChannels.create({ maxDomains: 4, portsPerDomain: opts.ports ?? 8 });
   const vgic = new SpiLevels();
   const d = new Domain({ domid: 1, name: 'guest', vgic, evtchn, ...(opts.policy ? { policy: opts.policy } : {}) });
@@ -46,7 +47,7 @@ test('init maps GFN 0x39003, reserves SPI 32, registers 0x22000000, returns an u
   assert.throws(() => domainVpl011Init(d, { consoleDomid: 0, gfn: GUEST_VUART_GFN }), (e: unknown) => e instanceof VuartError && e.code === 'EEXIST');
 });
 
-test('refused access policy: abort by default (0b6122a117), crash-domain records why (seed bug #6)', () => {
+test('refused access policy: abort by default (0b6122a117), crash-domain records why', () => {
   const a = machine();
   domainVpl011Init(a.d, { consoleDomid: 0, gfn: GUEST_VUART_GFN });
   assert.equal(a.d.handleMmio(rd(GUEST_PL011_BASE, 8)), 'inject-abort');
@@ -73,7 +74,7 @@ test('init failure: gfn not backed / not shareable -> nothing allocated', () => 
   assert.throws(() => machine().d.mapGuestPage(-1), DomainError);
 });
 
-test('init failure: no free event channel -> nothing reserved or registered (seed bug #8)', () => {
+test('init failure: no free event channel -> nothing reserved or registered (08bbc1c02d)', () => {
   const m = machine({ ports: 2 });
   m.evtchn.allocUnbound(1, 0); // the only port
   assert.throws(() => domainVpl011Init(m.d, { consoleDomid: 0, gfn: GUEST_VUART_GFN }), (e: unknown) => e instanceof VuartError && e.code === 'ENOSPC');
@@ -92,7 +93,7 @@ test('init failure: SPI 32 held by another device -> port freed, and the other r
 
 test('init failure: MMIO window taken -> SPI freed and port closed', () => {
   const m = machine();
-  m.d.mmio.register(GUEST_PL011_BASE, 0x1000, { read: () => 0, write: () => true }, 'squatter');
+  m.d.mmio.register(GUEST_PL011_BASE, 0x1000, { read: () => 0, write: () => MMIO_DONE }, 'squatter');
   assert.throws(() => domainVpl011Init(m.d, { consoleDomid: 0, gfn: GUEST_VUART_GFN }), VuartError);
   assert.equal(m.vgic.isReserved(32), false);
   for (let p = 1; p < 8; p++) assert.equal(m.evtchn.state(1, p), ECS_FREE);

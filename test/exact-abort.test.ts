@@ -4,19 +4,19 @@
 // UART access was aborted at the next safe point (ELR later than the instruction, ISV = 0).
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
-import { ConsoleProcess } from './lib/console-process.js';
+import { vpl011Process } from './lib/console-process.js';
 import { buildBareGuestFile } from '../src/vmm/bare-guests.js';
 
 async function probe(mode: number): Promise<{ esr: number; far: bigint; elr: bigint; at: bigint }> {
-  const p = new ConsoleProcess(['run', '--bare', '--kernel', buildBareGuestFile('abort-probe', { defines: { MODE: mode } }), '--timeout', '20']);
+  const p = vpl011Process(['run', '--bare', '--kernel', buildBareGuestFile('abort-probe', { defines: { MODE: mode } }), '--timeout', '20']);
   try {
     const e = await p.exited;
-    assert.equal(e.code, 0, `exit ${e.code}: ${p.err}`);
+    assert.equal(e.code, 0, `exit ${e.code}: ${p.stderr}`);
     const m = /ESR=([0-9a-f]{16}) FAR=([0-9a-f]{16}) ELR=([0-9a-f]{16}) AT=([0-9a-f]{16})\n/.exec(p.out);
-    assert.ok(m, `no abort report: ${JSON.stringify(p.out)} ${p.err}`);
+    assert.ok(m, `no abort report: ${JSON.stringify(p.out)} ${p.stderr}`);
     return { esr: Number.parseInt(m[1]!, 16), far: BigInt('0x' + m[2]), elr: BigInt('0x' + m[3]), at: BigInt('0x' + m[4]) };
   } finally {
-    p.kill();
+    await p.kill();
   }
 }
 
@@ -68,13 +68,13 @@ test('a refused UART access (a read of the write-only UARTICR) aborts at that in
 });
 
 test('an exception the guest cannot take (no vector table) ends the domain naming that exception, not the vector fetch', { timeout: 60_000 }, async () => {
-  const p = new ConsoleProcess(['run', '--bare', '--kernel', buildBareGuestFile('no-vector'), '--timeout', '20']);
+  const p = vpl011Process(['run', '--bare', '--kernel', buildBareGuestFile('no-vector'), '--timeout', '20']);
   try {
     const e = await p.exited;
-    assert.equal(e.code, 1, p.err);
-    assert.match(p.err, /domain crashed: d\d+: undefined instruction \(ESR 0x2000000\) at pc 0x40000004 could not be taken: its vector at 0x200 failed/);
+    assert.equal(e.code, 1, p.stderr);
+    assert.match(p.stderr, /domain crashed: d\d+: undefined instruction \(ESR 0x2000000\) at pc 0x40000004 could not be taken: its vector at 0x200 failed/);
   } finally {
-    p.kill();
+    await p.kill();
   }
 });
 
@@ -83,13 +83,13 @@ for (const [mode, what, re] of [
   [1, 'an SVC', /exception loop: SVC \(ESR 0x56000000\) at pc 0x4000000c; its vector at 0x40000a00 raises it again/],
 ] as const) {
   test(`a vector that raises ${what} again loops: the domain ends naming the first one (every class, not only aborts)`, { timeout: 60_000 }, async () => {
-    const p = new ConsoleProcess(['run', '--bare', '--kernel', buildBareGuestFile('vector-loop', { defines: { MODE: mode } }), '--timeout', '20']);
+    const p = vpl011Process(['run', '--bare', '--kernel', buildBareGuestFile('vector-loop', { defines: { MODE: mode } }), '--timeout', '20']);
     try {
       const e = await p.exited;
-      assert.equal(e.code, 1, p.err);
-      assert.match(p.err, re);
+      assert.equal(e.code, 1, p.stderr);
+      assert.match(p.stderr, re);
     } finally {
-      p.kill();
+      await p.kill();
     }
   });
 }

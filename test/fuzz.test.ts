@@ -10,6 +10,7 @@ import { runConfigCampaign } from '../bench/fuzz/config.js';
 import { runControlCampaign } from '../bench/fuzz/control.js';
 import { Prng, parseSeed, subSeed } from '../bench/fuzz/prng.js';
 import { Vpl011 } from '../src/device/vpl011.js';
+import { MMIO_ABORT, MMIO_DONE } from '../src/device/ports.js';
 import { ConfigError, parseConfig } from '../src/toolstack/config.js';
 
 const SEED = 0x5eed0008;
@@ -54,7 +55,7 @@ test('MMIO campaign bites: a device whose FR misses TXFF when OUT is full, or wh
   try {
     proto.read = function (this: Vpl011, offset, width) {
       const v = read.call(this, offset, width);
-      return offset === 0x18 && v !== -1 ? v & ~0x28 : v; // FR without TXFF/BUSY
+      return offset === 0x18 && v !== MMIO_ABORT ? v & ~0x28 : v; // FR without TXFF/BUSY
     };
     const r = runMmioCampaign({ profile: 'sbsa', seed: SEED, ops: 150_000 });
     assert.match(r.failure ?? '', /TXFF|BUSY/, 'the FR checker caught it');
@@ -64,7 +65,7 @@ test('MMIO campaign bites: a device whose FR misses TXFF when OUT is full, or wh
     proto.write = function (this: Vpl011, offset, width, value) {
       if (offset === 0x38 && width === 4) {
         (this as unknown as { uartimsc: number }).uartimsc = value >>> 0;
-        return true;
+        return MMIO_DONE;
       }
       return write.call(this, offset, width, value);
     };
@@ -94,7 +95,7 @@ test('config campaign slice: 3,000 random files end in a config or a ConfigError
   assert.ok(r.valid > 0, 'some mutated configs stay valid, so the checks after the syntax run');
 });
 
-test('a config nested 200,000 levels deep is a ConfigError naming file:line (issue 8 item 6)', { timeout: 30_000 }, () => {
+test('a config nested 200,000 levels deep is a ConfigError naming file:line', { timeout: 30_000 }, () => {
   const text = `kernel = ${'['.repeat(200_000)}\n`;
   assert.throws(() => parseConfig(text, '/fz/deep.cfg', { checkFiles: false }), (e: unknown) => e instanceof ConfigError && /deep\.cfg:1/.test(e.message));
 });

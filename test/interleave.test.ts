@@ -1,4 +1,4 @@
-// Interleaving exploration of the shared-memory wakeup rules (issue 13): the real EventChannels, ConsoleRing /
+// Interleaving exploration of the shared-memory wakeup rules: the real EventChannels, ConsoleRing /
 // ConsoleRingBackend and Vpl011 code, one worker thread per actor, every atomic operation a scheduling point, and a
 // depth-first search over the interleavings (test/lib/interleave.ts; scenarios in test/lib/interleave-scenarios.ts).
 // Each test states the interleavings explored and asserts the search was complete (within its preemption bound),

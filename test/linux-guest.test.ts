@@ -1,12 +1,12 @@
 // Integration: boot the default guest (Debian's Linux 6.1 arm64 + busybox) with `vpl011 run`, console on pipes, and
-// use it as a person would. Pins issue #3's behaviours: earlycon before ttyAMA0, an IRQ-driven tty on SPI 32, no
+// use it as a person would. Pins these behaviours: earlycon before ttyAMA0, an IRQ-driven tty on SPI 32, no
 // input lost under RX backpressure, a byte-exact output flood, poweroff ending the run with 0, and the
 // crash-domain / abort policies for a refused MMIO access.
 import { describe, before, after } from 'node:test';
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { ConsoleProcess, PROMPT } from './lib/console-process.js';
+import { ConsoleProcess, PROMPT, vpl011Process } from './lib/console-process.js';
 
 const BOOT_MS = 60_000;
 const md5 = (b: Buffer | string) => createHash('md5').update(b).digest('hex');
@@ -24,7 +24,7 @@ async function sh(g: ConsoleProcess, cmd: string, timeoutMs = 30_000): Promise<s
 describe('default Linux guest on the vpl011 console', () => {
   let g: ConsoleProcess;
   before(async () => {
-    g = new ConsoleProcess(['run', '--timeout', '300']);
+    g = vpl011Process(['run', '--timeout', '300']);
     await g.expect(PROMPT, BOOT_MS);
   });
   after(() => g.kill());
@@ -90,21 +90,21 @@ describe('default Linux guest on the vpl011 console', () => {
   test('poweroff -f ends the run with exit code 0', async () => {
     g.type('poweroff -f\n');
     const { code } = await g.exited;
-    assert.equal(code, 0, g.err);
-    assert.match(g.err, /powered off/);
+    assert.equal(code, 0, g.stderr);
+    assert.match(g.stderr, /powered off/);
   });
 });
 
 test('scripted: piped commands run and the run exits 0 at poweroff (stdin is not a TTY)', async () => {
-  const g = new ConsoleProcess(['run', '--timeout', '120']);
+  const g = vpl011Process(['run', '--timeout', '120']);
   try {
     g.type('echo scripted-$((6*7))\npoweroff -f\n');
     g.child.stdin.end();
     const { code } = await g.exited;
-    assert.equal(code, 0, g.err);
+    assert.equal(code, 0, g.stderr);
     assert.match(g.out, /scripted-42/);
   } finally {
-    g.kill();
+    await g.kill();
   }
 });
 
@@ -112,20 +112,20 @@ test('scripted: piped commands run and the run exits 0 at poweroff (stdin is not
 const RELAXED = ['--append', 'console=ttyAMA0 earlycon iomem=relaxed'];
 
 test('crash-domain policy: a refused MMIO access (ICR read) crashes the domain; the run ends non-zero with the reason', async () => {
-  const g = new ConsoleProcess(['run', '--mmio-policy', 'crash-domain', '--timeout', '120', ...RELAXED]);
+  const g = vpl011Process(['run', '--mmio-policy', 'crash-domain', '--timeout', '120', ...RELAXED]);
   try {
     await g.expect(PROMPT, BOOT_MS);
     g.type('devmem 0x22000044 32\n');
     const { code } = await g.exited;
     assert.equal(code, 1);
-    assert.match(g.err, /domain crashed: .*(0x22000044|ICR|refused)/i);
+    assert.match(g.stderr, /domain crashed: .*(0x22000044|ICR|refused)/i);
   } finally {
-    g.kill();
+    await g.kill();
   }
 });
 
 test('abort policy (default): a refused MMIO access gives the guest a data abort; the process gets SIGBUS, the guest lives', async () => {
-  const g = new ConsoleProcess(['run', '--timeout', '120', ...RELAXED]);
+  const g = vpl011Process(['run', '--timeout', '120', ...RELAXED]);
   try {
     await g.expect(PROMPT, BOOT_MS);
     const fr = await sh(g, 'devmem 0x22000018 32');
@@ -135,17 +135,17 @@ test('abort policy (default): a refused MMIO access gives the guest a data abort
     assert.match(icr, /rc=135/, 'killed by SIGBUS (128 + 7)');
     assert.match(await sh(g, 'echo alive'), /alive/);
   } finally {
-    g.kill();
+    await g.kill();
   }
 });
 
 test('--timeout ends a run with exit code 124', async () => {
-  const g = new ConsoleProcess(['run', '--timeout', '1']);
+  const g = vpl011Process(['run', '--timeout', '1']);
   try {
     const { code } = await g.exited;
-    assert.equal(code, 124, g.err);
+    assert.equal(code, 124, g.stderr);
   } finally {
-    g.kill();
+    await g.kill();
   }
 });
 
@@ -158,7 +158,7 @@ test('vuart = "pl011": Linux binds its AMBA PL011 driver (PeriphID/CellID, clock
   const dir = mkdtempSync(join(tmpdir(), 'vpl011-amba-'));
   const cfg = join(dir, 'amba.cfg');
   writeFileSync(cfg, `name = "amba"\nkernel = "${kernel}"\nramdisk = "${initrd}"\nextra = "console=ttyAMA0 earlycon"\nvuart = "pl011"\n`);
-  const g = new ConsoleProcess(['run', '--config', cfg, '--timeout', '120']);
+  const g = vpl011Process(['run', '--config', cfg, '--timeout', '120']);
   try {
     await g.expect(PROMPT, BOOT_MS);
     assert.match(g.out, /22000000\.pl011: ttyAMA0 at MMIO 0x22000000 .*is a PL011 rev3/);
@@ -168,7 +168,7 @@ test('vuart = "pl011": Linux binds its AMBA PL011 driver (PeriphID/CellID, clock
     g.type('poweroff -f\n');
     assert.equal((await g.exited).code, 0);
   } finally {
-    g.kill();
+    await g.kill();
     rmSync(dir, { recursive: true, force: true });
   }
 });

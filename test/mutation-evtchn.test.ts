@@ -5,6 +5,7 @@
 // wait paths (not-equal, timed-out, a supplied waker).
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
+import { LINE_EVENT_WORDS } from '../src/xen/line-events.js';
 import { EventChannels, EvtchnError, ECS_FREE, ECS_INTERDOMAIN, ECS_UNBOUND, type DoorbellWaker, type WaitResult } from '../src/xen/evtchn.js';
 
 const T = { timeout: 20_000 };
@@ -18,9 +19,16 @@ test('options: ranges at both edges, integers only; byteLength is the table size
   assert.equal(EventChannels.create({ maxDomains: 1, portsPerDomain: 4096 }).portsPerDomain, 4096);
   const def = EventChannels.create();
   assert.deepEqual([def.maxDomains, def.portsPerDomain], [16, 64]);
-  assert.equal(EventChannels.byteLength({ maxDomains: 3, portsPerDomain: 5 }), (8 + 3 + 3 * 5 * 8) * 4);
-  assert.equal(EventChannels.byteLength(), (8 + 16 + 16 * 64 * 8) * 4);
-  assert.equal(EventChannels.create({ maxDomains: 3, portsPerDomain: 5 }).buffer.byteLength, (8 + 3 + 3 * 5 * 8) * 4);
+  // Header, doorbells, port records, and each domain's line-event area (LINE_EVENT_WORDS = 36, table VERSION 2).
+  assert.equal(LINE_EVENT_WORDS, 36);
+  assert.equal(EventChannels.byteLength({ maxDomains: 3, portsPerDomain: 5 }), (8 + 3 + 3 * 5 * 8 + 3 * 36) * 4);
+  assert.equal(EventChannels.byteLength(), (8 + 16 + 16 * 64 * 8 + 16 * 36) * 4);
+  assert.equal(EventChannels.create({ maxDomains: 3, portsPerDomain: 5 }).buffer.byteLength, (8 + 3 + 3 * 5 * 8 + 3 * 36) * 4);
+  // The areas are disjoint, within the table, after the port records.
+  const t = EventChannels.create({ maxDomains: 3, portsPerDomain: 5 });
+  const areas = [0, 1, 2].map((d) => t.lineEventWords(d));
+  assert.deepEqual(areas.map((a) => [a.byteOffset / 4, a.length]), [[131, 36], [167, 36], [203, 36]]);
+  assert.throws(() => t.lineEventWords(3), code('EINVAL', /bad domain id/));
 });
 
 test('attach validates: a plain ArrayBuffer needs a waker, too small, bad magic, header larger than the buffer', T, () => {
@@ -35,7 +43,7 @@ test('attach validates: a plain ArrayBuffer needs a waker, too small, bad magic,
     return sab;
   };
   assert.throws(() => EventChannels.attach(copy(ev.buffer.byteLength - 4)), code('EINVAL', /header does not match/));
-  assert.throws(() => EventChannels.attach(copy(ev.buffer.byteLength, (w) => void (w[1] = 2))), code('EINVAL', /bad magic\/version/));
+  assert.throws(() => EventChannels.attach(copy(ev.buffer.byteLength, (w) => void (w[1] = 1))), code('EINVAL', /bad magic\/version/));
   assert.throws(() => EventChannels.attach(copy(ev.buffer.byteLength, (w) => void (w[2] = 0))), code('EINVAL', /header does not match/));
   assert.throws(() => EventChannels.attach(copy(ev.buffer.byteLength, (w) => void (w[3] = 1))), code('EINVAL', /header does not match/));
   const b = EventChannels.attach(copy(ev.buffer.byteLength));
@@ -237,7 +245,7 @@ test('a wrong magic alone is refused; createIn tells a short buffer from a bad h
   assert.throws(() => EventChannels.createIn(short, {}, waker), code('EINVAL', /^evtchn: shared memory too small/));
   const headerOnly = new ArrayBuffer(32);
   new Int32Array(headerOnly)[0] = 0x45564348;
-  new Int32Array(headerOnly)[1] = 1;
+  new Int32Array(headerOnly)[1] = 2;
   assert.throws(() => EventChannels.createIn(headerOnly, {}, waker), code('EINVAL', /header does not match/));
 });
 

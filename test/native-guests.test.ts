@@ -13,7 +13,7 @@ import { ConsoleRingBackend } from '../src/xen/ring.js';
 import { VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../src/xen/arch-arm.js';
 import type { GuestImage } from '../src/toolstack/guest-image.js';
 import { nativeLibraryPath } from '../src/cpu/native.js';
-import { ConsoleProcess, PROMPT } from './lib/console-process.js';
+import { PROMPT, vpl011Process } from './lib/console-process.js';
 
 const built = existsSync(nativeLibraryPath());
 const PATHS = [
@@ -110,7 +110,7 @@ const md5 = (b: Buffer | string) => createHash('md5').update(b).digest('hex');
 
 for (const path of PATHS) {
   test(`Linux, ${path.name} path: a 1 MiB cat arrives byte-exact, 16 KiB pasted arrive md5-equal, poweroff`, { skip: path.skip, timeout: 300_000 }, async () => {
-    const g = new ConsoleProcess(['run', '--timeout', '280'], { VPL011_NATIVE: path.env });
+    const g = vpl011Process(['run', '--timeout', '280'], { VPL011_NATIVE: path.env });
     try {
       await g.expect(PROMPT, 120_000);
       const line = 'the quick brown fox jumps over the lazy dog 0123456789\n';
@@ -139,10 +139,10 @@ for (const path of PATHS) {
       await g.expect(new RegExp(md5(text)), 30_000, at);
       g.type('poweroff -f\n');
       const { code } = await g.exited;
-      assert.equal(code, 0, g.err);
-      if (path.env === '0') assert.ok(!/native console fast path/.test(g.err), 'no hint when TypeScript is chosen');
+      assert.equal(code, 0, g.stderr);
+      if (path.env === '0') assert.ok(!/native console fast path/.test(g.stderr), 'no hint when TypeScript is chosen');
     } finally {
-      g.kill();
+      await g.kill();
     }
   });
 }

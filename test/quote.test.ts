@@ -1,4 +1,4 @@
-// src/util/quote.ts: untrusted text made safe for a terminal (issue 8 item 4).
+// src/util/quote.ts: untrusted text made safe for a terminal.
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { printable, quote } from '../src/util/quote.js';

@@ -98,3 +98,33 @@ test('the pl011 fixtures depend on the profile: run as sbsa they fail (IDs RAZ, 
     assert.ok(out.some((l) => l.includes('MISMATCH')), f);
   }
 });
+
+test('quiet backend steps move data without telling the device; notify tells it (what `vpl011 trace` writes)', () => {
+  const r = run(
+    [
+      'write 0x038 0x50', // RXIM|RTIM
+      'backend-in "x" quiet',
+      'expect 0x018 0x90', // the device has not looked: RXFE still
+      'irq 0',
+      'notify',
+      'expect 0x018 0x80', // now it has: RXFE clear, RTI up
+      'irq 1',
+      'write 0x000 0x41',
+      'expect 0x018 0x00',
+      'backend-drain quiet',
+      'expect 0x018 0x00', // OUT drained behind the device's back: TXFE not yet
+      'notify',
+      'expect 0x018 0x80',
+      'expect 0x000 0x78',
+    ].join('\n'),
+  );
+  assert.equal(r.code, 0, r.out.join('\n'));
+  assert.ok(r.out.includes('notified'));
+  const loud = run(['write 0x038 0x50', 'backend-in "x"', 'expect 0x018 0x90'].join('\n'));
+  assert.equal(loud.code, 1, 'without quiet the device is told at once');
+  for (const bad of ['backend-in "x" loud', 'backend-drain 3 loud', 'backend-drain quiet 3', 'notify now']) {
+    const b = run(bad);
+    assert.equal(b.code, 2, bad);
+    assert.match(b.out[0]!, /^line 1: /);
+  }
+});

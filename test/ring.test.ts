@@ -198,3 +198,13 @@ test('bad placement is refused: offset not a multiple of 4 or page past the end'
   assert.throws(() => new ConsoleRingBackend(new SharedArrayBuffer(4096), 4), RangeError);
   assert.throws(() => new ConsoleRingBackend(new SharedArrayBuffer(4096)).setConnection(7), RangeError);
 });
+
+test('the frontend results are distinct: an empty IN, a full OUT and a corrupt half are three different answers', () => {
+  assert.equal(new Set([RING_EMPTY, RING_FULL, RING_CORRUPT]).size, 3, 'RING_EMPTY, RING_FULL, RING_CORRUPT');
+  const f = new ConsoleRing(new SharedArrayBuffer(4096));
+  assert.equal(f.getIn(), RING_EMPTY);
+  let r = 0;
+  for (let i = 0; i <= XENCONS_OUT_SIZE && r >= 0; i++) r = f.putOut(0x41);
+  assert.equal(r, RING_FULL, 'a full OUT is told apart from an empty IN');
+  assert.notEqual(f.getIn(), RING_FULL);
+});

@@ -1,5 +1,5 @@
 // Fetching Debian packages with private apt state (src/toolstack/fetch.ts). The host's apt configuration must
-// never be touched (real-guests.md: "without changing the system's apt configuration"), and a second run does nothing.
+// never be touched (docs/UPSTREAM.md §4: "without changing the system's apt configuration"), and a second run does nothing.
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -1,6 +1,6 @@
 // Issue 7 §1: a guest can always be stopped. Real guests that never reach a safe point (guests/bare/spin.S: `b .`,
 // or a loop on a RAM flag; Linux with console=hvc0, which panics and loops in mdelay with interrupts off) are ended
-// by --timeout, SIGINT/SIGTERM, Ctrl-] through a pty, DomainThread.stop() and the daemon's destroy. The bound is
+// by --timeout, SIGINT/SIGTERM, Ctrl-] . through a pty, DomainThread.stop() and the daemon's destroy. The bound is
 // generous (a loaded 2-core machine); the typical figure is in docs/CPU.md. Before the fix each of these ran forever
 // (or 10 s for destroy, through SIGKILL).
 import { after } from 'node:test';
@@ -10,7 +10,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConsoleProcess, CLI } from './lib/console-process.js';
+import { ConsoleProcess, vpl011Process } from './lib/console-process.js';
+import { VPL011_BIN as CLI } from '../src/util/self.js';
 import { Harness } from './lib/daemon-harness.js';
 import { buildBareGuestFile, buildBareGuest, BARE_LOAD_ADDR } from '../src/vmm/bare-guests.js';
 import { startDomainThread } from '../src/vmm/domain-thread.js';
@@ -28,7 +29,7 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 /** Wait for the process's exit, at most `ms`; kill -9 it if it is still there (the test has failed then). */
 async function exitWithin(p: ConsoleProcess, ms: number): Promise<{ code: number | null; ms: number }> {
   const t0 = performance.now();
-  const timer = setTimeout(() => p.kill(), ms);
+  const timer = setTimeout(() => void p.kill(), ms);
   try {
     const e = await p.exited;
     return { code: e.code, ms: performance.now() - t0 };
@@ -39,18 +40,18 @@ async function exitWithin(p: ConsoleProcess, ms: number): Promise<{ code: number
 
 for (const [what, kernel] of [['b .', SPIN], ['a loop on a RAM flag', SPIN_RAM]] as const) {
   test(`run --timeout 1 ends a guest in ${what} with exit 124`, { timeout: 30_000 }, async () => {
-    const p = new ConsoleProcess(['run', '--bare', '--kernel', kernel, '--timeout', '1']);
+    const p = vpl011Process(['run', '--bare', '--kernel', kernel, '--timeout', '1']);
     try {
       await p.expect(/spinning\n/, 20_000);
       const t0 = performance.now();
       const e = await exitWithin(p, 1000 + STOP_BOUND_MS + 5000);
       const sinceOutput = performance.now() - t0;
-      assert.equal(e.code, 124, p.err);
-      assert.match(p.err, /timed out after 1 s; domain destroyed/);
+      assert.equal(e.code, 124, p.stderr);
+      assert.match(p.stderr, /timed out after 1 s; domain destroyed/);
       // The timer started before the guest printed: the whole run from its output is at most 1 s plus the bound.
       assert.ok(sinceOutput < 1000 + STOP_BOUND_MS, `ended ${sinceOutput.toFixed(0)} ms after the guest's output`);
     } finally {
-      p.kill();
+      await p.kill();
     }
   });
 }
@@ -58,22 +59,22 @@ for (const [what, kernel] of [['b .', SPIN], ['a loop on a RAM flag', SPIN_RAM]]
 for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   test(`${sig} ends a guest in b . at once: output flushed to the log, exit ${code}`, { timeout: 30_000 }, async () => {
     const log = join(tmp, `${sig}.log`);
-    const p = new ConsoleProcess(['run', '--bare', '--kernel', SPIN, '--log', log]);
+    const p = vpl011Process(['run', '--bare', '--kernel', SPIN, '--log', log]);
     try {
       await p.expect(/spinning\n/, 20_000);
       p.child.kill(sig);
       const e = await exitWithin(p, STOP_BOUND_MS + 5000);
-      assert.equal(e.code, code, `exit ${e.code}; stderr: ${p.err}`);
+      assert.equal(e.code, code, `exit ${e.code}; stderr: ${p.stderr}`);
       assert.ok(e.ms < STOP_BOUND_MS, `took ${e.ms.toFixed(0)} ms`);
-      assert.match(p.err, new RegExp(`${sig}; domain destroyed`));
+      assert.match(p.stderr, new RegExp(`${sig}; domain destroyed`));
       assert.equal(readFileSync(log, 'latin1'), 'spinning\n');
     } finally {
-      p.kill();
+      await p.kill();
     }
   });
 }
 
-test('Ctrl-] at a terminal (a pty through script(1)) ends a guest in b .', { timeout: 30_000 }, async () => {
+test('Ctrl-] . at a terminal (a pty through script(1)) ends a guest in b .', { timeout: 30_000 }, async () => {
   const cmd = `'${process.execPath}' '${CLI}' run --bare --kernel '${SPIN}'`;
   const child = spawn('script', ['-qfec', cmd, '/dev/null'], { stdio: 'pipe' });
   let out = '';
@@ -84,13 +85,13 @@ test('Ctrl-] at a terminal (a pty through script(1)) ends a guest in b .', { tim
     while (!out.includes('spinning') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.ok(out.includes('spinning'), `no guest output: ${out}`);
     const t0 = performance.now();
-    child.stdin.write('\x1d');
+    child.stdin.write('\x1d.');
     const timer = setTimeout(() => child.kill('SIGKILL'), STOP_BOUND_MS + 5000);
     const code = await exited;
     clearTimeout(timer);
     const ms = performance.now() - t0;
     assert.equal(code, 0, out);
-    assert.match(out, /console closed \(Ctrl-\]\); domain destroyed/);
+    assert.match(out, /console closed \(Ctrl-\] \.\); domain destroyed/);
     assert.ok(ms < STOP_BOUND_MS, `took ${ms.toFixed(0)} ms`);
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
@@ -149,16 +150,16 @@ test('Linux with console=hvc0 (no console: init dies, the kernel panics and loop
   // earlycon stays the console (hvc0 never registers), so the panic is visible and the test knows where the guest is.
   // The stop is the one --timeout uses (guest.stop()); a signal is sent once the panic is seen because boot time on a
   // loaded machine varies too much for a fixed timeout to land in the panic loop. Before the fix neither ended it.
-  const p = new ConsoleProcess(['run', '--append', 'console=hvc0 earlycon', '--timeout', '150']);
+  const p = vpl011Process(['run', '--append', 'console=hvc0 earlycon', '--timeout', '150']);
   try {
     await p.expect(/end Kernel panic/, 140_000);
     await new Promise((r) => setTimeout(r, 300)); // well inside the loop
     p.child.kill('SIGTERM');
     const e = await exitWithin(p, STOP_BOUND_MS + 5000);
     t.diagnostic(`stopped ${e.ms.toFixed(0)} ms after SIGTERM`);
-    assert.equal(e.code, 143, p.err);
+    assert.equal(e.code, 143, p.stderr);
     assert.ok(e.ms < STOP_BOUND_MS, `took ${e.ms.toFixed(0)} ms`);
   } finally {
-    p.kill();
+    await p.kill();
   }
 });

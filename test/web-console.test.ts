@@ -49,7 +49,7 @@ test('web-url: the token file is private to the owner; the URL works only with i
   const st = statSync(join(h.runDir, 'web.json'));
   assert.equal(st.mode & 0o777, 0o600);
   const base = url.replace(/\?t=.*$/, '');
-  for (const bad of [base, `${base}?t=`, `${base}?t=${'A'.repeat(43)}`, `${base}api/domains`, `${base}assets/xterm.js`, `${url}x`]) {
+  for (const bad of [base, `${base}?t=`, `${base}?t=${'A'.repeat(43)}`, `${base}api/domains`, `${base}api/stat?domain=debian`, `${base}assets/xterm.js`, `${url}x`]) {
     const r = await fetch(bad);
     assert.equal(r.status, 401, bad);
     assert.doesNotMatch(await r.text(), /debian|xterm|<html/i, 'a refusal says nothing else');
@@ -58,12 +58,20 @@ test('web-url: the token file is private to the owner; the URL works only with i
   assert.equal(ok.status, 200);
   const doms = (await ok.json()) as DomainInfo[];
   assert.ok(doms.some((d) => d.name === 'debian'));
+  // The device panel's data: `vpl011 stat` and --why-irq for a domain (issue 11 §2).
+  const stq = await fetch(url.replace('/?', '/api/stat?domain=debian&'));
+  assert.equal(stq.status, 200);
+  const sj = (await stq.json()) as { stat: { name: string; registers: Record<string, number> }; lines: string[]; whyIrq: string[] };
+  assert.equal(sj.stat.name, 'debian');
+  assert.equal(typeof sj.stat.registers.IMSC, 'number');
+  assert.match(sj.whyIrq[0]!, /^RX: /);
+  assert.equal((await fetch(url.replace('/?', '/api/stat?domain=nosuch&'))).status, 404);
   // A WebSocket without the token is refused before any console byte.
   const ws = new WebSocket(`${base.replace('http', 'ws')}ws?domain=debian&t=nope`);
   const status = await new Promise<number>((resolve) => {
     ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
     ws.on('open', () => resolve(101));
-    ws.on('error', () => {});
+    ws.on('error', () => {}); // a refused upgrade is reported through 'unexpected-response'
   });
   ws.terminate();
   assert.equal(status, 401);
@@ -79,6 +87,9 @@ test('a browser opens the page, sees the domain, attaches and runs `uname -m` in
     assert.match((await row.innerText()).replace(/\s+/g, ' '), /debian running/);
     await row.click();
     await page.locator('.term.active .xterm-rows', { hasText: '/ #' }).waitFor({ timeout: 20_000 });
+    // The open domain's vpl011 beside the list: registers and why the line is where it is.
+    await page.locator('#device', { hasText: 'why the interrupt line is where it is' }).waitFor({ timeout: 10_000 });
+    assert.match(await page.locator('#device').innerText(), /IMSC\s+0x0[0-9a-f]{2}/);
     await page.locator('.term.active .xterm-helper-textarea').focus();
     await page.keyboard.type('uname -m\n');
     await page.locator('.term.active .xterm-rows', { hasText: 'aarch64' }).waitFor({ timeout: 30_000 });
@@ -179,7 +190,7 @@ test('stalled viewers (a page whose JavaScript is paused, a socket nobody reads)
     await cdp.send('Debugger.enable');
     await cdp.send('Debugger.pause');
     await h.until(() => h.log('streamer').length >= total, 'the whole stream in the log', 200_000);
-    await cdp.send('Debugger.resume').catch(() => {});
+    await cdp.send('Debugger.resume').catch(() => {}); // the page may have gone with the test's end: nothing to resume
     // The stalled socket now reads what the daemon kept for it: bounded, and ending with the marker that says how
     // much it missed (the console closed with the guest while it was still behind).
     let got = Buffer.alloc(0);

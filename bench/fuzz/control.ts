@@ -9,7 +9,7 @@
 // connection is closed. The daemon must never exit: a crash is recorded with the lines in flight and the daemon is
 // restarted so that the campaign can go on and report every kind it finds. At the end the daemon answers ping and
 // list, and the echo domain still echoes.
-// Not sent (known and owned by issue 8 item 5, and able to take the shared machine down): configs that are not
+// Not sent (known limits of the config loader, and able to take the shared machine down): configs that are not
 // regular files that end (/dev/zero, a FIFO), and `up` without a config (it boots the default Linux guest).
 import { createConnection, type Socket } from 'node:net';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -350,7 +350,7 @@ export async function runControlCampaign(opts: ControlCampaignOptions): Promise<
             if (sock.destroyed) return;
             if (!sock.write(p)) await new Promise((r) => sock.once('drain', r));
           }
-        })().catch(() => {});
+        })().catch(() => {}); // the daemon may close a flooding client: that is the behaviour under test
       });
       if (attach) res.attaches++;
     } finally {
@@ -385,7 +385,7 @@ export async function runControlCampaign(opts: ControlCampaignOptions): Promise<
         }
         while (started_.length > 0) {
           const id = started_.pop()!;
-          await h.request({ op: 'destroy', domain: String(id) }).catch(() => undefined);
+          await h.request({ op: 'destroy', domain: String(id) }).catch(() => undefined); // cleanup: already gone is fine
         }
       }
     };

@@ -169,7 +169,9 @@ export async function runRingCampaign(opts: RingCampaignOptions): Promise<RingCa
     const fr = mmio(victim, 0x18, 4, false, 0);
     if (mis !== ((ris & imsc) >>> 0)) throw new Failure(`victim: MIS ${mis} != RIS ${ris} & IMSC ${imsc}`);
     if (victim.vgic.level(GUEST_VPL011_SPI) !== (mis !== 0)) throw new Failure(`victim: line ${victim.vgic.level(GUEST_VPL011_SPI)} with MIS ${mis}`);
-    if (((fr & 0x08) !== 0) !== ((fr & 0x20) !== 0) || (fr & 0xa0) === 0xa0 || (fr & 0x50) === 0x50 || (fr & ~0xf8) !== 0) {
+    // Both profiles: TXFF implies BUSY, BUSY excludes TXFE (sbsa: BUSY only with TXFF; pl011: while TX is not
+    // empty), never TXFF with TXFE or RXFF with RXFE.
+    if (((fr & 0x20) !== 0 && (fr & 0x08) === 0) || (fr & 0x88) === 0x88 || (fr & 0xa0) === 0xa0 || (fr & 0x50) === 0x50 || (fr & ~0xf8) !== 0) {
       throw new Failure(`victim: FR 0x${fr.toString(16)} is inconsistent`);
     }
     if (r.inLevel < 0 || r.inLevel > 1024 || r.outLevel < 0 || r.outLevel > 2048) throw new Failure(`victim: levels ${r.inLevel}/${r.outLevel} out of range`);

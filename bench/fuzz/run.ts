@@ -1,4 +1,4 @@
-// `npm run fuzz`: the fuzz campaigns of issue 8 ("Figures to reach"), seeded and reproducible, with their figures
+// `npm run fuzz`: the fuzz campaigns against hostile input, seeded and reproducible, with their figures
 // written to bench/RESULTS.md ("## Fuzz campaigns"). Not part of `npm test` (minutes of work; test/fuzz.test.ts runs
 // a small fixed-seed slice of each).
 //
@@ -18,11 +18,13 @@ import { runRingCampaign, type RingCampaignResult } from './ring.js';
 import type { ConfigCampaignOptions, ConfigCampaignResult } from './config.js';
 import { runControlCampaign, type ControlCampaignResult } from './control.js';
 import { VPL011_PROFILES } from '../../src/device/vpl011.js';
+import { hex } from '../../src/util/hex.js';
+import { errorMessage } from '../../src/util/errors.js';
 
 const CAMPAIGNS = ['mmio', 'ring', 'config', 'control'] as const;
 type Campaign = (typeof CAMPAIGNS)[number];
 
-/** The counts issue 8 asks for. */
+/** How many cases each campaign runs by default. */
 export const FULL_COUNTS = { mmioOps: 10_000_000, ringMutations: 1_000_000, configFiles: 100_000, controlRequests: 100_000 };
 
 /** What these campaigns found that is fixed (kept in the figures so that a reader sees what they are worth). */
@@ -33,7 +35,7 @@ const FOUND_AND_FIXED = [
     'rest of the file): a 256 KiB file took minutes on the daemon\'s event loop; fixed in src/toolstack/config.ts, ' +
     'test/config-linear.test.ts failed before.',
   '- config: a config nested 200,000 levels deep overflowed the parser\'s stack (RangeError); lists now nest at most 16 ' +
-    'deep with an error naming file:line (issue 8 item 6); test/fuzz.test.ts and test/cli-bad-input.test.ts failed before.',
+    'deep with an error naming file:line; test/fuzz.test.ts and test/cli-bad-input.test.ts failed before.',
   '- control: the daemon gave a console whose domain had no vuart port the event-channel port 1, so closing that ' +
     'console removed another console\'s handler: that domain\'s output stayed in its ring (the echo domain fell silent ' +
     'in 2 of 3 full runs); src/daemon/daemon.ts and src/console/console.ts, test/console-hold.test.ts failed before.',
@@ -83,7 +85,6 @@ function inWorker<T>(file: string, data: unknown): Promise<T> {
 }
 
 const n = (x: number) => x.toLocaleString('en-US');
-const hex = (x: number) => '0x' + x.toString(16).padStart(8, '0');
 const say = (m: string) => process.stderr.write(m + '\n');
 
 async function main(): Promise<number> {
@@ -91,22 +92,22 @@ async function main(): Promise<number> {
   try {
     args = parseArgs(process.argv.slice(2));
   } catch (e) {
-    say(`fuzz: ${(e as Error).message}`);
+    say(`fuzz: ${errorMessage(e)}`);
     return 2;
   }
   const { seed, scale } = args;
   const count = (x: number) => Math.max(1, Math.round(x * scale));
-  const command = `npm run fuzz -- --seed ${hex(seed)}${args.only.length < CAMPAIGNS.length ? ` --only ${args.only.join(',')}` : ''}${scale !== 1 ? ` --scale ${scale}` : ''}`;
-  say(`fuzz: seed ${hex(seed)} (replay: ${command})`);
+  const command = `npm run fuzz -- --seed ${hex(seed, 8)}${args.only.length < CAMPAIGNS.length ? ` --only ${args.only.join(',')}` : ''}${scale !== 1 ? ` --scale ${scale}` : ''}`;
+  say(`fuzz: seed ${hex(seed, 8)} (replay: ${command})`);
   const load0 = loadavg()[0]!;
   const rows: string[][] = [];
   const notes: string[] = [];
   let failed = false;
   const record = (campaign: string, what: string, seconds: number, subseed: number, failure: string | undefined, details: string) => {
-    rows.push([campaign, what, seconds.toFixed(1), hex(subseed), failure ? '**FAILED**' : 'ok', details]);
+    rows.push([campaign, what, seconds.toFixed(1), hex(subseed, 8), failure ? '**FAILED**' : 'ok', details]);
     if (failure) {
       failed = true;
-      notes.push(`- ${campaign} (seed ${hex(subseed)}): ${failure.split('\n').slice(0, 12).join('\n  ')}`);
+      notes.push(`- ${campaign} (seed ${hex(subseed, 8)}): ${failure.split('\n').slice(0, 12).join('\n  ')}`);
     }
   };
 
@@ -182,7 +183,7 @@ async function main(): Promise<number> {
       r = await configRun;
     } catch (e) {
       r = { seed: subSeed(seed, 20), files: 0, valid: 0, rejected: 0, byKind: {}, maxParseMs: 0, bytes: 0, seconds: 0,
-        defects: [{ kind: `the campaign's worker died: ${(e as Error).message}`, count: 1, firstIndex: -1, example: '' }] };
+        defects: [{ kind: `the campaign's worker died: ${errorMessage(e)}`, count: 1, firstIndex: -1, example: '' }] };
     }
     const defects = r.defects.map((d) => `${d.kind} x${d.count} (first at file #${d.firstIndex})`).join('; ');
     say(`fuzz/config: ${n(r.files)} files in ${r.seconds.toFixed(1)} s; ${r.defects.length ? 'DEFECTS: ' + defects : 'no defect'}`);

@@ -1,4 +1,4 @@
-// The guest workloads of issue #3, driven over a VMM's console pipes exactly the same way for QEMU and for ours:
+// The guest workloads (boot, tx, rx, echo, idle), driven over a VMM's console pipes exactly the same way for QEMU and for ours:
 // boot to the busybox prompt, idle CPU at the prompt, tx (cat of a 4 MiB tmpfs file), echo round trips through a
 // raw-mode cat, rx (1 MiB of random printable bytes into head -c), and the bare-metal tx flood.
 import { createHash, randomInt } from 'node:crypto';
@@ -6,8 +6,9 @@ import { closeSync, fstatSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BenchTimeout, ConsoleProcess } from './console-process.js';
+import { BenchTimeout, ConsoleProcess } from '../../test/lib/console-process.js';
 import { nsToMs, percentile } from './stats.js';
+import { errorMessage } from '../../src/util/errors.js';
 
 /** busybox ash's prompt for root in / (it may be followed by ESC[6n, its cursor-position query). */
 export const PROMPT = '/ # ';
@@ -185,11 +186,11 @@ export async function rx(p: ConsoleProcess, lim: Limits): Promise<{ mbs: number;
 /** Asks the guest to power off; kills the VMM if it has not exited in time. Returns how it ended. */
 export async function powerOff(p: ConsoleProcess, lim: Limits): Promise<string> {
   if (!p.exitStatus) {
-    await p.write('poweroff -f\n').catch(() => {});
+    await p.write('poweroff -f\n').catch(() => {}); // the VMM exited first: the kill below handles any other case
     const timer = sleep(lim.exitMs).then(() => 'timeout' as const);
     const r = await Promise.race([p.exited, timer]);
     if (r === 'timeout') {
-      await p.kill();
+      await p.kill(2000);
       return `did not exit within ${lim.exitMs / 1000} s of poweroff -f; killed`;
     }
   }
@@ -219,10 +220,10 @@ export async function linuxSession(start: () => ConsoleProcess, lim: Limits = DE
     Object.assign(r, { rxMBs: x.mbs, rxOk: x.ok, rxDetail: x.detail });
     log(`rx ${x.mbs.toFixed(3)} MB/s (${x.detail})`);
   } catch (e) {
-    r.error = (e as Error).message;
+    r.error = errorMessage(e);
     log(`failed: ${r.error}`);
   } finally {
-    r.exit = r.error ? (await p.kill(), 'killed after failure') : await powerOff(p, lim);
+    r.exit = r.error ? (await p.kill(2000), 'killed after failure') : await powerOff(p, lim);
   }
   return r;
 }
@@ -250,7 +251,7 @@ export async function bareRun(start: (stdoutFd: number) => ConsoleProcess, bytes
     const r = await Promise.race([p.exited, timer]);
     const seconds = Number(process.hrtime.bigint() - p.startNs) / 1e9;
     if (r === 'timeout') {
-      await p.kill();
+      await p.kill(2000);
       return { error: `no exit within ${timeoutMs / 1000} s (${fstatSync(fd).size} bytes written); killed` };
     }
     if (r.code !== 0) return { seconds, error: `exited with ${r.signal ?? `code ${r.code}`}: ${p.stderr.trim().split('\n').slice(-3).join(' / ')}` };

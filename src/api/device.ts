@@ -15,7 +15,10 @@ export {
   type Vpl011Counters,
   type Vpl011State,
   type Pl011Registers,
+  type Vpl011IrqView,
 } from '../device/vpl011.js';
+// Why the line is where it is (what `vpl011 stat --why-irq` prints): whyIrq(uart.irqView()).
+export { whyIrq, gicSentence, type SpiView } from '../device/why-irq.js';
 export * from '../device/spec.js';
 export { MMIO_ABORT, type AccessWidth, type MmioHandler } from '../xen/mmio.js';
 export type { IrqLine } from '../xen/vgic.js';

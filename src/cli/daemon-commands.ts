@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
 import type { Response } from '../daemon/protocol.js';
 import { printable, printableLine } from '../util/quote.js';
+import { errorMessage } from '../util/errors.js';
 
 function runDirOf(opts: { runDir?: string }): Promise<string> {
   return import('../daemon/paths.js').then((m) => opts.runDir ?? m.defaultRunDir());
@@ -27,7 +28,7 @@ const say = (s: string) => {
  * the daemon refused the request (the caller's mistake), 1 when the daemon could not be reached or did not answer.
  */
 async function ask(runDir: string, req: { op: string; [k: string]: unknown }, refusedExit = 2): Promise<Extract<Response, { ok: true }> | undefined> {
-  const { ensureDaemon, controlRequest } = await import('../console/client.js');
+  const { ensureDaemon, controlRequest } = await import('../client/client.js');
   try {
     await ensureDaemon(runDir);
     const res = await controlRequest(runDir, req);
@@ -35,7 +36,7 @@ async function ask(runDir: string, req: { op: string; [k: string]: unknown }, re
     say(res.error);
     process.exitCode = refusedExit;
   } catch (e) {
-    say((e as Error).message);
+    say(errorMessage(e));
     process.exitCode = 1;
   }
   return undefined;
@@ -64,7 +65,7 @@ export function registerDaemonCommands(program: Command): void {
         return;
       }
       if (!opts.foreground) {
-        const { ensureDaemon, controlRequest } = await import('../console/client.js');
+        const { ensureDaemon, controlRequest } = await import('../client/client.js');
         try {
           await ensureDaemon(runDir, { ...(opts.logDir ? { logDir: resolve(opts.logDir) } : {}), timestamp: opts.timestamp, overflow: opts.overflow });
           if (opts.web !== undefined) {
@@ -75,7 +76,7 @@ export function registerDaemonCommands(program: Command): void {
             }
           }
         } catch (e) {
-          say((e as Error).message);
+          say(errorMessage(e));
           process.exitCode = 1;
         }
         return;
@@ -91,8 +92,8 @@ export function registerDaemonCommands(program: Command): void {
       try {
         await d.start();
       } catch (e) {
-        say((e as Error).message);
-        process.exitCode = e instanceof DaemonRunning ? (await import('../console/client.js')).EXIT_DAEMON_RUNNING : 1;
+        say(errorMessage(e));
+        process.exitCode = e instanceof DaemonRunning ? (await import('../client/client.js')).EXIT_DAEMON_RUNNING : 1;
         return;
       }
       process.on('SIGHUP', () => d.reopenLogs());
@@ -109,7 +110,7 @@ export function registerDaemonCommands(program: Command): void {
       try {
         process.exitCode = await runDomainHost(spec);
       } catch (e) {
-        say(`domain-host: ${(e as Error).message}`);
+        say(`domain-host: ${errorMessage(e)}`);
         process.exitCode = 1;
       }
       // Worker threads of the futex waiter must not keep us alive.
@@ -129,8 +130,8 @@ export function registerDaemonCommands(program: Command): void {
       if (opts.tcp !== undefined) {
         const { parseTcp } = await import('../daemon/protocol.js');
         const tcp = parseTcp(opts.tcp);
-        if (typeof tcp === 'string') {
-          say(`--${tcp}`);
+        if (!tcp.ok) {
+          say(`--${tcp.error}`);
           process.exitCode = 2;
           return;
         }
@@ -156,7 +157,10 @@ export function registerDaemonCommands(program: Command): void {
       if (!res) return;
       const doms = res.domains ?? [];
       if (opts.json) {
-        process.stdout.write(JSON.stringify(doms) + '\n');
+        // Each domain's device counters too, read from its insight region (docs/DAEMON.md "Insight").
+        const { deviceSummaries } = await import('../daemon/device-stat.js');
+        const dev = deviceSummaries(runDir);
+        process.stdout.write(JSON.stringify(doms.map((d) => (dev.has(d.name) ? { ...d, device: dev.get(d.name) } : d))) + '\n');
         return;
       }
       const rows = [['ID', 'NAME', 'STATE', 'IN', 'OUT', 'CLIENTS', 'DROPPED']];
@@ -196,8 +200,56 @@ export function registerDaemonCommands(program: Command): void {
     });
 
   program
+    .command('send-break')
+    .description("send a BREAK on a domain's console, after the input already sent (Linux: the next key is a SysRq command)")
+    .argument('<domain>', 'name or id')
+    .addOption(new Option('--error <kind>', 'send a character with this line error instead of a BREAK').choices(['framing', 'parity']))
+    .addOption(runDirOpt())
+    .action(async (domain: string, opts: { runDir?: string; error?: 'framing' | 'parity' }) => {
+      const runDir = await runDirOf(opts);
+      await ask(runDir, { op: 'line-event', domain, event: opts.error ?? 'break' });
+    });
+
+  program
+    .command('save')
+    .description('save a running domain to a file (docs/SAVE.md); it then ends unless --keep-running')
+    .argument('<domain>', 'name or id')
+    .argument('<file>', 'where to write the saved domain (mode 0600)')
+    .option('--keep-running', 'leave the domain running (a snapshot)')
+    .addOption(runDirOpt())
+    .action(async (domain: string, file: string, opts: { runDir?: string; keepRunning?: boolean }) => {
+      const runDir = await runDirOf(opts);
+      const r = await ask(runDir, { op: 'save', domain, file: resolve(file), ...(opts.keepRunning ? { keepRunning: true } : {}) });
+      if (r) say(`domain ${r.name ?? domain} saved to ${resolve(file)}${opts.keepRunning ? ' (still running)' : ''}`);
+    });
+
+  program
+    .command('restore')
+    .description('start a domain from a saved file (vpl011 save, run --save)')
+    .argument('<file>', 'the saved domain')
+    .option('--name <name>', 'the domain name (default: the name it was saved with)')
+    .option('--tcp <host:port>', 'also expose its console on this loopback TCP address')
+    .addOption(runDirOpt())
+    .action(async (file: string, opts: { runDir?: string; name?: string; tcp?: string }) => {
+      const runDir = await runDirOf(opts);
+      const r = await ask(runDir, { op: 'restore', file: resolve(file), ...(opts.name !== undefined ? { name: opts.name } : {}), ...(opts.tcp !== undefined ? { tcp: opts.tcp } : {}) });
+      if (r) say(`domain ${r.name} (d${r.domid}) restored from ${resolve(file)}`);
+    });
+
+  program
+    .command('migrate')
+    .description('move a running domain into a new domain host (save + restore, same name; consoles follow it)')
+    .argument('<domain>', 'name or id')
+    .addOption(runDirOpt())
+    .action(async (domain: string, opts: { runDir?: string }) => {
+      const runDir = await runDirOf(opts);
+      const r = await ask(runDir, { op: 'migrate', domain });
+      if (r) say(`domain ${r.name} migrated (now d${r.domid})`);
+    });
+
+  program
     .command('console')
-    .description("attach to a domain's console (Ctrl-] detaches; scriptable when stdin is not a terminal)")
+    .description("attach to a domain's console (Ctrl-] . detaches, Ctrl-] b sends a BREAK, Ctrl-] ? lists the escapes; scriptable when stdin is not a terminal)")
     .argument('[domain]', 'name or id (not with --tcp)')
     .addOption(runDirOpt())
     .option('-r, --read-only', 'watch only: typing is not delivered')
@@ -212,7 +264,8 @@ export function registerDaemonCommands(program: Command): void {
         return;
       }
       const runDir = await runDirOf(opts);
-      const { attachConsole, ensureDaemon, RequestRefused } = await import('../console/client.js');
+      const { ensureDaemon, RequestRefused } = await import('../client/client.js');
+      const { attachConsole } = await import('../client/console-session.js');
       try {
         await ensureDaemon(runDir);
         process.exitCode = await attachConsole(runDir, domain, {
@@ -221,7 +274,7 @@ export function registerDaemonCommands(program: Command): void {
           ...(opts.timeout !== undefined ? { timeoutMs: opts.timeout } : {}),
         });
       } catch (e) {
-        say((e as Error).message);
+        say(errorMessage(e));
         // The daemon refused the request (no such domain, a bad name): the caller's mistake, like destroy's.
         process.exitCode = e instanceof RequestRefused ? 2 : 1;
       }

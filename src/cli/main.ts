@@ -2,6 +2,7 @@
 // `vpl011 replay` never loads the CPU library and `vpl011 list` never loads the toolstack.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { registerDaemonCommands } from './daemon-commands.js';
+import { registerInsightCommands } from './insight-commands.js';
 import { FileReadError, READ_CAP, readAtMost, readRegularFile } from '../util/bounded-read.js';
 import { printableLine } from '../util/quote.js';
 
@@ -38,17 +39,36 @@ export function buildProgram(): Command {
 
   program
     .command('run')
-    .description('boot a guest (default: Debian Linux + busybox) with its console on this terminal; Ctrl-] quits')
+    .description('boot a guest (default: Debian Linux + busybox) with its console on this terminal; Ctrl-] . quits, Ctrl-] ? lists the escapes (Ctrl-] b = BREAK)')
     .option('-c, --config <file>', 'guest config file (xl.cfg-like)')
     .option('-k, --kernel <file>', 'kernel Image, ELF or raw binary')
     .option('-i, --initrd <file>', 'initramfs')
     .option('-a, --append <cmdline>', 'kernel command line')
     .option('-m, --memory <MiB>', 'guest memory in MiB', mebibytes)
     .option('--bare', 'the kernel is a bare-metal program (ELF or raw), not a Linux Image')
+    .option('--firmware <file>', "firmware for QEMU's virt board (e.g. U-Boot's u-boot.bin), booted in the qemu-virt layout")
     .option('--mmio-policy <policy>', 'what a refused MMIO access does: abort | crash-domain')
     .option('-t, --timeout <seconds>', 'end the run after this long (exit code 124)', positiveSeconds)
     .option('--log <file>', 'also write the guest console output to this file')
-    .action(async (opts) => {
+    .option('--restore <file>', 'start from a saved domain (vpl011 save, or run --save) instead of booting')
+    .option('--save <file>', 'on SIGUSR1, save the domain to this file and end the run')
+    .argument('[configs...]', 'config files; two or more boot that many domains on this terminal (dom0less)')
+    .option('--dom0less', "the vpl011 backend is Xen's console (docs/DOM0LESS.md): DOMn-prefixed lines, Ctrl-a x3 switches input")
+    .action(async (configs: string[], opts) => {
+      // One positional config is `--config`; two or more (or --dom0less) are domains 1, 2, ... with Xen's console.
+      if (configs.length >= 2 || opts.dom0less === true) {
+        const { runDom0lessCommand } = await import('./run-dom0less.js');
+        process.exitCode = await runDom0lessCommand({ ...opts, configs });
+        return;
+      }
+      if (configs.length === 1) {
+        if (opts.config !== undefined) {
+          process.stderr.write('vpl011: give the config once (as an argument or with --config)\n');
+          process.exitCode = 2;
+          return;
+        }
+        opts.config = configs[0];
+      }
       const { runCommand } = await import('./run.js');
       process.exitCode = await runCommand(opts);
     });
@@ -83,6 +103,7 @@ export function buildProgram(): Command {
     });
 
   registerDaemonCommands(program);
+  registerInsightCommands(program);
   return program;
 }
 

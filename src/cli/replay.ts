@@ -7,7 +7,9 @@
 // Script: one step per line, `#` starts a comment (outside quotes), numbers are hex (0x..) or decimal.
 //   profile sbsa|pl011        (before any other step)
 //   write <off> <value> [width]    read <off> [width]    expect <off> <value> [width]     (width 1|2|4|8, default 4)
-//   backend-in "<text with \n \r \t \\ \" \xNN escapes>"    backend-drain [n]    irq [0|1]
+//   backend-in "<text with \n \r \t \\ \" \xNN escapes>" [quiet]    backend-drain [n] [quiet]    notify    irq [0|1]
+// A backend step notifies the device (as xenconsoled does) unless `quiet`: then it only moves the data, and a later
+// `notify` signals it (what `vpl011 trace` writes, where the device saw a move before the backend's event reached it).
 //   expect-out "<bytes>"       (the backend drains all of OUT; it must be exactly these bytes)
 // `irq 0|1` and `expect-out` are expectations like `expect`: a difference is a mismatch.
 // Exit code: 0 all expectations met, 1 a mismatch, 2 a bad script.
@@ -21,6 +23,8 @@ import { SpiLevels } from '../xen/spi-levels.js';
 import { domainVpl011Init, vuartOf } from '../xen/vuart.js';
 import type { Vpl011Profile } from '../device/vpl011.js';
 import { printableLine, quote } from '../util/quote.js';
+import { hex } from '../util/hex.js';
+import { Vpl011Error } from '../util/errors.js';
 
 /** A script of garbage gets this many error lines, then a count: its errors never flood the terminal. */
 const MAX_ERRORS = 50;
@@ -28,12 +32,18 @@ const MAX_ERRORS = 50;
 type Step =
   | { line: number; op: 'read' | 'expect'; off: number; width: AccessWidth; value: number }
   | { line: number; op: 'write'; off: number; width: AccessWidth; value: number }
-  | { line: number; op: 'backend-in'; bytes: Uint8Array }
-  | { line: number; op: 'backend-drain'; max: number }
+  | { line: number; op: 'backend-in'; bytes: Uint8Array; quiet: boolean }
+  | { line: number; op: 'backend-drain'; max: number; quiet: boolean }
+  | { line: number; op: 'notify' }
   | { line: number; op: 'expect-out'; bytes: Uint8Array }
   | { line: number; op: 'irq'; expect: 0 | 1 | undefined };
 
-class ScriptError extends Error {}
+/** A line of the replay script that cannot be run; reported with its line number. */
+class ScriptError extends Vpl011Error<'EINVAL'> {
+  constructor(message: string) {
+    super('EINVAL', message);
+  }
+}
 
 function parseNumber(tok: string | undefined, what: string, max: number): number {
   if (tok === undefined) throw new ScriptError(`missing ${what}`);
@@ -158,18 +168,27 @@ function parseScript(text: string): { steps: Step[]; errors: string[]; profile: 
           });
           break;
         case 'backend-in':
-          extra(2);
+          extra(3);
           if (a === undefined || !a.startsWith('"')) throw new ScriptError('backend-in needs a "quoted string"');
-          steps.push({ line, op: 'backend-in', bytes: unescape(a) });
+          if (b !== undefined && b !== 'quiet') throw new ScriptError(`unexpected ${quote(b)} (quiet?)`);
+          steps.push({ line, op: 'backend-in', bytes: unescape(a), quiet: b === 'quiet' });
           break;
         case 'expect-out':
           extra(2);
           if (a === undefined || !a.startsWith('"')) throw new ScriptError('expect-out needs a "quoted string"');
           steps.push({ line, op: 'expect-out', bytes: unescape(a) });
           break;
-        case 'backend-drain':
-          extra(2);
-          steps.push({ line, op: 'backend-drain', max: a === undefined ? XENCONS_OUT_SIZE : parseNumber(a, 'count', 1 << 20) });
+        case 'backend-drain': {
+          extra(3);
+          const quiet = t[t.length - 1] === 'quiet' && t.length > 1;
+          const n = quiet ? (t.length === 3 ? a : undefined) : a;
+          if (quiet === false && b !== undefined) throw new ScriptError(`unexpected ${quote(b)}`);
+          steps.push({ line, op: 'backend-drain', max: n === undefined ? XENCONS_OUT_SIZE : parseNumber(n, 'count', 1 << 20), quiet });
+          break;
+        }
+        case 'notify':
+          extra(1);
+          steps.push({ line, op: 'notify' });
           break;
         case 'irq':
           extra(2);
@@ -190,8 +209,8 @@ function parseScript(text: string): { steps: Step[]; errors: string[]; profile: 
   return { steps, errors, profile };
 }
 
-const hex3 = (n: number): string => '0x' + n.toString(16).padStart(3, '0');
-const hex8 = (n: number): string => '0x' + (n >>> 0).toString(16).padStart(8, '0');
+const hex3 = (n: number): string => hex(n, 3);
+const hex8 = (n: number): string => hex(n, 8);
 
 /** A read whose value differs from the script's expectation. */
 export interface ReadMismatch {
@@ -279,17 +298,21 @@ export function runReplay(scriptText: string, write: (line: string) => void, opt
       }
       case 'backend-in': {
         const n = backend.writeIn(s.bytes);
-        if (n > 0) deliver();
+        if (n > 0 && !s.quiet) deliver();
         if (n === s.bytes.length) ok(`in ${n} of ${s.bytes.length}`);
         else write(`in ${n} of ${s.bytes.length}`);
         break;
       }
       case 'backend-drain': {
         const got = backend.drainOut(s.max);
-        if (got.length > 0) deliver();
+        if (got.length > 0 && !s.quiet) deliver();
         ok(`drained ${quoteBytes(got)}`);
         break;
       }
+      case 'notify':
+        deliver();
+        ok('notified');
+        break;
       case 'expect-out': {
         const got = backend.drainOut(XENCONS_OUT_SIZE);
         if (got.length > 0) deliver();

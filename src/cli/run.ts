@@ -1,14 +1,18 @@
 // `vpl011 run`: build a guest, start its vCPU in a worker thread, and be its console backend in this thread, with
-// the console on the terminal (raw mode, Ctrl-] quits) or, when stdin is not a terminal, on plain pipes.
+// the console on the terminal (raw mode, Ctrl-] escapes: src/console/escape.ts) or, when stdin is not a terminal,
+// on plain pipes.
 import { closeSync, createWriteStream, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { constants as osConstants } from 'node:os';
-import { ConfigError, checkGuestConfig, defaultGuestConfig, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
+import { ConfigError, checkGuestConfig, defaultGuestConfig, inputWaitsForListener, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
 import { OutputFileError, openOutputFile } from '../util/output-file.js';
 import { printableLine } from '../util/quote.js';
-import { BuildError } from '../toolstack/build.js';
+import { BuildError, firmwarePayloadHint } from '../toolstack/build.js';
 import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { startGuest, type RunningGuest } from '../console/guest-session.js';
+import { SavedFileError, readSavedFile, type LoadedSave } from '../vmm/saved-file.js';
+import { errorMessage } from '../util/errors.js';
+import { stopOnSignals } from './stop-signals.js';
+import { EscapeReader, escapeHelp, keyName } from '../console/escape.js';
 
 export interface RunOptions {
   config?: string;
@@ -17,12 +21,16 @@ export interface RunOptions {
   append?: string;
   memory?: number;
   bare?: boolean;
+  firmware?: string;
   mmioPolicy?: string;
   timeout?: number;
   log?: string;
+  /** Boot from a saved domain (docs/SAVE.md) instead of a config. */
+  restore?: string;
+  /** SIGUSR1 saves the domain to this file and ends the run. */
+  save?: string;
 }
 
-const CTRL_RIGHT_BRACKET = 0x1d;
 /** Every line we print may quote something untrusted (a path, a config value): escaped and capped. */
 const say = (s: string) => {
   for (const line of s.split('\n')) process.stderr.write(`vpl011: ${printableLine(line)}\n`);
@@ -42,6 +50,10 @@ export async function resolveGuestConfig(
   let config: GuestConfig;
   if (opts.config) {
     config = loadConfig(opts.config);
+  } else if (opts.firmware !== undefined) {
+    // Firmware alone: no payload unless --kernel/--initrd give one (they are applied below).
+    config = { ...defaultGuestConfig({ kernel: '', initrd: '' }), name: 'firmware', vuart: 'pl011' };
+    delete config.ramdisk;
   } else if (opts.kernel) {
     config = { ...defaultGuestConfig({ kernel: resolve(opts.kernel), initrd: '' }), name: 'guest' };
     delete config.ramdisk;
@@ -69,6 +81,13 @@ export async function resolveGuestConfig(
     config.kind = 'bare';
     origin.kind = '--bare';
   }
+  if (opts.firmware !== undefined) {
+    // --firmware means QEMU's virt board: its layout and its PL011 (docs/LAYOUTS.md).
+    config.firmware = resolve(opts.firmware);
+    config.layout = 'qemu-virt';
+    config.vuart = 'pl011';
+    origin.firmware = '--firmware';
+  }
   if (opts.mmioPolicy !== undefined) {
     config.mmioPolicy = opts.mmioPolicy as MmioPolicy;
     origin.mmioPolicy = '--mmio-policy';
@@ -81,14 +100,27 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   let guest: RunningGuest;
   let logFd: number | undefined;
   try {
-    const config = await resolveGuestConfig(opts);
+    let restore: LoadedSave | undefined;
+    if (opts.restore !== undefined) {
+      // The guest comes from the file: options that would build another one are a mistake, not an override.
+      const clash = (['config', 'kernel', 'initrd', 'append', 'memory', 'bare', 'mmioPolicy'] as const).find((k) => opts[k] !== undefined);
+      if (clash) {
+        say(`--restore takes the guest from the saved file; --${clash.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} cannot be used with it`);
+        return 2;
+      }
+      restore = readSavedFile(opts.restore);
+    }
+    const config = restore ? restore.config : await resolveGuestConfig(opts);
     // Every sink opens before the guest starts: one that cannot is an error now, not a crash later.
     if (opts.log !== undefined) logFd = openOutputFile(opts.log);
     await ensureUnicorn({ log: () => {} });
+    const hint = firmwarePayloadHint(config);
+    if (hint !== undefined) say(hint);
     guest = await startGuest(config, {
       report: say,
       // A person at a terminal types after seeing the prompt; a script's input is there from the start.
-      holdInputUntilListening: !process.stdin.isTTY && config.kind === 'linux',
+      holdInputUntilListening: !process.stdin.isTTY && inputWaitsForListener(config),
+      ...(restore ? { restore: restore.machine } : {}),
     });
   } catch (e) {
     if (logFd !== undefined) closeSync(logFd);
@@ -96,11 +128,11 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       say(`--log ${e.message}`);
       return 2;
     }
-    if (e instanceof ConfigError || e instanceof BuildError) {
+    if (e instanceof ConfigError || e instanceof BuildError || e instanceof SavedFileError) {
       say(e.message);
       return 2;
     }
-    say((e as Error).message);
+    say(errorMessage(e));
     return 1;
   }
 
@@ -120,38 +152,55 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   guest.console.addSink(process.stdout, { label: 'stdout' });
 
   let userQuit = false;
+  const escapes = new EscapeReader();
+  const note = (text: string) => process.stderr.write(`\n${text}\n`); // raw mode keeps ONLCR
   const onData = (chunk: Buffer) => {
-    let data: Uint8Array = chunk;
-    if (tty) {
-      const i = chunk.indexOf(CTRL_RIGHT_BRACKET);
-      if (i >= 0) {
-        data = chunk.subarray(0, i);
-        userQuit = true;
+    if (userQuit) return;
+    const actions = tty ? escapes.feed(chunk) : [{ kind: 'data' as const, bytes: chunk as Uint8Array }];
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'data':
+          if (a.bytes.length > 0 && !guest.console.queueInput(a.bytes)) stdin.pause();
+          break;
+        case 'break':
+          // In order with what was typed before it; a console full of queued BREAKs refuses more (counted).
+          if (!guest.console.queueLineEvent('break')) note('vpl011: BREAK not sent: too many line events waiting for the guest');
+          break;
+        case 'help':
+          note(escapeHelp('quit (the domain is destroyed)'));
+          break;
+        case 'unknown':
+          note(`vpl011: Ctrl-] ${keyName(a.key)} is not an escape (nothing sent); Ctrl-] ? lists them`);
+          break;
+        case 'quit':
+          userQuit = true;
+          void guest.stop();
+          return;
       }
     }
-    if (data.length > 0 && !guest.console.queueInput(data)) stdin.pause();
-    if (userQuit) void guest.stop();
   };
   guest.console.onInputSpace = () => stdin.resume();
   if (tty) stdin.setRawMode(true);
   stdin.on('data', onData);
-  stdin.on('error', () => {});
+  stdin.on('error', () => {}); // input gone (a closed pipe): the guest keeps running, output still flows
 
-  // SIGINT/SIGTERM/SIGHUP destroy the domain like Ctrl-] (output flushed, terminal restored), exit 128 + signal. A
-  // second one while the stop is under way gets the signal's default action.
-  let signalled: NodeJS.Signals | undefined;
-  const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (signalled !== undefined) {
-      for (const s of STOP_SIGNALS) process.removeAllListeners(s);
-      if (tty) stdin.setRawMode(false);
-      process.kill(process.pid, sig);
-      return;
-    }
-    signalled = sig;
-    void guest.stop();
+  const signals = stopOnSignals(() => void guest.stop(), () => {
+    if (tty) stdin.setRawMode(false);
+  });
+
+  // --save: SIGUSR1 saves the domain and ends the run (a failed save says why; the guest runs on).
+  let savedTo: string | undefined;
+  let saving = false;
+  const onSave = () => {
+    if (saving || opts.save === undefined) return;
+    saving = true;
+    const file = opts.save;
+    guest.save(file).then(
+      () => { savedTo = file; },
+      (e: Error) => { saving = false; say(`save: ${e.message}`); },
+    );
   };
-  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  if (opts.save !== undefined) process.on('SIGUSR1', onSave);
 
   let timer: NodeJS.Timeout | undefined;
   let timedOut = false;
@@ -164,7 +213,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
 
   const exit = await guest.exited;
   if (timer) clearTimeout(timer);
-  for (const s of STOP_SIGNALS) process.off(s, onSignal);
+  signals.dispose();
+  process.off('SIGUSR1', onSave);
   stdin.off('data', onData);
   if (tty) stdin.setRawMode(false);
   stdin.pause();
@@ -173,9 +223,10 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   if (logStream && !logStream.destroyed) await new Promise<void>((r) => logStream!.end(() => r()));
 
   if (tty) process.stderr.write('\r\n');
-  if (signalled !== undefined) {
-    say(`${signalled}; domain destroyed`);
-    return 128 + (osConstants.signals[signalled] ?? 0);
+  const signalExit = signals.exitCode();
+  if (signalExit !== undefined) {
+    say(`${signals.signalled}; domain destroyed`);
+    return signalExit;
   }
   if (timedOut) {
     say(`timed out after ${opts.timeout} s; domain destroyed`);
@@ -189,7 +240,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       say('guest asked for a reset; the run ends here (no reboot)');
       return 0;
     case 'stopped':
-      if (userQuit) say('console closed (Ctrl-]); domain destroyed');
+      if (savedTo !== undefined) say(`domain saved to ${savedTo}; restore it with: vpl011 run --restore ${savedTo}`);
+      else if (userQuit) say('console closed (Ctrl-] .); domain destroyed');
       return 0;
     case 'crashed':
     default:

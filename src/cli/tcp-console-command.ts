@@ -1,6 +1,7 @@
 // `vpl011 console --tcp HOST:PORT [--secret-file FILE]`: attach to a domain's TCP console with its secret
 // (src/console/tcp-console.ts). Bad arguments exit 2; an unreachable console or a refused secret exits 1.
 import { parseTcp } from '../daemon/protocol.js';
+import { errorMessage } from '../util/errors.js';
 
 const say = (s: string) => process.stderr.write(`vpl011: ${s}\n`);
 
@@ -10,15 +11,16 @@ export async function tcpConsoleCommand(
 ): Promise<number> {
   if (opts.tcp === undefined) return say('console: name a domain, or give --tcp HOST:PORT'), 2;
   if (domain !== undefined) return say('console: give a domain or --tcp, not both'), 2;
-  const ep = parseTcp(opts.tcp);
-  if (typeof ep === 'string') return say(ep), 2;
+  const parsed = parseTcp(opts.tcp);
+  if (!parsed.ok) return say(parsed.error), 2;
+  const ep = parsed.value;
   const { readSecret, connectTcpConsole, AuthFailureFilter, TcpConsoleError } = await import('../console/tcp-console.js');
-  const { attachRawConsole } = await import('../console/client.js');
+  const { attachRawConsole } = await import('../client/client.js');
   let secret: string;
   try {
     secret = readSecret(opts.secretFile);
   } catch (e) {
-    return say((e as Error).message), 2;
+    return say(errorMessage(e)), 2;
   }
   try {
     const sock = await connectTcpConsole(ep.host, ep.port, secret);

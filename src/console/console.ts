@@ -9,7 +9,7 @@
 // the bytes it missed are counted and a visible marker is written to it when it resumes. Other sinks are unaffected
 // (xenconsoled drops the middle of one shared buffer; per-sink dropping keeps the log whole while a client lags).
 // Only a sink added with `throttles: true` (a read-write client, stdout of `vpl011 run`) may hold the guest back
-// under `keep`: a read-only watcher always gets `discard` semantics, so watching can never slow a guest (issue #8).
+// under `keep`: a read-only watcher always gets `discard` semantics, so watching can never slow a guest.
 //
 // Input waits for ring space: queueInput() keeps at most `inputLimit` bytes and says when it is full, so the source
 // pauses (backpressure) instead of anything being dropped.
@@ -22,9 +22,23 @@ import type { Writable } from 'node:stream';
 import { ConsoleRingBackend, XENCONS_OUT_SIZE, XENCONSOLE_CONNECTED, type RingCorruptionReport } from '../xen/ring.js';
 import type { EventChannels } from '../xen/evtchn.js';
 import { RateLimitedLog } from '../util/ratelimit.js';
+import { LineError, LineEventQueue } from '../xen/line-events.js';
 import { CRASH_ARMED, crashPoint } from '../util/crash-point.js';
+import { errorMessage } from '../util/errors.js';
 
 export type OverflowPolicy = 'keep' | 'discard';
+/**
+ * What input meets when the guest's IN ring is full. `backpressure` (default): it waits, nothing is lost. `strict`:
+ * as a real UART whose receive FIFO is full, the input that finds no room is lost (counted in lineCounters.overrun)
+ * and the next character that goes in carries OE (DR[11], RSR.OE, OEIS).
+ */
+export type RxOverrunMode = 'backpressure' | 'strict';
+/** A line event a user or script can send (docs/DEVICE.md "Line events"). */
+export type LineEventKind = 'break' | 'framing' | 'parity';
+/** Line events queued in a console (not yet in the guest's queue) beyond which queueLineEvent refuses. */
+export const LINE_EVENTS_QUEUED_MAX = 16;
+/** How often a console retries a line event that found the guest's line-event queue full (the guest reads on). */
+const LINE_EVENT_RETRY_MS = 10;
 
 /** Gathered sink output written at once when it reaches this size, even while the stream continues. */
 export const SINK_FLUSH_BYTES = 16 * 1024;
@@ -62,6 +76,17 @@ export interface ConsoleOptions {
    * just before n bytes go in, after(tag, n) once they are in (the daemon's input journal and acknowledgements).
    */
   inputRecorder?: InputRecorder;
+  /** What input meets when IN is full (default `backpressure`). */
+  overrun?: RxOverrunMode;
+}
+
+export interface LineCounters {
+  /** Line events that went into the guest's queue with their byte. */
+  sent: number;
+  /** queueLineEvent() calls refused (too many already queued, or the console closed). */
+  refused: number;
+  /** strict mode: input bytes lost because IN was full (each loss marks the next byte with OE). */
+  overrun: number;
 }
 
 export interface InputRecorder {
@@ -125,7 +150,15 @@ export class Console {
   /** Output taken from the ring, not yet written to the sinks (see deliver). */
   private readonly pend = new Uint8Array(SINK_FLUSH_BYTES + XENCONS_OUT_SIZE);
   private pendLen = 0;
-  private readonly inputQueue: { data: Uint8Array; tag: unknown }[] = [];
+  /** Queued input; an entry with `lineError` is one character carrying those LineError bits (a BREAK is 0x00 + BE). */
+  private readonly inputQueue: { data: Uint8Array; tag: unknown; lineError?: number }[] = [];
+  private readonly lineEvents: LineEventQueue;
+  private lineEventsQueued = 0;
+  private lineRetry: NodeJS.Timeout | undefined;
+  private readonly overrun: RxOverrunMode;
+  /** strict mode: input was lost since the last character went in; the next one carries OE. */
+  private overrunPending = false;
+  readonly lineCounters: LineCounters = { sent: 0, refused: 0, overrun: 0 };
   private readonly inputRecorder: InputRecorder | undefined;
   private inputQueued = 0;
   private throttled = false;
@@ -157,6 +190,8 @@ export class Console {
     this.recorder = opts.recorder;
     this.counters = opts.counters ?? { bytesOut: 0, bytesIn: 0, dropped: 0, corrupt: 0, throttled: 0 };
     this.inputRecorder = opts.inputRecorder;
+    this.overrun = opts.overrun ?? 'backpressure';
+    this.lineEvents = new LineEventQueue(opts.evtchn.lineEventWords(opts.domid));
     // A guest scribbling on its ring page in a loop must not flood the daemon's log: first 10, then every 2^k-th.
     const corruptLog = new RateLimitedLog(this.report);
     this.ring.onCorrupt = (r: RingCorruptionReport) => {
@@ -218,6 +253,24 @@ export class Console {
     return this.inputQueued < this.inputLimit;
   }
 
+  /**
+   * Queue a line event after the input queued so far: a BREAK (a 0x00 character with BE, which Linux turns into the
+   * magic SysRq prefix on a console), or a character with a framing or parity error. False (counted) when
+   * LINE_EVENTS_QUEUED_MAX are already waiting or the console is closed: the caller says so; nothing is half-sent.
+   */
+  queueLineEvent(kind: LineEventKind): boolean {
+    if (this.closed || this.lineEventsQueued >= LINE_EVENTS_QUEUED_MAX) {
+      this.lineCounters.refused++;
+      return false;
+    }
+    const bits = kind === 'break' ? LineError.BE : kind === 'framing' ? LineError.FE : LineError.PE;
+    this.inputQueue.push({ data: Uint8Array.of(0), tag: undefined, lineError: bits });
+    this.inputQueued += 1;
+    this.lineEventsQueued++;
+    this.wake();
+    return true;
+  }
+
   get pendingInput(): number {
     return this.inputQueued;
   }
@@ -239,8 +292,18 @@ export class Console {
     // Input first: a keystroke should not wait behind a quantum of output.
     while (this.inputQueued > 0 && !this.holdInput) {
       const head = this.inputQueue[0]!;
+      if (this.overrun === 'strict' && this.ring.inFree() === 0 && this.ring.inQueued() >= 0) {
+        this.loseInput(head);
+        continue;
+      }
+      // The first character after a line event or a loss carries its bits: posted before the byte is published.
+      const bits = (head.lineError ?? 0) | (this.overrunPending ? LineError.OE : 0);
+      if (bits !== 0 && !this.postLineEvent(bits)) break;
       const n = this.putIn(head);
       if (n === 0) break;
+      if (bits !== 0) this.lineCounters.sent++;
+      this.overrunPending = false;
+      if (head.lineError !== undefined) this.lineEventsQueued--;
       notifyGuest = true;
       this.counters.bytesIn += n;
       this.inputQueued -= n;
@@ -287,8 +350,38 @@ export class Console {
     // Final check (ring.h RING_FINAL_CHECK_FOR_*): data that arrived after our last read, before we go to sleep,
     // gets another turn rather than waiting for a notification the frontend may have skipped.
     if (!again && !this.throttled && !held && this.ring.outQueued() > 0) again = true;
-    if (!again && this.inputQueued > 0 && !this.holdInput && this.ring.inFree() > 0) again = true;
+    if (!again && this.inputQueued > 0 && !this.holdInput && this.ring.inFree() > 0 && !this.lineRetry) again = true;
     return again;
+  }
+
+  /**
+   * Post the bits for the byte about to go in at in_prod. False when IN is full or corrupt (nothing posted) or the
+   * guest's line-event queue is full: then look again in LINE_EVENT_RETRY_MS (the device sends no notification
+   * when it takes an entry; a guest that reads on frees them).
+   */
+  private postLineEvent(bits: number): boolean {
+    if (this.ring.inFree() === 0) return false;
+    if (this.lineEvents.post(this.ring.inProd, bits)) return true;
+    if (!this.lineRetry && !this.closed) {
+      this.lineRetry = setTimeout(() => {
+        this.lineRetry = undefined;
+        this.wake();
+      }, LINE_EVENT_RETRY_MS);
+    }
+    return false;
+  }
+
+  /** strict mode, IN full: the head entry is lost as on a UART whose FIFO is full; the next character carries OE. */
+  private loseInput(head: { data: Uint8Array; tag: unknown; lineError?: number }): void {
+    this.inputQueue.shift();
+    this.inputQueued -= head.data.length;
+    if (head.lineError !== undefined) this.lineEventsQueued--;
+    this.lineCounters.overrun += head.data.length;
+    this.overrunPending = true;
+    // A client's input counts as handled (acknowledged, so it is not re-sent) though it was lost: the loss is the
+    // policy's, and counted. No journal entry: nothing went into the ring.
+    if (this.inputRecorder && head.tag !== undefined) this.inputRecorder.after(head.tag, head.data.length);
+    this.onInputSpace?.();
   }
 
   /** Input into the IN ring, journalled around the write when there is an input recorder. */
@@ -314,7 +407,7 @@ export class Console {
     try {
       rec(this.scratch.subarray(0, n), this.ring.peekedCons);
     } catch (e) {
-      this.report(`console ${this.name}: cannot record output (${(e as Error).message}); kept in the ring, retrying`);
+      this.report(`console ${this.name}: cannot record output (${errorMessage(e)}); kept in the ring, retrying`);
       this.recordRetry = setTimeout(() => {
         this.recordRetry = undefined;
         this.wake();
@@ -423,6 +516,7 @@ export class Console {
     // A client still missing output when the console goes away is told so, whatever its backlog: it is the last word.
     for (const s of this.sinks) if (s.dropping) this.markDropped(s);
     if (this.recordRetry) clearTimeout(this.recordRetry);
+    if (this.lineRetry) clearTimeout(this.lineRetry);
     // Only our own port: another console's handler must survive us (port 0 is nobody's).
     if (this.localPort > 0) this.evtchn.setHandler(this.backendDomid, this.localPort, undefined);
     for (const s of [...this.sinks]) this.removeSink(s);

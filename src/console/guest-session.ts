@@ -9,9 +9,11 @@ import { VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { startDomainThread, type DomainExit } from '../vmm/domain-thread.js';
 import type { MachineStats } from '../vmm/machine.js';
 import { Console, type OverflowPolicy } from './console.js';
+import { restoreImage, withMagic, type MachineState } from '../vmm/machine-state.js';
+import { encodeSaved, writeSavedFile } from '../vmm/saved-file.js';
 import { ConsoleBackend } from './backend.js';
+import { BACKEND_DOMID } from '../xen/domain.js';
 
-export const BACKEND_DOMID = 0;
 
 export interface GuestSessionOptions {
   domid?: number;
@@ -22,6 +24,8 @@ export interface GuestSessionOptions {
    * Linux guest: amba-pl011.c drains and discards up to 64 waiting bytes when the port opens.
    */
   holdInputUntilListening?: boolean;
+  /** Start from a saved domain (docs/SAVE.md: `run --restore`) instead of building the image. */
+  restore?: MachineState;
 }
 
 
@@ -34,18 +38,26 @@ export interface RunningGuest {
   stop(): Promise<void>;
   /** The running machine's counters (a request the vCPU answers at its next safe point). */
   stats(): Promise<MachineStats>;
+  /**
+   * Save the domain to `file` (docs/SAVE.md). Without keepRunning the domain then ends ('stopped'): output the
+   * console had not taken from OUT is in the file, not printed here, so a restore prints it exactly once. On a
+   * failure the domain runs on and this rejects with a one-line reason.
+   */
+  save(file: string, opts?: { keepRunning?: boolean }): Promise<void>;
 }
 
 export async function startGuest(config: GuestConfig, opts: GuestSessionOptions = {}): Promise<RunningGuest> {
   const domid = opts.domid ?? 1;
   const report = opts.report ?? (() => {});
-  const image = await buildGuest(config);
+  const image = opts.restore ? restoreImage(opts.restore) : await buildGuest(config);
   const dom = startDomainThread({
     domid,
     name: config.name,
     image,
     policy: config.mmioPolicy,
     vuart: config.vuart,
+    ...(opts.restore ? { restore: opts.restore } : {}),
+    createPaused: true,
   });
   let guestPort: number;
   try {
@@ -66,18 +78,22 @@ export async function startGuest(config: GuestConfig, opts: GuestSessionOptions 
     localPort,
     policy: opts.policy ?? 'keep',
     report,
+    ...(config.rxOverrun ? { overrun: config.rxOverrun } : {}),
   });
   if (opts.holdInputUntilListening) {
     console.holdInput = true;
     void dom.listening.then(() => console.releaseInput());
   }
   const backend = new ConsoleBackend(BACKEND_DOMID);
-  const detach = backend.add(console, evtchn, localPort);
+  let detach = backend.add(console, evtchn, localPort);
   void backend.start();
+  dom.unpause(); // the console is connected: the guest may run (and end) now
+  /** Saved away: what is left in OUT belongs to the saved file, not to this console. */
+  let savedAway = false;
 
   const exited = dom.exited.then(async (exit) => {
     // The guest's last words: whatever is still in the ring when the vCPU stopped.
-    console.flush();
+    if (!savedAway) console.flush();
     detach();
     await backend.stop();
     console.close();
@@ -90,5 +106,27 @@ export async function startGuest(config: GuestConfig, opts: GuestSessionOptions 
     exited,
     stop: () => dom.stop(),
     stats: () => dom.request('stats', {}),
+    async save(file, o = {}) {
+      const paused = await dom.pause();
+      if (o.keepRunning) {
+        dom.resume(); // the state is a copy: the guest need not wait for the file
+        writeSavedFile(file, encodeSaved(paused, config, config.name));
+        return;
+      }
+      // Stop serving the console first: its indices in the ring are then final, and the file carries exactly what
+      // this console did not take (output) and what it gave (input) for the restored domain.
+      detach();
+      detach = () => {};
+      console.flushOutput();
+      try {
+        writeSavedFile(file, encodeSaved(withMagic(paused, new Uint8Array(dom.magicPages)), config, config.name));
+      } catch (e) {
+        detach = backend.add(console, evtchn, localPort);
+        dom.resume();
+        throw e;
+      }
+      savedAway = true;
+      await dom.stop();
+    },
   };
 }

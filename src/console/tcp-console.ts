@@ -6,8 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
+import { Vpl011Error, errnoOf, errorMessage } from '../util/errors.js';
 
-export class TcpConsoleError extends Error {}
+export class TcpConsoleError extends Vpl011Error<'EINVAL' | 'EIO'> {
+  constructor(message: string, code: 'EINVAL' | 'EIO' = 'EINVAL') {
+    super(code, message);
+  }
+}
 
 const SECRET_RE = /^[0-9a-f]{64}$/;
 const FAILURE_PREFIX = Buffer.from('vpl011: authentication ');
@@ -19,8 +24,8 @@ export function readSecret(file: string | undefined, env: NodeJS.ProcessEnv = pr
     try {
       secret = readFileSync(file, 'utf8').slice(0, 1024).split('\n')[0]!.trim();
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
+      const code = errnoOf(e);
+      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : errorMessage(e);
       throw new TcpConsoleError(`secret file ${file}: ${why}`);
     }
   } else if (env.VPL011_SECRET !== undefined) {

@@ -1,4 +1,4 @@
-// The exact faulting instruction of an MMIO access, from inside its callback, on unicorn 2.1.1 (issue 7 §3).
+// The exact faulting instruction of an MMIO access, from inside its callback, on unicorn 2.1.1.
 //
 // Inside an MMIO callback PC is stale (the last value synced to env, often the TB start: docs/CPU.md), so a refused
 // access used to be aborted at the next safe point. But QEMU knows the instruction: io_readx/io_writex store the

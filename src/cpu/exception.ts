@@ -1,6 +1,6 @@
 // The hand-made synchronous exception entry (EL0/EL1 -> EL1h). Unicorn hands every synchronous exception to
 // UC_HOOK_INTR and then drops it: do_interrupt never runs, so ESR/FAR/ELR/SPSR are never written and PC is not
-// moved to the vector (unicorn-notes §4). We do the architectural entry ourselves (Arm ARM D1.10.2).
+// moved to the vector (docs/UPSTREAM.md §5.1). We do the architectural entry ourselves (Arm ARM D1.10.2).
 import { REG, SYS, type Uc } from './unicorn.js';
 
 /**
@@ -74,7 +74,7 @@ export class SyncEntry {
 
   /**
    * Read env->exception. Only valid inside UC_HOOK_INTR: on its way out uc_emu_start re-walks a TB lookup that
-   * overwrites env->exception (unicorn-notes §1).
+   * overwrites env->exception (docs/UPSTREAM.md §5.1).
    */
   readException(): { syndrome: number; vaddress: bigint; targetEl: number } {
     this.u.contextSave(this.ctx);

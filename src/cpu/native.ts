@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import koffi from 'koffi';
 import { HotF64, HotWord, type HotState } from '../device/hot-state.js';
 import { mmioTrampolines, type MmioReadFn, type MmioWriteFn } from './unicorn.js';
+import { errorMessage } from '../util/errors.js';
 
 /** What the vCPU needs to serve the vpl011 page natively (built by the machine, which owns the device). */
 export interface NativeUartBinding {
@@ -19,16 +20,21 @@ export interface NativeUartBinding {
   readonly ringPage: Uint8Array;
   /** The domain's doorbell word (a 1-element view into the event-channel table). */
   readonly doorbell: Int32Array;
+  /** The domain's line-event area (src/xen/line-events.ts): DR reads go to JS while an entry waits. */
+  readonly lineEvents: Int32Array;
   /** Vpl011.nativeTail. */
   tail(flags: number, prod: number, cons: number): void;
   /** Whether the C path may serve accesses now (the device is the domain's vuart and the domain is alive). */
   live(): boolean;
+  /** The access-trace region (src/device/access-trace.ts) the C path records its accesses into while it is enabled. */
+  readonly trace?: Uint8Array;
 }
 
 interface FastLib {
-  fp_new(hot: Uint8Array, page: Uint8Array, doorbell: Int32Array): unknown;
+  fp_new(hot: Uint8Array, page: Uint8Array, doorbell: Int32Array, lineEvents: Int32Array): unknown;
   fp_set_js(s: unknown, rd: unknown, wr: unknown, msr: unknown, tail: unknown): void;
   fp_free(s: unknown): void;
+  fp_set_trace(s: unknown, region: Uint8Array | null): number;
   fp_mmio_read_ptr(): unknown;
   fp_mmio_write_ptr(): unknown;
   fp_msr_ptr(): unknown;
@@ -78,9 +84,10 @@ export function loadNative(): FastLib | null {
     const f = (s: string) => l.func(s);
     koffi.proto('void vpl011_fp_tail_cb(int flags, uint32_t prod, uint32_t cons)');
     const fl = {
-      fp_new: f('void *fp_new(void *hot, void *page, void *doorbell)'),
+      fp_new: f('void *fp_new(void *hot, void *page, void *doorbell, void *line_events)'),
       fp_set_js: f('void fp_set_js(void *s, vpl011_uc_mmio_read_cb *rd, vpl011_uc_mmio_write_cb *wr, vpl011_uc_sys_cb *msr, vpl011_fp_tail_cb *tail)'),
       fp_free: f('void fp_free(void *s)'),
+      fp_set_trace: f('int fp_set_trace(void *s, void *region)'),
       fp_mmio_read_ptr: f('void *fp_mmio_read_ptr(void)'),
       fp_mmio_write_ptr: f('void *fp_mmio_write_ptr(void)'),
       fp_msr_ptr: f('void *fp_msr_ptr(void)'),
@@ -90,7 +97,7 @@ export function loadNative(): FastLib | null {
     fl.monoOffsetMs = fl.fp_mono_ms() - performance.now();
     lib = fl;
   } catch (e) {
-    process.stderr.write(`vpl011: native console fast path not loaded (${(e as Error).message}); using the TypeScript path\n`);
+    process.stderr.write(`vpl011: native console fast path not loaded (${errorMessage(e)}); using the TypeScript path\n`);
     lib = null;
   }
   return lib;
@@ -122,7 +129,7 @@ export class NativeFastPath {
     readonly uart: NativeUartBinding,
     private readonly timerCheckMs: () => number,
   ) {
-    const s = l.fp_new(new Uint8Array(uart.hot.buffer), uart.ringPage, uart.doorbell);
+    const s = l.fp_new(new Uint8Array(uart.hot.buffer), uart.ringPage, uart.doorbell, uart.lineEvents);
     if (s === null) throw new Error('native fast path: hot-state layout mismatch (rebuild: scripts/build-native.sh)');
     this.s = s;
     const w = uart.hot.w;
@@ -147,7 +154,7 @@ export class NativeFastPath {
   afterJsTrip(safePoint: boolean): void {
     const w = this.uart.hot.w;
     if (safePoint) w[HotWord.WantSafePoint] = 1;
-    w[HotWord.Enabled] = this.uart.live() ? 1 : 0;
+    w[HotWord.Enabled] = this.uart.live() && !this.traceRefused ? 1 : 0;
   }
 
   /** The MSR hook through the C filter; `js` is the ordinary trampoline (proto vpl011_uc_sys_cb). */
@@ -164,6 +171,11 @@ export class NativeFastPath {
     this.uc.hookMsrRaw(l.fp_msr_ptr(), this.s);
   }
 
+  /** The timer's deadline changed outside an MSR (a restored state): the filter's next check time follows it. */
+  refreshTimerCheck(): void {
+    this.uart.hot.f[HotF64.TimerCheckMonoMs] = this.timerCheckMs() + this.l.monoOffsetMs;
+  }
+
   /** Map the vpl011 page with the C callbacks in front of the ordinary JS ones (offsets within the page). */
   mapUart(size: number, read: MmioReadFn, write: MmioWriteFn): void {
     // The vCPU's read/write ask for a safe point and re-check live() after each trip (wantSafePoint).
@@ -177,6 +189,20 @@ export class NativeFastPath {
   private bind(): void {
     this.l.fp_set_js(this.s, this.jsRead, this.jsWrite, this.jsMsr, this.jsTail);
   }
+
+  /**
+   * Record the accesses the C path serves into the binding's trace region (on), or stop (off). Called by the vCPU
+   * thread between accesses. A region whose layout the library does not know turns the C path off for good rather
+   * than leave its accesses unrecorded.
+   */
+  setTrace(on: boolean): void {
+    const region = on ? this.uart.trace : undefined;
+    if (this.l.fp_set_trace(this.s, region ?? null) !== 1) {
+      this.uart.hot.w[HotWord.Enabled] = 0;
+      this.traceRefused = true;
+    }
+  }
+  private traceRefused = false;
 
   /** Accesses served in C, MSRs seen and passed to JS. */
   counters(): { nativeMmio: number; msrTotal: number; msrPassed: number } {

@@ -1,7 +1,7 @@
 // Stopping a vCPU from another thread: the one call into unicorn this project makes from a thread other than the
 // engine's own. A guest that never reaches a safe point (`b .`, a loop on a RAM flag, Linux's panic loop polling
 // CNTVCT with interrupts off) stays inside the native uc_emu_start, where neither the stop flag nor
-// Worker.terminate() can reach it (issue 7 §1).
+// Worker.terminate() can reach it.
 //
 // Why calling uc_emu_stop from the controlling thread is safe here, on 2.1.1 (uc.c, qemu/softmmu/cpus.c,
 // qemu/accel/tcg/cpu-exec.c):

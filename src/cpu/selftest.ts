@@ -10,7 +10,8 @@
 import { EXCP, REG, SYS, Uc, xreg, type UnicornLibrary } from './unicorn.js';
 import { ENV, SyncEntry, type EnvLayout } from './exception.js';
 import { VirtTimer } from './timer.js';
-import { SCR_EL3_VALUE, HCR_EL2_BASE } from './vcpu.js';
+import { SCR_EL3_VALUE, HCR_EL2_BASE } from './el-registers.js';
+import { errorMessage } from '../util/errors.js';
 
 /** Libraries this code was checked against. 2.0.1 needs an env hflags patch this build does not carry. */
 export const KNOWN_VERSIONS = ['2.1.1'] as const;
@@ -195,7 +196,7 @@ export function runSelfTest(lib: UnicornLibrary, layout: Readonly<EnvLayout> = E
     chk(e.msrSeen === 2, `timer: the MSR hook saw ${e.msrSeen} CNTV writes, want 2`);
     chk(e.x2 === 5n, `timer: MRS CNTV_CTL_EL0 read ${hx(e.x2)}, want 0x5 (ENABLE|ISTATUS mirrored)`);
   } catch (err) {
-    f.push(`self-test could not run: ${(err as Error).message}`);
+    f.push(`self-test could not run: ${errorMessage(err)}`);
   }
   return { ok: f.length === 0, failures: f, version: lib.version, envOffset, ms: Date.now() - t0 };
 }

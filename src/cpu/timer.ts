@@ -10,7 +10,7 @@
 // on unicorn's own counter (what the guest reads), never on the prediction, so the interrupt is never early; and a
 // fired timer stays fired until CTL or CVAL change (the counter only goes up), so that case reads nothing.
 import { performance } from 'node:perf_hooks';
-import { SYS, type Uc } from './unicorn.js';
+import { SYS, type SysReg, type Uc } from './unicorn.js';
 
 export const CNTV_CTL_ENABLE = 1n;
 export const CNTV_CTL_IMASK = 2n;
@@ -18,6 +18,9 @@ export const CNTV_CTL_ISTATUS = 4n;
 
 /** How close to the predicted deadline poll() reads the real counter: far above any prediction error (~1 us). */
 const MARGIN_MS = 0.05;
+
+/** CNTVOFF_EL2: the VMM's offset between the physical and the guest's virtual counter (restore sets it). */
+const CNTVOFF_EL2: SysReg = { op0: 3, op1: 4, crn: 14, crm: 0, op2: 3 };
 
 export class VirtTimer {
   ctl = 0n;
@@ -56,6 +59,29 @@ export class VirtTimer {
     this.fired = false;
     this.predict();
     return true;
+  }
+
+  /** What a saved domain keeps of the timer (docs/SAVE.md): CTL (without ISTATUS), CVAL, and the counter now. */
+  state(): { ctl: bigint; cval: bigint; counter: bigint } {
+    return { ctl: this.ctl, cval: this.cval, counter: this.now() };
+  }
+
+  /**
+   * Restore a saved timer into a fresh engine: the guest's virtual counter continues from `counter` (CNTVOFF_EL2 =
+   * the physical count now minus it, modulo 2^64), so the time the domain spent saved is not seen by the guest, and
+   * CTL/CVAL are as they were (ISTATUS is re-derived by the next poll()).
+   */
+  load(s: { ctl: bigint; cval: bigint; counter: bigint }): void {
+    this.u.setSys(CNTVOFF_EL2, 0n);
+    const physical = this.u.sys(SYS.CNTVCT_EL0);
+    this.u.setSys(CNTVOFF_EL2, BigInt.asUintN(64, physical - s.counter));
+    this.ctl = s.ctl & (CNTV_CTL_ENABLE | CNTV_CTL_IMASK);
+    this.cval = BigInt.asUintN(64, s.cval);
+    this.u.setSys(SYS.CNTV_CVAL_EL0, this.cval);
+    this.fired = false;
+    this.mirrored = -1n;
+    this.readCounter();
+    this.predict();
   }
 
   /** The real counter (unicorn's CNTVCT_EL0, what the guest reads). */

@@ -8,6 +8,8 @@ import type { TypeObject } from 'koffi';
 /** uc_arch / uc_mode / uc_prot / hook types (unicorn.h). */
 export const UC_ARCH_ARM64 = 2;
 export const UC_MODE_ARM = 0;
+export const UC_PROT_READ = 1;
+export const UC_PROT_EXEC = 4;
 export const UC_PROT_ALL = 7;
 export const UC_HOOK_INTR = 1 << 0;
 export const UC_HOOK_INSN = 1 << 1;
@@ -270,6 +272,18 @@ export class Uc {
     this.check(this.lib.api.uc_reg_write(this.h, id, this.r64), `uc_reg_write ${id}`);
   }
 
+  /** A 128-bit register (Q0..Q31): 16 bytes, little-endian, as unicorn reads it. */
+  reg128(id: number): Uint8Array {
+    const b = new Uint8Array(16);
+    this.check(this.lib.api.uc_reg_read(this.h, id, b), `uc_reg_read ${id}`);
+    return b;
+  }
+
+  setReg128(id: number, v: Uint8Array): void {
+    if (v.length !== 16) throw new RangeError(`setReg128: ${v.length} bytes, not 16`);
+    this.check(this.lib.api.uc_reg_write(this.h, id, v), `uc_reg_write ${id}`);
+  }
+
   private cpSet(s: SysReg): void {
     // struct uc_arm64_cp_reg { uint32_t crn, crm, op0, op1, op2; uint64_t val; } (arm64.h), 32 bytes.
     const v = this.cpView;
@@ -337,7 +351,7 @@ export class Uc {
    * the trampoline must not allocate. unicorn's helper_uc_hooksys64 passes a pointer to its own stack local
    * `uc_arm64_cp_reg { u32 crn, crm, op0, op1, op2; u64 val; }`; the helper is always called from the same TB
    * frame, so the address repeats: the struct is read through a Uint32Array view made once per distinct address
-   * (koffi.decode would build an array per call: ~0.7 us against ~0.13 us for the bare round trip, unicorn-notes §4).
+   * (koffi.decode would build an array per call: ~0.7 us against ~0.13 us for the bare round trip, docs/UPSTREAM.md §5.3).
    */
   hookMsr(fn: MsrFn, native?: { hookMsr(js: (uc: unknown, reg: number, cp: number | bigint, user: unknown) => number): void }): void {
     const tramp = (_uc: unknown, _reg: number, cp: number | bigint): number => {
@@ -372,7 +386,7 @@ export class Uc {
     this.check(this.lib.api.uc_hook_add(this.h, [0], UC_HOOK_MEM_INVALID, cb, null, 1n, 0n), 'hook MEM_INVALID');
   }
 
-  /** Never pass a timeout or count: both are unsafe on 2.1.1 (unicorn-notes §3, docs/CPU.md). Returns the uc_err. */
+  /** Never pass a timeout or count: both are unsafe on 2.1.1 (docs/UPSTREAM.md §5.2, docs/CPU.md). Returns the uc_err. */
   start(pc: bigint): number {
     return this.lib.api.uc_emu_start(this.h, pc, U64_MASK, 0n, 0);
   }

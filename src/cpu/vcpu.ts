@@ -1,9 +1,10 @@
 // The vCPU as the VMM sees it, so another backend can replace unicorn, and the unicorn implementation of it.
-import { EXCP, REG, SYS, Uc, loadUnicorn, xreg, type UnicornLibrary } from './unicorn.js';
+import { EXCP, REG, SYS, UC_PROT_EXEC, UC_PROT_READ, Uc, loadUnicorn, xreg, type UnicornLibrary } from './unicorn.js';
 import { SyncEntry, dabtSyndrome } from './exception.js';
 import { VirtTimer } from './timer.js';
 import { psciCall, type PsciAction } from './psci.js';
 import { ensureSelfTest } from './selftest.js';
+import { HCR_EL2_BASE, HCR_EL2_VI, SCR_EL3_VALUE } from './el-registers.js';
 import { ExactFaults, faultLayout } from './exact-fault.js';
 import { describeSyndrome } from './exception-names.js';
 import { loadNative, nativeMsrFilterEnabled, NativeFastPath, type NativeUartBinding } from './native.js';
@@ -19,8 +20,10 @@ export interface VcpuHooks {
   /** Called at every safe point (between TBs): the machine may raise the IRQ line here. */
   safePoint(): void;
   /**
-   * After an MMIO access served in JS: whether it left work that only a safe point does (an IRQ line to raise, a
-   * listener to tell). Without it, every such access asks for one. The vCPU's own work (a queued abort) is its own.
+   * After an MMIO access served in JS outside the vpl011 page: whether it left work that only a safe point does (an
+   * IRQ line to raise, a listener to tell). Without it, every such access asks for one. A vpl011 access served in
+   * JS always asks (the device's receive timeout and trace switches are looked at there); a queued abort is the
+   * vCPU's own.
    */
   needsSafePoint?(): boolean;
   /** MMIO trap: returns the value, or null if the access is refused. */
@@ -33,7 +36,8 @@ export interface VcpuHooks {
 export interface Vcpu {
   loadMemory(addr: number, data: Uint8Array): void;
   mapRam(addr: number, size: number): void;
-  mapShared(addr: number, buf: SharedArrayBuffer): void;
+  /** Map memory the vCPU does not own, in place (a SharedArrayBuffer, or an external mapping's ArrayBuffer view). */
+  mapShared(addr: number, buf: SharedArrayBuffer | ArrayBuffer): void;
   mapMmio(base: number, size: number): void;
   reset(pc: bigint, x0: bigint): void;
   /** Run until WFI, PSCI off/reset, stop or error. */
@@ -49,11 +53,6 @@ export interface Vcpu {
   close(): void;
 }
 
-/** SCR_EL3 = RES1 (0x30) | NS | HCE | RW: EL1 AArch64 non-secure (unicorn-notes §1); HCE makes HVC trap, not UNDEF. */
-export const SCR_EL3_VALUE = 0x531n;
-/** HCR_EL2 = RW (EL1 is AArch64) | IMO | FMO (HCR_EL2.VI becomes the guest's IRQ line). */
-export const HCR_EL2_BASE = (1n << 31n) | (1n << 4n) | (1n << 3n);
-export const HCR_EL2_VI = 1n << 7n;
 /** Identical back-to-back synchronous exceptions before the vCPU is declared looping. */
 export const SYNC_LOOP_LIMIT = 1000;
 /** Re-entries of an exception at its own vector before the vCPU is declared looping (2 already repeat exactly). */
@@ -106,7 +105,7 @@ export class UnicornVcpu implements Vcpu {
     u.hookMsr((op0, op1, crn, crm, op2) => {
       this.counts.msr++;
       const skip = this.timer.msr(op0, op1, crn, crm, op2);
-      // A sysreg write ends the TB and no memory access follows before its end: a safe point (unicorn-notes §3).
+      // A sysreg write ends the TB and no memory access follows before its end: a safe point (docs/UPSTREAM.md §5.2).
       this.safe();
       return skip;
     }, this.fast && nativeMsrFilterEnabled() ? this.fast : undefined);
@@ -199,25 +198,42 @@ export class UnicornVcpu implements Vcpu {
   mapRam(addr: number, size: number): void {
     this.uc.memMap(addr, size);
   }
-  mapShared(addr: number, buf: SharedArrayBuffer): void {
+  /** Read-only, executable memory (firmware in flash); loadMemory still fills it. */
+  mapRom(addr: number, size: number): void {
+    this.uc.memMap(addr, size, UC_PROT_READ | UC_PROT_EXEC);
+  }
+  mapShared(addr: number, buf: SharedArrayBuffer | ArrayBuffer): void {
     this.uc.memMapPtr(addr, buf);
   }
   mapMmio(base: number, size: number): void {
     const h = this.hooks;
     const st = this.counts;
     const fast = this.fast;
+    const uartPage = fast !== null && base === fast.uart.base;
     const read = (off: number, sz: number): number => {
       st.mmio++;
-      const v = h.mmioRead(base + off, sz as 1 | 2 | 4);
+      this.inMmio = true;
+      let v: number | null;
+      try {
+        v = h.mmioRead(base + off, sz as 1 | 2 | 4);
+      } finally {
+        this.inMmio = false;
+      }
       const r = v === null ? this.refusedAccess(base + off, false) : v >>> 0;
-      fast?.afterJsTrip(this.safePointDue());
+      fast?.afterJsTrip(uartPage || this.safePointDue());
       return r;
     };
     const write = (off: number, sz: number, v: number): void => {
       st.mmio++;
-      const ok = h.mmioWrite(base + off, sz as 1 | 2 | 4, v >>> 0);
+      this.inMmio = true;
+      let ok: boolean;
+      try {
+        ok = h.mmioWrite(base + off, sz as 1 | 2 | 4, v >>> 0);
+      } finally {
+        this.inMmio = false;
+      }
       if (!ok) this.refusedAccess(base + off, true);
-      fast?.afterJsTrip(this.safePointDue());
+      fast?.afterJsTrip(uartPage || this.safePointDue());
     };
     if (fast && base === fast.uart.base) fast.mapUart(size, read, write);
     else this.uc.mmioMap(base, size, read, write);
@@ -248,7 +264,7 @@ export class UnicornVcpu implements Vcpu {
       this.hcrVi = level;
       if (level) this.counts.irqRaises++;
       // Writing HCR_EL2.VI runs arm_cpu_update_virq -> cpu_interrupt(VIRQ); QEMU then takes the IRQ itself at the next
-      // TB boundary when PSTATE.I = 0. Raising requests a TB exit, so only at safe points (unicorn-notes §3).
+      // TB boundary when PSTATE.I = 0. Raising requests a TB exit, so only at safe points (docs/UPSTREAM.md §5.2).
       this.uc.setSys(SYS.HCR_EL2, HCR_EL2_BASE | (level ? HCR_EL2_VI : 0n));
     }
   }
@@ -301,11 +317,53 @@ export class UnicornVcpu implements Vcpu {
     this.lastEntry = { pc: insn, syndrome, vector: this.uc.reg(REG.PC) };
   }
 
+  /**
+   * The timer or the IRQ state was loaded from outside a run (a restored domain): the native MSR filter takes the
+   * new timer deadline and passes the next MSR to JS, so the first safe point comes at once.
+   */
+  stateLoaded(): void {
+    this.fast?.refreshTimerCheck();
+    this.fast?.wantSafePoint();
+  }
+
+  /** A refused access whose abort waits for the next safe point (save/restore: pending exception state). */
+  get queuedAbort(): { addr: number; write: boolean } | null {
+    return this.pendingAbort ? { ...this.pendingAbort } : null;
+  }
+
   queueDataAbort(addr: number, write: boolean): void {
     // 2.1.1 cannot give the faulting PC inside an MMIO callback (see docs/CPU.md): the abort is taken at the next
     // safe point, with ELR there. Only the first refused access before that point is reported.
     if (!this.pendingAbort) this.pendingAbort = { addr, write };
   }
+  /** True while a guest MMIO access is being served (inside its callback). */
+  private inMmio = false;
+
+  /**
+   * Leave uc_emu_start so that the run can be resumed exactly (a save, docs/SAVE.md). At a safe point (a hook
+   * between TBs, the MSR hook) a plain stop does it. Inside an MMIO callback a plain stop cannot: 2.1.1 rewinds PC
+   * to the TB start with registers already updated (unicorn-notes §3), so a resumed run would repeat the access.
+   * There, the accessing instruction is found (exact-fault.ts) and PC written past it before stopping: writing PC
+   * in a callback makes the TB exit right after this access (docs/CPU.md), the access completes (a load gets its
+   * value), and the run resumes at the next instruction. Only for an access the instruction makes in one callback
+   * (a recorded syndrome of at most 4 bytes: unicorn splits 8 bytes in two). Returns false when it cannot stop
+   * here; the caller asks again at the next chance.
+   */
+  requestPause(): boolean {
+    if (!this.inMmio) {
+      this.requestStop();
+      return true;
+    }
+    const site = this.exact?.locate() ?? null;
+    if (site === null) return false;
+    const isv = (site.syndrome & (1 << 24)) !== 0;
+    const sas = (site.syndrome >>> 22) & 3;
+    if (!isv || sas === 3) return false;
+    this.uc.setReg(REG.PC, site.pc + 4n);
+    this.requestStop(); // after the PC write, which would otherwise clear the stop request
+    return true;
+  }
+
   requestStop(): void {
     if (!this.exit) this.exit = { kind: 'stopped' };
     this.uc.stop();

@@ -10,6 +10,7 @@ import { TcpAuthGate } from './tcp-auth.js';
 import { Resumer } from './resume.js';
 import type { Request, Response } from './protocol.js';
 import type { Client, ServedConsole, ServedConsoles } from './served-console.js';
+import { errorMessage, invalid, valid, type Checked } from '../util/errors.js';
 
 /** A viewer that attaches first gets this much of the domain's log, so it sees the boot. */
 export const WEB_SCROLLBACK_BYTES = 256 * 1024;
@@ -102,8 +103,8 @@ export class ClientSessions {
    */
   async holdTcp(domid: number, ep: { host: string; port: number }): Promise<string | undefined> {
     const held = await listenTcpEndpoint(ep, (sock) => this.onTcpClient(domid, sock));
-    if (typeof held === 'string') return held;
-    this.tcpHeld.set(domid, held);
+    if (!held.ok) return held.error;
+    this.tcpHeld.set(domid, held.value);
     return undefined;
   }
 
@@ -124,7 +125,7 @@ export class ClientSessions {
       secrets = loadOrCreateSecrets(this.opts.secretsDir, s.rec.instance);
     } catch (e) {
       held?.close();
-      say(`d${domid}: tcp ${ep.host}:${ep.port}: not served: ${(e as Error).message}`);
+      say(`d${domid}: tcp ${ep.host}:${ep.port}: not served: ${errorMessage(e)}`);
       return;
     }
     // Every TCP connection authenticates first (./tcp-auth.ts); onTcpClient hands it to this gate.
@@ -153,19 +154,19 @@ export class ClientSessions {
 }
 
 /** A listening TCP server for a console endpoint, or why it cannot listen (one line). */
-function listenTcpEndpoint(ep: { host: string; port: number }, onClient: (sock: Socket) => void): Promise<Server | string> {
+function listenTcpEndpoint(ep: { host: string; port: number }, onClient: (sock: Socket) => void): Promise<Checked<Server>> {
   return new Promise((resolve) => {
     const server = createServer(onClient);
     const where = ep.host.includes(':') ? `[${ep.host}]:${ep.port}` : `${ep.host}:${ep.port}`;
     server.once('error', (e: NodeJS.ErrnoException) => {
       server.close();
       const why = e.code === 'EADDRINUSE' ? 'the port is in use' : e.code === 'EADDRNOTAVAIL' ? 'no such local address' : e.code === 'EACCES' ? 'permission denied' : e.message;
-      resolve(`tcp: cannot listen on ${where}: ${why}`);
+      resolve(invalid(`tcp: cannot listen on ${where}: ${why}`));
     });
     server.listen(ep.port, ep.host, () => {
       server.removeAllListeners('error');
       server.on('error', () => {});
-      resolve(server);
+      resolve(valid(server));
     });
   });
 }

@@ -1,4 +1,4 @@
-// What a console remembers across a daemon killed by -9 (issue #8 items 11, 13), kept next to the output journal in
+// What a console remembers across a daemon killed by -9, kept next to the output journal in
 // the same mapped page (<run>/journal/<instance>.journal, src/daemon/durable-log.ts): memory stores to a MAP_SHARED
 // file mapping reach the page cache at once and survive the process, with no syscall per update.
 //
@@ -150,6 +150,16 @@ export class InputJournal {
    * not `inUse` (its client, if it ever comes back, starts from what it says was acknowledged). A new slot starts
    * at `ackedHint`. undefined when every slot is in use.
    */
+  /** Every recorded session's acknowledged total, by its id in hex (a migration carries them to the new instance). */
+  sessionsAcked(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (let i = 0; i < MAX_SESSIONS; i++) {
+      const id = Buffer.from(this.sessions.buffer, this.sessions.byteOffset + i * SESSION_BYTES, 16);
+      if (id.some((b) => b !== 0)) out.set(id.toString('hex'), this.acked(i));
+    }
+    return out;
+  }
+
   slotFor(id: Uint8Array, ackedHint: number, inUse: (slot: number) => boolean): number | undefined {
     const s = this.sessions;
     let free = -1;

@@ -5,6 +5,7 @@
 import { chmodSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { LineReader, parseRequest, type Request, type Response } from './protocol.js';
+import { errorMessage } from '../util/errors.js';
 
 /**
  * A control connection with no complete request for this long is closed (attached consoles are exempt).
@@ -16,7 +17,8 @@ const MAX_PENDING_REQUESTS = 8;
 
 /** Every request is answered within a bound, whatever it waits for (a fetch, a boot, a domain that will not die). */
 function requestTimeoutMs(op: string): number {
-  return op === 'up' ? 280_000 : op === 'destroy' ? 45_000 : 10_000;
+  // save, restore and migrate write or read a guest's whole RAM and start a domain host, as up does.
+  return op === 'up' || op === 'save' || op === 'restore' || op === 'migrate' ? 280_000 : op === 'destroy' ? 45_000 : 10_000;
 }
 
 export type AttachRequest = Extract<Request, { op: 'attach' }>;
@@ -97,7 +99,7 @@ function serveControlConnection(sock: Socket, handlers: ControlHandlers): void {
         return;
       }
       enqueue(() =>
-        answerWithin(handlers.answer(req), requestTimeoutMs(req.op), req.op).then(reply, (e: unknown) => reply({ ok: false, error: (e as Error).message })),
+        answerWithin(handlers.answer(req), requestTimeoutMs(req.op), req.op).then(reply, (e: unknown) => reply({ ok: false, error: errorMessage(e) })),
       );
     }
     if (attached || sock.destroyed) return;

@@ -11,8 +11,8 @@
 //   domain-spawner.ts   spawns a domain host for `up` and waits (on events) until its console is served
 //   client-sessions.ts  attached clients, web viewers and TCP consoles
 //   web-service.ts      the web console
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, type Server } from 'node:net';
+import { rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { FutexWaker } from '../host/futex.js';
 import type { SharedMapping } from '../host/shm.js';
@@ -28,7 +28,10 @@ import { LockHeld, lockExclusive } from '../host/flock.js';
 import { Resumer } from './resume.js';
 import type { WebListen } from './web-access.js';
 import { printableLine } from '../util/quote.js';
-import { BACKEND_DOMID, ServedConsoles } from './served-console.js';
+import { ServedConsoles } from './served-console.js';
+import { BACKEND_DOMID } from '../xen/domain.js';
+import { socketAnswers } from './socket-probe.js';
+import { Vpl011Error, errorMessage } from '../util/errors.js';
 import { Supervisor } from './supervisor.js';
 import { ClientSessions } from './client-sessions.js';
 import { WebService } from './web-service.js';
@@ -36,6 +39,7 @@ import { listenControlSocket } from './control-server.js';
 import { answer } from './requests/index.js';
 import { listDomains } from './requests/list.js';
 import type { DaemonContext } from './requests/context.js';
+import { deviceStatByName } from './device-stat.js';
 
 export interface DaemonOptions {
   runDir: string;
@@ -50,7 +54,12 @@ export interface DaemonOptions {
   web?: WebListen;
 }
 
-export class DaemonError extends Error {}
+/** The daemon cannot start (its shared table cannot be opened, or another daemon answers on the socket). */
+export class DaemonError extends Vpl011Error<'EBUSY' | 'EIO'> {
+  constructor(message: string, code: 'EBUSY' | 'EIO' = 'EIO') {
+    super(code, message);
+  }
+}
 /** Another daemon holds the run dir's lock (a concurrent start lost the race: not a failure for its caller). */
 export class DaemonRunning extends DaemonError {}
 
@@ -87,21 +96,21 @@ export class Daemon {
     try {
       this.releaseLock = lockExclusive(join(p.runDir, 'daemon.lock'));
     } catch (e) {
-      if (e instanceof LockHeld) throw new DaemonRunning(`a daemon is already running on ${p.runDir}`);
+      if (e instanceof LockHeld) throw new DaemonRunning(`a daemon is already running on ${p.runDir}`, 'EBUSY');
       throw e;
     }
     ensureSubdir(p.domainsDir);
     ensureSubdir(p.journalDir);
     ensureSubdir(p.secretsDir);
     ensureSubdir(this.logDir);
-    if (await socketAnswers(p.controlSocket)) throw new DaemonError(`a daemon is already running on ${p.controlSocket}`);
+    if (await socketAnswers(p.controlSocket)) throw new DaemonError(`a daemon is already running on ${p.controlSocket}`, 'EBUSY');
     rmSync(p.controlSocket, { force: true });
 
     let evtchnMap: SharedMapping;
     try {
       evtchnMap = openEvtchnTable(p, EventChannels.byteLength(EVTCHN_GEOMETRY));
     } catch (e) {
-      throw new DaemonError((e as Error).message);
+      throw new DaemonError(errorMessage(e));
     }
     const waker = new FutexWaker(evtchnMap);
     const evtchn = EventChannels.createIn(evtchnMap.buffer, EVTCHN_GEOMETRY, waker);
@@ -131,10 +140,14 @@ export class Daemon {
     });
     const web = new WebService(
       p.runDir,
-      { domains: () => listDomains(p, served, false), attachStream: (d, st, ro, label) => sessions.attachStream(d, st, ro, label) },
+      {
+        domains: () => listDomains(p, served, false),
+        attachStream: (d, st, ro, label) => sessions.attachStream(d, st, ro, label),
+        deviceStat: (d) => deviceStatByName(p.runDir, d),
+      },
       say,
     );
-    const ctx: DaemonContext = { paths: p, evtchn, evtchnMap, served, supervisor, sessions, names: new NameClaims(), web, say };
+    const ctx: DaemonContext = { paths: p, evtchn, evtchnMap, served, supervisor, sessions, resumer, names: new NameClaims(), web, say };
 
     // Adopt every running domain before accepting clients (a restart picks up where the killed daemon stopped).
     supervisor.scan();
@@ -175,7 +188,7 @@ export class Daemon {
       try {
         s.log.reopen();
       } catch (e) {
-        this.say(`d${s.rec.domid}: cannot reopen ${s.log.path}: ${(e as Error).message}`);
+        this.say(`d${s.rec.domid}: cannot reopen ${s.log.path}: ${errorMessage(e)}`);
       }
     }
   }
@@ -199,17 +212,4 @@ export class Daemon {
     }
     this.releaseLock?.();
   }
-}
-
-/** Whether something accepts connections on a unix socket path. */
-export function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (!existsSync(path)) return resolve(false);
-    const c = createConnection(path);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
 }

@@ -6,17 +6,23 @@
 // (domain_vpl011_deinit in the worker, which frees the guest's event channel), record the final state, wait for the
 // daemon to drain the ring (it removes the record), then unlink the shm object and exit.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { FutexWaker } from '../host/futex.js';
 import { openSharedMapping, type SharedMapping } from '../host/shm.js';
 import { EventChannels } from '../xen/evtchn.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { buildGuest } from '../toolstack/build.js';
-import type { GuestConfig } from '../toolstack/config.js';
-import { startDomainWorker, type DomainExit } from '../vmm/domain-thread.js';
+import { inputWaitsForListener, type GuestConfig } from '../toolstack/config.js';
+import { startDomainWorker, type DomainExit, type DomainWorker } from '../vmm/domain-thread.js';
+import { restoreImage } from '../vmm/machine-state.js';
+import { readSavedFile } from '../vmm/saved-file.js';
+import { performSave, takeSaveOrder } from './host-save.js';
 import { runPaths } from './paths.js';
+import { insightShmName } from './device-stat.js';
+import { INSIGHT_BYTES } from '../vmm/insight.js';
+import { errorMessage } from '../util/errors.js';
 import { waitForDirectory } from './dir-watch.js';
-import { INSTANCE_RE, NAME_RE, readRecord, recordPath, removeRecord, writeRecord, type DomainRecord } from './records.js';
+import { INSTANCE_RE, NAME_RE, SAVED_REASON, readRecord, recordPath, removeRecord, writeRecord, type DomainRecord } from './records.js';
 
 export interface DomainSpec {
   domid: number;
@@ -29,6 +35,8 @@ export interface DomainSpec {
   /** The validated guest config (the daemon resolved the default guest's paths). */
   config: GuestConfig;
   tcp?: { host: string; port: number };
+  /** Start from this saved domain file (docs/SAVE.md) instead of building `config`'s images. */
+  restore?: string;
 }
 
 /** How long a finished domain waits for a daemon to drain its last output before giving up. */
@@ -51,6 +59,9 @@ function validateSpec(v: unknown): DomainSpec {
   if (!Number.isInteger(c.memoryMiB) || c.memoryMiB <= 0) throw bad('config.memoryMiB');
   if (c.mmioPolicy !== 'abort' && c.mmioPolicy !== 'crash-domain') throw bad('config.mmioPolicy');
   if (c.vuart !== 'sbsa_uart' && c.vuart !== 'pl011') throw bad('config.vuart');
+  if (s.restore !== undefined && (typeof s.restore !== 'string' || !isAbsolute(s.restore))) throw bad('restore');
+  if (c.layout !== undefined && c.layout !== 'xen' && c.layout !== 'qemu-virt') throw bad('config.layout');
+  if (c.firmware !== undefined && typeof c.firmware !== 'string') throw bad('config.firmware');
   return s;
 }
 
@@ -60,13 +71,18 @@ async function runGuest(
   evtchnMap: SharedMapping,
   evtchn: EventChannels,
   magic: SharedMapping,
+  insight: SharedMapping,
   onPort: (port: number) => void,
   onListening: () => void,
   stopRequested: Promise<void>,
+  onStarted: (dom: DomainWorker) => void,
 ): Promise<DomainExit> {
   const config = spec.config;
-  const image = await buildGuest(config);
+  // A saved domain is checked whole (readSavedFile) before anything is mapped; its RAM replaces the images.
+  const restore = spec.restore !== undefined ? readSavedFile(spec.restore).machine : undefined;
+  const image = restore ? restoreImage(restore) : await buildGuest(config);
   const dom = startDomainWorker({
+    ...(restore ? { restore } : {}),
     domid: spec.domid,
     name: spec.name,
     image,
@@ -74,12 +90,14 @@ async function runGuest(
     vuart: config.vuart,
     evtchn: { address: evtchnMap.address, size: evtchnMap.size },
     magicPages: { address: magic.address, size: magic.size },
+    insight: { address: insight.address, size: insight.size },
     kick: () => evtchn.kick(spec.domid),
   });
   dom.vuartPort.then(onPort, () => {});
   // The vCPU posts this at a safe point once the guest unmasks a vuart receive interrupt.
   void dom.listening.then(onListening);
   void stopRequested.then(() => dom.stop());
+  onStarted(dom);
   return dom.exited;
 }
 
@@ -93,11 +111,28 @@ export async function runDomainHost(specPath: string): Promise<number> {
   process.on('SIGTERM', () => requestStop());
   process.on('SIGINT', () => requestStop());
   process.on('SIGHUP', () => {});
+  // `vpl011 save` (./host-save.ts): the daemon's order, taken once the guest runs.
+  let dom: DomainWorker | undefined;
+  let savedTo: string | undefined;
+  let saving = false;
+  process.on('SIGUSR2', () => {
+    const order = takeSaveOrder(paths.domainsDir, spec.domid);
+    if (!order || !dom || saving || savedTo !== undefined) return;
+    saving = true;
+    void performSave(dom, new Uint8Array(magic.buffer), spec.config, spec.name, order, paths.domainsDir, spec.domid).then((ended) => {
+      saving = false;
+      if (!ended) return;
+      savedTo = order.file;
+      requestStop();
+    });
+  });
 
   const evtchnMap = openSharedMapping(spec.evtchnShm, { size: spec.evtchnSize });
   const evtchn = EventChannels.attach(evtchnMap.buffer, new FutexWaker(evtchnMap));
   const magicSize = NR_MAGIC_PAGES * XEN_PAGE_SIZE;
   const magic: SharedMapping = openSharedMapping(spec.magicShm, { create: true, size: magicSize });
+  // The vpl011's published state and access trace (`vpl011 stat` / `trace`): host memory, private like the pages.
+  const insight: SharedMapping = openSharedMapping(insightShmName(spec.magicShm), { create: true, size: INSIGHT_BYTES });
 
   const rec: DomainRecord = {
     domid: spec.domid,
@@ -107,17 +142,18 @@ export async function runDomainHost(specPath: string): Promise<number> {
     state: 'starting',
     magicShm: spec.magicShm,
     vuartPort: 0,
-    summary: `${spec.config.kind} ${spec.config.kernel}`,
+    summary: spec.config.firmware !== undefined ? `firmware ${spec.config.firmware}` : `${spec.config.kind} ${spec.config.kernel}`,
     // Input typed or piped before a Linux guest's driver opens the port would be drained and lost (amba-pl011).
-    ...(spec.config.kind === 'linux' ? { inputHeld: true } : {}),
+    ...(inputWaitsForListener(spec.config) && spec.restore === undefined ? { inputHeld: true } : {}),
     ...(spec.tcp ? { tcp: spec.tcp } : {}),
+    ...(spec.config.rxOverrun === 'strict' ? { rxOverrun: 'strict' as const } : {}),
     startedAt: new Date().toISOString(),
   };
   writeRecord(paths.domainsDir, rec);
 
   let exitInfo: DomainExit;
   try {
-    exitInfo = await runGuest(spec, evtchnMap, evtchn, magic, (port) => {
+    exitInfo = await runGuest(spec, evtchnMap, evtchn, magic, insight, (port) => {
       rec.vuartPort = port;
       rec.state = 'running';
       writeRecord(paths.domainsDir, rec);
@@ -125,15 +161,20 @@ export async function runDomainHost(specPath: string): Promise<number> {
       if (!rec.inputHeld) return;
       rec.inputHeld = false;
       if (rec.state === 'running') writeRecord(paths.domainsDir, rec);
-    }, stopRequested);
+    }, stopRequested, (d) => (dom = d));
   } catch (e) {
-    exitInfo = { reason: 'crashed', message: (e as Error).message };
+    exitInfo = { reason: 'crashed', message: errorMessage(e) };
   }
   // The guest's event channel is closed already: the worker's Machine.close ran domain_vpl011_deinit.
 
   rec.state = exitInfo.reason === 'crashed' ? 'crashed' : 'shutdown';
   rec.reason = exitInfo.reason;
   if (exitInfo.message) rec.message = exitInfo.message;
+  // Saved away: the daemon must not drain the ring (what is left in OUT is in the file: docs/SAVE.md).
+  if (savedTo !== undefined && exitInfo.reason === 'stopped') {
+    rec.reason = SAVED_REASON;
+    rec.message = `saved to ${savedTo}`;
+  }
   // Said before the record changes: the daemon copies this file into its log once it sees the final state.
   say(`${rec.state}${exitInfo.message ? `: ${exitInfo.message}` : ''}`);
   if (existsSync(recordPath(paths.domainsDir, rec.domid))) writeRecord(paths.domainsDir, rec);
@@ -148,6 +189,8 @@ export async function runDomainHost(specPath: string): Promise<number> {
   if (exitInfo.reason !== 'crashed') rmSync(join(paths.domainsDir, `${rec.domid}.stderr`), { force: true });
   magic.unlink();
   magic.close();
+  insight.unlink();
+  insight.close();
   evtchnMap.close();
   return exitInfo.reason === 'crashed' ? 1 : 0;
 }

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { VPL011_BIN } from '../util/self.js';
 import { XENCONSOLE_CONNECTED } from '../xen/ring.js';
 import { readRecord } from './records.js';
 import { retireHostStderr } from './host-stderr.js';
@@ -13,7 +13,6 @@ import type { ServedConsoles } from './served-console.js';
 import type { Supervisor } from './supervisor.js';
 import type { RunPaths } from './paths.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
 /** A domain host that has not had its console served by then did not start. */
 export const HOST_START_TIMEOUT_MS = 30_000;
 
@@ -32,7 +31,7 @@ export function startDomainHost(ctx: SpawnContext, spec: DomainSpec): Promise<st
   const errPath = join(paths.domainsDir, `${domid}.stderr`);
   writeFileSync(specPath, JSON.stringify(spec), { mode: 0o600 });
   const errFd = openSync(errPath, 'w', 0o600);
-  const child = spawn(process.execPath, [BIN, 'domain-host', specPath], { detached: true, stdio: ['ignore', 'ignore', errFd] });
+  const child = spawn(process.execPath, [VPL011_BIN, 'domain-host', specPath], { detached: true, stdio: ['ignore', 'ignore', errFd] });
   closeSync(errFd);
   child.unref();
   let exited = false;

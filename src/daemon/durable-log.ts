@@ -1,4 +1,4 @@
-// A console's log file with exactly-once semantics across a daemon killed at any instant (issue #4 item 3).
+// A console's log file with exactly-once semantics across a daemon killed at any instant.
 //
 // The ring is the guest's buffer; the log is the record. Per batch the daemon:
 //   1. copies bytes from the OUT ring without publishing out_cons (ConsoleRingBackend.peekOut),

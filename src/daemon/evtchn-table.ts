@@ -7,8 +7,13 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { openSharedMapping, ShmError, validShmName, type SharedMapping } from '../host/shm.js';
 import { unguessable, type RunPaths } from './paths.js';
+import { Vpl011Error } from '../util/errors.js';
 
-export class EvtchnTableError extends Error {}
+export class EvtchnTableError extends Vpl011Error<'EINVAL'> {
+  constructor(message: string) {
+    super('EINVAL', message);
+  }
+}
 
 /** The recorded table name, or undefined when there is none (or it is not a valid name). */
 export function recordedEvtchnName(paths: RunPaths): string | undefined {

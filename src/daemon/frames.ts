@@ -6,10 +6,13 @@
 //   'A' ack:     total input bytes of this session now in the guest's IN ring (f64 BE)
 //   'E' end:     the domain is gone (the payload says why); the client prints it and exits
 // The client's direction stays raw input bytes.
+import { Vpl011Error } from '../util/errors.js';
 export const FRAME_OUTPUT = 0x4f;
 export const FRAME_MARKER = 0x4d;
 export const FRAME_ACK = 0x41;
 export const FRAME_END = 0x45;
+/** 'F' follow: the domain is moving to a new instance of the same name (`vpl011 migrate`): reattach, same cursors. */
+export const FRAME_FOLLOW = 0x46;
 
 /** Largest payload a client accepts (the daemon's frames are at most a flush of output, 64 KiB or so). */
 export const MAX_FRAME_PAYLOAD = 4 << 20;
@@ -29,7 +32,7 @@ export function outputFrame(endOffset: number, data: Uint8Array): Buffer {
   return b;
 }
 
-export function textFrame(type: typeof FRAME_MARKER | typeof FRAME_END, text: string | Uint8Array): Buffer {
+export function textFrame(type: typeof FRAME_MARKER | typeof FRAME_END | typeof FRAME_FOLLOW, text: string | Uint8Array): Buffer {
   const t = typeof text === 'string' ? Buffer.from(text) : text;
   return Buffer.concat([header(type, t.length), t]);
 }
@@ -45,9 +48,14 @@ export type Frame =
   | { type: 'output'; endOffset: number; data: Buffer }
   | { type: 'marker'; text: Buffer }
   | { type: 'ack'; total: number }
-  | { type: 'end'; text: Buffer };
+  | { type: 'end'; text: Buffer }
+  | { type: 'follow'; text: Buffer };
 
-export class FrameError extends Error {}
+export class FrameError extends Vpl011Error<'EPROTO'> {
+  constructor(message: string) {
+    super('EPROTO', message);
+  }
+}
 
 /** Splits the daemon's byte stream into frames (bounded: a frame larger than MAX_FRAME_PAYLOAD is an error). */
 export class FrameReader {
@@ -76,6 +84,8 @@ export class FrameReader {
         return { type: 'ack', total: p.readDoubleBE(0) };
       case FRAME_END:
         return { type: 'end', text: p };
+      case FRAME_FOLLOW:
+        return { type: 'follow', text: p };
       default:
         throw new FrameError(`unknown frame type ${type}`);
     }

@@ -1,4 +1,4 @@
-// Domain names are unique (issue 8 item 3). An `up` request does async work (fetching images, spawning the host,
+// Domain names are unique. An `up` request does async work (fetching images, spawning the host,
 // waiting for its record) before the name is visible in a record, so checking records alone lets two concurrent
 // requests both pass. A request claims its name in the same synchronous step as the check, and holds the claim
 // until its domain has a record (or it failed); a concurrent request sees the claim and is refused.

@@ -4,17 +4,18 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { libc } from '../host/libc.js';
+import { Vpl011Error, errorMessage } from '../util/errors.js';
 
-export class RunDirError extends Error {
+export class RunDirError extends Vpl011Error<'EACCES'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'RunDirError';
+    super('EACCES', message);
   }
 }
 
 export function currentUid(): number {
-  return typeof process.getuid === 'function' ? process.getuid() : libc().getuid();
+  // Every host vpl011 runs on is POSIX (Linux), where Node always has process.getuid.
+  if (typeof process.getuid !== 'function') throw new RunDirError('vpl011 needs a POSIX host (no process.getuid here)');
+  return process.getuid();
 }
 
 /** $VPL011_RUN_DIR, else $XDG_RUNTIME_DIR/vpl011, else /run/vpl011 (root) or /tmp/vpl011-<uid>. */
@@ -38,7 +39,7 @@ export function ensurePrivateDir(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (e) {
-    throw new RunDirError(`cannot create ${dir}: ${(e as Error).message}`);
+    throw new RunDirError(`cannot create ${dir}: ${errorMessage(e)}`);
   }
   const st = lstatSync(dir);
   if (!st.isDirectory()) throw new RunDirError(`${dir} is not a directory`);

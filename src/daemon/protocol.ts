@@ -4,7 +4,12 @@
 import { isIPv4 } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { quote } from '../util/quote.js';
+import { invalid, valid, type Checked } from '../util/errors.js';
 import { INSTANCE_RE, NAME_RE } from './records.js';
+
+/** The line events a client may send: a BREAK, or a character with a framing or parity error. */
+export type LineEventName = 'break' | 'framing' | 'parity';
+export const LINE_EVENT_NAMES: readonly LineEventName[] = ['break', 'framing', 'parity'];
 
 /** A request line longer than this is refused (and the connection closed): bounded buffering per client. */
 export const MAX_REQUEST_LINE = 64 * 1024;
@@ -20,6 +25,14 @@ export type Request =
       tcp?: { host: string; port: number };
     }
   | { op: 'destroy'; domain: string }
+  /** A line event on the domain's console, after the input queued so far (docs/DEVICE.md "Line events"). */
+  | { op: 'line-event'; domain: string; event: LineEventName }
+  /** Save a running domain to `file` (absolute; docs/SAVE.md); it then ends unless keepRunning. */
+  | { op: 'save'; domain: string; file: string; keepRunning?: boolean }
+  /** Start a domain from a saved file (absolute), named `name` or as it was saved. */
+  | { op: 'restore'; file: string; name?: string; tcp?: { host: string; port: number } }
+  /** Save + restore into a new domain host, same name; attached consoles follow (docs/SAVE.md). */
+  | { op: 'migrate'; domain: string }
   /** Start the web console if it is not running (at `listen`, default 127.0.0.1:8011) and return its URLs. */
   | { op: 'web'; listen?: string; public?: boolean }
   | {
@@ -46,6 +59,9 @@ export interface DomainInfo {
   dropped: number;
   corrupt: number;
   discardedInput: number;
+  /** Line events (BREAK, framing/parity errors) delivered to the guest, and input lost to rx_overrun = "strict". */
+  lineEvents?: number;
+  rxOverrun?: number;
   /** Times output stopped because a client was full (`keep`): the guest was throttled. */
   throttled: number;
   /** When the domain was started (ISO 8601): the web page shows its uptime. */
@@ -65,16 +81,16 @@ export type Response =
   | { ok: false; error: string };
 
 /** Parse "127.0.0.1:PORT" (or "[::1]:PORT", "localhost:PORT"); loopback only. */
-export function parseTcp(v: string): { host: string; port: number } | string {
+export function parseTcp(v: string): Checked<{ host: string; port: number }> {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v);
-  if (!m) return `tcp: expected HOST:PORT, got ${quote(v)}`;
+  if (!m) return invalid(`tcp: expected HOST:PORT, got ${quote(v)}`);
   const host = m[1] ?? m[2]!;
   const port = Number(m[3]);
   // Port 0 would listen on a port nobody is told.
-  if (port < 1 || port > 65535) return `tcp: port ${port} is outside 1..65535`;
+  if (port < 1 || port > 65535) return invalid(`tcp: port ${port} is outside 1..65535`);
   const loop = host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'));
-  if (!loop) return `tcp: ${quote(host)} is not a loopback address (only 127.0.0.0/8, ::1, localhost are allowed)`;
-  return { host: host === 'localhost' ? '127.0.0.1' : host, port };
+  if (!loop) return invalid(`tcp: ${quote(host)} is not a loopback address (only 127.0.0.0/8, ::1, localhost are allowed)`);
+  return valid({ host: host === 'localhost' ? '127.0.0.1' : host, port });
 }
 
 function domainRef(v: unknown): string | undefined {
@@ -98,6 +114,10 @@ export function parseRequest(line: string): Request | string {
     list: ['op', 'secrets'],
     up: ['op', 'name', 'config', 'tcp'],
     destroy: ['op', 'domain'],
+    'line-event': ['op', 'domain', 'event'],
+    save: ['op', 'domain', 'file', 'keepRunning'],
+    restore: ['op', 'file', 'name', 'tcp'],
+    migrate: ['op', 'domain'],
     attach: ['op', 'domain', 'readOnly', 'session', 'offset', 'instance', 'inputAcked'],
     web: ['op', 'listen', 'public'],
   };
@@ -114,6 +134,39 @@ export function parseRequest(line: string): Request | string {
     case 'destroy': {
       const d = domainRef(r.domain);
       return d === undefined ? 'domain: expected a domain name or id' : { op: 'destroy', domain: d };
+    }
+    case 'line-event': {
+      const d = domainRef(r.domain);
+      if (d === undefined) return 'domain: expected a domain name or id';
+      const e = LINE_EVENT_NAMES.find((n) => n === r.event);
+      if (e === undefined) return `event: expected one of ${LINE_EVENT_NAMES.join(', ')}`;
+      return { op: 'line-event', domain: d, event: e };
+    }
+    case 'save': {
+      const d = domainRef(r.domain);
+      if (d === undefined) return 'domain: expected a domain name or id';
+      if (typeof r.file !== 'string' || r.file.length > 4096 || !isAbsolute(r.file)) return 'file: expected an absolute file path';
+      if (r.keepRunning !== undefined && typeof r.keepRunning !== 'boolean') return 'keepRunning: expected true or false';
+      return { op: 'save', domain: d, file: r.file, ...(r.keepRunning === true ? { keepRunning: true } : {}) };
+    }
+    case 'restore': {
+      if (typeof r.file !== 'string' || r.file.length > 4096 || !isAbsolute(r.file)) return 'file: expected an absolute file path';
+      const out: Extract<Request, { op: 'restore' }> = { op: 'restore', file: r.file };
+      if (r.name !== undefined) {
+        if (typeof r.name !== 'string' || !NAME_RE.test(r.name)) return 'name: 1-64 characters of A-Z a-z 0-9 . _ -, not starting with a punctuation';
+        out.name = r.name;
+      }
+      if (r.tcp !== undefined) {
+        if (typeof r.tcp !== 'string') return 'tcp: expected "127.0.0.1:PORT"';
+        const t = parseTcp(r.tcp);
+        if (!t.ok) return t.error;
+        out.tcp = t.value;
+      }
+      return out;
+    }
+    case 'migrate': {
+      const d = domainRef(r.domain);
+      return d === undefined ? 'domain: expected a domain name or id' : { op: 'migrate', domain: d };
     }
     case 'attach': {
       const d = domainRef(r.domain);
@@ -164,8 +217,8 @@ export function parseRequest(line: string): Request | string {
       if (r.tcp !== undefined) {
         if (typeof r.tcp !== 'string') return 'tcp: expected "127.0.0.1:PORT"';
         const t = parseTcp(r.tcp);
-        if (typeof t === 'string') return t;
-        out.tcp = t;
+        if (!t.ok) return t.error;
+        out.tcp = t.value;
       }
       return out;
     }

@@ -3,6 +3,8 @@
 // bad record is skipped with a reason, never trusted.
 import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DOMAIN_NAME_RE } from '../toolstack/domain-name.js';
+import { errnoOf, errorMessage, invalid, valid, type Checked } from '../util/errors.js';
 
 export type DomainState = 'starting' | 'running' | 'shutdown' | 'crashed';
 
@@ -25,22 +27,33 @@ export interface DomainRecord {
    * and discards up to 64 waiting bytes when it opens the port). The domain host clears it when the guest listens.
    */
   inputHeld?: boolean;
+  /** The config's rx_overrun = "strict": the console loses input that finds IN full (counted, OE). Absent: backpressure. */
+  rxOverrun?: 'strict';
   /** Why it stopped, once state is shutdown/crashed. */
   reason?: string;
   message?: string;
   startedAt: string;
 }
 
+/** A record's `reason` when its domain was saved away (docs/SAVE.md): its ring is not drained, it is in the file. */
+export const SAVED_REASON = 'saved';
+
 const STATES: readonly DomainState[] = ['starting', 'running', 'shutdown', 'crashed'];
-export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const NAME_RE = DOMAIN_NAME_RE;
 export const INSTANCE_RE = /^[0-9a-f]{8,32}$/;
 
 function isInt(v: unknown, lo: number, hi: number): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
 }
 
-/** Validate a parsed record; returns it or a reason. */
-export function validateRecord(v: unknown): DomainRecord | string {
+/** Validate a parsed record: the record, or why it is not one. */
+export function validateRecord(v: unknown): Checked<DomainRecord> {
+  const problem = recordProblem(v);
+  return problem === undefined ? valid(v as DomainRecord) : invalid(problem);
+}
+
+/** What is wrong with a parsed record, or undefined. */
+function recordProblem(v: unknown): string | undefined {
   if (typeof v !== 'object' || v === null) return 'not an object';
   const r = v as Record<string, unknown>;
   if (!isInt(r.domid, 1, 1023)) return 'domid: not an integer 1..1023';
@@ -57,10 +70,11 @@ export function validateRecord(v: unknown): DomainRecord | string {
     if (typeof t !== 'object' || t === null || typeof t.host !== 'string' || !isInt(t.port, 0, 65535)) return 'tcp: invalid';
   }
   if (r.inputHeld !== undefined && typeof r.inputHeld !== 'boolean') return 'inputHeld: invalid';
+  if (r.rxOverrun !== undefined && r.rxOverrun !== 'strict') return 'rxOverrun: invalid';
   for (const k of ['reason', 'message'] as const) {
     if (r[k] !== undefined && (typeof r[k] !== 'string' || (r[k] as string).length > 4096)) return `${k}: invalid`;
   }
-  return r as unknown as DomainRecord;
+  return undefined;
 }
 
 export function recordPath(domainsDir: string, domid: number): string {
@@ -77,9 +91,9 @@ export function writeRecord(domainsDir: string, rec: DomainRecord): void {
 export function readRecord(domainsDir: string, domid: number): DomainRecord | undefined {
   try {
     const v = validateRecord(JSON.parse(readFileSync(recordPath(domainsDir, domid), 'utf8')));
-    return typeof v === 'string' ? undefined : v;
+    return v.ok ? v.value : undefined;
   } catch {
-    return undefined;
+    return undefined; // absent, unreadable or not JSON: no record, as a malformed one
   }
 }
 
@@ -99,21 +113,21 @@ export function listRecords(domainsDir: string, bad?: (file: string, reason: str
   for (const f of files) {
     const m = /^(\d+)\.json$/.exec(f);
     if (!m) continue;
-    let v: DomainRecord | string;
+    let v: Checked<DomainRecord>;
     try {
       v = validateRecord(JSON.parse(readFileSync(join(domainsDir, f), 'utf8')));
     } catch (e) {
-      v = `unreadable: ${(e as Error).message}`;
+      v = invalid(`unreadable: ${errorMessage(e)}`);
     }
-    if (typeof v === 'string') {
-      bad?.(f, v);
+    if (!v.ok) {
+      bad?.(f, v.error);
       continue;
     }
-    if (String(v.domid) !== m[1]) {
+    if (String(v.value.domid) !== m[1]) {
       bad?.(f, 'domid does not match the file name');
       continue;
     }
-    out.push(v);
+    out.push(v.value);
   }
   return out.sort((a, b) => a.domid - b.domid);
 }
@@ -124,6 +138,6 @@ export function pidAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    return errnoOf(e) === 'EPERM';
   }
 }

@@ -1,4 +1,4 @@
-// Resumable console clients (issue #8 item 11; docs/DAEMON.md "Resuming"): a `vpl011 console` whose daemon dies
+// Resumable console clients (docs/DAEMON.md "Resuming"): a `vpl011 console` whose daemon dies
 // reconnects to the next one and goes on exactly where it was.
 //  - Output: the log is the record, and its offset is the cursor. Every output frame carries the log offset its bytes
 //    end at (src/daemon/frames.ts); a client that comes back says the offset it has shown, and the daemon serves the
@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import type { Console } from '../console/console.js';
 import type { DurableLog } from './durable-log.js';
 import { MAX_SESSIONS, type InputJournal } from './console-state.js';
-import { ackFrame, outputFrame, textFrame, FRAME_END, FRAME_MARKER } from './frames.js';
+import { ackFrame, outputFrame, textFrame, FRAME_END, FRAME_FOLLOW, FRAME_MARKER } from './frames.js';
 import type { Request, Response } from './protocol.js';
 
 /** The parts of a served console resuming needs. */
@@ -50,10 +50,35 @@ export class Resumer {
   private readonly tombs = new Map<string, Tombstone>();
   private readonly pendingAcks = new Map<ResumableConsole, Set<number>>();
   private ackTimer: NodeJS.Immediate | undefined;
+  /** Instances being migrated (`vpl011 migrate`), and where each went: a client of the old one follows (same log). */
+  private readonly migrating = new Set<string>();
+  private readonly movedTo = new Map<string, string>();
+  /** A migrated instance's input sessions and their acknowledged totals, for its clients' first attach to the new one. */
+  private readonly carriedAcks = new Map<string, Map<string, number>>();
+
+  /** A migration of `instance` starts: its clients get a follow frame instead of the end, and wait for the new one. */
+  moving(instance: string): void {
+    this.migrating.add(instance);
+  }
+
+  /** It ended: `to` is the new instance (same name, same log), or undefined when there is none (clients end). */
+  moved(instance: string, to: string | undefined): void {
+    this.migrating.delete(instance);
+    if (to !== undefined) this.movedTo.set(instance, to);
+  }
+
+  /** What a resumable client of a console that stops being served gets: the end, or for a migration, follow. */
+  endFrameFor(instance: string, name: string, domid: number, why: string): Buffer {
+    return this.migrating.has(instance)
+      ? textFrame(FRAME_FOLLOW, `\r\n[vpl011: domain ${name} (d${domid}) is migrating; following it]\r\n`)
+      : Resumer.endFrame(name, domid, why);
+  }
 
   /** The console stops being served (its output is drained, its note not yet written): keep its tail reachable. */
   retire(s: ResumableConsole, why: string): void {
     s.finished = true;
+    // A client's last acknowledgement may not have reached it: the journal's count is the truth to carry over.
+    if (this.migrating.has(s.rec.instance)) this.carriedAcks.set(s.rec.instance, s.input.sessionsAcked());
     const now = Date.now();
     for (const [k, t] of this.tombs) if (t.expires < now) this.tombs.delete(k);
     while (this.tombs.size >= MAX_TOMBSTONES) this.tombs.delete(this.tombs.keys().next().value!);
@@ -97,7 +122,11 @@ export class Resumer {
       reply({ ok: false, error });
       sock.end();
     };
-    if (req.instance !== undefined && s && s.rec.instance !== req.instance) s = undefined; // a new guest, same name
+    // A client of a migrated instance follows it: the new instance has the same name, so the same log, and its cursors
+    // (log offset, acknowledged input) stay valid. While the migration runs, it is asked to come again.
+    if (req.instance !== undefined && this.migrating.has(req.instance)) return fail(`domain: ${req.domain} is migrating; try again`);
+    const follows = req.instance !== undefined && s !== undefined && this.movedTo.get(req.instance) === s.rec.instance;
+    if (req.instance !== undefined && s && s.rec.instance !== req.instance && !follows) s = undefined; // a new guest, same name
     if (!s) {
       const t = req.instance !== undefined ? this.tombs.get(req.instance) : undefined;
       if (!t || t.expires < Date.now()) return fail(`domain: no running console for ${req.domain}`);
@@ -106,7 +135,8 @@ export class Resumer {
     if (req.instance === undefined && req.offset !== undefined) return fail('offset: only with the instance it belongs to');
     let slot: number | undefined;
     if (!req.readOnly) {
-      slot = s.input.slotFor(Buffer.from(req.session!, 'hex'), req.inputAcked ?? 0, (i) => s!.sessions.has(i));
+      const carried = follows ? this.carriedAcks.get(req.instance!)?.get(req.session!) : undefined;
+      slot = s.input.slotFor(Buffer.from(req.session!, 'hex'), carried ?? req.inputAcked ?? 0, (i) => s!.sessions.has(i));
       if (slot === undefined) return fail('session: too many console sessions on this domain');
       if (s.sessions.has(slot)) return fail('session: already attached');
     }

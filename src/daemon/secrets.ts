@@ -1,4 +1,4 @@
-// Per-domain console secrets (issue 8 item 1). Loopback is not a boundary on a shared host: any local user can
+// Per-domain console secrets. Loopback is not a boundary on a shared host: any local user can
 // connect to a domain's TCP console, so the daemon only serves a TCP connection whose first line is one of the
 // domain's secrets. Two per domain instance: read-write (types into the guest) and read-only (a watcher). 256 random
 // bits each, created by the daemon, kept in <run>/secrets/<instance>.json (0600, in the private run dir, so only
@@ -7,6 +7,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { currentUid } from './paths.js';
+import { Vpl011Error, errnoOf, errorMessage } from '../util/errors.js';
 
 export interface ConsoleSecrets {
   readWrite: string;
@@ -17,10 +18,10 @@ export type Access = 'read-write' | 'read-only';
 
 const SECRET_RE = /^[0-9a-f]{64}$/;
 
-export class SecretsError extends Error {
+export class SecretsError extends Vpl011Error<'EINVAL' | 'EACCES' | 'EIO'> {
   /** For readPrivateFile: could not open it, or it is not private to us, or it is too large. */
   constructor(message: string, readonly reason?: 'open' | 'not-private' | 'too-large') {
-    super(message);
+    super(reason === 'open' ? 'EIO' : reason === 'not-private' ? 'EACCES' : 'EINVAL', message);
   }
 }
 
@@ -42,8 +43,8 @@ export function readPrivateFile(path: string, max = 4096): Buffer | undefined {
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new SecretsError(`${path}: ${(e as Error).message}`, 'open');
+    if (errnoOf(e) === 'ENOENT') return undefined;
+    throw new SecretsError(`${path}: ${errorMessage(e)}`, 'open');
   }
   try {
     const st = fstatSync(fd);

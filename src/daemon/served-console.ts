@@ -18,7 +18,8 @@ import type { Resumer, ResumableConsole } from './resume.js';
 import type { TcpAuthGate } from './tcp-auth.js';
 import type { DomainRecord } from './records.js';
 
-export const BACKEND_DOMID = 0;
+import { BACKEND_DOMID } from '../xen/domain.js';
+
 const MAGIC_SIZE = NR_MAGIC_PAGES * XEN_PAGE_SIZE;
 
 /** How every served console is set up (the daemon's options). */
@@ -60,7 +61,8 @@ export class ServedConsole implements ResumableConsole {
   finished?: boolean;
   tcp?: Server;
   tcpGate?: TcpAuthGate;
-  private readonly detach: () => void;
+  private detach: () => void;
+  private readonly attachBackend: () => () => void;
 
   /** Map the ring, recover the log, bind or adopt the event channel, and start serving. Throws (nothing left open). */
   constructor(rec: DomainRecord, set: ServeSettings) {
@@ -88,6 +90,7 @@ export class ServedConsole implements ResumableConsole {
         backendDomid: BACKEND_DOMID,
         localPort: this.localPort,
         policy: set.policy,
+        ...(rec.rxOverrun ? { overrun: rec.rxOverrun } : {}),
         ...(set.limit !== undefined ? { limit: set.limit } : {}),
         report: guestReports(say),
         recorder: (chunk, cons) => lg.record(chunk, cons),
@@ -107,12 +110,30 @@ export class ServedConsole implements ResumableConsole {
         for (const sock of this.paused) sock.resume();
         this.paused.clear();
       };
-      this.detach = this.localPort > 0 ? set.backend.add(this.console, set.evtchn, this.localPort) : () => {};
+      const port = this.localPort;
+      this.attachBackend = () => (port > 0 ? set.backend.add(this.console, set.evtchn, port) : () => {});
+      this.detach = this.attachBackend();
     } catch (e) {
       log?.close();
       this.magic.close();
       throw e;
     }
+  }
+
+  /**
+   * Stop taking output and giving input for a save (docs/SAVE.md): from here the ring's backend indices are final, so
+   * the saved page carries exactly what this console did not take. Clients keep their connections.
+   */
+  holdForSave(): void {
+    this.detach();
+    this.detach = () => {};
+    this.console.flushOutput();
+  }
+
+  /** The save failed: serve the ring again (the backend reads it once at once). */
+  releaseAfterSave(): void {
+    this.detach();
+    this.detach = this.attachBackend();
   }
 
   /** Stop moving bytes (the console and our binding to the backend loop); the log and the mapping stay open. */

@@ -8,11 +8,13 @@ import { join } from 'node:path';
 import { unlinkShared } from '../host/shm.js';
 import { printable } from '../util/quote.js';
 import { removeSecrets } from './secrets.js';
-import { listRecords, pidAlive, readRecord, removeRecord, type DomainRecord } from './records.js';
+import { SAVED_REASON, listRecords, pidAlive, readRecord, removeRecord, type DomainRecord } from './records.js';
 import { retireHostStderr } from './host-stderr.js';
-import { Resumer } from './resume.js';
-import { BACKEND_DOMID, ServedConsole, type ServeSettings, type ServedConsoles } from './served-console.js';
+import { BACKEND_DOMID } from '../xen/domain.js';
+import { ServedConsole, type ServeSettings, type ServedConsoles } from './served-console.js';
 import type { RunPaths } from './paths.js';
+import { insightShmName } from './device-stat.js';
+import { errorMessage } from '../util/errors.js';
 
 /** The periodic scan: the backstop for what no file change reveals (a host killed with -9). */
 export const SCAN_INTERVAL_MS = 500;
@@ -117,7 +119,7 @@ export class Supervisor {
       }
       if (s.console.holdInput && !rec.inputHeld) s.console.releaseInput();
       if (rec.state === 'shutdown' || rec.state === 'crashed') {
-        this.finish(s, rec.state === 'crashed' ? `crashed: ${rec.message ?? rec.reason ?? 'no reason'}` : `shut down (${rec.reason ?? 'poweroff'})`);
+        this.finish(s, rec.state === 'crashed' ? `crashed: ${rec.message ?? rec.reason ?? 'no reason'}` : rec.reason === SAVED_REASON ? (rec.message ?? 'saved') : `shut down (${rec.reason ?? 'poweroff'})`);
       } else if (!alive) {
         this.finish(s, `domain host (pid ${rec.pid}) died`);
       }
@@ -137,7 +139,7 @@ export class Supervisor {
       s = new ServedConsole(rec, this.set);
     } catch (e) {
       // Said once per instance and reason: the scan retries every SCAN_INTERVAL_MS.
-      const why = (e as Error).message;
+      const why = errorMessage(e);
       if (this.unservable.get(rec.instance) !== why) this.say(`d${rec.domid} (${rec.name}): cannot serve its console: ${why}`);
       this.unservable.set(rec.instance, why);
       if (!alive) this.cleanupDead(rec);
@@ -155,18 +157,20 @@ export class Supervisor {
     this.say(`d${s.rec.domid} (${s.rec.name}): ${why}; draining and closing its console`);
     const rec = readRecord(this.paths.domainsDir, s.rec.domid) ?? s.rec;
     try {
-      s.console.flush();
+      // A domain saved away: what is left in OUT is in the saved file, for its restored instance (docs/SAVE.md).
+      if (rec.reason !== SAVED_REASON) s.console.flush();
     } catch (e) {
-      this.say(`d${rec.domid}: final drain failed: ${(e as Error).message}`);
+      this.say(`d${rec.domid}: final drain failed: ${errorMessage(e)}`);
     }
     s.stopServing();
     this.set.resumer.retire(s, why); // before the note: a resuming client gets the output up to here, then the end
-    for (const c of s.clients) c.socket.end(c.framed ? Resumer.endFrame(rec.name, rec.domid, why) : `\r\n[vpl011: domain ${printable(`${rec.name} ${why}`, 300)}]\r\n`);
+    for (const c of s.clients) c.socket.end(c.framed ? this.set.resumer.endFrameFor(rec.instance, rec.name, rec.domid, why) : `\r\n[vpl011: domain ${printable(`${rec.name} ${why}`, 300)}]\r\n`);
     s.tcp?.close();
     s.tcpGate?.close();
     removeSecrets(this.paths.secretsDir, rec.instance);
     try {
-      s.log.note(`domain ${rec.name} (d${rec.domid}) ${why}`);
+      // Not for a domain saved away: its restored instance goes on in the same log, which stays the guest's output.
+      if (rec.reason !== SAVED_REASON) s.log.note(`domain ${rec.name} (d${rec.domid}) ${why}`);
     } catch {
       // the log is best effort here
     }
@@ -189,6 +193,7 @@ export class Supervisor {
       // a bad port in a record: nothing to free
     }
     unlinkShared(rec.magicShm);
+    unlinkShared(insightShmName(rec.magicShm));
     removeSecrets(this.paths.secretsDir, rec.instance);
     removeRecord(this.paths.domainsDir, rec.domid);
     rmSync(join(this.paths.domainsDir, `${rec.domid}.spec.json`), { force: true });

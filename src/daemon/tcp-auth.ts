@@ -51,7 +51,7 @@ export class TcpAuthGate {
 
   /** Take a new TCP connection through authentication. */
   handle(sock: Socket): void {
-    sock.on('error', () => {});
+    sock.on('error', () => {}); // a client's reset: 'close' follows and ends the attempt
     const peer = `${sock.remoteAddress ?? '?'}:${sock.remotePort ?? '?'}`;
     if (this.closed) return void sock.destroy();
     if (this.pending >= this.maxPending) return this.refuse(sock, peer, 'too many connections waiting to authenticate; try again later');

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SecretMatcher, SecretsError, readPrivateFile, type Access } from './secrets.js';
+import { Vpl011Error } from '../util/errors.js';
 
 /** 256 bits each: far beyond guessing, and short enough for a URL. */
 const TOKEN_BYTES = 32;
@@ -28,8 +29,10 @@ export interface WebState {
   listen?: WebListen;
 }
 
-export class WebAccessError extends Error {
-  override name = 'WebAccessError';
+export class WebAccessError extends Vpl011Error<'EACCES'> {
+  constructor(message: string) {
+    super('EACCES', message);
+  }
 }
 
 function newToken(): string {

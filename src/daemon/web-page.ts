@@ -38,6 +38,7 @@ export function webPage(opts: { readOnly: boolean; title: string; token: string 
   .term.active { display: block; }
   #status { padding: 0.3em 0.6em; border-top: 1px solid #333; font-size: 0.9em; color: #aaa; }
   .ro { color: #e0b050; }
+  #device { margin-top: 1em; font: 12px monospace; white-space: pre-wrap; color: #bbb; }
 </style>
 </head>
 <body>
@@ -47,6 +48,7 @@ export function webPage(opts: { readOnly: boolean; title: string; token: string 
     <thead><tr><th>name</th><th>state</th><th>up</th><th class="num">in</th><th class="num">out</th><th class="num">clients</th></tr></thead>
     <tbody id="domains"></tbody>
   </table>
+  <pre id="device"></pre>
 </nav>
 <main>
   <div id="tabs"></div>
@@ -94,6 +96,18 @@ async function refresh() {
     tr.addEventListener("click", () => open(d.name));
     body.appendChild(tr);
   }
+  refreshDevice();
+}
+
+// The open console's vpl011 (what \`vpl011 stat\` and \`--why-irq\` print), refreshed with the list.
+async function refreshDevice() {
+  const el = document.getElementById("device");
+  if (!active) { el.textContent = ""; return; }
+  try {
+    const r = await fetch("api/stat" + q("&domain=" + encodeURIComponent(active)), { cache: "no-store" });
+    const j = await r.json();
+    el.textContent = r.ok ? j.lines.join("\\n") + "\\n\\nwhy the interrupt line is where it is:\\n" + j.whyIrq.join("\\n") : active + ": " + j.error;
+  } catch (e) { el.textContent = ""; }
 }
 
 function show(name) {

@@ -10,6 +10,8 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { RateLimitedLog } from '../util/ratelimit.js';
 import type { DomainInfo } from './protocol.js';
+import { formatStat, type DeviceStat } from './device-stat.js';
+import { invalid, type Checked } from '../util/errors.js';
 import type { WebAccess, WebListen, WebRole } from './web-access.js';
 import { webPage } from './web-page.js';
 
@@ -18,6 +20,8 @@ export interface ConsoleHub {
   domains(): DomainInfo[];
   /** Attach a stream as a console client (scrollback first, then live output); an error message if it cannot. */
   attachStream(domain: string, stream: Duplex, readOnly: boolean, label: string): string | undefined;
+  /** A domain's vpl011 (`vpl011 stat`, src/daemon/device-stat.ts), or why there is none. */
+  deviceStat?(domain: string): Checked<DeviceStat>;
 }
 
 /** Keystrokes come in small messages; a paste is split by the browser long before this. */
@@ -146,6 +150,14 @@ export class WebConsole {
       res.end(req.method === 'HEAD' ? undefined : JSON.stringify(this.hub.domains()));
       return;
     }
+    if (url.pathname === '/api/stat') {
+      // The page's device panel: the stat, its human lines and the why-irq sentences (read-only data, either token).
+      const st = this.hub.deviceStat?.((url.searchParams.get('domain') ?? '').slice(0, 64)) ?? invalid<DeviceStat>('no device state');
+      res.writeHead(st.ok ? 200 : 404, { ...COMMON_HEADERS, 'Content-Type': 'application/json' });
+      if (req.method === 'HEAD') res.end();
+      else res.end(JSON.stringify(st.ok ? { stat: st.value, lines: formatStat(st.value), whyIrq: st.value.whyIrq } : { error: st.error }));
+      return;
+    }
     const asset = url.pathname.startsWith('/assets/') ? ASSETS[url.pathname.slice('/assets/'.length)] : undefined;
     if (asset) {
       res.writeHead(200, { ...COMMON_HEADERS, 'Content-Type': asset.type });
@@ -158,7 +170,7 @@ export class WebConsole {
   }
 
   private onUpgrade(req: IncomingMessage, sock: Duplex, head: Buffer): void {
-    sock.on('error', () => {});
+    sock.on('error', () => {}); // a client's reset: its socket closes, which is all there is to do
     const { role, url } = this.role(req);
     const domain = url.searchParams.get('domain') ?? '';
     if (!role) {

@@ -1,7 +1,7 @@
 // How long a guest that polls FR may be parked: the device's answer (docs: ARCHITECTURE "device"), so the VMM never
 // reads FR bits to decide it. Pure: the caller passes the time.
 //
-// The question behind it (issue 7 §2): a guest polling an unchanged FR waits for the backend (TXFF: room in the
+// The question behind it: a guest polling an unchanged FR waits for the backend (TXFF: room in the
 // ring; RXFE: input). Trapping every read burns a host core; parking the vCPU until the backend's doorbell saves it,
 // but a guest that *counts* its reads (firmware: "give up after 100,000") must not see them slowed down: on hardware
 // a trapped read costs about READ_COST_MS, so 100,000 reads end in ~0.1 s, and must here too. So, per polling episode
@@ -14,7 +14,8 @@
 //   no firmware bounds a poll that long, so the stall backs off to MAX_PARK_MS per read (almost no host CPU);
 // - a park never exceeds MAX_PARK_MS, so interrupts and timers (taken at safe points, which a polling loop does not
 //   reach) are never later than that; the doorbell (backend progress) ends a park at once.
-import { FR } from './spec.js';
+import { FR, Reg } from './spec.js';
+import { HotState, HotWord } from './hot-state.js';
 
 /** What a trapped UART read costs on hardware (Xen's vpl011: a trap to the hypervisor), in ms. */
 export const READ_COST_MS = 0.001;
@@ -58,5 +59,56 @@ export class FrPollPacer {
     if (hardwareMs > PACED_WINDOW_MS) return MAX_PARK_MS;
     const lead = this.start + hardwareMs + SLACK_MS - nowMs;
     return lead >= MIN_PARK_MS ? Math.min(lead, MAX_PARK_MS) : 0;
+  }
+}
+
+/**
+ * One vpl011's FR polling, as the VMM's trap path sees it: which episode the guest is in and how long it may be
+ * parked. The episode's words (the last FR value read, how many times in a row) live in the device's hot state,
+ * because the native fast path counts in them too: a spin is seen the same whichever path served the reads before
+ * it (a stale count here once stalled RX by 1 ms per batch). The VMM calls this and never reads FR bits itself.
+ */
+export class FrPollWatch {
+  /** The register this watches (an offset in the UART's window). */
+  static readonly OFFSET = Reg.FR;
+  private readonly w: Int32Array;
+  private readonly pacer = new FrPollPacer();
+
+  /** `hot`: the device's hot state (its ring's), or none (no vuart: a private region). */
+  constructor(hot: HotState | undefined) {
+    this.w = (hot ?? new HotState()).w;
+  }
+
+  /** Another device access, or a refused FR read: the polling episode ends. */
+  end(): void {
+    this.w[HotWord.FrRepeats] = 0;
+    this.pacer.reset();
+  }
+
+  /** A write to the device: the pacer starts over (the spin count stays, as the native path keeps it). */
+  write(): void {
+    this.pacer.reset();
+  }
+
+  /** The guest read FR = `fr` at `nowMs`: counts the episode and returns how long the vCPU may be parked (ms). */
+  read(fr: number, nowMs: number): number {
+    const w = this.w;
+    // The native path serves the first reads of a poll and any other access in C (src/cpu/native/fastpath.c);
+    // it keeps the shared spin words, so a reset count or a new value here means a new polling episode.
+    if (fr !== w[HotWord.LastFr] || w[HotWord.FrRepeats] === 0) {
+      this.pacer.reset();
+      w[HotWord.LastFr] = fr;
+      w[HotWord.FrRepeats] = 1;
+    } else if (w[HotWord.FrRepeats]! < 0x3fffffff) {
+      w[HotWord.FrRepeats]!++;
+    }
+    return this.pacer.frRead(fr, nowMs);
+  }
+
+  /** A changed FR the guest is about to see (after a park or a re-derivation): a new episode starts with it. */
+  seen(fr: number, nowMs: number): void {
+    this.w[HotWord.LastFr] = fr;
+    this.w[HotWord.FrRepeats] = 1;
+    this.pacer.frRead(fr, nowMs);
   }
 }

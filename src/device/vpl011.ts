@@ -1,7 +1,8 @@
 // The vpl011 device core: Xen's xen/arch/arm/vpl011.c (domain-backend mode) as a pure state machine.
 // Inputs: guest register accesses (read/write, from the MMIO bus) and backend events (notification(), Xen's
-// vpl011_notification). Outputs through ports only: the console ring (bytes), the interrupt line (level), and a
-// notify callback (the event channel to the console backend). No I/O, timers, threads or globals.
+// vpl011_notification). Outputs through ports only: the console port (bytes: the xencons ring of a console domain,
+// or Xen's own buffers for dom0less, src/device/ports.ts), the interrupt line (level), and a notify callback
+// (the event channel to the backend). No I/O, timers, threads or globals.
 //
 // Semantics are upstream Xen's (HEAD, see docs/DEVICE.md for the table and sources), not the seed patch's:
 //   - FR resets to TXFE|RXFE = 0x90 (b4637ed6cd); TXFF and BUSY only when the OUT ring is full (393a541f7d);
@@ -22,7 +23,7 @@
 // with upstream's rule any bytes left in the 1024-byte IN ring sit there with no interrupt until the user types
 // again (a guest can wedge); here the unmask raises RTI at once.
 //
-// Backend wakeups (coalesced, never lost; proved in test/device-notify.test.ts), instead of upstream's notify on
+// Backend wakeups (coalesced, never lost; proved in test/interleave.test.ts and test/device-vpl011.test.ts), instead of upstream's notify on
 // every DR access:
 //   - a DR write that takes OUT from empty to non-empty, to half full (a streaming backend drains from there rather
 //     than letting the guest meet TXFF), or to full, notifies (the level is computed with out_cons
@@ -39,16 +40,30 @@
 // Profiles (docs/DEVICE.md): a profile is a register decode, reset values and what the FIFO levels mean; both share
 // the FIFO/interrupt core below (readData / writeData / update). `sbsa` is Xen's. `pl011` is a full PL011 r1p5
 // (the TRM, ARM DDI 0183G) for Linux's AMBA driver and U-Boot: PeriphID/PCellID, ILPR, IBRD/FBRD latched by LCR_H,
-// LCR_H (FEN), CR, IFLS, DMACR RAZ/WI. The ring is still the FIFO (FR from the ring levels, as sbsa); only the
-// interrupt thresholds change: TXI/RXI compare the levels, seen through a 32-byte FIFO window, with IFLS
-// (depth 1 when LCR_H.FEN = 0). RTI = "data present" as upstream (there is no time to time out). CR.RXE = 0 holds
+// LCR_H (FEN), CR, IFLS, DMACR RAZ/WI. The FIFOs are windows on the rings (32 bytes, 1 when LCR_H.FEN = 0): FR
+// (frFromLevels) and the TXI/RXI thresholds (IFLS) are the TRM's over them. RTI after 32 idle bit periods in guest time once a clock and a divisor are given
+// (receive-timeout.ts), else "data present" as upstream. Loopback (CR.LBE), line errors in DR[11:8]. CR.RXE = 0 holds
 // input in the ring (never dropped); UARTEN/TXE = 0 do not stop TX (earlycon never sets UARTEN).
 
-import { type AccessWidth, type MmioHandler, MMIO_ABORT } from '../xen/mmio.js';
-import type { IrqLine } from '../xen/vgic.js';
-import { type ConsoleRing, RING_CORRUPT, RING_EMPTY, XENCONS_IN_SIZE, XENCONS_OUT_SIZE } from '../xen/ring.js';
+import {
+  MMIO_ABORT,
+  MMIO_DONE,
+  RING_CORRUPT,
+  RING_EMPTY,
+  type AccessWidth,
+  type ConsolePort,
+  type IrqLine,
+  type LineEventSource,
+  type MmioHandler,
+  type MmioWriteResult,
+  type Notifier,
+} from './ports.js';
 import { RateLimitedLog, type LogSink } from '../util/ratelimit.js';
+import { hex as hexDigits } from '../util/hex.js';
+import { LoopbackFifo } from './loopback.js';
+import { ReceiveTimeout, RtMode } from './receive-timeout.js';
 import { HotF64, HotWord } from './hot-state.js';
+import { type AccessTraceWriter, TraceKind } from './access-trace.js';
 import { vregReg32Clearbits, vregReg32Extract, vregReg32Update } from '../util/vreg.js';
 import {
   CR,
@@ -65,6 +80,9 @@ import {
   ILPR_MASK,
   INT,
   INT_DRIVEN,
+  INT_ERRORS,
+  DR_ERROR_SHIFT,
+  RSR_TO_INT_SHIFT,
   LCRH,
   LCRH_MASK,
   PL011_FIFO_SIZE,
@@ -78,21 +96,28 @@ import {
 export type Vpl011Profile = 'sbsa' | 'pl011';
 
 /** Effects the native fast path leaves to nativeTail() (mirrored by TAIL_* in src/cpu/native/fastpath.c). */
-export const enum NativeTail {
-  Notify = 1,
-  Line = 2,
-  CorruptOut = 4,
-  CorruptIn = 8,
-}
+export const NativeTail = {
+  Notify: 1,
+  Line: 2,
+  CorruptOut: 4,
+  CorruptIn: 8,
+} as const;
+export type NativeTail = (typeof NativeTail)[keyof typeof NativeTail];
 export const VPL011_PROFILES: readonly Vpl011Profile[] = ['sbsa', 'pl011'];
 
 export interface Vpl011Ports {
-  ring: ConsoleRing;
+  /** Byte I/O: the xencons ring (a console domain) or Xen's own buffers (dom0less), src/device/ports.ts. */
+  ring: ConsolePort;
   irq: IrqLine;
   /** Signal the console backend (notify_via_xen_event_channel). Called at most once per public method. */
-  notify: () => void;
+  notify: Notifier;
   /** Diagnostics (Xen's gprintk); rate-limited by the device. */
   log?: LogSink;
+  /**
+   * Line events from the backend (src/xen/line-events.ts: BREAK, framing/parity errors, overrun), host-only memory.
+   * Absent: no byte ever carries an error (Xen's device).
+   */
+  lineEvents?: LineEventSource;
 }
 
 /** Construction: the ports plus the profile (default 'sbsa', Xen's). */
@@ -135,6 +160,42 @@ export interface Vpl011Counters {
   txWhileDisabled: number;
   /** pl011: DR reads with CR.RXE clear (returned 0; input stays in the ring). */
   rxWhileDisabled: number;
+  /** Characters read from DR with error bits (DR[11:8] non-zero: a BREAK, framing/parity error or overrun). */
+  rxErrors: number;
+  /** Line events for an IN position the guest had already read past (a ring resynchronisation): dropped. */
+  staleLineEvents: number;
+  /** pl011 loopback (CR.LBE): bytes looped back, and bytes lost because the 32-byte receive FIFO was full (OE). */
+  loopedBack: number;
+  loopbackOverruns: number;
+}
+
+/** Vpl011.irqView(): the interrupt logic's inputs and results as the device last computed them. */
+export interface Vpl011IrqView {
+  profile: Vpl011Profile;
+  ris: number;
+  imsc: number;
+  mis: number;
+  /** The level the device drives (MIS != 0). */
+  line: boolean;
+  /** The INT bits (TX, RX, RT) whose condition holds at the levels below: RIS re-latches these on a data event. */
+  holding: number;
+  /** IN and OUT levels as of the device's last ring operation or refresh. */
+  inLevel: number;
+  outLevel: number;
+  /** The receiver is on (pl011: CR.RXE); off, IN is invisible to RX/RT. */
+  rxOn: boolean;
+  /** TX holds while the OUT level is <= this; RX while the receiver's IN level is >= rxiMinIn. */
+  txiMaxOut: number;
+  rxiMinIn: number;
+  /** The backend's buffer sizes (the xencons ring: 1024/2048; Xen's own for dom0less: 32/128). */
+  inSize: number;
+  outSize: number;
+  /** The backend is Xen (dom0less): only a DR write latches TXI (1213ebfb9f). */
+  txLatchesOnDrWriteOnly: boolean;
+  /** pl011 timed receive timeout: data waits, but 32 idle bit periods have not passed yet (TRM 2.9.5 UARTRTINTR). */
+  rtWaiting: boolean;
+  /** pl011 CR.LBE: the receiver sees the loopback FIFO, the transmitter never waits on OUT. */
+  loopback: boolean;
 }
 
 /** The device's own state; FR and the line are re-derived from it and the ring. */
@@ -150,14 +211,34 @@ export interface Vpl011State {
   pl011?: Pl011Registers;
 }
 
-const IN_RXI_LEVEL = XENCONS_IN_SIZE - SBSA_UART_FIFO_LEVEL; // 1008
-const OUT_TXI_LEVEL = XENCONS_OUT_SIZE - SBSA_UART_FIFO_LEVEL; // 2032
-/** OUT reaching half full notifies too: a pacing backend (src/console/backend.ts) drains from there, not from full. */
-const OUT_HALF = XENCONS_OUT_SIZE / 2;
-
-function hex(n: number, digits = 3): string {
-  return '0x' + (n >>> 0).toString(16).padStart(digits, '0');
+/**
+ * UARTFR's FIFO bits (TRM 3.3.3) from the receive and transmit levels. sbsa (depth 0): Xen's, against the backend's
+ * buffer sizes (RXFF when IN is full; TXFF|BUSY when OUT is full, 393a541f7d). pl011: the FIFOs are windows on the rings,
+ * as the interrupt thresholds are (deriveLevels): the receive FIFO holds the first `depth` bytes of IN, the transmit
+ * FIFO the bytes beyond the first size - depth of OUT (the ring before them is the line: the transmitter has sent
+ * them). depth is 32 with LCR_H.FEN and 1 (the holding registers) without. BUSY while the transmit FIFO holds data.
+ * Mirrored by update_levels() in src/cpu/native/fastpath.c.
+ */
+export function frFromLevels(rxL: number, txL: number, depth: number, inSize: number, outSize: number): number {
+  let fr = 0;
+  if (depth === 0) {
+    if (rxL === 0) fr |= FR.RXFE;
+    else if (rxL === inSize) fr |= FR.RXFF;
+    if (txL === 0) fr |= FR.TXFE;
+    else if (txL === outSize) fr |= FR.TXFF | FR.BUSY;
+    return fr;
+  }
+  if (rxL === 0) fr |= FR.RXFE;
+  else if (rxL >= depth) fr |= FR.RXFF;
+  const txFifo = txL > outSize - depth ? txL - (outSize - depth) : 0;
+  if (txFifo === 0) fr |= FR.TXFE;
+  else fr |= FR.BUSY;
+  if (txFifo >= depth) fr |= FR.TXFF;
+  return fr;
 }
+
+/** Register offsets and values in logs: three digits unless told. */
+const hex = (n: number, digits = 3): string => hexDigits(n, digits);
 
 function zeroCounters(): Vpl011Counters {
   return {
@@ -172,6 +253,10 @@ function zeroCounters(): Vpl011Counters {
     backendEvents: 0,
     txWhileDisabled: 0,
     rxWhileDisabled: 0,
+    rxErrors: 0,
+    staleLineEvents: 0,
+    loopedBack: 0,
+    loopbackOverruns: 0,
   };
 }
 
@@ -183,7 +268,7 @@ export class Vpl011 implements MmioHandler {
   readonly profile: Vpl011Profile;
   /** profile === 'pl011': the extra registers decode. */
   private readonly full: boolean;
-  private readonly ring: ConsoleRing;
+  private readonly ring: ConsolePort;
   private readonly irq: IrqLine;
   private readonly notifyPort: () => void;
 
@@ -228,6 +313,8 @@ export class Vpl011 implements MmioHandler {
     this.hw[HotWord.DevOutLevel] = v;
   }
   private pendingNotify = false;
+  /** `vpl011 trace`: where accesses are recorded (null: not traced, one field test per access). */
+  private trace: AccessTraceWriter | null = null;
 
   // What the levels mean (the profile's part of the shared core), derived by deriveLevels():
   /** TXI while the OUT level is <= this. sbsa: 2048 - 16 (bb2c1a1cc9). */
@@ -266,7 +353,36 @@ export class Vpl011 implements MmioHandler {
   private set warnedTxOff(v: boolean) {
     this.hw[HotWord.WarnedTxOff] = v ? 1 : 0;
   }
-  private warnedLoopback = false;
+  /** pl011 CR.LBE: the receive FIFO fed by our own transmitter (the ring's input waits meanwhile). */
+  private readonly loop = new LoopbackFifo();
+  private get loopback(): boolean {
+    return this.hw[HotWord.JsOnly] !== 0;
+  }
+  private set loopback(v: boolean) {
+    this.hw[HotWord.JsOnly] = v ? 1 : 0;
+  }
+  /** pl011: FIFO depth FR reports through (32 or 1); 0 for sbsa, whose FR is Xen's (from the ring levels). */
+  private get fifoDepth(): number {
+    return this.hw[HotWord.FifoDepth]!;
+  }
+  private set fifoDepth(v: number) {
+    this.hw[HotWord.FifoDepth] = v;
+  }
+  /** pl011: the receive timeout in guest time (src/device/receive-timeout.ts). */
+  private readonly rto = new ReceiveTimeout();
+  private get rtMode(): RtMode {
+    return this.hw[HotWord.RtMode]! as RtMode;
+  }
+  private set rtMode(v: RtMode) {
+    this.hw[HotWord.RtMode] = v;
+  }
+  /** in_prod as last seen by update(): a change is an arrival (the idle period starts again). */
+  private rtProd = 0;
+  private readonly lineEvents: LineEventSource | undefined;
+  /** The line-event entry count (absolute) up to which the error interrupts have been raised ("received"). */
+  private lineRaised = 0;
+  /** UARTRSR: the error bits of the last character read from DR (TRM 3.3.2); ECR writes clear it. */
+  private rsr = 0;
 
   private readonly counts: Vpl011Counters = zeroCounters();
   private readonly logUnhandled: RateLimitedLog;
@@ -297,6 +413,10 @@ export class Vpl011 implements MmioHandler {
     this.hf[HotF64.TxWhileDisabled] = 0;
     this.irq = ports.irq;
     this.notifyPort = ports.notify;
+    this.lineEvents = ports.lineEvents;
+    this.lineRaised = this.lineEvents?.tail() ?? 0;
+    this.loopback = false;
+    this.rtMode = RtMode.Untimed;
     this.logUnhandled = new RateLimitedLog(ports.log);
     this.logWidth = new RateLimitedLog(ports.log);
     this.logEmpty = new RateLimitedLog(ports.log);
@@ -321,16 +441,45 @@ export class Vpl011 implements MmioHandler {
   // ---- MmioHandler ------------------------------------------------------------------------------------------
 
   read(offset: number, width: AccessWidth): number {
+    const v = this.readRegister(offset, width);
+    if (this.trace !== null) this.trace.record(TraceKind.Access, offset, width, false, v === MMIO_ABORT, v === MMIO_ABORT ? 0 : v);
+    return v;
+  }
+
+  write(offset: number, width: AccessWidth, value: number): MmioWriteResult {
+    const r = this.writeRegister(offset, width, value);
+    if (this.trace !== null) {
+      if (this.full && offset >= Reg.ILPR && offset <= Reg.IFLS) this.traceCold();
+      this.trace.record(TraceKind.Access, offset, width, true, r === MMIO_ABORT, value);
+    }
+    return r;
+  }
+
+  /**
+   * Record every access and backend event from now on into `t` (or stop, with null): `vpl011 trace`. The native fast
+   * path writes its accesses into the same region (src/device/access-trace.ts).
+   */
+  attachTrace(t: AccessTraceWriter | null): void {
+    this.trace = t;
+    if (t !== null) this.traceCold();
+  }
+
+  private traceCold(): void {
+    const r = this.regs;
+    this.trace?.setCold(r.cr, r.lcrh, r.ifls, r.ilpr, r.fbrd, r.ibrd);
+  }
+
+  private readRegister(offset: number, width: AccessWidth): number {
     switch (offset) {
       case Reg.DR:
         if (width === 8) return this.refuse('read', offset, width);
-        return this.readData() & (width === 1 ? 0xff : 0xffff); // a byte; no error bits (Xen never sets OE/BE/PE/FE)
+        return this.readData() & (width === 1 ? 0xff : 0xffff); // bits 11:8: the character's errors (a byte read: data only)
       case Reg.FR:
         if (width === 8) return this.refuse('read', offset, width);
         return width === 1 ? this.uartfr & 0xff : this.uartfr; // FR is kept current by every event
       case Reg.RSR:
         if (width === 8) return this.refuse('read', offset, width);
-        return 0; // no physical errors
+        return this.rsr; // the errors of the last character read (TRM 3.3.2: read DR first, then RSR)
       case Reg.RIS:
         if (width === 8) return this.refuse('read', offset, width);
         return vregReg32Extract(this.uartris, 0, width);
@@ -350,33 +499,34 @@ export class Vpl011 implements MmioHandler {
     }
   }
 
-  write(offset: number, width: AccessWidth, value: number): boolean {
+  private writeRegister(offset: number, width: AccessWidth, value: number): MmioWriteResult {
     switch (offset) {
       case Reg.DR:
-        if (width === 8) return this.refuse('write', offset, width) === 0;
+        if (width === 8) return this.refuse('write', offset, width);
         this.writeData(value & DR_DATA_MASK);
-        return true;
+        return MMIO_DONE;
       case Reg.RSR:
-        if (width === 8) return this.refuse('write', offset, width) === 0;
-        return true; // ECR: nothing to clear
+        if (width === 8) return this.refuse('write', offset, width);
+        this.rsr = 0; // ECR: any write clears the framing, parity, break and overrun errors (TRM 3.3.2)
+        return MMIO_DONE;
       case Reg.FR:
       case Reg.RIS:
       case Reg.MIS:
-        return true; // read-only; upstream ignores the write before checking the width
+        return MMIO_DONE; // read-only; upstream ignores the write before checking the width
       case Reg.IMSC:
-        if (width === 8) return this.refuse('write', offset, width) === 0;
+        if (width === 8) return this.refuse('write', offset, width);
         this.uartimsc = vregReg32Update(this.uartimsc, value, 0, width);
         this.update(true);
-        return true;
+        return MMIO_DONE;
       case Reg.ICR:
-        if (width === 8) return this.refuse('write', offset, width) === 0;
+        if (width === 8) return this.refuse('write', offset, width);
         this.uartris = vregReg32Clearbits(this.uartris, value, 0, width);
         this.update(false);
-        return true;
+        return MMIO_DONE;
       default:
         if (this.full) return this.writePl011(offset, width, value);
         this.unhandled('write', offset, width);
-        return true;
+        return MMIO_DONE;
     }
   }
 
@@ -428,7 +578,7 @@ export class Vpl011 implements MmioHandler {
     return vregReg32Extract(v, 0, width);
   }
 
-  private writePl011(offset: number, width: AccessWidth, value: number): boolean {
+  private writePl011(offset: number, width: AccessWidth, value: number): MmioWriteResult {
     const r = this.regs;
     switch (offset) {
       case Reg.ILPR:
@@ -438,27 +588,28 @@ export class Vpl011 implements MmioHandler {
       case Reg.CR:
       case Reg.IFLS:
       case Reg.DMACR:
-        if (width === 8) return this.refuse('write', offset, width) === 0;
+        if (width === 8) return this.refuse('write', offset, width);
         break;
       default:
         // PeriphID/PCellID are read-only; anything else is not a PL011 register.
         this.unhandled('write', offset, width);
-        return true;
+        return MMIO_DONE;
     }
     switch (offset) {
       case Reg.ILPR:
         r.ilpr = vregReg32Update(r.ilpr, value, 0, width) & ILPR_MASK;
-        return true;
+        return MMIO_DONE;
       case Reg.IBRD:
         // TRM 3.3.6: takes effect only when LCR_H is written next (Linux writes IBRD, FBRD, then LCR_H).
         r.ibrd = vregReg32Update(r.ibrd, value, 0, width) & IBRD_MASK;
-        return true;
+        return MMIO_DONE;
       case Reg.FBRD:
         r.fbrd = vregReg32Update(r.fbrd, value, 0, width) & FBRD_MASK;
-        return true;
+        return MMIO_DONE;
       case Reg.LCR_H:
         r.lcrh = vregReg32Update(r.lcrh, value, 0, width) & LCRH_MASK;
         r.divisor = ((r.ibrd << 6) | r.fbrd) >>> 0; // the 30-bit IBRD:FBRD:LCR_H latch (TRM 3.3.6)
+        this.rto.setDivisor(r.divisor); // the receive timeout follows the baud rate
         break;
       case Reg.CR:
         r.cr = vregReg32Update(r.cr, value, 0, width) & CR_MASK;
@@ -468,23 +619,25 @@ export class Vpl011 implements MmioHandler {
         break;
       case Reg.DMACR:
         this.dma('write', value);
-        return true;
+        return MMIO_DONE;
     }
     // LCR_H.FEN, CR and IFLS change what the levels mean: a data event, so a condition that now holds asserts at
     // once (as an IMSC write; enabling RXE with input waiting raises RTI rather than waiting for more input).
     this.deriveLevels();
     this.update(true);
     this.flushNotify();
-    return true;
+    return MMIO_DONE;
   }
 
   /** The profile's part of the core: what ring levels mean for TXI/RXI and whether the receiver is on. */
   private deriveLevels(): void {
     if (!this.full) {
-      this.txiMaxOut = OUT_TXI_LEVEL;
-      this.rxiMinIn = IN_RXI_LEVEL;
+      // Against the backend's buffer sizes, as upstream (bb2c1a1cc9): ring 2048 - 16 / 1024 - 16; Xen's IN 32 - 16.
+      this.txiMaxOut = this.ring.outSize - SBSA_UART_FIFO_LEVEL;
+      this.rxiMinIn = this.ring.inSize - SBSA_UART_FIFO_LEVEL;
       this.rxOn = true;
       this.txOff = false;
+      this.fifoDepth = 0;
       return;
     }
     const r = this.regs;
@@ -492,18 +645,23 @@ export class Vpl011 implements MmioHandler {
       // A 32-byte virtual FIFO (TRM 2.1, r1p5) over the ring: TX sees the last 32 bytes of OUT space, so TXI means
       // "at least 32 - trigger bytes free" and a driver that writes that many blindly (Linux: fifosize/2 per TXI)
       // never overflows; RX sees the first 32 bytes of IN, so RXI means "at least trigger bytes to read".
-      this.txiMaxOut = XENCONS_OUT_SIZE - PL011_FIFO_SIZE + iflsTriggerBytes(r.ifls);
+      this.txiMaxOut = this.ring.outSize - PL011_FIFO_SIZE + iflsTriggerBytes(r.ifls);
       this.rxiMinIn = iflsTriggerBytes(r.ifls >> IFLS_RX_SHIFT);
+      this.fifoDepth = PL011_FIFO_SIZE;
     } else {
       // Character mode (TRM 2.4.3): a 1-byte holding register. TXI while one more byte fits; RXI on one byte.
-      this.txiMaxOut = XENCONS_OUT_SIZE - 1;
+      this.txiMaxOut = this.ring.outSize - 1;
       this.rxiMinIn = 1;
+      this.fifoDepth = 1;
     }
     this.rxOn = (r.cr & CR.RXE) !== 0;
     this.txOff = (r.cr & (CR.UARTEN | CR.TXE)) !== (CR.UARTEN | CR.TXE);
-    if ((r.cr & CR.LBE) !== 0 && !this.warnedLoopback) {
-      this.warnedLoopback = true;
-      this.say('vpl011: loopback (CR.LBE) is not emulated; data still goes to the console');
+    const lbe = (r.cr & CR.LBE) !== 0;
+    if (lbe !== this.loopback) {
+      // Entering or leaving loopback: the internal path starts empty (what was looped and not read is gone with the
+      // mode, as the wire changes under a real receiver). The ring's input waited meanwhile and is seen again.
+      this.loop.clear();
+      this.loopback = lbe;
     }
   }
 
@@ -531,8 +689,10 @@ export class Vpl011 implements MmioHandler {
   notification(): void {
     this.counts.backendEvents++;
     if (this.ring.refresh() > 0) this.pendingNotify = true; // corrupt: let the backend resynchronise its half
+    this.raiseLineErrors();
     this.update(true);
     this.flushNotify();
+    if (this.trace !== null) this.trace.record(TraceKind.Notify, 0, 4, false, false, 0);
   }
 
   /**
@@ -548,6 +708,34 @@ export class Vpl011 implements MmioHandler {
       this.counts.notifies++;
       this.notifyPort();
     }
+  }
+
+  /**
+   * pl011: give the device the guest's clock (ms of the guest's virtual counter), so RT is the TRM's 32-bit-period
+   * timeout once the guest programs a divisor (src/device/receive-timeout.ts). The sbsa profile ignores it.
+   */
+  setRxClock(clock: () => number): void {
+    if (!this.full) return;
+    this.rto.setClock(clock);
+    this.update(false);
+  }
+
+  /**
+   * The machine's safe point: a receive timeout that has elapsed with data waiting asserts RTRIS (an event for RT
+   * alone). Costs one comparison unless a timeout is pending.
+   */
+  rxTimeoutTick(): void {
+    if (this.rtMode !== RtMode.Waiting || this.inLevel === 0 || !this.rxOn || this.loopback) return;
+    if (this.rto.msLeft() > 0) return;
+    this.rtMode = RtMode.Due;
+    this.uartris = this.uartris | INT.RT;
+    this.update(false);
+  }
+
+  /** Ms until a pending receive timeout elapses (the machine's WFI sleeps no longer), or null when none is pending. */
+  msUntilRxTimeout(): number | null {
+    if (this.rtMode !== RtMode.Waiting || this.inLevel === 0 || !this.rxOn || this.loopback) return null;
+    return this.rto.msLeft();
   }
 
   // ---- inspection -------------------------------------------------------------------------------------------
@@ -575,6 +763,34 @@ export class Vpl011 implements MmioHandler {
       mis: (this.uartris & this.uartimsc) >>> 0,
       inLevel: this.inLevel,
       outLevel: this.outLevel,
+    };
+  }
+
+  /**
+   * Why the line is where it is, as update() computed it (for `vpl011 stat --why-irq`, src/device/why-irq.ts): the
+   * latched and mask bits, the conditions that hold at the levels update() last saw, and the thresholds they were
+   * compared with. Nothing here is re-derived by a second rule: `holding` is conditions(), the function update() uses.
+   */
+  irqView(): Vpl011IrqView {
+    const rxLevel = !this.rxOn ? 0 : this.loopback ? this.loop.level : this.inLevel;
+    const txLevel = this.loopback ? 0 : this.outLevel;
+    return {
+      profile: this.profile,
+      ris: this.uartris,
+      imsc: this.uartimsc,
+      mis: (this.uartris & this.uartimsc) >>> 0,
+      line: this.line,
+      holding: this.conditions(rxLevel, txLevel),
+      rtWaiting: this.rtMode === RtMode.Waiting && !this.loopback,
+      loopback: this.loopback,
+      inLevel: this.inLevel,
+      outLevel: this.outLevel,
+      rxOn: this.rxOn,
+      txiMaxOut: this.txiMaxOut,
+      rxiMinIn: this.rxiMinIn,
+      inSize: this.ring.inSize,
+      outSize: this.ring.outSize,
+      txLatchesOnDrWriteOnly: this.ring.txAlwaysReady,
     };
   }
 
@@ -606,6 +822,23 @@ export class Vpl011 implements MmioHandler {
    * re-derived from the state and the ring, never taken from the snapshot.
    */
   static restore(state: unknown, ports: Vpl011Ports): Vpl011 {
+    const v = Vpl011.checkState(state);
+    const dev = new Vpl011({ ring: ports.ring, irq: ports.irq, notify: ports.notify, ...(ports.log ? { log: ports.log } : {}), profile: v.profile });
+    dev.apply(v);
+    return dev;
+  }
+
+  /**
+   * Load a snapshot into this device in place (a restored domain: the device is already wired to its ring, line,
+   * event channel and MMIO window). Validated exactly as restore(); the profile must be this device's.
+   */
+  load(state: unknown): void {
+    const v = Vpl011.checkState(state);
+    if (v.profile !== this.profile) throw new RangeError(`vpl011 restore: a ${v.profile} snapshot for a ${this.profile} device`);
+    this.apply(v);
+  }
+
+  private static checkState(state: unknown): { profile: Vpl011Profile; ris: number; imsc: number; counters: Vpl011Counters; regs: Pl011Registers | undefined } {
     const s = state as Partial<Vpl011State> | null;
     if (typeof s !== 'object' || s === null) throw new TypeError('vpl011 restore: state is not an object');
     if (s.version !== 1) throw new RangeError(`vpl011 restore: unsupported version ${String(s.version)}`);
@@ -656,27 +889,37 @@ export class Vpl011 implements MmioHandler {
     } else if (s.pl011 !== undefined) {
       throw new RangeError('vpl011 restore: sbsa state carries pl011 registers');
     }
-    const dev = new Vpl011({ ring: ports.ring, irq: ports.irq, notify: ports.notify, ...(ports.log ? { log: ports.log } : {}), profile });
-    dev.uartris = ris;
-    dev.uartimsc = imsc;
-    Object.assign(dev.counts, counters);
-    dev.hf[HotF64.BytesOut] = counters.bytesOut;
-    dev.hf[HotF64.BytesIn] = counters.bytesIn;
-    dev.hf[HotF64.TxWhileDisabled] = counters.txWhileDisabled;
-    if (regs) Object.assign(dev.regs, regs);
-    dev.deriveLevels();
-    dev.ring.refresh();
-    dev.update(false);
-    return dev;
+    return { profile, ris, imsc, counters, regs };
+  }
+
+  private apply(v: { ris: number; imsc: number; counters: Vpl011Counters; regs: Pl011Registers | undefined }): void {
+    const { ris, imsc, counters, regs } = v;
+    this.uartris = ris;
+    this.uartimsc = imsc;
+    Object.assign(this.counts, counters);
+    this.hf[HotF64.BytesOut] = counters.bytesOut;
+    this.hf[HotF64.BytesIn] = counters.bytesIn;
+    this.hf[HotF64.TxWhileDisabled] = counters.txWhileDisabled;
+    if (regs) {
+      Object.assign(this.regs, regs);
+      this.rto.setDivisor(regs.divisor);
+    }
+    this.deriveLevels();
+    this.ring.refresh();
+    this.update(false);
   }
 
   // ---- the FIFO core ----------------------------------------------------------------------------------------
 
   private readData(): number {
     if (!this.rxOn) return this.readDataRxOff();
+    if (this.loopback) return this.readLoopback();
+    const pos = this.hw[HotWord.InCons]! >>> 0; // the IN position of the byte getIn() pops
     const b = this.ring.getIn();
+    let errors = 0;
     if (b >= 0) {
       this.hf[HotF64.BytesIn]++;
+      if (this.lineEvents) errors = this.takeLineErrors(pos);
     } else if (b === RING_EMPTY) {
       this.counts.emptyDrReads++;
       if (this.logEmpty.wouldLog()) this.logEmpty.log('vpl011: Unexpected IN ring buffer empty');
@@ -686,9 +929,62 @@ export class Vpl011 implements MmioHandler {
     }
     this.update(true);
     // Full -> not full frees space a backend may be waiting for (inLevel uses in_prod loaded after our in_cons).
-    if (b >= 0 && this.inLevel === XENCONS_IN_SIZE - 1) this.pendingNotify = true;
+    if (b >= 0 && this.inLevel === this.ring.inSize - 1) this.pendingNotify = true;
     this.flushNotify();
-    return b >= 0 ? b : 0;
+    return b >= 0 ? b | (errors << DR_ERROR_SHIFT) : 0;
+  }
+
+  /**
+   * The errors the backend attached to the byte at IN position `pos` (just popped), and RSR for it. Entries for
+   * earlier positions (the guest's ring was resynchronised past them) are dropped and counted.
+   */
+  private takeLineErrors(pos: number): number {
+    const q = this.lineEvents!;
+    if (q.pending() === 0) {
+      this.rsr = 0;
+      return 0;
+    }
+    this.raiseLineErrors(); // received: the error interrupts assert (if the notification has not run yet)
+    let bits = 0;
+    for (let e = q.peek(); e !== undefined; e = q.peek()) {
+      const ahead = (e.pos - pos) | 0;
+      if (ahead > 0) break; // a later byte's
+      q.take();
+      if (ahead === 0) bits |= e.bits;
+      else this.counts.staleLineEvents++;
+    }
+    this.rsr = bits;
+    if (bits !== 0) this.counts.rxErrors++;
+    return bits;
+  }
+
+  /**
+   * The error interrupts (TRM 2.8.5, 3.3.12): asserted when a character with an error is received, i.e. when the
+   * device first sees the backend's entry; held in RIS until ICR clears them (not re-derived from levels).
+   */
+  private raiseLineErrors(): void {
+    const q = this.lineEvents;
+    if (!q || q.pending() === 0) return;
+    const head = q.head();
+    const tail = q.tail();
+    let n = ((this.lineRaised - tail) | 0) > 0 ? this.lineRaised : tail;
+    let bits = 0;
+    for (; n !== head; n = (n + 1) >>> 0) bits |= q.bitsOf(n);
+    this.lineRaised = head;
+    if (bits !== 0) this.uartris = this.uartris | (bits << RSR_TO_INT_SHIFT);
+  }
+
+  /** pl011 loopback (CR.LBE, TRM 3.3.8): the receiver reads what the transmitter sent, through the receive FIFO. */
+  private readLoopback(): number {
+    const v = this.loop.pop();
+    this.rsr = v < 0 ? 0 : v >> DR_ERROR_SHIFT;
+    if (v < 0) {
+      this.counts.emptyDrReads++;
+      if (this.logEmpty.wouldLog()) this.logEmpty.log('vpl011: DR read with the loopback FIFO empty');
+      else this.logEmpty.skip();
+    } else if (v >> DR_ERROR_SHIFT !== 0) this.counts.rxErrors++;
+    this.update(true);
+    return v < 0 ? 0 : v;
   }
 
   /**
@@ -704,19 +1000,31 @@ export class Vpl011 implements MmioHandler {
 
   private writeData(byte: number): void {
     if (this.txOff) this.noteTxOff();
+    if (this.loopback) {
+      // TRM 3.3.8 LBE: UARTTXD is fed through to UARTRXD; the console sees nothing. A full receive FIFO loses the
+      // byte and flags an overrun on the next one (TRM 3.3.1 OE), as the hardware would.
+      if (this.loop.push(byte, this.fifoDepth)) this.counts.loopedBack++;
+      else {
+        this.counts.loopbackOverruns++;
+        this.uartris = this.uartris | INT.OE;
+      }
+      this.update(true);
+      return;
+    }
     const r = this.ring.putOut(byte);
     // r is the OUT level after the push, with out_cons loaded after publishing: 0 when the backend drained our
     // byte concurrently (stored and already consumed, not dropped). Found by test/interleave.test.ts.
     if (r >= 0) {
       this.hf[HotF64.BytesOut]++;
-      if (r === 1 || r === OUT_HALF || r === XENCONS_OUT_SIZE) this.pendingNotify = true;
+      // OUT reaching half full notifies too: a pacing backend (src/console/backend.ts) drains from there, not from full.
+      if (r === 1 || r === this.ring.outSize >> 1 || r === this.ring.outSize) this.pendingNotify = true;
     } else {
       this.counts.txDropped++;
       if (r === RING_CORRUPT) this.pendingNotify = true;
       else if (this.logFull.wouldLog()) this.logFull.log('vpl011: Unexpected OUT ring buffer full');
       else this.logFull.skip();
     }
-    this.update(true);
+    this.update(true, true); // a DR write is the one event that sets TXI for every backend
     this.flushNotify();
   }
 
@@ -747,27 +1055,24 @@ export class Vpl011 implements MmioHandler {
    * state. `event` re-latches every RIS condition that holds (a data event); otherwise RIS bits can only clear
    * (a condition stopped holding). No ring access here: the levels are state, loaded by the data paths.
    */
-  private update(event: boolean): void {
+  private update(event: boolean, txEvent = event && !this.ring.txAlwaysReady): void {
     const ring = this.ring;
     const inL = ring.inLevel;
     const outL = ring.outLevel;
     this.inLevel = inL;
     this.outLevel = outL;
 
-    // The receiver's view of IN: empty while it is off (pl011 CR.RXE = 0).
-    const rxL = this.rxOn ? inL : 0;
-    let cond = 0;
-    if (outL <= this.txiMaxOut) cond |= INT.TX;
-    if (rxL >= this.rxiMinIn) cond |= INT.RX;
-    if (rxL > 0) cond |= INT.RT; // "receive timeout" = data present (bb2c1a1cc9): no time to time out here
-    this.uartris = event ? cond : this.uartris & cond;
+    // The receiver's view of IN: empty while it is off (pl011 CR.RXE = 0); the loopback FIFO in loopback.
+    const rxL = !this.rxOn ? 0 : this.loopback ? this.loop.level : inL;
+    const txL = this.loopback ? 0 : outL;
+    this.advanceReceiveTimeout();
+    const cond = this.conditions(rxL, txL);
+    // Backend in Xen: only a DR write latches TXI (txEvent), so an ICR-cleared TXI stays clear while input arrives.
+    // The error interrupts are events, not levels: only ICR clears them.
+    const ris = this.uartris;
+    this.uartris = (ris & cond) | (event ? (txEvent ? cond : cond & ~INT.TX) : 0) | (ris & INT_ERRORS);
 
-    let fr = 0;
-    if (rxL === 0) fr |= FR.RXFE;
-    else if (rxL === XENCONS_IN_SIZE) fr |= FR.RXFF;
-    if (outL === 0) fr |= FR.TXFE;
-    else if (outL === XENCONS_OUT_SIZE) fr |= FR.TXFF | FR.BUSY;
-    this.uartfr = fr;
+    this.uartfr = frFromLevels(rxL, txL, this.fifoDepth, this.ring.inSize, this.ring.outSize);
 
     const level = (this.uartris & this.uartimsc) !== 0;
     if (level !== this.line) {
@@ -776,9 +1081,37 @@ export class Vpl011 implements MmioHandler {
     }
   }
 
+  /** The interrupt conditions that hold at these levels (INT bits): the rule update() latches RIS from. */
+  /** The INT bits whose condition holds at the receiver's and transmitter's levels (no side effects). */
+  private conditions(rxL: number, txL: number): number {
+    let cond = 0;
+    if (txL <= this.txiMaxOut) cond |= INT.TX;
+    if (rxL >= this.rxiMinIn) cond |= INT.RX;
+    // RT: sbsa (and pl011 without a clock or a divisor) "data present" as Xen (bb2c1a1cc9); pl011 timed: after 32
+    // idle bit periods (rxTimeoutTick), not while waiting for them. Loopback: data present.
+    if (rxL > 0 && (this.loopback || this.rtMode !== RtMode.Waiting)) cond |= INT.RT;
+    return cond;
+  }
+
+  /** pl011 timed receive timeout: a new arrival restarts the 32-bit-period wait (src/device/receive-timeout.ts). */
+  private advanceReceiveTimeout(): void {
+    if (this.rto.timed) {
+      const prod = this.hw[HotWord.InProdSeen]!;
+      if (prod !== this.rtProd) {
+        this.rtProd = prod;
+        this.rto.arrived();
+        this.rtMode = RtMode.Waiting;
+      } else if (this.rtMode === RtMode.Untimed) {
+        // Timing starts (a divisor or the clock arrived): what is waiting already has waited; later arrivals are
+        // stamped here, so the native path leaves DR reads to us from now on (it does while the mode is not 0).
+        this.rtMode = RtMode.Due;
+      }
+    } else if (this.rtMode !== RtMode.Untimed) this.rtMode = RtMode.Untimed;
+  }
+
   // ---- refused and unhandled accesses -----------------------------------------------------------------------
 
-  private refuse(dir: 'read' | 'write', offset: number, width: number): number {
+  private refuse(dir: 'read' | 'write', offset: number, width: number): typeof MMIO_ABORT {
     this.counts.refusedAccesses++;
     if (this.logWidth.wouldLog()) {
       this.logWidth.log(

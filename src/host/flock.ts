@@ -3,6 +3,7 @@
 // dir cannot both win (a pid file or "does the socket answer?" check leaves a window between check and listen).
 import { closeSync, openSync } from 'node:fs';
 import koffi from 'koffi';
+import { Vpl011Error } from '../util/errors.js';
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
@@ -18,7 +19,11 @@ function flock(fd: number, op: number): number {
   return flockFn(fd, op);
 }
 
-export class LockHeld extends Error {}
+export class LockHeld extends Vpl011Error<'EBUSY'> {
+  constructor(message: string) {
+    super('EBUSY', message);
+  }
+}
 
 /**
  * Take the lock on `path` (created 0600 if missing) without waiting. Returns a release function; throws LockHeld if

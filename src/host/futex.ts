@@ -7,7 +7,8 @@
 // daemon watches domain 0's doorbell) that futex-waits and posts each new value it sees; see FutexWaker.
 import { Worker } from 'node:worker_threads';
 import { EAGAIN, EINTR, ETIMEDOUT, FUTEX_WAIT, FUTEX_WAKE, libc, timespec } from './libc.js';
-import type { DoorbellWaker, WaitResult } from '../xen/evtchn.js';
+/** What a wait ended with: Atomics.wait's own three answers, which futex(2)'s outcomes map onto. */
+export type WaitResult = 'ok' | 'not-equal' | 'timed-out';
 import type { SharedMapping } from './shm.js';
 
 const INT_MAX = 0x7fffffff;
@@ -47,12 +48,13 @@ interface Watch {
 }
 
 /**
- * The evtchn DoorbellWaker for a table in a SharedMapping: wake = futex wake, wait = futex wait, waitAsync = a
+ * A doorbell waker for a table in a SharedMapping (structurally src/xen/evtchn.ts's DoorbellWaker; host/ is below
+ * xen/ and does not import it): wake = futex wake, wait = futex wait, waitAsync = a
  * waiter thread per word. The thread loops { v = load(word); post(v) if new; futexWait(word, v) }, so it never
  * sleeps while the word differs from the last value it posted; a waitAsync(seen) resolves on the first posted
  * value != seen (doorbells only grow, so a change after the caller read `seen` is always seen).
  */
-export class FutexWaker implements DoorbellWaker {
+export class FutexWaker {
   private readonly watches = new Map<number, Watch>();
 
   /**

@@ -20,6 +20,7 @@ export interface Libc {
 }
 
 // Linux x86-64 / arm64 values (asm-generic / bits/fcntl-linux.h).
+export const O_RDONLY = 0o0;
 export const O_RDWR = 0o2;
 export const O_CREAT = 0o100;
 export const O_EXCL = 0o200;

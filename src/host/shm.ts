@@ -4,17 +4,10 @@
 // compareExchange work on it and are visible to other processes. Atomics.wait/notify do not cross processes: use
 // ./futex.ts for sleeping.
 import { closeSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
-import { EACCES, EEXIST, ENOENT, MAP_SHARED, O_CREAT, O_EXCL, O_RDWR, PROT_READ, PROT_WRITE, addressOf, libc, viewOf } from './libc.js';
+import { EACCES, EEXIST, ENOENT, MAP_SHARED, O_CREAT, O_EXCL, O_RDONLY, O_RDWR, PROT_READ, PROT_WRITE, addressOf, libc, viewOf } from './libc.js';
+import { Vpl011Error } from '../util/errors.js';
 
-export class ShmError extends Error {
-  constructor(
-    readonly code: 'ENOENT' | 'EEXIST' | 'EINVAL' | 'EIO' | 'EPERM',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ShmError';
-  }
-}
+export class ShmError extends Vpl011Error<'ENOENT' | 'EEXIST' | 'EINVAL' | 'EIO' | 'EPERM'> {}
 
 export interface SharedMapping {
   /** The shm object's name, "/..." */
@@ -40,6 +33,8 @@ export interface OpenOptions {
   create?: boolean;
   /** For an existing object: the expected size (default: whatever it is, which must be > 0). */
   size?: number;
+  /** Map an existing object read-only (O_RDONLY, PROT_READ): a store through the view faults. */
+  readOnly?: boolean;
 }
 
 const NAME_RE = /^\/[A-Za-z0-9._-]{1,200}$/;
@@ -56,7 +51,8 @@ export function openSharedMapping(name: string, opts: OpenOptions = {}): SharedM
   if (create && (opts.size === undefined || !Number.isSafeInteger(opts.size) || opts.size <= 0)) {
     throw new ShmError('EINVAL', `shm ${name}: creating needs a positive size`);
   }
-  const flags = O_RDWR | (create ? O_CREAT | O_EXCL : 0);
+  const readOnly = opts.readOnly === true && !create;
+  const flags = (readOnly ? O_RDONLY : O_RDWR) | (create ? O_CREAT | O_EXCL : 0);
   const fd = c.shm_open(name, flags, 0o600);
   if (fd < 0) {
     const e = c.errno();
@@ -83,7 +79,7 @@ export function openSharedMapping(name: string, opts: OpenOptions = {}): SharedM
     c.close(fd);
     throw e;
   }
-  const ptr = c.mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  const ptr = c.mmap(null, size, readOnly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   c.close(fd); // the mapping keeps the object alive
   const address = addressOf(ptr);
   if (address === 0xffffffffffffffffn || address === 0n) {

@@ -3,11 +3,14 @@
 // aligned and at most 2 MiB, x0 = DTB address, MMU off. We put the kernel at the RAM base, the DTB in the top
 // 2 MiB of RAM and the initrd just below it, so the kernel's image_size (bss included) has the rest.
 import type { GuestConfig } from './config.js';
+import { statSync } from 'node:fs';
 import { FileReadError, readRegularFile } from '../util/bounded-read.js';
 import type { GuestImage, GuestSegment } from './guest-image.js';
 import { buildGuestDt } from './guest-dt.js';
-import { GUEST_RAM_BASE } from './guest-map.js';
+import { GUEST_RAM_BASE, QEMU_VIRT_BOOT, guestLayout } from './guest-map.js';
 import { ImageError, isElf, loadElf64, loadRaw, parseArm64ImageHeader } from './image.js';
+import { hex } from '../util/hex.js';
+import { Vpl011Error } from '../util/errors.js';
 
 const MiB = 1024 * 1024;
 const SZ_2M = 2 * MiB;
@@ -16,18 +19,19 @@ const PAGE = 4096;
 
 const alignDown = (v: number, a: number) => Math.floor(v / a) * a;
 const alignUp = (v: number, a: number) => Math.ceil(v / a) * a;
-const hex = (v: number) => `0x${v.toString(16)}`;
 
-export class BuildError extends Error {
-  override name = 'BuildError';
+export class BuildError extends Vpl011Error<'EINVAL'> {
+  constructor(message: string) {
+    super('EINVAL', message);
+  }
 }
 
-/** A kernel or ramdisk: a regular file no larger than the guest's RAM (a bigger one cannot be loaded anyway). */
-function readInput(path: string, what: string, ramSize: number): Uint8Array {
+/** A kernel, ramdisk or firmware: a regular file no larger than where it goes (a bigger one cannot be loaded anyway). */
+function readInput(path: string, what: string, limit: number, limitIs = "the guest's memory"): Uint8Array {
   try {
-    return new Uint8Array(readRegularFile(path, ramSize));
+    return new Uint8Array(readRegularFile(path, limit));
   } catch (e) {
-    if (e instanceof FileReadError) throw new BuildError(`${what}: ${e.message}${/limit/.test(e.reason) ? " (the guest's memory)" : ''}`);
+    if (e instanceof FileReadError) throw new BuildError(`${what}: ${e.message}${/limit/.test(e.reason) ? ` (${limitIs})` : ''}`);
     throw e;
   }
 }
@@ -35,6 +39,7 @@ function readInput(path: string, what: string, ramSize: number): Uint8Array {
 export async function buildGuest(config: GuestConfig): Promise<GuestImage> {
   const ramBase = GUEST_RAM_BASE;
   const ramSize = config.memoryMiB * MiB;
+  if (config.firmware !== undefined) return buildFirmwareGuest(config, ramSize);
   const kernel = readInput(config.kernel, 'kernel', ramSize);
   const initrd = config.ramdisk !== undefined ? readInput(config.ramdisk, 'ramdisk', ramSize) : undefined;
   try {
@@ -63,12 +68,13 @@ export function layoutLinux(config: GuestConfig, kernel: Uint8Array, initrd: Uin
     throw new BuildError(`memory: ${config.memoryMiB} MiB is too small for this kernel (${Math.ceil(hdr.imageSize / MiB)} MiB with bss)`
       + `${initrd ? ` and initrd (${Math.ceil(initrd.length / MiB)} MiB)` : ''} plus the DTB; use at least ${need} MiB`);
   }
-  const dtb = buildGuestDt({ ramBase, ramSize, bootargs: config.cmdline, vuart: config.vuart, ...(initrdRange ? { initrd: initrdRange } : {}) });
+  const layout = guestLayout(config.layout ?? 'xen');
+  const dtb = buildGuestDt({ ramBase, ramSize, bootargs: config.cmdline, vuart: config.vuart, layout, ...(initrdRange ? { initrd: initrdRange } : {}) });
   if (dtb.length > DTB_MAX) throw new BuildError(`DTB is ${dtb.length} bytes; the arm64 boot protocol allows at most 2 MiB`);
   const segments: GuestSegment[] = [{ addr: kernelAddr, data: kernel, what: 'kernel' }];
   if (initrd && initrdRange) segments.push({ addr: initrdRange.start, data: initrd, what: 'initrd' });
   segments.push({ addr: dtbAddr, data: dtb, what: 'dtb' });
-  return { ramBase, ramSize, segments, entry: kernelAddr, x0: dtbAddr };
+  return { layout, ramBase, ramSize, segments, entry: kernelAddr, x0: dtbAddr };
 }
 
 /**
@@ -79,12 +85,65 @@ export function layoutBare(config: GuestConfig, program: Uint8Array, ramBase: nu
   const ram = { base: ramBase, size: ramSize };
   const loaded = isElf(program) ? loadElf64(program, ram) : loadRaw(program, ram);
   const dtbAddr = alignDown(ramBase + ramSize - DTB_MAX, SZ_2M);
-  const dtb = buildGuestDt({ ramBase, ramSize, bootargs: config.cmdline, vuart: config.vuart });
+  const layout = guestLayout(config.layout ?? 'xen');
+  const dtb = buildGuestDt({ ramBase, ramSize, bootargs: config.cmdline, vuart: config.vuart, layout });
   const segments: GuestSegment[] = loaded.segments.map((s, k) => ({ addr: s.addr, data: s.data, what: `program segment ${k}` }));
   const clash = segments.find((s) => s.addr < dtbAddr + dtb.length && dtbAddr < s.addr + s.data.length);
   if (clash) {
     throw new BuildError(`${clash.what} [${hex(clash.addr)}, +${hex(clash.data.length)}) overlaps the DTB at ${hex(dtbAddr)}; increase memory`);
   }
   segments.push({ addr: dtbAddr, data: dtb, what: 'dtb' });
-  return { ramBase, ramSize, segments, entry: loaded.entry, x0: dtbAddr };
+  return { layout, ramBase, ramSize, segments, entry: loaded.entry, x0: dtbAddr };
+}
+
+/**
+ * Firmware for QEMU's virt board (qemu-virt layout), laid out as QEMU 7.2 does for `-bios FILE` (hw/arm/boot.c,
+ * firmware boot): FILE at the start of flash bank 0, the vCPU entered there with every register 0, the DTB at the
+ * start of RAM (where U-Boot's qemu-arm board code reads it: board_fdt_blob_setup returns the RAM base). A kernel and
+ * ramdisk from the config go where U-Boot's default env points (QEMU_VIRT_BOOT), for `booti`; the DT's /chosen
+ * names the ramdisk too, so `booti ${kernel_addr_r} - ${fdt_addr}` also finds it.
+ */
+export function buildFirmwareGuest(config: GuestConfig, ramSize: number): GuestImage {
+  const layout = guestLayout(config.layout ?? 'qemu-virt');
+  const bank0 = layout.flash[0];
+  if (bank0 === undefined) throw new BuildError(`firmware: layout "${layout.name}" has no flash to load it into`);
+  const firmware = readInput(config.firmware!, 'firmware', bank0.size, 'flash bank 0');
+  // An empty file would leave the vCPU executing erased flash: say so now instead of crashing on its first fetch.
+  if (firmware.length === 0) throw new BuildError(`firmware: ${config.firmware} is empty`);
+  const ramBase = layout.ramBase;
+  const ramEnd = ramBase + ramSize;
+  const segments: GuestSegment[] = [];
+  const place = (what: string, addr: number, data: Uint8Array, room: number) => {
+    if (data.length > room || addr + data.length > ramEnd) {
+      throw new BuildError(`${what}: ${data.length} bytes do not fit at ${hex(addr)} (${hex(Math.min(room, Math.max(0, ramEnd - addr)))} bytes there`
+        + ` before the next payload or the end of ${config.memoryMiB} MiB of RAM)`);
+    }
+    segments.push({ addr, data, what });
+  };
+  let initrdRange: { start: number; end: number } | undefined;
+  if (config.kernel !== '') {
+    const kernel = readInput(config.kernel, 'kernel', ramSize);
+    place('kernel', QEMU_VIRT_BOOT.kernelAddr, kernel, QEMU_VIRT_BOOT.ramdiskAddr - QEMU_VIRT_BOOT.kernelAddr);
+  }
+  if (config.ramdisk !== undefined) {
+    const initrd = readInput(config.ramdisk, 'ramdisk', ramSize);
+    place('ramdisk', QEMU_VIRT_BOOT.ramdiskAddr, initrd, ramEnd - QEMU_VIRT_BOOT.ramdiskAddr);
+    initrdRange = { start: QEMU_VIRT_BOOT.ramdiskAddr, end: QEMU_VIRT_BOOT.ramdiskAddr + initrd.length };
+  }
+  const dtb = buildGuestDt({ ramBase, ramSize, bootargs: config.cmdline, vuart: config.vuart, layout, ...(initrdRange ? { initrd: initrdRange } : {}) });
+  place('dtb', QEMU_VIRT_BOOT.fdtAddr, dtb, QEMU_VIRT_BOOT.kernelAddr - QEMU_VIRT_BOOT.fdtAddr);
+  return { layout, flash: [{ bank: 0, data: firmware, what: 'firmware' }], ramBase, ramSize, segments, entry: bank0.base, x0: 0 };
+}
+
+/**
+ * For a person at U-Boot's prompt: where the toolstack put the firmware's payload and the `booti` that starts it
+ * (U-Boot's default env names the addresses; the ramdisk's size is the one thing to type). undefined: no payload.
+ */
+export function firmwarePayloadHint(config: GuestConfig): string | undefined {
+  if (config.firmware === undefined || config.kernel === '') return undefined;
+  const k = `kernel at ${hex(QEMU_VIRT_BOOT.kernelAddr)}`;
+  if (config.ramdisk === undefined) return `payload: ${k}; at U-Boot's prompt: booti \${kernel_addr_r} - \${fdt_addr}`;
+  const size = statSync(config.ramdisk).size;
+  return `payload: ${k}, ramdisk at ${hex(QEMU_VIRT_BOOT.ramdiskAddr)} (${size} bytes); at U-Boot's prompt: `
+    + `booti \${kernel_addr_r} \${ramdisk_addr_r}:${hex(size)} \${fdt_addr}`;
 }

@@ -1,14 +1,17 @@
 // Where downloaded and built artefacts live: never in the repository.
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { Vpl011Error } from '../util/errors.js';
 
 /** The cache root: $VPL011_CACHE, else ~/.cache/vpl011. */
 export function cacheDir(): string {
   return process.env.VPL011_CACHE || join(homedir(), '.cache', 'vpl011');
 }
 
-export class UnsupportedHostError extends Error {
-  override name = 'UnsupportedHostError';
+export class UnsupportedHostError extends Vpl011Error<'ENOTSUP'> {
+  constructor(message: string) {
+    super('ENOTSUP', message);
+  }
 }
 
 /** A host Debian can give us libunicorn2t64 for: its Debian architecture and its multiarch library folder. */

@@ -6,13 +6,18 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import type { VuartProfile } from './guest-dt.js';
-import { GUEST_RAM0_SIZE } from './guest-map.js';
+import { GUEST_RAM0_SIZE, LAYOUT_NAMES, type LayoutName } from './guest-map.js';
 import { FileReadError, READ_CAP, readRegularFile } from '../util/bounded-read.js';
 import { QUOTE_MAX, printable, printableLine, quote } from '../util/quote.js';
+import { DOMAIN_NAME_RE } from './domain-name.js';
+import { REFUSED_ACCESS_POLICIES, type RefusedAccessPolicy } from '../xen/domain.js';
+import { Vpl011Error } from '../util/errors.js';
 
 export type { VuartProfile } from './guest-dt.js';
 /** What the domain does on an MMIO access nobody handles: inject a data abort (Xen since 0b6122a117) or crash. */
-export type MmioPolicy = 'abort' | 'crash-domain';
+export type MmioPolicy = RefusedAccessPolicy;
+/** What console input meets when the guest's receive ring is full (docs/DEVICE.md "Line events"). */
+export type RxOverrun = 'backpressure' | 'strict';
 /** linux: arm64 Image + DTB in x0; bare: an ELF (loaded where its program headers say) or a raw binary. */
 export type GuestKind = 'linux' | 'bare';
 
@@ -28,6 +33,15 @@ export interface GuestConfig {
   vcpus: 1;
   vuart: VuartProfile;
   mmioPolicy: MmioPolicy;
+  /** The guest memory map (src/toolstack/guest-map.ts, docs/LAYOUTS.md); absent means "xen". */
+  layout?: LayoutName;
+  /**
+   * Absolute path of firmware for QEMU's virt board (layout "qemu-virt"), loaded into flash and entered there as
+   * QEMU's -bios does. `kernel` (may then be '': no payload) and `ramdisk` become the firmware's payload in RAM.
+   */
+  firmware?: string;
+  /** `rx_overrun`: absent = 'backpressure' (input waits); 'strict': input that finds IN full is lost with OE. */
+  rxOverrun?: RxOverrun;
   /** The file the config came from, for messages. */
   source?: string;
 }
@@ -64,12 +78,11 @@ export function formatIssue(i: ConfigIssue): string {
   return printableLine(`${where}${i.field === '' ? '' : `${i.field}: `}${i.message}`);
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends Vpl011Error<'EINVAL'> {
   constructor(readonly issues: ConfigIssue[]) {
     const shown = issues.slice(0, SHOWN_ISSUES).map(formatIssue);
     if (issues.length > SHOWN_ISSUES) shown.push(`(${issues.length - SHOWN_ISSUES} more problems not shown)`);
-    super(shown.join('\n'));
-    this.name = 'ConfigError';
+    super('EINVAL', shown.join('\n'));
   }
 }
 
@@ -81,7 +94,7 @@ interface Setting {
   line: number;
 }
 
-const KNOWN_KEYS = ['name', 'kind', 'kernel', 'ramdisk', 'extra', 'cmdline', 'memory', 'vcpus', 'vuart', 'mmio_policy'] as const;
+const KNOWN_KEYS = ['name', 'kind', 'kernel', 'ramdisk', 'extra', 'cmdline', 'memory', 'vcpus', 'vuart', 'mmio_policy', 'layout', 'firmware', 'rx_overrun'] as const;
 type Key = (typeof KNOWN_KEYS)[number];
 
 /** The built-in default guest: Debian's kernel + our busybox initramfs (paths from the fetch step). */
@@ -119,10 +132,9 @@ export function readConfigText(file: string): string {
 
 // ---- the rules: each returns what is wrong with a value, or undefined; used for files and command lines alike ----
 
-const NAME_RULE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export function nameProblem(name: string): string | undefined {
-  return NAME_RULE.test(name) ? undefined : `${quote(name)} must be 1-64 characters of letters, digits, "_", "." or "-", starting with a letter or digit`;
+  return DOMAIN_NAME_RE.test(name) ? undefined : `${quote(name)} must be 1-64 characters of letters, digits, "_", "." or "-", starting with a letter or digit`;
 }
 
 export function memoryProblem(mib: number): string | undefined {
@@ -146,9 +158,31 @@ export function oneOfProblem(v: string, allowed: readonly string[]): string | un
   return allowed.includes(v) ? undefined : `${quote(v)} is not one of ${allowed.map((a) => `"${a}"`).join(', ')}`;
 }
 
+/**
+ * Whether the guest's console input waits until the guest unmasks its receive interrupts (`vpl011 run` with pipes,
+ * the daemon's consoles): input that reaches a Linux kernel booted directly before its driver opens the port would
+ * be drained and lost (amba-pl011). Firmware polls the UART with its interrupts masked, so it never "listens": its
+ * input must never be held (it was, and `vpl011 console` to U-Boot under the daemon delivered nothing).
+ */
+export function inputWaitsForListener(config: GuestConfig): boolean {
+  return config.kind === 'linux' && config.firmware === undefined;
+}
+
+/** Firmware needs the flash only the qemu-virt layout has, and takes a Linux payload. */
+export function firmwareProblem(layout: LayoutName, kind: GuestKind): string | undefined {
+  if (layout !== 'qemu-virt') return `needs layout = "qemu-virt" (firmware runs from that layout's flash; got "${layout}")`;
+  return kind === 'bare' ? 'not supported with kind = "bare" (the firmware is the program)' : undefined;
+}
+
+/** QEMU's virt board has a full PL011: its firmware drives its registers (baud, line control). */
+export function qemuVirtVuartProblem(vuart: VuartProfile): string | undefined {
+  return vuart === 'pl011' ? undefined : `layout "qemu-virt" has a PL011 (vuart = "pl011"), not "${vuart}"`;
+}
+
 const KINDS: readonly GuestKind[] = ['linux', 'bare'];
 const VUARTS: readonly VuartProfile[] = ['sbsa_uart', 'pl011'];
-const MMIO_POLICIES: readonly MmioPolicy[] = ['abort', 'crash-domain'];
+const MMIO_POLICIES: readonly MmioPolicy[] = REFUSED_ACCESS_POLICIES;
+const RX_OVERRUNS: readonly RxOverrun[] = ['backpressure', 'strict'];
 
 /**
  * Check a config assembled outside parseConfig (the command line's options over a file or the default guest) with
@@ -164,7 +198,8 @@ export function checkGuestConfig(config: GuestConfig, origin: Partial<Record<key
   };
   check('name', 'name', nameProblem(config.name));
   check('kind', 'kind', oneOfProblem(config.kind, KINDS));
-  check('kernel', 'kernel', guestFileProblem(config.kernel));
+  // With firmware the kernel is an optional payload: '' means none.
+  if (!(config.firmware !== undefined && config.kernel === '')) check('kernel', 'kernel', guestFileProblem(config.kernel));
   if (config.ramdisk !== undefined) {
     check('ramdisk', 'ramdisk', guestFileProblem(config.ramdisk));
     if (config.kind === 'bare') check(origin.kind ? 'kind' : 'ramdisk', 'ramdisk', 'a ramdisk is not supported with kind = "bare"');
@@ -173,6 +208,13 @@ export function checkGuestConfig(config: GuestConfig, origin: Partial<Record<key
   check('memoryMiB', 'memory', memoryProblem(config.memoryMiB));
   check('vuart', 'vuart', oneOfProblem(config.vuart, VUARTS));
   check('mmioPolicy', 'mmio_policy', oneOfProblem(config.mmioPolicy, MMIO_POLICIES));
+  if (config.layout !== undefined) check('layout', 'layout', oneOfProblem(config.layout, LAYOUT_NAMES));
+  if (config.firmware !== undefined) {
+    check('firmware', 'firmware', guestFileProblem(config.firmware));
+    check('firmware', 'firmware', firmwareProblem(config.layout ?? 'xen', config.kind));
+  }
+  if (config.layout === 'qemu-virt') check('vuart', 'vuart', qemuVirtVuartProblem(config.vuart));
+  if (config.rxOverrun !== undefined) check('rxOverrun', 'rx_overrun', oneOfProblem(config.rxOverrun, RX_OVERRUNS));
   if (issues.length > 0) throw new ConfigError(issues);
 }
 
@@ -230,7 +272,7 @@ export function parseConfig(text: string, file: string, opts: { checkFiles?: boo
 
   const folder = dirname(file);
   const checkFiles = opts.checkFiles ?? true;
-  const path = (key: 'kernel' | 'ramdisk'): string | undefined => {
+  const path = (key: 'kernel' | 'ramdisk' | 'firmware'): string | undefined => {
     const v = str(key);
     if (v === undefined) return undefined;
     if (v === '') {
@@ -251,8 +293,14 @@ export function parseConfig(text: string, file: string, opts: { checkFiles?: boo
   if (nameIssue) err(byKey.get('name'), 'name', nameIssue);
 
   const kind = oneOf<GuestKind>('kind', KINDS, 'linux');
+  const layout = oneOf<LayoutName>('layout', LAYOUT_NAMES, 'xen');
+  const firmware = path('firmware');
+  if (firmware !== undefined) {
+    const problem = firmwareProblem(layout, kind);
+    if (problem) err(byKey.get('firmware'), 'firmware', problem);
+  }
   const kernel = path('kernel');
-  if (!byKey.has('kernel')) err(undefined, 'kernel', 'is required');
+  if (!byKey.has('kernel') && firmware === undefined) err(undefined, 'kernel', 'is required');
   const ramdisk = path('ramdisk');
   if (ramdisk !== undefined && kind === 'bare') err(byKey.get('ramdisk'), 'ramdisk', 'not supported with kind = "bare"');
 
@@ -275,12 +323,21 @@ export function parseConfig(text: string, file: string, opts: { checkFiles?: boo
   const vcpus = int('vcpus') ?? 1;
   if (vcpus !== 1) err(byKey.get('vcpus'), 'vcpus', `only 1 vCPU is supported (got ${vcpus})`);
 
-  const vuart = oneOf<VuartProfile>('vuart', VUARTS, 'sbsa_uart');
+  // qemu-virt's UART is a PL011: that is its default, and the only profile it takes.
+  const vuart = oneOf<VuartProfile>('vuart', VUARTS, layout === 'qemu-virt' ? 'pl011' : 'sbsa_uart');
+  if (layout === 'qemu-virt') {
+    const problem = qemuVirtVuartProblem(vuart);
+    if (problem) err(byKey.get('vuart'), 'vuart', problem);
+  }
   const mmioPolicy = oneOf<MmioPolicy>('mmio_policy', MMIO_POLICIES, 'abort');
+  const rxOverrun = oneOf<RxOverrun>('rx_overrun', RX_OVERRUNS, 'backpressure');
 
   if (issues.length > 0) throw new ConfigError(issues.sort((a, b) => a.line - b.line));
-  const config: GuestConfig = { name, kind, kernel: kernel!, cmdline, memoryMiB, vcpus: 1, vuart, mmioPolicy, source: file };
+  const config: GuestConfig = { name, kind, kernel: kernel ?? '', cmdline, memoryMiB, vcpus: 1, vuart, mmioPolicy, source: file };
   if (ramdisk !== undefined) config.ramdisk = ramdisk;
+  if (byKey.has('layout')) config.layout = layout;
+  if (firmware !== undefined) config.firmware = firmware;
+  if (rxOverrun !== 'backpressure') config.rxOverrun = rxOverrun;
   return config;
 }
 
@@ -316,7 +373,12 @@ function tokenize(text: string, file: string, issues: ConfigIssue[]): Setting[] 
   const skipToEol = () => {
     while (i < n && text[i] !== '\n') i++;
   };
-  class ScanError extends Error {}
+  /** Ends the scan at the first syntax error; turned into a ConfigIssue below. */
+  class ScanError extends Vpl011Error<'EINVAL'> {
+    constructor(message = 'config syntax error') {
+      super('EINVAL', message);
+    }
+  }
   /** The rest of the current line, for a message: bounded, whatever the line's length. */
   const restOfLine = () => {
     const head = text.slice(i, i + QUOTE_SCAN);

@@ -1,6 +1,6 @@
 // Fetching what the project needs from Debian's archive without touching the host's apt configuration:
 // the arm64 guest (Debian 12's kernel Image and busybox-static) and libunicorn 2.1.x (Debian 13's libunicorn2t64,
-// see unicorn-notes.md for why not Debian 12's 2.0.1). apt runs with private state under the cache (its own
+// docs/CPU.md says why not Debian 12's 2.0.1). apt runs with private state under the cache (its own
 // sources.list, lists, package cache, an empty dpkg status), and packages are only unpacked, never installed.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -9,9 +9,12 @@ import { dirname, join } from 'node:path';
 import { cacheDir, hostArch, unicornLibraryPath } from './cache.js';
 import { parseArm64ImageHeader } from './image.js';
 import { DEFAULT_INIT, buildDefaultInitramfs } from './initramfs.js';
+import { Vpl011Error, errorMessage } from '../util/errors.js';
 
-export class FetchError extends Error {
-  override name = 'FetchError';
+export class FetchError extends Vpl011Error<'EIO'> {
+  constructor(message: string) {
+    super('EIO', message);
+  }
 }
 
 export interface FetchOptions {
@@ -123,7 +126,7 @@ export function privateApt(name: 'bookworm-arm64' | 'trixie-host', root = cacheD
     return {
       root: join(root, 'apt', name),
       arch: 'arm64',
-      // The current kernel ABI is usually only in bookworm-security (real-guests.md).
+      // The current kernel ABI is usually only in bookworm-security (docs/UPSTREAM.md §4).
       sources: [`deb ${signed} ${mirrors.debian} bookworm main`, `deb ${signed} ${mirrors.security} bookworm-security main`],
     };
   }
@@ -229,7 +232,7 @@ async function aptUpdate(apt: PrivateApt, opts: FetchOptions): Promise<void> {
   try {
     result = await run(cmd, argv, { showProgress: !opts.quiet });
   } catch (e) {
-    throw new FetchError(`could not fetch Debian package lists from ${mirrors} (no network, or the mirror is unreachable?)\n${(e as Error).message}`);
+    throw new FetchError(`could not fetch Debian package lists from ${mirrors} (no network, or the mirror is unreachable?)\n${errorMessage(e)}`);
   }
   // apt-get update exits 0 when an index could not be downloaded ("W: Failed to fetch ..."); a download from
   // stale or missing lists would then fail obscurely, so treat it as the network error it is.
@@ -398,7 +401,7 @@ async function extractKernelImage(deb: string, scratch: string): Promise<Uint8Ar
     try {
       parseArm64ImageHeader(image);
     } catch (e) {
-      throw new FetchError(`${deb}: boot/${vmlinuz} is not usable: ${(e as Error).message}`);
+      throw new FetchError(`${deb}: boot/${vmlinuz} is not usable: ${errorMessage(e)}`);
     }
     return image;
   } finally {

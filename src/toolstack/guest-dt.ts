@@ -1,10 +1,7 @@
 // The guest's device tree: what libxl's libxl__prepare_dtb (tools/libs/light/libxl_arm.c) writes for an arm64
 // guest with vuart = "sbsa_uart", plus /chosen/stdout-path so that plain `earlycon` finds the UART.
 import { Fdt, type FdtNode } from './fdt.js';
-import {
-  GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_PL011_BASE, GUEST_PL011_SIZE,
-  GUEST_TIMER_PHYS_NS_PPI, GUEST_TIMER_PHYS_S_PPI, GUEST_TIMER_VIRT_PPI, GUEST_VPL011_SPI,
-} from './guest-map.js';
+import { XEN_LAYOUT, type GuestLayout } from './guest-map.js';
 
 export type VuartProfile = 'sbsa_uart' | 'pl011';
 
@@ -15,6 +12,8 @@ export interface GuestDtOptions {
   /** [start, end) of the initrd in guest-physical memory, when there is one. */
   initrd?: { start: number; end: number };
   vuart: VuartProfile;
+  /** The memory map (default: Xen's). */
+  layout?: GuestLayout;
 }
 
 // Devicetree binding for the GIC (arm,gic.yaml): cell 1 is 0 = SPI, 1 = PPI; cell 3 holds the trigger type in
@@ -31,29 +30,27 @@ function gicInterrupt(intid: number, cpumask: number, type: number): [number, nu
 }
 
 /** The name of the UART node, which /chosen/stdout-path points at. */
-export function uartNodeName(vuart: VuartProfile): string {
+export function uartNodeName(vuart: VuartProfile, layout: GuestLayout = XEN_LAYOUT): string {
   // libxl names the sbsa node "sbsa-pl011" without a unit address; we keep Xen's name. The pl011 profile is ours,
-  // named by the usual convention.
-  return vuart === 'sbsa_uart' ? 'sbsa-pl011' : `pl011@${GUEST_PL011_BASE.toString(16)}`;
+  // named by the usual convention (QEMU's virt board names it the same way: U-Boot prints it as its console).
+  return vuart === 'sbsa_uart' ? 'sbsa-pl011' : `pl011@${layout.uart.base.toString(16)}`;
 }
 
 export function buildGuestDt(opts: GuestDtOptions): Uint8Array {
+  const layout = opts.layout ?? XEN_LAYOUT;
   const fdt = new Fdt();
   const root = fdt.root;
-  // Root compatible: libxl writes "xen,xenvm-<major>.<minor>", "xen,xenvm". We lay the guest out exactly as a
-  // Xen 4.20 guest (addresses, SPI, node names), so we claim that layout, but we do NOT add libxl's /hypervisor
-  // node (compatible "xen,xen"): we offer no hypercalls or grant tables, and Linux would probe them from that node.
-  // "model" says honestly what runs the guest (Linux prints it as "Machine model:").
-  root.strings('compatible', 'xen,xenvm-4.20', 'xen,xenvm');
-  root.string('model', 'vpl011 (Xen 4.20 guest layout, Unicorn vCPU)');
+  // Root compatible and model: the layout's (guest-map.ts says why). Linux prints the model as "Machine model:".
+  root.strings('compatible', ...layout.compatible);
+  root.string('model', layout.model);
   root.u32('#address-cells', 2);
   root.u32('#size-cells', 2);
   const chosen = root.child('chosen');
   chosen.string('bootargs', opts.bootargs);
-  // Not in libxl (see xen-vpl011-upstream.md §8): without stdout-path plain `earlycon` has nothing to bind to.
+  // Not in libxl (docs/UPSTREAM.md §2): without stdout-path plain `earlycon` has nothing to bind to.
   // Linux's of_setup_earlycon() matches the node's compatible against OF_EARLYCON_DECLARE tables, and
   // amba-pl011.c declares both "arm,pl011" and "arm,sbsa-uart".
-  chosen.string('stdout-path', `/${uartNodeName(opts.vuart)}`);
+  chosen.string('stdout-path', `/${uartNodeName(opts.vuart, layout)}`);
   if (opts.initrd) {
     chosen.u64('linux,initrd-start', opts.initrd.start);
     chosen.u64('linux,initrd-end', opts.initrd.end);
@@ -76,52 +73,54 @@ export function buildGuestDt(opts: GuestDtOptions): Uint8Array {
   memory.string('device_type', 'memory');
   memory.reg64('reg', [opts.ramBase, opts.ramSize]);
 
-  const gic = makeGic(root);
+  const gic = makeGic(root, layout);
   // The root carries interrupt-parent (libxl: GUEST_PHANDLE_GIC); device nodes inherit it.
   root.u32('interrupt-parent', fdt.phandle(gic));
-  makeTimer(root);
+  makeTimer(root, layout);
 
   if (opts.vuart === 'sbsa_uart') {
-    makeSbsaUart(root);
+    makeSbsaUart(root, layout);
   } else {
-    makePl011(fdt, root);
+    makePl011(fdt, root, layout);
   }
+  // No flash node even where the layout has flash (qemu-virt): we model no CFI command set, and U-Boot's CFI
+  // driver would probe one from the node. U-Boot reads its environment from the flash address without it.
   return fdt.serialize();
 }
 
-function makeGic(root: FdtNode): FdtNode {
-  const gic = root.child(`interrupt-controller@${GUEST_GICD_BASE.toString(16)}`);
+function makeGic(root: FdtNode, layout: GuestLayout): FdtNode {
+  const gic = root.child(`interrupt-controller@${layout.gicd.base.toString(16)}`);
   gic.string('compatible', 'arm,cortex-a15-gic');
   gic.u32('#interrupt-cells', 3);
   gic.u32('#address-cells', 0);
   gic.empty('interrupt-controller');
-  gic.reg64('reg', [GUEST_GICD_BASE, GUEST_GICD_SIZE], [GUEST_GICC_BASE, GUEST_GICC_SIZE]);
+  gic.reg64('reg', [layout.gicd.base, layout.gicd.size], [layout.gicc.base, layout.gicc.size]);
   return gic;
 }
 
-function makeTimer(root: FdtNode): void {
+function makeTimer(root: FdtNode, layout: GuestLayout): void {
   const timer = root.child('timer');
   timer.string('compatible', 'arm,armv8-timer');
   // libxl's make_timer_node: secure phys, non-secure phys, virt (PPIs 13, 14, 11), level-low, cpumask 0xf.
   // No hypervisor timer (PPI 10): the guest runs at EL1 and arch-arm.h defines none, as under Xen.
-  const ppis = [GUEST_TIMER_PHYS_S_PPI, GUEST_TIMER_PHYS_NS_PPI, GUEST_TIMER_VIRT_PPI];
+  const ppis = [layout.timerPpis.physS, layout.timerPpis.physNs, layout.timerPpis.virt];
   timer.u32('interrupts', ...ppis.flatMap((p) => gicInterrupt(p, 0xf, DT_IRQ_TYPE_LEVEL_LOW)));
   // Our vCPU's counter keeps running while the vCPU sits in WFI, so Linux need not look for a broadcast timer.
   timer.empty('always-on');
 }
 
 /** libxl make_vpl011_uart_node, byte for byte: no clocks, no interrupt-parent (inherited from the root). */
-function makeSbsaUart(root: FdtNode): void {
+function makeSbsaUart(root: FdtNode, layout: GuestLayout): void {
   const uart = root.child('sbsa-pl011');
   uart.string('compatible', 'arm,sbsa-uart');
-  uart.reg64('reg', [GUEST_PL011_BASE, GUEST_PL011_SIZE]);
-  uart.u32('interrupts', ...gicInterrupt(GUEST_VPL011_SPI, 0xf, DT_IRQ_TYPE_LEVEL_HIGH));
-  // Linux's sbsa_uart_probe fails with -EINVAL without current-speed (real-guests.md).
+  uart.reg64('reg', [layout.uart.base, layout.uart.size]);
+  uart.u32('interrupts', ...gicInterrupt(layout.uartIntid, 0xf, DT_IRQ_TYPE_LEVEL_HIGH));
+  // Linux's sbsa_uart_probe fails with -EINVAL without current-speed (docs/UPSTREAM.md §3).
   uart.u32('current-speed', 115200);
 }
 
 /** The full PL011 profile: a node Linux's AMBA driver and U-Boot's serial_pl011 both bind to. */
-function makePl011(fdt: Fdt, root: FdtNode): void {
+function makePl011(fdt: Fdt, root: FdtNode, layout: GuestLayout): void {
   // The AMBA bus needs the "apb_pclk" clock to read the PrimeCell IDs; the pl011 driver takes the first clock as
   // its UART clock. 24 MHz, as QEMU's virt board, so the divisors Linux programs are the usual ones.
   const clk = root.child('apb-pclk');
@@ -130,10 +129,10 @@ function makePl011(fdt: Fdt, root: FdtNode): void {
   clk.u32('clock-frequency', 24_000_000);
   clk.string('clock-output-names', 'clk24mhz');
   const ph = fdt.phandle(clk);
-  const uart = root.child(uartNodeName('pl011'));
+  const uart = root.child(uartNodeName('pl011', layout));
   uart.strings('compatible', 'arm,pl011', 'arm,primecell');
-  uart.reg64('reg', [GUEST_PL011_BASE, GUEST_PL011_SIZE]);
-  uart.u32('interrupts', ...gicInterrupt(GUEST_VPL011_SPI, 0xf, DT_IRQ_TYPE_LEVEL_HIGH));
+  uart.reg64('reg', [layout.uart.base, layout.uart.size]);
+  uart.u32('interrupts', ...gicInterrupt(layout.uartIntid, 0xf, DT_IRQ_TYPE_LEVEL_HIGH));
   uart.u32('clocks', ph, ph);
   uart.strings('clock-names', 'uartclk', 'apb_pclk');
   uart.u32('current-speed', 115200);

@@ -2,8 +2,13 @@
 // executables (PT_LOAD segments, for bare-metal guests) and raw binaries. Inputs are untrusted files: every
 // offset and size is bounds-checked and errors say what is wrong.
 
-export class ImageError extends Error {
-  override name = 'ImageError';
+import { hex } from '../util/hex.js';
+import { Vpl011Error } from '../util/errors.js';
+
+export class ImageError extends Vpl011Error<'EINVAL'> {
+  constructor(message: string) {
+    super('EINVAL', message);
+  }
 }
 
 export interface Arm64ImageHeader {
@@ -89,10 +94,6 @@ const PF_X = 1;
 
 function inRam(ram: RamRange, addr: number, size: number): boolean {
   return addr >= ram.base && size >= 0 && addr + size <= ram.base + ram.size;
-}
-
-function hex(n: number | bigint): string {
-  return `0x${n.toString(16)}`;
 }
 
 /** Loads an ELF64 little-endian AArch64 executable at its physical addresses (p_paddr: the MMU is off at entry). */

@@ -2,23 +2,24 @@
 // comes), a directory, or a 10 GB file. Open without blocking, check what was opened (fstat on the descriptor, so
 // a rename between check and read cannot swap the file), and read at most a cap. Every failure is one sentence.
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { Vpl011Error, errnoOf, errorMessage } from './errors.js';
 
 /** The default cap: far above any config or script we read, far below what hurts. */
 export const READ_CAP = 1024 * 1024;
 
-export class FileReadError extends Error {
+export class FileReadError extends Vpl011Error<'EINVAL' | 'EIO'> {
   constructor(
     readonly file: string,
     /** Why, without the file name: "no such file", "is a directory", ... */
     readonly reason: string,
+    code: 'EINVAL' | 'EIO' = 'EINVAL',
   ) {
-    super(`${file}: ${reason}`);
-    this.name = 'FileReadError';
+    super(code, `${file}: ${reason}`);
   }
 }
 
-function whyOpenFailed(e: NodeJS.ErrnoException): string {
-  switch (e.code) {
+function whyOpenFailed(e: unknown): string {
+  switch (errnoOf(e)) {
     case 'ENOENT':
       return 'no such file';
     case 'EACCES':
@@ -33,7 +34,7 @@ function whyOpenFailed(e: NodeJS.ErrnoException): string {
     case 'ENXIO':
       return 'not a regular file (no device or reader behind it)';
     default:
-      return `cannot open (${e.code ?? e.message})`;
+      return `cannot open (${errnoOf(e) ?? errorMessage(e)})`;
   }
 }
 
@@ -60,7 +61,7 @@ export function readRegularFile(path: string, cap: number = READ_CAP): Buffer {
     // O_NONBLOCK: opening a FIFO must not wait for a writer. It changes nothing for a regular file.
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (e) {
-    throw new FileReadError(path, whyOpenFailed(e as NodeJS.ErrnoException));
+    throw new FileReadError(path, whyOpenFailed(e));
   }
   try {
     const st = fstatSync(fd);
@@ -86,14 +87,14 @@ export function readAtMost(fd: number, name: string, cap: number = READ_CAP): Bu
     try {
       n = readSync(fd, buf, 0, buf.length, null);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
+      const code = errnoOf(e);
       // A non-blocking pipe with nothing yet: wait a little, synchronously (this is a CLI read, not the daemon's).
       if (code === 'EAGAIN') {
         Atomics.wait(nap, 0, 0, 10);
         continue;
       }
       if (code === 'EISDIR') throw new FileReadError(name, 'is a directory, not a regular file');
-      throw new FileReadError(name, `cannot read (${code ?? (e as Error).message})`);
+      throw new FileReadError(name, `cannot read (${code ?? errorMessage(e)})`);
     }
     if (n === 0) break;
     total += n;

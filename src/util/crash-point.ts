@@ -1,4 +1,4 @@
-// Crash-point injection for the exactly-once log (issue 13): a test names one step of the console daemon's batch
+// Crash-point injection for the exactly-once log: a test names one step of the console daemon's batch
 // protocol and the process kills itself with SIGKILL the n-th time it reaches that step, so every state a kill -9
 // can leave behind is produced on purpose, not by chance.
 //

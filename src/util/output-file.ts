@@ -3,19 +3,19 @@
 // stream after the guest started (an unhandled one kills the process with a stack trace and leaves its worker).
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { describeFileType } from './bounded-read.js';
+import { Vpl011Error, errnoOf, errorMessage } from './errors.js';
 
-export class OutputFileError extends Error {
+export class OutputFileError extends Vpl011Error<'EINVAL'> {
   constructor(
     readonly file: string,
     readonly reason: string,
   ) {
-    super(`${file}: ${reason}`);
-    this.name = 'OutputFileError';
+    super('EINVAL', `${file}: ${reason}`);
   }
 }
 
-function whyOpenFailed(e: NodeJS.ErrnoException): string {
-  switch (e.code) {
+function whyOpenFailed(e: unknown): string {
+  switch (errnoOf(e)) {
     case 'ENOENT':
       return 'cannot create it: the folder does not exist';
     case 'EACCES':
@@ -30,7 +30,7 @@ function whyOpenFailed(e: NodeJS.ErrnoException): string {
     case 'ENXIO':
       return 'is a FIFO or device with no reader';
     default:
-      return `cannot open (${e.code ?? e.message})`;
+      return `cannot open (${errnoOf(e) ?? errorMessage(e)})`;
   }
 }
 
@@ -44,7 +44,7 @@ export function openOutputFile(path: string): number {
     // O_NONBLOCK for the open only: a FIFO without a reader fails with ENXIO instead of blocking forever.
     fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NONBLOCK | constants.O_NOCTTY, 0o644);
   } catch (e) {
-    throw new OutputFileError(path, whyOpenFailed(e as NodeJS.ErrnoException));
+    throw new OutputFileError(path, whyOpenFailed(e));
   }
   const st = fstatSync(fd);
   if (st.isFile()) return fd; // O_NONBLOCK changes nothing for a regular file
@@ -57,7 +57,7 @@ export function openOutputFile(path: string): number {
   try {
     return openSync(path, constants.O_WRONLY | constants.O_NOCTTY);
   } catch (e) {
-    throw new OutputFileError(path, whyOpenFailed(e as NodeJS.ErrnoException));
+    throw new OutputFileError(path, whyOpenFailed(e));
   } finally {
     closeSync(fd);
   }

@@ -1,6 +1,6 @@
 // The guest-physical ranges nothing is mapped at: the VMM maps them as MMIO that refuses every access, so that a
 // guest access there goes to the domain's mmio_policy (Xen: a data abort injected, or the domain crashed) instead
-// of unicorn ending the run with UC_ERR_*_UNMAPPED (issue 7 §3). Xen's guest physical map ends at 2^40
+// of unicorn ending the run with UC_ERR_*_UNMAPPED. Xen's guest physical map ends at 2^40
 // (GUEST_RAM1_BASE + GUEST_RAM1_SIZE, public/arch-arm.h); the Cortex-A72's PARange is 44 bits.
 
 export interface PhysRange {

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../toolstack/cache.js';
 
-export const BARE_GUESTS = ['hello', 'tx-flood', 'bad-access', 'stream', 'checksum', 'scribble', 'spin', 'fr-poll', 'abort-probe', 'no-vector', 'vector-loop'] as const;
+export const BARE_GUESTS = ['hello', 'tx-flood', 'bad-access', 'stream', 'checksum', 'scribble', 'spin', 'fr-poll', 'abort-probe', 'no-vector', 'vector-loop', 'insight-probe'] as const;
 export type BareGuest = (typeof BARE_GUESTS)[number];
 export const BARE_LOAD_ADDR = 0x40000000;
 

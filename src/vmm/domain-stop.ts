@@ -1,4 +1,4 @@
-// Ending a domain's vCPU from the thread that started it, whatever the guest executes (issue 7 §1). One
+// Ending a domain's vCPU from the thread that started it, whatever the guest executes. One
 // implementation for both hosts of a domain worker: `vpl011 run` (domain-thread.ts) and the daemon's domain host.
 //
 // Three steps, each for a different guest:

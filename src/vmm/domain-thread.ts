@@ -5,13 +5,16 @@
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { EventChannels } from '../xen/evtchn.js';
 import type { GuestImage } from '../toolstack/guest-image.js';
+import type { RefusedAccessPolicy } from '../xen/domain.js';
 import { NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import type { MachineExit, MachineStats, SleepBounds } from './machine.js';
 import {
-  CONTROL_BYTES, CONTROL_REQUESTS,
+  CONTROL_BYTES, CONTROL_REQUESTS, CONTROL_UNPAUSED,
   type DomainEvent, type DomainRequest, type DomainRequests, type DomainRequestType, type MappedMemory, type WorkerInit,
 } from './control.js';
 import { stopDomainWorker } from './domain-stop.js';
+import type { MachineState } from './machine-state.js';
+import { SavePauser } from './save-pauser.js';
 import { unicornLibraryPath } from '../toolstack/cache.js';
 
 export type DomainExit = MachineExit & { stats?: MachineStats };
@@ -23,7 +26,7 @@ export interface DomainWorkerOptions {
   domid: number;
   name: string;
   image: GuestImage;
-  policy?: 'abort' | 'crash-domain';
+  policy?: RefusedAccessPolicy;
   /** The toolstack's vuart type: "sbsa_uart" (default) or "pl011" (the full PL011 profile). */
   vuart?: 'sbsa_uart' | 'pl011';
   /** The event-channel table: a SAB, or a cross-process mapping (woken with futexes). */
@@ -32,9 +35,18 @@ export interface DomainWorkerOptions {
   magicPages: SharedArrayBuffer | MappedMemory;
   /** Ring the domain's doorbell (EventChannels.kick) so a vCPU asleep in WFI or an FR stall looks at once. */
   kick: () => void;
+  /** Xen's create-paused: the vCPU starts only at unpause() (control.ts CONTROL_UNPAUSED). */
+  createPaused?: boolean;
   libraryPath?: string;
   /** Tests of wake paths only: the vCPU's doorbell sleep bounds (MachineOptions.sleepBounds). */
   sleepBounds?: SleepBounds;
+  /** Where the vCPU publishes the vpl011's state and records its access trace (src/vmm/insight.ts), if anywhere. */
+  insight?: SharedArrayBuffer | MappedMemory;
+  trace?: boolean;
+  /** Start from a saved state (docs/SAVE.md); `image` then only gives the RAM range (machine-state.ts restoreImage). */
+  restore?: MachineState;
+  /** The vuart's backend is Xen (dom0less): its buffers (createXenConsoleRegion), served by the console mux. */
+  xenConsole?: SharedArrayBuffer;
 }
 
 /** A running domain's worker, as its starter sees it. */
@@ -48,6 +60,14 @@ export interface DomainWorker {
   request<K extends DomainRequestType>(type: K, args: DomainRequests[K]['args'], timeoutMs?: number): Promise<DomainRequests[K]['reply']>;
   /** Stop the vCPU whatever it runs (domain-stop.ts) and wait for the worker to end. Idempotent. */
   stop(): Promise<void>;
+  /**
+   * Pause the guest where its run can be resumed exactly and return its state (docs/SAVE.md); the guest stays
+   * frozen until resume() or stop(). Rejects, the guest running on, if it reaches no such point within `timeoutMs`.
+   */
+  pause(timeoutMs?: number): Promise<MachineState>;
+  resume(): void;
+  /** Let a domain started with `createPaused` run (its console is connected). Idempotent. */
+  unpause(): void;
 }
 
 export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
@@ -60,6 +80,10 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
     evtchn: opts.evtchn, magicPages: opts.magicPages, control, requests: requests.port2,
     profile: opts.vuart === 'pl011' ? 'pl011' : 'sbsa', libraryPath,
     ...(opts.sleepBounds ? { sleepBounds: opts.sleepBounds } : {}),
+    ...(opts.insight ? { insight: opts.insight, trace: opts.trace === true } : {}),
+    ...(opts.restore ? { restore: opts.restore } : {}),
+    ...(opts.xenConsole ? { xenConsole: opts.xenConsole } : {}),
+    ...(opts.createPaused ? { createPaused: true } : {}),
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, transferList: [requests.port2] });
   const tag = `d${opts.domid}`;
@@ -76,6 +100,7 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
   let stopping = false;
   let ended = false;
   let done: DomainExit | undefined;
+  const pauser = new SavePauser(control, opts.kick, tag);
 
   const onMessage: { [T in DomainEvent['type']]: (m: Extract<DomainEvent, { type: T }>) => void } = {
     vuart: (m) => resolvePort(m.port),
@@ -87,6 +112,7 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
       if (m.ok) p.resolve(m.reply as never);
       else p.reject(new Error(`${tag}: ${m.error}`));
     },
+    saved: (m) => pauser.saved(m.state),
     exit: (m) => {
       done = { ...m.exit, ...(m.stats ? { stats: m.stats } : {}) };
       rejectPort(new Error(`${tag} exited before its vuart was ready: ${done.message ?? done.reason}`));
@@ -99,6 +125,7 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
       ended = true;
       const d: DomainExit = done ?? (stopping ? { reason: 'stopped' } : { reason: 'crashed', message: `${tag}: worker ended without an exit report` });
       rejectPort(new Error(d.message ?? d.reason));
+      pauser.ended(d.message ?? d.reason);
       for (const p of pending.values()) p.reject(new Error(`${tag} has exited (${d.reason})`));
       pending.clear();
       requests.port1.close();
@@ -127,6 +154,12 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
         Atomics.add(controlWords, CONTROL_REQUESTS, 1);
         opts.kick();
       });
+    },
+    pause: (timeoutMs) => pauser.pause(timeoutMs),
+    resume: () => pauser.resume(),
+    unpause() {
+      Atomics.store(controlWords, CONTROL_UNPAUSED, 1);
+      Atomics.notify(controlWords, CONTROL_UNPAUSED);
     },
     async stop() {
       stopping = true;

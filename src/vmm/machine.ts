@@ -9,15 +9,18 @@ import { Gicv2 } from '../xen/gicv2.js';
 import { Domain, type RefusedAccessPolicy, type MmioAccess } from '../xen/domain.js';
 import { EventChannels } from '../xen/evtchn.js';
 import { domainVpl011Deinit, domainVpl011Init, vuartOf, type VuartInstance } from '../xen/vuart.js';
-import { MMIO_ABORT } from '../xen/mmio.js';
-import { Reg } from '../device/spec.js';
-import { FrPollPacer } from '../device/poll-pacer.js';
-import { HotState, HotWord } from '../device/hot-state.js';
+import { XenConsoleFrontend } from '../xen/xen-console.js';
+import { MMIO_ABORT, MMIO_DONE } from '../xen/mmio.js';
+import { FrPollWatch } from '../device/poll-pacer.js';
 import { addressHoles } from './address-holes.js';
-import {
-  GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_MAGIC_BASE, GUEST_PL011_BASE,
-  GUEST_TIMER_VIRT_PPI, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE,
-} from '../xen/arch-arm.js';
+import { AccessTraceWriter, initTraceRegion, monoMs, TRACE_DEFAULT_CAPACITY, traceRegionBytes } from '../device/access-trace.js';
+import { initInsightRegion, InsightPublisher, INSIGHT_TRACE_OFFSET, PUBLISH_PERIOD_MS } from './insight.js';
+import { HotWord } from '../device/hot-state.js';
+import { FlashBank } from './flash-bank.js';
+import { applyMachine, captureMachine, loadMagic, loadRam, type MachineState } from './machine-state.js';
+import { XEN_LAYOUT } from '../toolstack/guest-map.js';
+import { GUEST_MAGIC_BASE, GUEST_VUART_GFN, NR_MAGIC_PAGES, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
+import { errorMessage } from '../util/errors.js';
 
 export type ExitReason = 'poweroff' | 'reset' | 'crashed' | 'stopped';
 export interface MachineExit {
@@ -68,6 +71,27 @@ export interface MachineOptions {
    * them far above its own deadline, so a missing wake fails the test instead of being covered by the bounded sleep.
    */
   sleepBounds?: SleepBounds;
+  /**
+   * The domain's insight region (src/vmm/insight.ts: INSIGHT_BYTES of zeroed host memory, never guest RAM): the vCPU
+   * thread publishes the vpl011's state there and records its access trace (`vpl011 stat`, `vpl011 trace`).
+   */
+  insight?: ArrayBuffer | SharedArrayBuffer;
+  /** Start with the access trace recording (default off; it can be switched in the region at any time). */
+  trace?: boolean;
+  /**
+   * The vuart's backend is Xen (dom0less, docs/DOM0LESS.md): its IN/OUT buffers, a region made by
+   * createXenConsoleRegion() and served by the console mux. Default: a console domain over the ring page.
+   */
+  xenConsole?: SharedArrayBuffer;
+  /**
+   * Build this machine from a saved state (docs/SAVE.md) instead of booting `image` (whose RAM range must match
+   * the state's; its segments and entry are not used).
+   */
+  restore?: MachineState;
+  /** Polled where shouldStop is: true pauses the vCPU at the next resumable point and calls onPause. */
+  shouldPause?: () => boolean;
+  /** The vCPU is paused between runs (captureState() is valid now); return false to end the run with 'stopped'. */
+  onPause?: () => boolean;
 }
 
 export interface SleepBounds {
@@ -89,60 +113,86 @@ export class Machine {
   private wfiSleeps = 0;
   private lastDoorbell = NaN;
   private stopRequested = false;
+  private pausePending = false;
+  /** The pause's stop has been requested from a place the run can resume from exactly (UnicornVcpu.requestPause). */
+  private pauseStopped = false;
   private receiverListening = false;
-  /** FR polling: how long the vCPU may be parked instead of trapping (the device's answer, poll-pacer.ts). */
-  private readonly frPacer = new FrPollPacer();
-  /** FR polling as the native fast path sees it: the last FR value read and how many times in a row. */
-  // Kept in the vpl011's hot state (src/device/hot-state.ts), which the native fast path also counts in, so a spin
-  // is seen the same whichever path served the reads before it (a stale count here stalled RX by 1 ms per batch).
-  private readonly spin: Int32Array;
-  private get lastFr(): number {
-    return this.spin[HotWord.LastFr]!;
-  }
-  private set lastFr(v: number) {
-    this.spin[HotWord.LastFr] = v;
-  }
-  private get frRepeats(): number {
-    return this.spin[HotWord.FrRepeats]!;
-  }
-  private set frRepeats(v: number) {
-    this.spin[HotWord.FrRepeats] = v;
-  }
+  /** FR polling: the episode and how long the vCPU may be parked instead of trapping (the device's answer). */
+  private readonly frWatch: FrPollWatch;
   private frStalls = 0;
   private polls = 0;
   private readonly uartInst: VuartInstance | undefined;
+  private readonly insight: InsightPublisher | undefined;
+  private lastPublish = -Infinity;
+  private readonly traceWriter: AccessTraceWriter | undefined;
+  /** Whether the device and the native path are recording (they follow the region's switch at safe points). */
+  private tracing = false;
+  private ended = false;
+  /** The layout's vpl011 base and timer PPI (image.layout: Xen's or QEMU virt's, src/toolstack/guest-map.ts). */
+  private readonly uartBase: number;
+  private readonly timerPpi: number;
 
   constructor(private readonly opts: MachineOptions) {
     const { image } = opts;
+    const layout = image.layout ?? XEN_LAYOUT;
+    this.uartBase = layout.uart.base;
+    this.timerPpi = layout.timerPpis.virt;
     this.domain = new Domain({ domid: opts.domid, name: opts.name, vgic: this.gic, evtchn: opts.evtchn, policy: opts.policy ?? 'abort' });
-    this.domain.mmio.register(GUEST_GICD_BASE, GUEST_GICD_SIZE, this.gic.distributor, 'gicd');
-    this.domain.mmio.register(GUEST_GICC_BASE, GUEST_GICC_SIZE, this.gic.cpuInterface, 'gicc');
+    this.domain.mmio.register(layout.gicd.base, layout.gicd.size, this.gic.distributor, 'gicd');
+    this.domain.mmio.register(layout.gicc.base, layout.gicc.size, this.gic.cpuInterface, 'gicc');
+    // Flash banks after the first: read-only, trapped (flash-bank.ts). Bank 0 is mapped as read-only RAM below.
+    layout.flash.forEach((bank, k) => {
+      if (k === 0) return;
+      const contents = image.flash?.find((f) => f.bank === k)?.data;
+      this.domain.mmio.register(bank.base, bank.size, new FlashBank(bank.size, contents), `flash${k}`);
+    });
+    if (opts.restore) loadMagic(new Uint8Array(opts.magicPages), opts.restore);
     this.domain.addMemory({ name: 'magic', base: GUEST_MAGIC_BASE, size: NR_MAGIC_PAGES * XEN_PAGE_SIZE, buffer: opts.magicPages, byteOffset: 0, shared: true });
     this.vuartPort = domainVpl011Init(this.domain, {
       consoleDomid: opts.backendDomid ?? 0,
       gfn: GUEST_VUART_GFN,
       profile: opts.profile ?? 'sbsa',
+      base: layout.uart.base,
+      spi: layout.uartIntid,
+      ...(opts.xenConsole ? { xen: new XenConsoleFrontend(opts.xenConsole, opts.domid) } : {}),
     });
     this.uartInst = vuartOf(this.domain);
-    this.spin = this.uartInst?.ring.hot.w ?? new HotState().w;
+    this.frWatch = new FrPollWatch(this.uartInst?.ring.hot);
 
-    const vpl011Base = GUEST_PL011_BASE;
-    const vpl011End = GUEST_PL011_BASE + XEN_PAGE_SIZE;
-    const frAddr = GUEST_PL011_BASE + Reg.FR;
+    const vpl011Base = layout.uart.base;
+    const vpl011End = vpl011Base + XEN_PAGE_SIZE;
+    const frAddr = vpl011Base + FrPollWatch.OFFSET;
     const inst = this.uartInst;
+    // The insight region: the snapshot's publisher and the access trace, which the device (every access it serves)
+    // and the native fast path (every access it serves) record into.
+    let traceWriter: AccessTraceWriter | undefined;
+    let traceView: Uint8Array | undefined;
+    if (opts.insight && inst) {
+      initInsightRegion(opts.insight);
+      initTraceRegion(opts.insight, INSIGHT_TRACE_OFFSET, TRACE_DEFAULT_CAPACITY, opts.trace === true);
+      this.insight = new InsightPublisher(opts.insight);
+      traceWriter = new AccessTraceWriter(opts.insight, INSIGHT_TRACE_OFFSET, inst.ring.hot);
+      traceView = new Uint8Array(opts.insight, INSIGHT_TRACE_OFFSET, traceRegionBytes(TRACE_DEFAULT_CAPACITY));
+    }
+    this.traceWriter = traceWriter;
+    // The native fast path serves FR/DR against the xencons ring only; with the backend in Xen every vpl011 access
+    // takes the TypeScript path (a DR write there may print a line or wait for the mux: not a C path's job).
+    const xencons = inst?.xencons;
     const lib = loadUnicorn(opts.libraryPath ?? unicornLibraryPath());
     ensureSelfTestCached(lib, selftestVerdictDir()); // ~90 ms saved per start once the library's verdict is known
     this.vcpu = new UnicornVcpu(lib, {
       // The native fast path serves FR/DR from the device's own hot state, and falls back to mmioRead/mmioWrite.
-      ...(inst
+      ...(inst && xencons
         ? {
             nativeUart: {
-              base: GUEST_PL011_BASE,
-              hot: inst.ring.hot,
-              ringPage: inst.ring.page,
+              base: vpl011Base,
+              hot: xencons.hot,
+              ringPage: xencons.page,
               doorbell: opts.evtchn.doorbellView(opts.domid),
+              lineEvents: opts.evtchn.lineEventWords(opts.domid),
               tail: (flags: number, prod: number, cons: number) => inst.device.nativeTail(flags, prod, cons),
               live: () => this.domain.vpl011 === inst && !this.domain.crashed && !this.stopRequested,
+              ...(traceView ? { trace: traceView } : {}),
             },
           }
         : {}),
@@ -154,38 +204,28 @@ export class Machine {
         // (vpl011_notification) before each vpl011 access.
         this.pollEvents();
         if (addr !== frAddr) {
-          this.frRepeats = 0;
-          this.frPacer.reset();
+          this.frWatch.end();
           return this.uartRead(addr, width);
         }
-        let v = this.uartRead(addr, width);
+        const v = this.uartRead(addr, width);
         if (v === null) {
-          this.frRepeats = 0;
-          this.frPacer.reset();
+          this.frWatch.end();
           return v;
-        }
-        // The native path serves the first reads of a poll and any other access in C (src/cpu/native/fastpath.c);
-        // it keeps the shared spin words, so a reset count or a new value here means a new polling episode.
-        if (v !== this.lastFr || this.frRepeats === 0) {
-          this.frPacer.reset();
-          this.lastFr = v;
-          this.frRepeats = 1;
-        } else if (this.frRepeats < 0x3fffffff) {
-          this.frRepeats++;
         }
         // The same FR again with no other vpl011 access between: the guest polls, waiting for the backend, which
         // notifies us when it moves data. The device's pacer says how long the vCPU may be parked on the doorbell
         // instead of trapping (src/device/poll-pacer.ts): never so long that a guest counting its reads sees them
         // slower than hardware's, at most MAX_PARK_MS (IRQs and timers are taken at safe points, which a polling
         // loop does not reach anyway).
-        const park = this.frPacer.frRead(v, performance.now());
-        if (park > 0 && !this.stopRequested) {
+        const park = this.frWatch.read(v, performance.now());
+        if (park > 0 && !this.stopRequested && !this.pauseStopped) {
           // First re-derive FR from the ring as it is now: the backend does not notify after a small drain
           // (src/console/console.ts), so TXFE may be stale; a polling guest must still see it.
           this.uartInst?.device.notification();
           const now = this.uartRead(addr, width);
           if (now !== v) return this.frSeen(now);
           this.frStalls++;
+          this.publishInsight(false);
           // A wake-path test sets sleepBounds so a missing wake shows as a long stall rather than the pacer's 1 ms.
           this.opts.evtchn.waitSync(this.opts.domid, this.lastDoorbell, this.opts.sleepBounds?.frStallMs ?? park);
           this.checkStop();
@@ -198,11 +238,11 @@ export class Machine {
       mmioWrite: (addr, width, value) => {
         if (addr >= vpl011Base && addr < vpl011End) {
           this.pollEvents();
-          this.frPacer.reset();
+          this.frWatch.write();
           const inst = this.uartInst;
           // The vpl011 directly (what the bus would find), while it is the domain's and the domain is alive.
           if (inst !== undefined && this.domain.vpl011 === inst && !this.domain.crashed) {
-            if (inst.device.write(addr - vpl011Base, width, value)) return true;
+            if (inst.device.write(addr - vpl011Base, width, value) === MMIO_DONE) return true;
             return this.refused(addr, width, true, value) !== null;
           }
         }
@@ -217,38 +257,127 @@ export class Machine {
     // The vpl011 drives SPI 32 from inside MMIO callbacks; the GIC only records the level there, the vCPU line is
     // raised at the next safe point. Lowering is safe anywhere (cpu_reset_interrupt requests no exit).
     this.gic.onChange = (level) => { if (!level) this.vcpu.setIrq(false); };
+    // pl011: the receive timeout counts 32 bit periods in guest time, on the guest's virtual counter.
+    if (inst) {
+      const timer = this.vcpu.timer;
+      const ticksPerMs = Number(timer.freq) / 1000;
+      inst.device.setRxClock(() => Number(timer.now()) / ticksPerMs);
+    }
 
     const v = this.vcpu;
     v.mapRam(image.ramBase, image.ramSize);
-    for (const s of image.segments) {
+    if (opts.restore) {
+      if (opts.restore.ram.base !== image.ramBase || opts.restore.ram.size !== image.ramSize) throw new Error('machine: the saved RAM does not match the domain');
+      loadRam(v, opts.restore.ram);
+    }
+    for (const s of opts.restore ? [] : image.segments) {
       if (s.addr < image.ramBase || s.addr + s.data.length > image.ramBase + image.ramSize) {
         throw new Error(`machine: segment ${s.what} at 0x${s.addr.toString(16)} is outside guest RAM`);
       }
       v.loadMemory(s.addr, s.data);
     }
+    // Flash bank 0 (qemu-virt): the firmware runs from it before relocating itself to RAM, as under QEMU's -bios.
+    // Read-only: a guest write there ends the run with unicorn's write-protection error (docs/LAYOUTS.md).
+    const bank0 = layout.flash[0];
+    if (bank0 !== undefined) {
+      v.mapRom(bank0.base, bank0.size);
+      const firmware = image.flash?.find((f) => f.bank === 0);
+      if (firmware !== undefined) {
+        if (firmware.data.length > bank0.size) throw new Error(`machine: ${firmware.what} does not fit flash bank 0`);
+        v.loadMemory(bank0.base, firmware.data);
+      }
+    }
     // The SAB's backing store never moves and this Machine (through the Uc) keeps it referenced, so the raw pointer
     // unicorn keeps stays valid until close().
     // A shared mapping's view is external memory that stays mapped until its owner (the domain host) closes it,
     // after this Machine.
-    if (opts.magicPages instanceof SharedArrayBuffer) v.mapShared(GUEST_MAGIC_BASE, opts.magicPages);
-    else v.uc.memMapPtr(GUEST_MAGIC_BASE, opts.magicPages);
+    v.mapShared(GUEST_MAGIC_BASE, opts.magicPages);
     for (const r of this.domain.mmio.list()) v.mapMmio(r.base, r.size);
     // Nothing else is there: any access goes to the domain's policy (through the bus, which finds no device).
-    const mapped = [{ base: image.ramBase, size: image.ramSize }, { base: GUEST_MAGIC_BASE, size: opts.magicPages.byteLength }, ...this.domain.mmio.list()];
+    const mapped = [{ base: image.ramBase, size: image.ramSize }, { base: GUEST_MAGIC_BASE, size: opts.magicPages.byteLength }, ...this.domain.mmio.list(), ...(bank0 ? [bank0] : [])];
     for (const h of addressHoles(mapped)) v.mapMmio(h.base, h.size);
-    v.reset(BigInt(image.entry), BigInt(image.x0));
+    if (opts.restore) {
+      if (!this.uartInst) throw new Error('machine: a saved domain needs its vuart');
+      applyMachine({ vcpu: v, gic: this.gic, vuart: this.uartInst, evtchn: opts.evtchn, domid: opts.domid }, opts.restore);
+      // Before the first instruction, as at a safe point: the timer's ISTATUS mirrored (a handler of a restored
+      // pending timer IRQ reads it) and the IRQ line as the loaded GIC drives it; the native filter follows the new
+      // timer. (Not the whole safePoint(): this machine's owner is not ready for its callbacks yet.)
+      this.gic.setLevel(this.timerPpi, v.timer.poll());
+      v.setIrq(this.gic.irqOut);
+      v.stateLoaded();
+    } else {
+      v.reset(BigInt(image.entry), BigInt(image.x0));
+    }
+    // Trace times are host-monotonic; this pair turns them into the guest's CNTVCT (which runs from the same clock).
+    traceWriter?.setAnchor({ monoMs: monoMs(), counter: Number(v.timer.now()), freq: Number(v.timer.freq) });
+    this.followTraceSwitch();
+    this.publishInsight(true);
+  }
+
+  /**
+   * `vpl011 trace NAME --on/--off` flips a word in the region; the device and the native path record only while it
+   * is on, and are unhooked while it is off (so off costs nothing per access). Checked at safe points and on the
+   * 1024-access stop check: a switch takes effect within that.
+   */
+  private followTraceSwitch(): void {
+    const w = this.traceWriter;
+    if (w === undefined) return;
+    const on = w.enabled;
+    if (on === this.tracing) return;
+    this.tracing = on;
+    this.uartInst?.device.attachTrace(on ? w : null);
+    this.vcpu.fast?.setTrace(on);
+  }
+
+  /**
+   * Publish the vpl011's state into the insight region (src/vmm/insight.ts): at most every PUBLISH_PERIOD_MS unless
+   * `force` (the vCPU is about to sleep or has stopped: the state is then exact).
+   */
+  private publishInsight(force: boolean, idle = false): void {
+    const p = this.insight;
+    const inst = this.uartInst;
+    if (p === undefined || inst === undefined) return;
+    const now = performance.now();
+    if (!force && now - this.lastPublish < PUBLISH_PERIOD_MS) return;
+    this.lastPublish = now;
+    const dev = inst.device;
+    const hot = inst.ring.hot.w;
+    const st = this.stats();
+    const pl011 = dev.pl011Registers();
+    p.publish({
+      publishedAt: Date.now(),
+      running: !this.ended,
+      idle,
+      profile: dev.profile,
+      fr: dev.registers().fr,
+      irq: dev.irqView(),
+      ...(pl011 ? { pl011 } : {}),
+      counters: dev.counters,
+      frontend: {
+        inCons: hot[HotWord.InCons]! >>> 0,
+        inProdSeen: hot[HotWord.InProdSeen]! >>> 0,
+        outProd: hot[HotWord.OutProd]! >>> 0,
+        outConsSeen: hot[HotWord.OutConsSeen]! >>> 0,
+      },
+      spi: this.gic.spiView(inst.spi),
+      vcpu: { mmio: st.mmio, nativeMmio: st.nativeMmio, irqs: st.irqs, frStalls: st.frStalls, wfiSleeps: this.wfiSleeps },
+    });
+  }
+
+  /** The whole machine's state; only while paused (inside onPause) or before the first run. */
+  captureState(): MachineState {
+    // A dom0less vuart's bytes live in Xen's buffers, which this format does not carry.
+    if (!this.uartInst?.xencons) throw new Error('machine: only a domain whose vuart has a console ring page can be saved');
+    return captureMachine({
+      vcpu: this.vcpu, gic: this.gic, vuart: this.uartInst, evtchn: this.opts.evtchn, domid: this.opts.domid,
+      magic: new Uint8Array(this.opts.magicPages), ram: { base: this.opts.image.ramBase, size: this.opts.image.ramSize },
+    });
   }
 
   /** A changed FR the guest is about to see (after a park or a re-derivation): a new polling episode. */
   private frSeen(v: number | null): number | null {
-    if (v === null) {
-      this.frRepeats = 0;
-      this.frPacer.reset();
-    } else {
-      this.lastFr = v;
-      this.frRepeats = 1;
-      this.frPacer.frRead(v, performance.now());
-    }
+    if (v === null) this.frWatch.end();
+    else this.frWatch.seen(v, performance.now());
     return v;
   }
 
@@ -259,7 +388,7 @@ export class Machine {
   private uartRead(addr: number, width: 1 | 2 | 4): number | null {
     const inst = this.uartInst;
     if (inst === undefined || this.domain.vpl011 !== inst || this.domain.crashed) return this.read(addr, width);
-    const v = inst.device.read(addr - GUEST_PL011_BASE, width);
+    const v = inst.device.read(addr - this.uartBase, width);
     return v !== MMIO_ABORT ? v : this.refused(addr, width, false, 0);
   }
 
@@ -300,21 +429,34 @@ export class Machine {
       // read when the doorbell moves; every 1024th poll reads it anyway, for a stop that did not kick.
       this.checkStop();
       this.opts.evtchn.dispatch(this.opts.domid);
-    } else if ((++this.polls & 1023) === 0) this.checkStop();
+    } else if ((++this.polls & 1023) === 0) {
+      this.checkStop();
+      // A guest that only polls the UART reaches no other safe point.
+      this.followTraceSwitch();
+      this.publishInsight(false);
+    }
   }
 
   private checkStop(): void {
     if (!this.stopRequested && this.opts.shouldStop?.()) {
       this.stopRequested = true;
       this.vcpu.requestStop();
+    } else if (!this.pauseStopped && (this.pausePending || this.opts.shouldPause?.())) {
+      // A stop the run can be resumed from (not the asynchronous one of src/cpu/remote-stop.ts): at a hook, or past
+      // the current MMIO instruction; where neither is possible, asked again at the next check.
+      this.pausePending = true;
+      this.pauseStopped = this.vcpu.requestPause();
     }
   }
 
   /** Between TBs: timer, pending events, then the IRQ line. */
   private safePoint(): void {
-    this.gic.setLevel(GUEST_TIMER_VIRT_PPI, this.vcpu.timer.poll());
+    this.followTraceSwitch(); // before any event is dispatched to the device
+    this.gic.setLevel(this.timerPpi, this.vcpu.timer.poll());
     this.pollEvents();
+    this.uartInst?.device.rxTimeoutTick();
     this.vcpu.setIrq(this.gic.irqOut);
+    this.publishInsight(false);
     const inst = this.uartInst;
     const listening = inst !== undefined && this.domain.vpl011 === inst && inst.device.receiveInterruptsUnmasked;
     if (listening !== this.receiverListening) {
@@ -323,9 +465,13 @@ export class Machine {
     }
   }
 
-  /** What safePoint() would change now: an IRQ line to raise (lowering is immediate), a listener to tell. */
+  /**
+   * After a JS MMIO trip outside the vpl011 page (the GIC, the address holes): what safePoint() would do now: an IRQ
+   * line to raise (lowering is immediate), a pause to retry, a listener to tell.
+   */
   private needsSafePoint(): boolean {
     if (this.gic.irqOut && !this.vcpu.irqLevel) return true;
+    if (this.pausePending && !this.pauseStopped) return true;
     const inst = this.uartInst;
     const listening = inst !== undefined && this.domain.vpl011 === inst && inst.device.receiveInterruptsUnmasked;
     return listening !== this.receiverListening;
@@ -337,18 +483,34 @@ export class Machine {
   }
 
   run(): MachineExit {
+    try {
+      return this.runLoop();
+    } finally {
+      this.ended = true;
+      this.publishInsight(true); // the last state stays readable after the vCPU stopped
+    }
+  }
+
+  private runLoop(): MachineExit {
     const { evtchn, domid } = this.opts;
     for (;;) {
       if (this.opts.shouldStop?.()) return { reason: 'stopped' };
+      if (this.pausePending || this.opts.shouldPause?.()) {
+        this.pausePending = false;
+        this.pauseStopped = false;
+        if (!(this.opts.onPause?.() ?? true)) return { reason: 'stopped' };
+        continue;
+      }
       let exit: RunExit;
       try {
         exit = this.vcpu.run();
       } catch (e) {
-        return { reason: 'crashed', message: `vCPU error: ${(e as Error).message}` };
+        return { reason: 'crashed', message: `vCPU error: ${errorMessage(e)}` };
       }
       if (this.crashMsg !== null) return { reason: 'crashed', message: `d${domid} crashed: ${this.crashMsg}` };
       // A stop from the controlling thread (domain-stop.ts) ends uc_emu_start as if at a WFI: never sleep then.
       if (this.stopRequested || this.opts.shouldStop?.()) return { reason: 'stopped' };
+      if (this.pausePending && exit.kind === 'stopped') continue; // paused at the top of the loop
       if (exit.kind === 'psci') return { reason: exit.action === 'poweroff' ? 'poweroff' : 'reset' };
       if (exit.kind === 'error') return { reason: 'crashed', message: `d${domid}: ${exit.message}` };
       if (exit.kind === 'stopped') return { reason: 'stopped' };
@@ -356,12 +518,16 @@ export class Machine {
       const seen = evtchn.doorbell(domid);
       this.safePoint();
       if (this.gic.irqOut) continue; // an interrupt is already due: WFI completes
+      if (this.pausePending) continue; // a save asked while idle: pause now, not after the sleep
       // Fractional milliseconds (Atomics.wait takes them): rounding a 100 us hrtimer up to 1 ms made every short
       // kernel sleep during boot ten times longer (docs/PERF.md).
-      const left = this.vcpu.timer.msUntilDeadline();
+      const timerLeft = this.vcpu.timer.msUntilDeadline();
+      const rxLeft = this.uartInst?.device.msUntilRxTimeout() ?? null; // a pl011 receive timeout is a deadline too
+      const left = timerLeft === null ? rxLeft : rxLeft === null ? timerLeft : Math.min(timerLeft, rxLeft);
       const idle = this.opts.sleepBounds?.idleMs ?? MAX_IDLE_MS;
       const ms = left === null ? idle : Math.min(idle, left);
       this.wfiSleeps++;
+      this.publishInsight(true, true); // idle: what `vpl011 stat` shows is exact while the vCPU sleeps
       evtchn.waitSync(domid, seen, ms);
       this.safePoint();
     }

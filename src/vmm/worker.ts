@@ -7,10 +7,12 @@ import { EventChannels } from '../xen/evtchn.js';
 import { viewOf } from '../host/libc.js';
 import { FutexWaker } from '../host/futex.js';
 import {
-  CONTROL_ENGINE, CONTROL_REQUESTS, CONTROL_STOP,
+  CONTROL_ENGINE, CONTROL_REQUESTS, CONTROL_STOP, CONTROL_UNPAUSED,
   type DomainEvent, type DomainRequest, type DomainRequests, type DomainRequestType, type WorkerInit,
 } from './control.js';
 import { EngineCell } from '../cpu/remote-stop.js';
+import { pauseForSave, saveRequested } from './save-pause.js';
+import { errorMessage } from '../util/errors.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -34,7 +36,7 @@ function serveRequests(m: Machine): void {
       const handler = handlers[req.type] as (m: Machine, args: unknown) => DomainRequests[DomainRequestType]['reply'];
       post({ type: 'reply', id: req.id, ok: true, reply: handler(m, req.args) });
     } catch (e) {
-      post({ type: 'reply', id: req.id, ok: false, error: (e as Error).message });
+      post({ type: 'reply', id: req.id, ok: false, error: errorMessage(e) });
     }
   }
 }
@@ -45,11 +47,14 @@ try {
     ? EventChannels.attach(init.evtchn)
     : EventChannels.attach(viewOf(init.evtchn.address, init.evtchn.size), new FutexWaker(init.evtchn));
   const magicPages = init.magicPages instanceof SharedArrayBuffer ? init.magicPages : viewOf(init.magicPages.address, init.magicPages.size);
+  const insight = init.insight === undefined || init.insight instanceof SharedArrayBuffer ? init.insight : viewOf(init.insight.address, init.insight.size);
   const m: Machine = new Machine({
     domid: init.domid, name: init.name, image: init.image, policy: init.policy, evtchn, magicPages,
     ...(init.libraryPath ? { libraryPath: init.libraryPath } : {}),
     profile: init.profile,
     ...(init.sleepBounds ? { sleepBounds: init.sleepBounds } : {}),
+    ...(insight ? { insight, trace: init.trace === true } : {}),
+    ...(init.xenConsole ? { xenConsole: init.xenConsole } : {}),
     // The machine polls this at its safe points (and whenever the doorbell moves, which a request's kick does):
     // requests are served there, before the stop flag is read.
     shouldStop: () => {
@@ -58,16 +63,26 @@ try {
     },
     // Posted, not polled for: the starting thread learns at once that scripted input may flow.
     onReceiverListening: (on) => post({ type: 'listening', on }),
+    ...(init.restore ? { restore: init.restore } : {}),
+    // A save (docs/SAVE.md): paused between runs, the state posted (its RAM transferred, not copied).
+    shouldPause: () => saveRequested(control),
+    onPause: () => pauseForSave(control, m, (state, transfer) => port.postMessage({ type: 'saved', state } satisfies DomainEvent, transfer)),
   });
   machine = m;
   // From here the controlling thread may stop the engine directly (a guest that reaches no safe point).
   engine.publish(m.vcpu.uc);
   post({ type: 'vuart', port: m.vuartPort });
+  // Created paused: run once the console is connected; a stop while waiting ends the run at its first safe point.
+  if (init.createPaused) {
+    while (Atomics.load(control, CONTROL_UNPAUSED) === 0 && Atomics.load(control, CONTROL_STOP) === 0) {
+      Atomics.wait(control, CONTROL_UNPAUSED, 0, 50);
+    }
+  }
   const exit = m.run();
   post({ type: 'exit', exit, stats: m.stats() });
 } catch (e) {
   const stats = machine?.stats();
-  post({ type: 'exit', exit: { reason: 'crashed', message: `d${init.domid}: ${(e as Error).message}` }, ...(stats ? { stats } : {}) });
+  post({ type: 'exit', exit: { reason: 'crashed', message: `d${init.domid}: ${errorMessage(e)}` }, ...(stats ? { stats } : {}) });
 } finally {
   engine.retire(); // waits out a stop call in flight: uc_close must not run under it
   try { machine?.close(); } catch { /* closing after a failure: nothing more to report */ }

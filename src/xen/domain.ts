@@ -2,18 +2,42 @@
 // bus with the policy for refused accesses, the vGIC, the event-channel table, and guest-physical memory regions
 // backed by (Shared)ArrayBuffers for prepare_ring_for_helper().
 
-import { MmioBus, MMIO_ABORT, type AccessWidth } from './mmio.js';
+import type { Vpl011, Vpl011Profile } from '../device/vpl011.js';
+import { MmioBus, MMIO_ABORT, MMIO_DONE, type AccessWidth, type MmioRegion } from './mmio.js';
+import type { ConsolePort } from '../device/ports.js';
 import type { Vgic } from './vgic.js';
 import type { EventChannels } from './evtchn.js';
 import { ConsoleRing } from './ring.js';
 import { XEN_PAGE_SHIFT, XEN_PAGE_SIZE } from './arch-arm.js';
+import { hex } from '../util/hex.js';
+import { Vpl011Error } from '../util/errors.js';
+
+/** d->arch.vpl011 once domain_vpl011_init (src/xen/vuart.ts) has run. */
+export interface VuartInstance {
+  readonly device: Vpl011;
+  /** The device's byte port: the xencons ring, or Xen's buffers (dom0less). */
+  readonly ring: ConsolePort;
+  /** The xencons ring page when the backend is a domain (the native fast path serves only this); else undefined. */
+  readonly xencons: ConsoleRing | undefined;
+  /** The guest-side port (what the domctl returns; xenconsoled binds to it). */
+  readonly evtchn: number;
+  readonly spi: number;
+  readonly region: MmioRegion;
+  readonly consoleDomid: number;
+  readonly gfn: number;
+  readonly profile: Vpl011Profile;
+}
+
+/** The console backend's domain: dom0, where xenconsoled runs (and where our console backend stands in). */
+export const BACKEND_DOMID = 0;
 
 /**
- * What a refused MMIO access (a handler returned MMIO_ABORT / false) does to the guest:
+ * What a refused MMIO access (a handler returned MMIO_ABORT) does to the guest:
  *  - 'abort': a data abort is injected (upstream since 0b6122a117; the default);
- *  - 'crash-domain': the domain is crashed (domain_crash_synchronous, as the seed patch did).
+ *  - 'crash-domain': the domain is crashed (domain_crash_synchronous, as Xen's first merged vpl011 did: docs/UPSTREAM.md §1).
  */
-export type RefusedAccessPolicy = 'abort' | 'crash-domain';
+export const REFUSED_ACCESS_POLICIES = ['abort', 'crash-domain'] as const;
+export type RefusedAccessPolicy = (typeof REFUSED_ACCESS_POLICIES)[number];
 
 /** What the CPU layer must do after handleMmio / handleRefusedAccess. */
 export type MmioOutcome = 'ok' | 'inject-abort' | 'crashed';
@@ -45,15 +69,7 @@ export interface GuestMemoryRegion {
   readonly shared?: boolean;
 }
 
-export class DomainError extends Error {
-  constructor(
-    readonly code: 'EINVAL' | 'ENOENT' | 'EEXIST',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'DomainError';
-  }
-}
+export class DomainError extends Vpl011Error<'EINVAL' | 'ENOENT' | 'EEXIST'> {}
 
 export interface DomainOptions {
   domid: number;
@@ -61,10 +77,6 @@ export interface DomainOptions {
   vgic: Vgic;
   evtchn: EventChannels;
   policy?: RefusedAccessPolicy;
-}
-
-function hex(n: number): string {
-  return '0x' + n.toString(16);
 }
 
 export class Domain {
@@ -78,7 +90,7 @@ export class Domain {
   crashReason: string | undefined = undefined;
   refusedAccesses = 0;
   /** The vuart instance (d->arch.vpl011), owned by src/xen/vuart.ts. */
-  vpl011: unknown = undefined;
+  vpl011: VuartInstance | undefined = undefined;
   private readonly memory: GuestMemoryRegion[] = [];
 
   constructor(opts: DomainOptions) {
@@ -114,7 +126,7 @@ export class Domain {
   handleMmio(access: MmioAccess): MmioOutcome {
     if (this.crashReason !== undefined) return 'crashed';
     if (access.write) {
-      if (this.mmio.write(access.addr, access.width, access.value >>> 0)) return 'ok';
+      if (this.mmio.write(access.addr, access.width, access.value >>> 0) === MMIO_DONE) return 'ok';
     } else {
       const v = this.mmio.read(access.addr, access.width);
       if (v !== MMIO_ABORT) {

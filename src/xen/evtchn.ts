@@ -25,16 +25,19 @@
 // the waiter's compare sees the new doorbell: never lost. The count may over-count (a waiter that died, a waitAsync
 // nobody resolves yet): that only costs a needless wake. The word is the unused record of port 0 (never a valid
 // port), so the table's layout and VERSION are unchanged.
+//
+// After the port records, each domain has a line-event area (src/xen/line-events.ts): host-only memory for what
+// the console backend tells the domain's vpl011 besides bytes (BREAK, framing/parity errors). It lives here because
+// every party that serves a domain maps this table already (VERSION 2 added it).
+
+import { Vpl011Error } from '../util/errors.js';
+import { LINE_EVENT_WORDS } from './line-events.js';
 
 export type EvtchnHandler = (port: number) => void;
 
-export class EvtchnError extends Error {
-  constructor(
-    readonly code: 'EINVAL' | 'ENOSPC' | 'EBUSY',
-    message: string,
-  ) {
-    super(`evtchn: ${message}`);
-    this.name = 'EvtchnError';
+export class EvtchnError extends Vpl011Error<'EINVAL' | 'ENOSPC' | 'EBUSY'> {
+  constructor(code: EvtchnError['code'], message: string) {
+    super(code, `evtchn: ${message}`);
   }
 }
 
@@ -45,7 +48,7 @@ export const ECS_UNBOUND = 2;
 export const ECS_INTERDOMAIN = 3;
 
 const MAGIC = 0x45564348; // "EVCH"
-const VERSION = 1;
+const VERSION = 2;
 const HEADER_WORDS = 8;
 const PORT_WORDS = 8;
 // Word offsets inside one port's record.
@@ -133,7 +136,7 @@ export class EventChannels {
   }
 
   private static wordsFor(maxDomains: number, ports: number): number {
-    return HEADER_WORDS + maxDomains + maxDomains * ports * PORT_WORDS;
+    return HEADER_WORDS + maxDomains + maxDomains * ports * PORT_WORDS + maxDomains * LINE_EVENT_WORDS;
   }
 
   /** Make a new table (all ports free, doorbells 0). */
@@ -425,6 +428,13 @@ export class EventChannels {
   // ---- consumer side ----------------------------------------------------------------------------------------
 
   /** A one-word view of the domain's doorbell (for native code that polls it: src/cpu/native.ts). */
+  /** A domain's line-event area (src/xen/line-events.ts), a view into the table. */
+  lineEventWords(domid: number): Int32Array {
+    this.checkDom(domid);
+    const i = this.portBase + this.maxDomains * this.portsPerDomain * PORT_WORDS + domid * LINE_EVENT_WORDS;
+    return this.words.subarray(i, i + LINE_EVENT_WORDS);
+  }
+
   doorbellView(domid: number): Int32Array {
     const i = this.doorbellIndex(domid);
     return this.words.subarray(i, i + 1);

@@ -2,12 +2,28 @@
 // Level-triggered SPIs follow their line: pending = latch | line (a level line re-pends after EOI while still high,
 // IHI 0048B 3.2.4). PPIs 16..31 carry the timer (27). SGIs are RAZ/WI (one CPU). Every offset/width/value from the
 // guest is bounded: unknown offsets read as zero and ignore writes.
-import type { AccessWidth, MmioHandler } from './mmio.js';
+import { MMIO_DONE, type AccessWidth, type MmioHandler, type MmioWriteResult } from './mmio.js';
 import type { Vgic } from './vgic.js';
+import type { SpiView } from '../device/why-irq.js';
 
 export const GIC_NR_IRQS = 64; // 32 private + 32 SPIs: ITLinesNumber = 1
 const SPURIOUS = 1023;
 const IDLE_PRIO = 0x100;
+
+/** Gicv2.snapshot(): registers, and one entry per interrupt for each per-interrupt array. */
+export interface GicState {
+  dctlr: number;
+  cctlr: number;
+  pmr: number;
+  bpr: number;
+  enabled: number[];
+  latch: number[];
+  line: number[];
+  active: number[];
+  prio: number[];
+  edge: number[];
+  activeStack: number[];
+}
 
 export class Gicv2 implements Vgic {
   private dctlr = 0;
@@ -122,12 +138,12 @@ export class Gicv2 implements Vgic {
       if (o === 0xfe8) return 0x20; // ICPIDR2: GICv2
       return 0;
     },
-    write: (off: number, width: AccessWidth, value: number): boolean => {
+    write: (off: number, width: AccessWidth, value: number): MmioWriteResult => {
       const v = value >>> 0;
       if (width === 1) {
         if (off >= 0x400 && off < 0x400 + GIC_NR_IRQS) this.prio[off - 0x400] = v & 0xf8; // 5 priority bits
         this.update();
-        return true;
+        return MMIO_DONE;
       }
       const o = off & ~3;
       const first = (o & 0x7f) * 8;
@@ -145,7 +161,7 @@ export class Gicv2 implements Vgic {
         for (let k = 0; k < 16; k++) if (f + k >= 32) this.edge[f + k] = (v >>> (2 * k + 1)) & 1; // SGI/PPI config fixed
       }
       this.update();
-      return true;
+      return MMIO_DONE;
     },
   };
 
@@ -163,7 +179,7 @@ export class Gicv2 implements Vgic {
         default: return 0;
       }
     },
-    write: (off: number, _w: AccessWidth, value: number): boolean => {
+    write: (off: number, _w: AccessWidth, value: number): MmioWriteResult => {
       const v = value >>> 0;
       switch (off & ~3) {
         case 0x00: this.cctlr = v & 1; break;
@@ -174,7 +190,7 @@ export class Gicv2 implements Vgic {
         default: break;
       }
       this.update();
-      return true;
+      return MMIO_DONE;
     },
   };
 
@@ -197,6 +213,70 @@ export class Gicv2 implements Vgic {
   private deactivate(id: number): void {
     if (id < GIC_NR_IRQS) this.active[id] = 0;
   }
+  /** One interrupt's state and whether it is what the CPU interface signals now (`vpl011 stat`, why-irq.ts). */
+  spiView(intid: number): SpiView {
+    const i = Number.isInteger(intid) && intid >= 0 && intid < GIC_NR_IRQS ? intid : 0;
+    const sig = this.signalled();
+    return {
+      intid,
+      line: this.line[i] === 1,
+      enabled: this.enabled[i] === 1,
+      pending: this.pending(i),
+      active: this.active[i] === 1,
+      priority: this.prio[i]!,
+      distributorOn: (this.dctlr & 1) !== 0,
+      cpuInterfaceOn: (this.cctlr & 1) !== 0,
+      pmr: this.pmr,
+      runningPriority: this.runningPrio(),
+      signalled: sig !== null && sig.id === i,
+    };
+  }
+  /** The guest-visible state, for save/restore (SPI reservations are the toolstack's and are rebuilt, not saved). */
+  snapshot(): GicState {
+    return {
+      dctlr: this.dctlr, cctlr: this.cctlr, pmr: this.pmr, bpr: this.bpr,
+      enabled: [...this.enabled], latch: [...this.latch], line: [...this.line], active: [...this.active],
+      prio: [...this.prio], edge: [...this.edge], activeStack: [...this.activeStack],
+    };
+  }
+
+  /** Why a saved GIC state cannot be loaded (one line), or null: every field within what the guest could set. */
+  static stateProblem(v: unknown): string | null {
+    if (typeof v !== 'object' || v === null) return 'GIC state is not an object';
+    const s = v as Record<string, unknown>;
+    const masks: Record<string, number> = { dctlr: 1, cctlr: 1, pmr: 0xf8, bpr: 7 };
+    for (const [k, m] of Object.entries(masks)) {
+      const x = s[k];
+      if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || (x & ~m) !== 0) return `GIC ${k} is out of range`;
+    }
+    const arrays: Record<string, number> = { enabled: 1, latch: 1, line: 1, active: 1, prio: 0xf8, edge: 1 };
+    for (const [k, m] of Object.entries(arrays)) {
+      const a = s[k];
+      if (!Array.isArray(a) || a.length !== GIC_NR_IRQS) return `GIC ${k} is not ${GIC_NR_IRQS} entries`;
+      if (!a.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0 && (x & ~m) === 0)) return `GIC ${k} has an entry out of range`;
+    }
+    const st = s.activeStack;
+    if (!Array.isArray(st) || st.length > GIC_NR_IRQS) return 'GIC active stack is not a list of interrupts';
+    const seen = new Set<number>();
+    for (const id of st) {
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= GIC_NR_IRQS || seen.has(id)) return 'GIC active stack has a bad entry';
+      seen.add(id);
+    }
+    return null;
+  }
+
+  /** Load a state checked by stateProblem (throws otherwise) and recompute the output. */
+  load(v: unknown): void {
+    const problem = Gicv2.stateProblem(v);
+    if (problem !== null) throw new Error(problem);
+    const s = v as GicState;
+    this.dctlr = s.dctlr; this.cctlr = s.cctlr; this.pmr = s.pmr; this.bpr = s.bpr;
+    this.enabled.set(s.enabled); this.latch.set(s.latch); this.line.set(s.line); this.active.set(s.active);
+    this.prio.set(s.prio); this.edge.set(s.edge);
+    this.activeStack.splice(0, this.activeStack.length, ...s.activeStack);
+    this.update();
+  }
+
   /** For tests and stats. */
   isPending(id: number): boolean {
     return id >= 0 && id < GIC_NR_IRQS && this.pending(id);

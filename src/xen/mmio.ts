@@ -1,18 +1,17 @@
 // MMIO trap dispatch for one domain: Xen's register_mmio_handler / handle_mmio, with an access record of
-// (offset, width, value). A handler refuses an access by returning MMIO_ABORT (reads) or false (writes);
-// what a refused access does to the guest is the domain's policy (see Domain), not the bus's.
+// (offset, width, value). A handler refuses an access by returning MMIO_ABORT, in either direction (the handler
+// interface is the device's port, src/device/ports.ts); what a refused access does to the guest is the domain's
+// policy (see Domain), not the bus's.
+import {
+  MMIO_ABORT,
+  MMIO_DONE,
+  type AccessWidth,
+  type MmioHandler,
+  type MmioReadResult,
+  type MmioWriteResult,
+} from '../device/ports.js';
 
-export type AccessWidth = 1 | 2 | 4 | 8;
-
-/** A read handler returns this instead of a value to refuse the access (Xen: handler returns 0 -> IO_ABORT). */
-export const MMIO_ABORT = -1;
-
-export interface MmioHandler {
-  /** Returns the value (an unsigned 32-bit number; 8-byte reads return the low word) or MMIO_ABORT. */
-  read(offset: number, width: AccessWidth): number;
-  /** Returns false to refuse the access. `value` holds the low 32 bits of the access. */
-  write(offset: number, width: AccessWidth, value: number): boolean;
-}
+export { MMIO_ABORT, MMIO_DONE, type AccessWidth, type MmioHandler, type MmioReadResult, type MmioWriteResult };
 
 export interface MmioRegion {
   readonly base: number;
@@ -55,13 +54,13 @@ export class MmioBus {
   }
 
   /** Dispatch a read; an address no handler claims is refused like any other bad access. */
-  read(addr: number, width: AccessWidth): number {
+  read(addr: number, width: AccessWidth): MmioReadResult {
     const r = this.find(addr);
     return r ? r.handler.read(addr - r.base, width) : MMIO_ABORT;
   }
 
-  write(addr: number, width: AccessWidth, value: number): boolean {
+  write(addr: number, width: AccessWidth, value: number): MmioWriteResult {
     const r = this.find(addr);
-    return r ? r.handler.write(addr - r.base, width, value) : false;
+    return r ? r.handler.write(addr - r.base, width, value) : MMIO_ABORT;
   }
 }

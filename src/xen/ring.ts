@@ -19,10 +19,20 @@
 // bounded by an index distance, so none can hang.
 
 import { HotState, HotWord } from '../device/hot-state.js';
+import {
+  RING_CORRUPT,
+  RING_EMPTY,
+  RING_FULL,
+  XENCONS_IN_SIZE,
+  XENCONS_OUT_SIZE,
+  type ConsolePort,
+  type RingCorruptionReport,
+} from '../device/ports.js';
+
+// The ring's sizes and results are the device's port (src/device/ports.ts); re-exported here as the ABI's names.
+export { RING_CORRUPT, RING_EMPTY, RING_FULL, XENCONS_IN_SIZE, XENCONS_OUT_SIZE, type RingCorruptionReport };
 
 export const XENCONS_PAGE_SIZE = 4096;
-export const XENCONS_IN_SIZE = 1024;
-export const XENCONS_OUT_SIZE = 2048;
 
 /** Byte offsets inside the page (console.h). */
 export const XENCONS_IN_OFFSET = 0x000;
@@ -37,11 +47,6 @@ export const XENCONS_CONNECTION = 0xc10;
 export const XENCONSOLE_CONNECTED = 0;
 export const XENCONSOLE_DISCONNECTED = 1;
 
-/** Returned instead of a level, a byte or a count when a half of the ring has prod - cons > its size. */
-export const RING_CORRUPT = -2;
-/** Returned by ConsoleRing.getIn() when the IN half is empty, and by putOut() when the OUT half is full. */
-export const RING_EMPTY = -1;
-export const RING_FULL = -1;
 
 // Word indices of the four u32 indices in the Int32Array that starts at 0xC00.
 const W_IN_CONS = 0;
@@ -80,12 +85,6 @@ export function xenconsQueued(prod: number, cons: number, ringSize: number): num
 export function ringLevel(prod: number, cons: number, ringSize: number): number {
   const d = (prod - cons) >>> 0;
   return d > ringSize ? RING_CORRUPT : d;
-}
-
-export interface RingCorruptionReport {
-  half: 'in' | 'out';
-  prod: number;
-  cons: number;
 }
 
 /** The page and its typed views; shared by both ends. */
@@ -172,7 +171,11 @@ class RingPage {
  *
  * After each operation, inLevel / outLevel hold the levels computed from the freshest loads.
  */
-export class ConsoleRing extends RingPage {
+export class ConsoleRing extends RingPage implements ConsolePort {
+  readonly inSize = XENCONS_IN_SIZE;
+  readonly outSize = XENCONS_OUT_SIZE;
+  /** A console domain drains OUT at its own pace: TXFF, TXI and TXFE follow the OUT level. */
+  readonly txAlwaysReady = false;
   /**
    * The private indices and levels live in the device's hot-state region (src/device/hot-state.ts), shared with the
    * device built over this ring and with the native fast path, so that either implementation serves the next access.

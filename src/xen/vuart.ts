@@ -8,19 +8,18 @@
 import { Vpl011, type Vpl011Profile } from '../device/vpl011.js';
 import type { LogSink } from '../util/ratelimit.js';
 import { GUEST_PL011_BASE, GUEST_PL011_SIZE, GUEST_VPL011_SPI } from './arch-arm.js';
-import type { Domain } from './domain.js';
+import type { Domain, VuartInstance } from './domain.js';
 import type { MmioRegion } from './mmio.js';
 import type { ConsoleRing } from './ring.js';
+import type { ConsolePort } from '../device/ports.js';
+import type { XenConsoleFrontend } from './xen-console.js';
 import { spiLine } from './vgic.js';
+import { Vpl011Error, errnoOf, errorMessage } from '../util/errors.js';
+import { LineEventQueue } from './line-events.js';
 
-export class VuartError extends Error {
-  constructor(
-    readonly code: 'EINVAL' | 'EEXIST' | 'EBUSY' | 'ENOENT' | 'ENOSPC',
-    message: string,
-    cause?: unknown,
-  ) {
-    super(message, cause === undefined ? undefined : { cause });
-    this.name = 'VuartError';
+export class VuartError extends Vpl011Error<'EINVAL' | 'EEXIST' | 'EBUSY' | 'ENOENT' | 'ENOSPC'> {
+  constructor(code: VuartError['code'], message: string, cause?: unknown) {
+    super(code, message, { cause });
   }
 }
 
@@ -32,27 +31,28 @@ export interface VuartInitInfo {
   consoleDomid: number;
   gfn: number;
   profile?: Vpl011Profile;
+  /**
+   * Where the device sits: its MMIO base and its SPI (an INTID). Xen's are fixed (GUEST_PL011_BASE, SPI 32); ours
+   * default to them and differ only for the toolstack's qemu-virt layout (src/toolstack/guest-map.ts).
+   */
+  base?: number;
+  spi?: number;
+  /**
+   * The backend in Xen (upstream: domain_vpl011_init(d, NULL), dom0less): the device's bytes go to these buffers
+   * (src/xen/xen-console.ts), not to a ring page; `gfn` is not mapped. The event channel to `consoleDomid` is still
+   * allocated, as the host's wakeup transport between the vCPU and the console mux; the guest never learns it.
+   */
+  xen?: XenConsoleFrontend;
 }
 
-/** d->arch.vpl011 once initialised. */
-export interface VuartInstance {
-  readonly device: Vpl011;
-  readonly ring: ConsoleRing;
-  /** The guest-side port (what the domctl returns; xenconsoled binds to it). */
-  readonly evtchn: number;
-  readonly spi: number;
-  readonly region: MmioRegion;
-  readonly consoleDomid: number;
-  readonly gfn: number;
-  readonly profile: Vpl011Profile;
-}
+export type { VuartInstance };
 
 export function vuartOf(d: Domain): VuartInstance | undefined {
-  return d.vpl011 as VuartInstance | undefined;
+  return d.vpl011;
 }
 
 function errCode(e: unknown): VuartError['code'] {
-  const c = (e as { code?: unknown } | null)?.code;
+  const c = errnoOf(e);
   return c === 'ENOENT' || c === 'ENOSPC' || c === 'EBUSY' || c === 'EEXIST' ? c : 'EINVAL';
 }
 
@@ -68,11 +68,16 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
   }
 
   // 1. prepare_ring_for_helper: nothing to undo if it fails.
-  let ring: ConsoleRing;
-  try {
-    ring = d.prepareRingForHelper(info.gfn);
-  } catch (e) {
-    throw new VuartError(errCode(e), `d${d.domid}: vuart ring: ${(e as Error).message}`, e);
+  let ring: ConsolePort;
+  let xencons: ConsoleRing | undefined;
+  if (info.xen !== undefined) {
+    ring = info.xen;
+  } else {
+    try {
+      ring = xencons = d.prepareRingForHelper(info.gfn);
+    } catch (e) {
+      throw new VuartError(errCode(e), `d${d.domid}: vuart ring: ${errorMessage(e)}`, e);
+    }
   }
 
   // 2. alloc_unbound_xen_event_channel; the handler reaches the device built below.
@@ -81,11 +86,11 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
   try {
     port = d.evtchn.allocUnbound(d.domid, info.consoleDomid, () => device?.notification());
   } catch (e) {
-    throw new VuartError(errCode(e), `d${d.domid}: vuart event channel: ${(e as Error).message}`, e);
+    throw new VuartError(errCode(e), `d${d.domid}: vuart event channel: ${errorMessage(e)}`, e);
   }
 
   // 3. vgic_reserve_virq: on failure undo 2 only; the SPI is someone else's, so it is left alone.
-  const spi = GUEST_VPL011_SPI;
+  const spi = info.spi ?? GUEST_VPL011_SPI;
   if (!d.vgic.reserveSpi(spi)) {
     d.evtchn.close(d.domid, port);
     throw new VuartError('EBUSY', `d${d.domid}: vuart SPI ${spi} is not available (reserved by another device?)`);
@@ -97,25 +102,31 @@ export function domainVpl011Init(d: Domain, info: VuartInitInfo, opts: { log?: L
     const domid = d.domid;
     const evtchn = d.evtchn;
     const log = opts.log;
+    // Line events left by an earlier domain with this id are not this one's: start the queue empty.
+    const lineEvents = new LineEventQueue(evtchn.lineEventWords(domid));
+    lineEvents.reset();
     device = new Vpl011({
+      lineEvents,
       ring,
       irq: spiLine(d.vgic, spi),
       notify: () => void evtchn.notify(domid, port),
       ...(log ? { log: (m: string) => log(`d${domid} ${m}`) } : {}),
       profile,
     });
-    region = d.mmio.register(GUEST_PL011_BASE, GUEST_PL011_SIZE, device, 'vpl011');
+    region = d.mmio.register(info.base ?? GUEST_PL011_BASE, GUEST_PL011_SIZE, device, 'vpl011');
+    if (info.xen !== undefined) info.xen.wake = () => void evtchn.notify(domid, port);
   } catch (e) {
     device = undefined;
     d.vgic.setLevel(spi, false);
     d.vgic.freeSpi(spi);
     d.evtchn.close(d.domid, port);
-    throw new VuartError(errCode(e), `d${d.domid}: vuart MMIO: ${(e as Error).message}`, e);
+    throw new VuartError(errCode(e), `d${d.domid}: vuart MMIO: ${errorMessage(e)}`, e);
   }
 
   const inst: VuartInstance = {
     device,
     ring,
+    xencons,
     evtchn: port,
     spi,
     region,

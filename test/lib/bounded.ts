@@ -1,4 +1,4 @@
-// Bounds for tests (issue 13 item 5): a failing test must report, never hang the run.
+// Bounds for tests: a failing test must report, never hang the run.
 import { test as nodeTest, type TestContext } from 'node:test';
 
 /** Default per-test timeout: far above any test's normal time on a loaded 2-core machine. */

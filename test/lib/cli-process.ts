@@ -2,9 +2,9 @@
 // reported as code null, so a regression to "hangs" fails its test instead of hanging the suite.
 import { spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 
-export const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
+export { VPL011_BIN as BIN } from '../../src/util/self.js';
+import { VPL011_BIN as BIN } from '../../src/util/self.js';
 
 export interface CliResult {
   /** null: killed after limitMs. */
@@ -28,7 +28,7 @@ export function cli(args: string[], opts: { input?: string | Buffer; env?: Recor
     // setEncoding: a multi-byte character split across chunks is decoded whole.
     child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
     child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
-    child.stdin.on('error', () => {});
+    child.stdin.on('error', () => {}); // EPIPE when the command exits before reading its input: its exit is the result
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code: killed ? null : code, stdout, stderr, ms: Date.now() - start });
@@ -50,7 +50,7 @@ export async function fakeDaemon(path: string, answer?: string): Promise<{ serve
   const sockets = new Set<Socket>();
   const server = createServer((s) => {
     sockets.add(s);
-    s.on('error', () => {});
+    s.on('error', () => {}); // a peer's reset: the socket is dropped from the set on 'close'
     s.on('close', () => sockets.delete(s));
     if (answer !== undefined) s.once('data', () => s.write(answer));
   });

@@ -6,16 +6,16 @@ import { mkdtempSync, readdirSync, rmSync, readFileSync, existsSync, writeFileSy
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { controlRequest } from '../../src/console/client.js';
+import { controlRequest } from '../../src/client/client.js';
 import { runPaths } from '../../src/daemon/paths.js';
 import { listRecords } from '../../src/daemon/records.js';
-import { socketAnswers } from '../../src/daemon/daemon.js';
+import { socketAnswers } from '../../src/daemon/socket-probe.js';
 import { unlinkShared } from '../../src/host/shm.js';
 import type { Response, DomainInfo } from '../../src/daemon/protocol.js';
 import { buildBareGuestFile, type BareGuest } from '../../src/vmm/bare-guests.js';
 
-export const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
+export { VPL011_BIN as BIN } from '../../src/util/self.js';
+import { VPL011_BIN as BIN } from '../../src/util/self.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -163,7 +163,7 @@ export class Harness {
         }
       }
     });
-    sock.on('error', () => {});
+    sock.on('error', () => {}); // a reset ends the attach; the test sees it as missing output
     await this.until(() => header !== undefined, 'attach response', 10_000);
     if (!header!.ok) throw new Error(`attach: ${(header as { error: string }).error}`);
     return { sock, received: () => buf, close: () => sock.destroy() };

@@ -4,6 +4,7 @@ import { Vpl011, type Vpl011Profile } from '../../src/device/vpl011.js';
 import { ConsoleRing, ConsoleRingBackend } from '../../src/xen/ring.js';
 import { SpiLevels } from '../../src/xen/spi-levels.js';
 import { spiLine } from '../../src/xen/vgic.js';
+import { LINE_EVENT_WORDS, LineEventQueue } from '../../src/xen/line-events.js';
 
 /** `start`: the value of all four ring indices at reset (free-running u32: near 2^32 the run crosses the wrap). */
 export function deviceRig(profile: Vpl011Profile, logs?: string[], start = 0) {
@@ -15,7 +16,11 @@ export function deviceRig(profile: Vpl011Profile, logs?: string[], start = 0) {
   const vgic = new SpiLevels();
   vgic.reserveSpi(32);
   let notifies = 0;
+  // The line-event area, as the event-channel table holds it for a domain (host-only memory).
+  const lineWords = new Int32Array(new SharedArrayBuffer(LINE_EVENT_WORDS * 4));
+  const lineEvents = new LineEventQueue(lineWords);
   const dev = new Vpl011({
+    lineEvents,
     ring,
     irq: spiLine(vgic, 32),
     notify: () => void notifies++,
@@ -33,5 +38,12 @@ export function deviceRig(profile: Vpl011Profile, logs?: string[], start = 0) {
     return b;
   };
   const drainText = (): string => Buffer.from(drainBytes()).toString('latin1');
-  return { sab, page, ring, backend, vgic, dev, fill, drainBytes, drainText, notifies: () => notifies, line: () => vgic.level(32) };
+  /** The backend receiving `byte` with line errors `bits` (LineError): entry first, then the byte; notify unless told. */
+  const lineEvent = (bits: number, byte = 0, notify = true): boolean => {
+    if (backend.inFree() === 0 || !lineEvents.post(backend.inProd, bits)) return false;
+    backend.writeIn(Uint8Array.of(byte));
+    if (notify) dev.notification();
+    return true;
+  };
+  return { sab, page, ring, backend, vgic, dev, fill, drainBytes, drainText, lineEvent, lineEvents, lineWords, notifies: () => notifies, line: () => vgic.level(32) };
 }

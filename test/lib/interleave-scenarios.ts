@@ -4,7 +4,7 @@
 // 'timed-out' an actor counts is a wakeup the protocol owed it and did not deliver (a fallback hiding a lost wakeup).
 //
 // `mutant` params swap in a mutated copy of one function, in the actor threads only, to prove the scenarios bite:
-//   waiters-before-doorbell  EventChannels ring(): the waiter count loaded BEFORE the doorbell add (issue 13);
+//   waiters-before-doorbell  EventChannels ring(): the waiter count loaded BEFORE the doorbell add;
 //   unmask-no-ring           EventChannels unmask(): the pending re-raise removed;
 //   out-cons-before-publish  ConsoleRing putOut(): out_cons loaded BEFORE out_prod is published.
 import { isMainThread } from 'node:worker_threads';

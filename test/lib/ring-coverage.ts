@@ -1,4 +1,4 @@
-// Coverage of the ring states a property test must reach to mean anything (issue 13 item 1): OUT full, IN full,
+// Coverage of the ring states a property test must reach to mean anything: OUT full, IN full,
 // the 16-byte thresholds (TXI off: fewer than 16 bytes of OUT free; RXI: IN at size-16 or more), the data
 // buffers' wrap (a byte at the last slot followed by one at slot 0), and the free-running u32 indices' wrap.
 // A property observes the page after every step; at the end it asserts that each event was reached in at least a

@@ -43,6 +43,9 @@
 #define HS_WARNED_TX_OFF 14
 #define HS_DEV_IN_LEVEL 15
 #define HS_DEV_OUT_LEVEL 16
+#define HS_FIFO_DEPTH 17
+#define HS_JS_ONLY 18
+#define HS_RT_MODE 19 /* receive-timeout.ts RtMode: 0 untimed (RT = data present), 1 waiting (RT clear), 2 due */
 #define HS_ENABLED 20
 #define HS_LAST_FR 21 /* shared with Machine's FR spin detection (machine.ts lastFr / frRepeats) */
 #define HS_FR_REPEATS 22
@@ -59,8 +62,21 @@
 #define HF_MSR_TOTAL 4
 #define HF_MSR_PASSED 5
 #define HF_TIMER_CHECK_MONO_MS 6
-#define HOT_LAYOUT 0x70110001
+#define HOT_LAYOUT 0x70110003
 #define HOT_F64_OFFSET 128
+
+/* access-trace.ts: the header words, the record layout (TRACE_RECORD_BYTES = 12 words) and TRACE_LAYOUT */
+#define TR_MAGIC 0x54524c56
+#define TR_LAYOUT 0x70110101
+#define TR_H_MAGIC 0
+#define TR_H_CAPACITY 1
+#define TR_H_ENABLED 2
+#define TR_H_LAYOUT 3
+#define TR_H_HEAD 4
+#define TR_H_COLD_CR 6
+#define TR_H_COLD_BAUD 7
+#define TR_HEADER_WORDS 16
+#define TR_RECORD_WORDS 12
 
 /* vpl011.ts NativeTail */
 #define TAIL_NOTIFY 1
@@ -83,6 +99,10 @@
 #define INT_RX (1 << 4)
 #define INT_TX (1 << 5)
 #define INT_RT (1 << 6)
+#define INT_ERRORS (0xf << 7) /* FE, PE, BE, OE: latched until ICR (spec.ts INT_ERRORS) */
+/* line-events.ts: head and tail words of the domain's line-event queue */
+#define LE_HEAD 0
+#define LE_TAIL 1
 #define IN_SIZE 1024u
 #define OUT_SIZE 2048u
 #define IN_OFFSET 0x000
@@ -111,16 +131,20 @@ struct fastpath {
   uint8_t *page;
   int32_t *idx;
   int32_t *doorbell;
+  int32_t *line_events;
   js_read_fn js_read;
   js_write_fn js_write;
   js_msr_fn js_msr;
   js_tail_fn js_tail;
+  /* `vpl011 trace`: the access-trace region (NULL: none bound) and its capacity - 1. */
+  int32_t *trace;
+  uint32_t trace_mask;
 };
 
 #define SEQ __ATOMIC_SEQ_CST
 
 /* Returns NULL if the layout word does not match (the caller falls back to the TypeScript path). */
-struct fastpath *fp_new(uint8_t *hot, uint8_t *ring_page, int32_t *doorbell) {
+struct fastpath *fp_new(uint8_t *hot, uint8_t *ring_page, int32_t *doorbell, int32_t *line_events) {
   int32_t *h = (int32_t *)hot;
   if (h[HS_MAGIC] != (int32_t)HOT_LAYOUT) return NULL;
   struct fastpath *s = calloc(1, sizeof *s);
@@ -130,6 +154,7 @@ struct fastpath *fp_new(uint8_t *hot, uint8_t *ring_page, int32_t *doorbell) {
   s->page = ring_page;
   s->idx = (int32_t *)(ring_page + IDX_OFFSET);
   s->doorbell = doorbell;
+  s->line_events = line_events;
   s->h[HS_LAST_DOORBELL] = __atomic_load_n(doorbell, SEQ);
   s->h[HS_SAFE_DOORBELL] = s->h[HS_LAST_DOORBELL];
   return s;
@@ -142,7 +167,56 @@ void fp_set_js(struct fastpath *s, js_read_fn rd, js_write_fn wr, js_msr_fn msr,
   s->js_tail = tail;
 }
 
+static inline double fp_mono_ms_inline(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+double fp_mono_ms(void) { return fp_mono_ms_inline(); }
+
 void fp_free(struct fastpath *s) { free(s); }
+
+/* Bind the access-trace region (src/device/access-trace.ts), or unbind with NULL. Returns 0 for a region whose
+ * layout does not match (the caller then serves every access in JS while tracing, which still records them). */
+int fp_set_trace(struct fastpath *s, uint8_t *region) {
+  if (!region) {
+    s->trace = NULL;
+    return 1;
+  }
+  int32_t *t = (int32_t *)region;
+  uint32_t cap = (uint32_t)t[TR_H_CAPACITY];
+  if (t[TR_H_MAGIC] != (int32_t)TR_MAGIC || t[TR_H_LAYOUT] != (int32_t)TR_LAYOUT || cap < 2 || (cap & (cap - 1))) return 0;
+  s->trace_mask = cap - 1;
+  s->trace = t;
+  return 1;
+}
+
+/* AccessTraceWriter.record for an access this path served: the state after it, from the same hot words. The slot is
+ * marked invalid first and its index stored last (release), so a reader in another process never takes a torn one. */
+static void trace_access(struct fastpath *s, uint32_t offset, unsigned size, int write, uint32_t value) {
+  int32_t *t = s->trace;
+  int32_t *h = s->h;
+  uint32_t i = (uint32_t)t[TR_H_HEAD];
+  uint32_t *r = (uint32_t *)(t + TR_HEADER_WORDS + (i & s->trace_mask) * TR_RECORD_WORDS);
+  __atomic_store_n(&r[9], ~i, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  unsigned wcode = size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3;
+  r[0] = (offset & 0xfff) | (wcode << 12) | (write ? 1u << 14 : 0);
+  r[1] = value;
+  r[2] = (uint32_t)h[HS_IN_CONS];
+  r[3] = (uint32_t)h[HS_IN_PROD_SEEN];
+  r[4] = (uint32_t)h[HS_OUT_PROD];
+  r[5] = (uint32_t)h[HS_OUT_CONS_SEEN];
+  r[6] = ((uint32_t)h[HS_RIS] & 0xffff) | ((uint32_t)h[HS_IMSC] << 16);
+  r[7] = (uint32_t)t[TR_H_COLD_CR];
+  r[8] = (uint32_t)t[TR_H_COLD_BAUD];
+  double now = fp_mono_ms_inline();
+  memcpy(&r[10], &now, sizeof now);
+  __atomic_store_n(&r[9], i, __ATOMIC_RELEASE);
+  __atomic_store_n(&t[TR_H_HEAD], (int32_t)(i + 1), __ATOMIC_RELEASE);
+}
+/* Bound only while the trace is on (the vCPU thread binds and unbinds it at safe points): off costs one NULL test. */
+#define TRACING(s) ((s)->trace != NULL)
 
 /* The addresses unicorn is given (uc_mmio_map, uc_hook_add). */
 uint64_t fp_mmio_read(void *uc, uint64_t offset, unsigned size, void *user);
@@ -152,11 +226,6 @@ void *fp_mmio_read_ptr(void) { return (void *)fp_mmio_read; }
 void *fp_mmio_write_ptr(void) { return (void *)fp_mmio_write; }
 void *fp_msr_ptr(void) { return (void *)fp_msr; }
 
-double fp_mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* Vpl011.update(event): re-derive RIS (a data event latches every condition that holds; otherwise bits can only
  * clear), FR and the line from the levels. */
@@ -169,13 +238,25 @@ static int update_levels(int32_t *h, int event) {
   int32_t cond = 0;
   if ((int32_t)out_l <= h[HS_TXI_MAX_OUT]) cond |= INT_TX;
   if ((int32_t)rx_l >= h[HS_RXI_MIN_IN]) cond |= INT_RX;
-  if (rx_l > 0) cond |= INT_RT;
-  h[HS_RIS] = event ? cond : (h[HS_RIS] & cond);
+  if (rx_l > 0 && h[HS_RT_MODE] != 1) cond |= INT_RT;
+  int32_t ris = h[HS_RIS];
+  h[HS_RIS] = (event ? cond : (ris & cond)) | (ris & INT_ERRORS);
+  /* frFromLevels (vpl011.ts); never called in loopback (HS_JS_ONLY), so the levels are the rings'. */
   int32_t fr = 0;
-  if (rx_l == 0) fr |= FR_RXFE;
-  else if (rx_l == IN_SIZE) fr |= FR_RXFF;
-  if (out_l == 0) fr |= FR_TXFE;
-  else if (out_l == OUT_SIZE) fr |= FR_TXFF | FR_BUSY;
+  uint32_t depth = (uint32_t)h[HS_FIFO_DEPTH];
+  if (depth == 0) {
+    if (rx_l == 0) fr |= FR_RXFE;
+    else if (rx_l == IN_SIZE) fr |= FR_RXFF;
+    if (out_l == 0) fr |= FR_TXFE;
+    else if (out_l == OUT_SIZE) fr |= FR_TXFF | FR_BUSY;
+  } else {
+    if (rx_l == 0) fr |= FR_RXFE;
+    else if (rx_l >= depth) fr |= FR_RXFF;
+    uint32_t tx_fifo = out_l > OUT_SIZE - depth ? out_l - (OUT_SIZE - depth) : 0;
+    if (tx_fifo == 0) fr |= FR_TXFE;
+    else fr |= FR_BUSY;
+    if (tx_fifo >= depth) fr |= FR_TXFF;
+  }
   h[HS_FR] = fr;
   int32_t level = (h[HS_RIS] & h[HS_IMSC]) != 0;
   if (level != h[HS_LINE]) {
@@ -235,6 +316,12 @@ static int dr_read(struct fastpath *s) {
     level = prod - cons;
     if (level == 0 || level > IN_SIZE) return -1;
   }
+  /* A line event waiting (line-events.ts): the JS device attaches its bits to the right byte. Loaded after in_prod
+   * (the backend posts the entry before publishing the byte's in_prod), so a byte we could serve has its entry
+   * visible here. */
+  if (s->line_events &&
+      __atomic_load_n(&s->line_events[LE_HEAD], SEQ) != __atomic_load_n(&s->line_events[LE_TAIL], SEQ))
+    return -1;
   uint8_t byte = s->page[IN_OFFSET + (cons & (IN_SIZE - 1))];
   uint32_t next = cons + 1;
   h[HS_IN_CONS] = (int32_t)next;
@@ -280,15 +367,19 @@ uint64_t fp_mmio_read(void *uc, uint64_t offset, unsigned size, void *user) {
         }
         if (serve) {
           s->f[HF_NATIVE_MMIO] += 1;
-          return size == 1 ? (uint64_t)(v & 0xff) : (uint64_t)(uint32_t)v;
+          uint32_t rv = size == 1 ? (uint32_t)(v & 0xff) : (uint32_t)v;
+          if (TRACING(s)) trace_access(s, REG_FR, size, 0, rv);
+          return rv;
         }
       }
     } else {
       h[HS_FR_REPEATS] = 0;
-      if (offset == REG_DR && h[HS_RX_ON] && may_serve(h, s->doorbell)) {
+      /* A timed receive timeout needs each arrival stamped in guest time by the TypeScript device: DR reads there. */
+      if (offset == REG_DR && h[HS_RX_ON] && !h[HS_JS_ONLY] && !h[HS_RT_MODE] && may_serve(h, s->doorbell)) {
         int b = dr_read(s);
         if (b >= 0) {
           s->f[HF_NATIVE_MMIO] += 1;
+          if (TRACING(s)) trace_access(s, REG_DR, size, 0, (uint32_t)b);
           return (uint64_t)b;
         }
       } else if ((offset == REG_RIS || offset == REG_MIS || offset == REG_IMSC) && may_serve(h, s->doorbell)) {
@@ -296,7 +387,9 @@ uint64_t fp_mmio_read(void *uc, uint64_t offset, unsigned size, void *user) {
         uint32_t v = offset == REG_RIS ? (uint32_t)h[HS_RIS]
                    : offset == REG_MIS ? (uint32_t)(h[HS_RIS] & h[HS_IMSC]) : (uint32_t)h[HS_IMSC];
         s->f[HF_NATIVE_MMIO] += 1;
-        return v & width_mask(size);
+        v &= width_mask(size);
+        if (TRACING(s)) trace_access(s, (uint32_t)offset, size, 0, v);
+        return v;
       }
     }
   }
@@ -307,13 +400,14 @@ void fp_mmio_write(void *uc, uint64_t offset, unsigned size, uint64_t value, voi
   struct fastpath *s = user;
   int32_t *h = s->h;
   h[HS_FR_REPEATS] = 0; /* any write to the page ends a spin (Machine.mmioWrite) */
-  if (offset == REG_DR && size <= 4 && (!h[HS_TX_OFF] || h[HS_WARNED_TX_OFF]) &&
+  if (offset == REG_DR && size <= 4 && !h[HS_JS_ONLY] && (!h[HS_TX_OFF] || h[HS_WARNED_TX_OFF]) &&
       (uint32_t)h[HS_OUT_PROD] - (uint32_t)h[HS_OUT_CONS_SEEN] < OUT_SIZE && may_serve(h, s->doorbell)) {
     dr_write(s, (uint8_t)value);
     s->f[HF_NATIVE_MMIO] += 1;
+    if (TRACING(s)) trace_access(s, REG_DR, size, 1, (uint32_t)value);
     return;
   }
-  if ((offset == REG_ICR || offset == REG_IMSC) && size <= 4 && may_serve(h, s->doorbell)) {
+  if ((offset == REG_ICR || offset == REG_IMSC) && size <= 4 && !h[HS_JS_ONLY] && may_serve(h, s->doorbell)) {
     uint32_t m = width_mask(size);
     int flags;
     if (offset == REG_ICR) {
@@ -331,6 +425,7 @@ void fp_mmio_write(void *uc, uint64_t offset, unsigned size, uint64_t value, voi
     }
     s->f[HF_NATIVE_MMIO] += 1;
     if (flags) s->js_tail(flags, 0, 0);
+    if (TRACING(s)) trace_access(s, (uint32_t)offset, size, 1, (uint32_t)value);
     return;
   }
   s->js_write(uc, offset, size, value, NULL);

@@ -7,6 +7,7 @@ import type { RunPaths } from '../paths.js';
 import type { ServedConsoles } from '../served-console.js';
 import type { Supervisor } from '../supervisor.js';
 import type { WebService } from '../web-service.js';
+import type { Resumer } from '../resume.js';
 
 export interface DaemonContext {
   readonly paths: RunPaths;
@@ -16,6 +17,8 @@ export interface DaemonContext {
   readonly served: ServedConsoles;
   readonly supervisor: Supervisor;
   readonly sessions: ClientSessions;
+  /** Resumable clients' state: `migrate` tells it where a domain went, so they follow (docs/SAVE.md). */
+  readonly resumer: Resumer;
   /** Names of domains being started (claimed atomically with the uniqueness check). */
   readonly names: NameClaims;
   readonly web: WebService;

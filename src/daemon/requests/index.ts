@@ -9,11 +9,15 @@ import { list } from './list.js';
 import { up } from './up.js';
 import { destroy } from './destroy.js';
 import { web } from './web.js';
+import { lineEvent } from './line-event.js';
+import { save } from './save.js';
+import { restore } from './restore.js';
+import { migrate } from './migrate.js';
 
 type Op = ControlRequest['op'];
 export type RequestHandler<K extends Op> = (req: Extract<ControlRequest, { op: K }>, ctx: DaemonContext) => Response | Promise<Response>;
 
-const handlers: { [K in Op]: RequestHandler<K> } = { ping, list, up, destroy, web };
+const handlers: { [K in Op]: RequestHandler<K> } = { ping, list, up, destroy, web, 'line-event': lineEvent, save, restore, migrate };
 
 export async function answer(req: ControlRequest, ctx: DaemonContext): Promise<Response> {
   return (handlers[req.op] as RequestHandler<Op>)(req, ctx);

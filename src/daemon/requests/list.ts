@@ -25,6 +25,8 @@ export function listDomains(paths: RunPaths, served: ServedConsoles, withSecrets
       dropped: c?.dropped ?? 0,
       corrupt: c?.corrupt ?? 0,
       discardedInput: s?.log.counters.discardedInput ?? 0,
+      lineEvents: s?.console.lineCounters.sent ?? 0,
+      rxOverrun: s?.console.lineCounters.overrun ?? 0,
       throttled: c?.throttled ?? 0,
       startedAt: rec.startedAt,
       authFailures: s?.tcpGate?.failures ?? 0,

@@ -13,11 +13,17 @@ import { startDomainHost } from '../domain-spawner.js';
 import type { DomainSpec } from '../domain-host.js';
 import type { Request, Response } from '../protocol.js';
 import type { DaemonContext } from './context.js';
+import { errorMessage } from '../../util/errors.js';
 
 type UpRequest = Extract<Request, { op: 'up' }>;
 
 /** `up`, with its domain name claimed from the check until the domain has a record or failed (item 3 of issue 8). */
 export async function up(req: UpRequest, ctx: DaemonContext): Promise<Response> {
+  return withNameClaims(ctx, req.name, (claim) => upClaimed(req, ctx, claim));
+}
+
+/** Run `work` with a name-claiming function; a requested name is claimed first. Every claim is released after. */
+export async function withNameClaims(ctx: DaemonContext, requested: string | undefined, work: (claim: (name: string) => string | undefined) => Promise<Response>): Promise<Response> {
   const releases: (() => void)[] = [];
   const claim = (name: string): string | undefined => {
     const r = ctx.names.claim(name, (n) => nameTaken(ctx, n));
@@ -27,9 +33,9 @@ export async function up(req: UpRequest, ctx: DaemonContext): Promise<Response> 
   };
   try {
     // A requested name is claimed before any async work, so a loser fails at once.
-    const early = req.name !== undefined ? claim(req.name) : undefined;
+    const early = requested !== undefined ? claim(requested) : undefined;
     if (early) return { ok: false, error: early };
-    return await upClaimed(req, ctx, claim);
+    return await work(claim);
   } finally {
     for (const release of releases) release();
   }
@@ -46,7 +52,6 @@ function fetchLog(ctx: DaemonContext, m: string): void {
 }
 
 async function upClaimed(req: UpRequest, ctx: DaemonContext, claim: (name: string) => string | undefined): Promise<Response> {
-  const { paths, supervisor } = ctx;
   let config: GuestConfig;
   try {
     // No config: `vpl011 run`'s default guest (Debian's kernel + our initramfs), fetched into the cache if missing.
@@ -54,9 +59,27 @@ async function upClaimed(req: UpRequest, ctx: DaemonContext, claim: (name: strin
     await ensureUnicorn({ log: (m) => fetchLog(ctx, m) });
   } catch (e) {
     if (e instanceof ConfigError) return { ok: false, error: e.message };
-    return { ok: false, error: `config: ${(e as Error).message}` };
+    return { ok: false, error: `config: ${errorMessage(e)}` };
   }
-  const name = req.name ?? config.name;
+  return launch(ctx, claim, { requestedName: req.name, config, ...(req.tcp ? { tcp: req.tcp } : {}) });
+}
+
+export interface LaunchOptions {
+  requestedName: string | undefined;
+  config: GuestConfig;
+  /** When the requested name is not given: this one (default: the config's). */
+  defaultName?: string;
+  tcp?: { host: string; port: number };
+  /** A saved domain file to start from (`restore`, docs/SAVE.md). */
+  restore?: string;
+}
+
+/** Name, domid, TCP endpoint, then the domain host; answered once its console is served. Shared by up and restore. */
+export async function launch(ctx: DaemonContext, claim: (name: string) => string | undefined, o: LaunchOptions): Promise<Response> {
+  const { paths, supervisor } = ctx;
+  const { config } = o;
+  const req = { name: o.requestedName, tcp: o.tcp };
+  const name = req.name ?? o.defaultName ?? config.name;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) return { ok: false, error: `name: ${JSON.stringify(name)} is not a valid domain name` };
   if (req.name === undefined) {
     const lost = claim(name);
@@ -82,6 +105,7 @@ async function upClaimed(req: UpRequest, ctx: DaemonContext, claim: (name: strin
     magicShm: magicShmName(paths, domid, instance),
     config,
     ...(req.tcp ? { tcp: req.tcp } : {}),
+    ...(o.restore !== undefined ? { restore: o.restore } : {}),
   };
   // Reserved before anything is awaited: a concurrent `up` must not pick the same domid.
   supervisor.reserve(domid);

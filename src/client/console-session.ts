@@ -1,5 +1,5 @@
 // `vpl011 console`: a terminal or pipes attached to a domain's console (xenconsole's job), resumable across a daemon
-// that dies (issue #8 item 11; the daemon's side is src/daemon/resume.ts). The client keeps two cursors:
+// that dies (the daemon's side is src/daemon/resume.ts). The client keeps two cursors:
 //  - output: the log offset of the last byte it showed (every output frame carries it); after reconnecting it asks
 //    for the output from there, so nothing is shown twice and nothing is skipped;
 //  - input: what it typed and the daemon has not acknowledged (bytes are acknowledged once they are in the guest's
@@ -11,9 +11,10 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { runPaths } from '../daemon/paths.js';
 import { FrameError, FrameReader } from '../daemon/frames.js';
-import { RequestRefused, answerTimeoutMs, connect, ensureDaemon, readResponse } from './client.js';
+import { RequestRefused, answerTimeoutMs, connect, controlRequest, ensureDaemon, isTerminal, readResponse, releaseInput, type ConsoleInput } from './client.js';
+import { errorMessage } from '../util/errors.js';
+import { EscapeReader, escapeHelp, keyName, type EscapeAction } from '../console/escape.js';
 
-const CTRL_RIGHT_BRACKET = 0x1d;
 /** Typed input not yet acknowledged that the client keeps (and would re-send); past it, input is paused. */
 export const UNACKED_LIMIT = 1 << 20;
 /** Backoff between reconnection attempts, and how long to keep trying before giving up. */
@@ -23,7 +24,7 @@ const RECONNECT_LIMIT_MS = 60_000;
 
 export interface AttachOptions {
   readOnly?: boolean;
-  input?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+  input?: ConsoleInput;
   output?: NodeJS.WritableStream;
   /** Where "reconnecting..." and other notes go (default: stderr). */
   notes?: NodeJS.WritableStream;
@@ -34,7 +35,8 @@ export interface AttachOptions {
 }
 
 /**
- * Attach to a domain's console. TTY input: raw mode, Ctrl-] detaches. Pipe input: stays until the input ends, is
+ * Attach to a domain's console. TTY input: raw mode, Ctrl-] escapes (src/console/escape.ts: . detaches, b sends a
+ * BREAK after everything typed before it has reached the guest). Pipe input: stays until the input ends, is
  * acknowledged, and output has been quiet for lingerMs (or the domain ends, or timeoutMs). Resolves with an exit code.
  */
 export async function attachConsole(runDir: string, domain: string, opts: AttachOptions = {}): Promise<number> {
@@ -42,7 +44,7 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
   const output = opts.output ?? process.stdout;
   const notes = opts.notes ?? process.stderr;
   const readOnly = opts.readOnly === true;
-  const tty = input.isTTY === true && typeof input.setRawMode === 'function';
+  const tty = isTerminal(input);
   const linger = opts.lingerMs ?? 500;
   const session = randomBytes(16).toString('hex');
   const controlSocket = runPaths(runDir).controlSocket;
@@ -75,7 +77,8 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
       s.destroy();
       throw new RequestRefused(r.res.error);
     }
-    instance ??= r.res.instance;
+    // The daemon answers with the instance it attached us to: ours, or after a migration the one it moved to.
+    instance = r.res.instance ?? instance;
     if (r.res.offset !== undefined) offset = r.res.offset;
     takeAck(r.res.inputAcked ?? 0);
     return { sock: s, leftover: r.leftover };
@@ -107,16 +110,15 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
     let inputEnded = false;
     let sockBlocked = false;
     let lingerTimer: NodeJS.Timeout | undefined;
+    /** The daemon said the domain is migrating: the coming close is not an end; reattach to the new instance. */
+    let following = false;
 
     const finish = (code: number) => {
       if (done) return;
       done = true;
       if (lingerTimer) clearTimeout(lingerTimer);
       if (timeout) clearTimeout(timeout);
-      input.off('data', onInput);
-      input.off('end', onEnd);
-      if (tty) input.setRawMode!(false);
-      input.pause();
+      releaseInput(input, onInput, onEnd);
       if (sock) {
         sock.end();
         sock.destroy();
@@ -156,6 +158,13 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
               takeAck(f.total);
               maybeResumeInput();
               armLinger();
+            } else if (f.type === 'follow') {
+              // `vpl011 migrate`: the same domain in a new instance soon; reattach with the same cursors.
+              notes.write(Buffer.from(f.text).toString('utf8').replace(/^\r\n/, '').replace(/\r\n$/, '\n'));
+              following = true;
+              // Closed at once, not half-closed: input the old instance no longer reads would hold a graceful close.
+              s.destroy();
+              return;
             } else {
               output.write(f.text);
               return finish(0); // the domain is gone: the end, not a dropped daemon
@@ -168,7 +177,7 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
         }
       };
       s.on('data', onFrames);
-      s.on('error', () => {});
+      s.on('error', () => {}); // 'close' follows: the reconnect logic there decides what a dropped daemon means
       s.on('close', () => {
         if (sock !== s || done) return;
         sock = undefined;
@@ -182,7 +191,7 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
     };
 
     const reconnect = async () => {
-      notes.write('vpl011: console: the daemon went away; reconnecting...\n');
+      if (!following) notes.write('vpl011: console: the daemon went away; reconnecting...\n');
       const giveUpAt = Date.now() + RECONNECT_LIMIT_MS;
       let delay = BACKOFF_FIRST_MS;
       let lastError = '';
@@ -196,11 +205,12 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
             s.destroy();
             return;
           }
-          notes.write('vpl011: console: reconnected\n');
+          notes.write(following ? 'vpl011: console: following the migrated domain\n' : 'vpl011: console: reconnected\n');
+          following = false;
           use(s, leftover);
           return;
         } catch (e) {
-          lastError = (e as Error).message;
+          lastError = errorMessage(e);
           // The domain is gone and the daemon has nothing left to give us: the end.
           if (/no running console/.test(lastError)) break;
         }
@@ -228,17 +238,58 @@ export async function attachConsole(runDir: string, domain: string, opts: Attach
       if (unackedBytes >= UNACKED_LIMIT) input.pause();
     };
 
-    const onInput = (chunk: Buffer | string) => {
-      const b = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk);
-      if (tty) {
-        const i = b.indexOf(CTRL_RIGHT_BRACKET);
-        if (i >= 0) {
-          if (i > 0 && !readOnly) send(b.subarray(0, i));
-          return finish(0);
+    // Terminal input, in order: data, and escape commands. A BREAK goes by a control request once what was typed
+    // before it is acknowledged (in the guest's ring), and what is typed after it waits for the answer: so the
+    // guest sees the keys and the BREAK in the order they were typed (Linux: BREAK, then the SysRq key).
+    const escapes = new EscapeReader();
+    const todo: EscapeAction[] = [];
+    let busy = false;
+    const note = (text: string) => notes.write(`\n${text}\n`); // raw mode keeps ONLCR
+    const sendBreak = async () => {
+      const deadline = Date.now() + 30_000;
+      while (!done && unackedBytes > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      if (done) return;
+      try {
+        const res = await controlRequest(runDir, { op: 'line-event', domain, event: 'break' });
+        if (!res.ok) note(`vpl011: BREAK not sent: ${res.error}`);
+      } catch (e) {
+        note(`vpl011: BREAK not sent: ${errorMessage(e)}`);
+      }
+    };
+    const work = async () => {
+      if (busy) return;
+      busy = true;
+      while (!done && todo.length > 0) {
+        const a = todo.shift()!;
+        switch (a.kind) {
+          case 'data':
+            if (!readOnly) send(Buffer.from(a.bytes)); // a watcher's keystrokes go nowhere (the daemon drops them too)
+            break;
+          case 'quit':
+            busy = false;
+            return finish(0);
+          case 'help':
+            note(escapeHelp('detach (the domain keeps running)'));
+            break;
+          case 'unknown':
+            note(`vpl011: Ctrl-] ${keyName(a.key)} is not an escape (nothing sent); Ctrl-] ? lists them`);
+            break;
+          case 'break':
+            if (readOnly) note('vpl011: read-only: no BREAK');
+            else await sendBreak();
+            break;
         }
       }
-      if (readOnly) return; // a watcher's keystrokes go nowhere (the daemon drops them too)
-      send(b);
+      busy = false;
+    };
+    const onInput = (chunk: Buffer | string) => {
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk);
+      if (!tty) {
+        if (!readOnly) send(b);
+        return;
+      }
+      todo.push(...escapes.feed(b));
+      void work();
     };
     const onEnd = () => {
       inputEnded = true;

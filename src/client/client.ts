@@ -3,18 +3,27 @@
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { Response } from '../daemon/protocol.js';
 import { ensurePrivateDir, runPaths } from '../daemon/paths.js';
-import { socketAnswers } from '../daemon/daemon.js';
+import { socketAnswers } from '../daemon/socket-probe.js';
 import { loadDaemonOptions } from '../daemon/daemon-options.js';
+import { VPL011_BIN as BIN } from '../util/self.js';
+import { Vpl011Error } from '../util/errors.js';
+import { EscapeReader, escapeHelp, keyName } from '../console/escape.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/vpl011.js', import.meta.url));
-const CTRL_RIGHT_BRACKET = 0x1d;
 
-export class ClientError extends Error {}
+/** The daemon cannot be reached or broke the protocol (EIO), or refused the request (RequestRefused: EINVAL). */
+export class ClientError extends Vpl011Error<'EIO' | 'EINVAL'> {
+  constructor(message: string, code: 'EIO' | 'EINVAL' = 'EIO') {
+    super(code, message);
+  }
+}
 /** The daemon answered {ok:false}: the request was wrong (no such domain, a bad name), not the transport. */
-export class RequestRefused extends ClientError {}
+export class RequestRefused extends ClientError {
+  constructor(message: string) {
+    super(message, 'EINVAL');
+  }
+}
 
 /**
  * How long a client waits for the daemon to accept and answer (ms). A daemon that is stopped (SIGSTOP), wedged, or
@@ -24,7 +33,7 @@ export class RequestRefused extends ClientError {}
 export function answerTimeoutMs(op: string): number {
   const env = Number(process.env.VPL011_ANSWER_TIMEOUT_MS);
   if (Number.isFinite(env) && env > 0) return env;
-  return op === 'up' ? 300_000 : op === 'destroy' ? 60_000 : 15_000;
+  return op === 'up' || op === 'save' || op === 'restore' || op === 'migrate' ? 300_000 : op === 'destroy' ? 60_000 : 15_000;
 }
 
 function doesNotAnswer(path: string, ms: number): ClientError {
@@ -146,7 +155,7 @@ export async function ensureDaemon(runDir: string, given?: DaemonStartOptions): 
 
 export interface RawAttachOptions {
   readOnly?: boolean;
-  input?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+  input?: ConsoleInput;
   output?: NodeJS.WritableStream;
   /** With non-TTY input: after input ends, stay until output has been quiet this long (ms). */
   lingerMs?: number;
@@ -156,14 +165,31 @@ export interface RawAttachOptions {
 
 /**
  * A terminal or pipes on a console connection that carries raw bytes both ways: an authenticated TCP console
- * (./tcp-console.ts). TTY input: raw mode, Ctrl-] detaches. Pipe input: stays until the input ends and output has
+ * (./tcp-console.ts). TTY input: raw mode, the Ctrl-] escapes of ./escape.ts (Ctrl-] . detaches; a BREAK needs the
+ * daemon, so Ctrl-] b says to use `vpl011 send-break`). Pipe input: stays until the input ends and output has
  * been quiet for lingerMs (or the far end closes, or timeoutMs). Resolves with an exit code. (`vpl011 console` over
  * the daemon's socket is ./console-session.ts: framed and resumable.)
  */
+/** A console's keyboard: stdin, or what a test or script gives instead. */
+export type ConsoleInput = NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+
+/** Whether the input is a terminal to put in raw mode while attached (Ctrl-] then detaches). */
+export function isTerminal(input: ConsoleInput): boolean {
+  return input.isTTY === true && typeof input.setRawMode === 'function';
+}
+
+/** Give the keyboard back on detach: our listeners off, cooked mode again, paused (so the process can exit). */
+export function releaseInput(input: ConsoleInput, onInput: (chunk: Buffer | string) => void, onEnd: () => void): void {
+  input.off('data', onInput);
+  input.off('end', onEnd);
+  if (isTerminal(input)) input.setRawMode!(false);
+  input.pause();
+}
+
 export async function attachRawConsole(s: Socket, opts: RawAttachOptions = {}): Promise<number> {
   const input = opts.input ?? process.stdin;
   const output = opts.output ?? process.stdout;
-  const tty = input.isTTY === true && typeof input.setRawMode === 'function';
+  const tty = isTerminal(input);
   const linger = opts.lingerMs ?? 500;
 
   return new Promise<number>((resolve) => {
@@ -175,10 +201,7 @@ export async function attachRawConsole(s: Socket, opts: RawAttachOptions = {}): 
       done = true;
       if (lingerTimer) clearTimeout(lingerTimer);
       if (timeout) clearTimeout(timeout);
-      input.off('data', onInput);
-      input.off('end', onEnd);
-      if (tty) input.setRawMode!(false);
-      input.pause();
+      releaseInput(input, onInput, onEnd);
       s.end();
       s.destroy();
       resolve(code);
@@ -188,19 +211,24 @@ export async function attachRawConsole(s: Socket, opts: RawAttachOptions = {}): 
       if (lingerTimer) clearTimeout(lingerTimer);
       lingerTimer = setTimeout(() => finish(0), linger);
     };
-    const onInput = (chunk: Buffer | string) => {
-      let b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      if (tty) {
-        const i = b.indexOf(CTRL_RIGHT_BRACKET);
-        if (i >= 0) {
-          if (i > 0 && !opts.readOnly) s.write(b.subarray(0, i));
-          return finish(0);
-        }
-      }
+    const escapes = new EscapeReader();
+    const note = (text: string) => process.stderr.write(`\n${text}\n`); // raw mode keeps ONLCR
+    const send = (b: Uint8Array) => {
       if (opts.readOnly) return; // a watcher's keystrokes go nowhere (the daemon drops them too)
       if (!s.write(b)) {
         input.pause();
         s.once('drain', () => input.resume());
+      }
+    };
+    const onInput = (chunk: Buffer | string) => {
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      if (!tty) return send(b);
+      for (const a of escapes.feed(b)) {
+        if (a.kind === 'data') send(a.bytes);
+        else if (a.kind === 'quit') return finish(0);
+        else if (a.kind === 'help') note(escapeHelp('detach'));
+        else if (a.kind === 'break') note('vpl011: no BREAK over a raw TCP console: use `vpl011 send-break NAME`');
+        else note(`vpl011: Ctrl-] ${keyName(a.key)} is not an escape (nothing sent); Ctrl-] ? lists them`);
       }
     };
     const onEnd = () => {
@@ -224,6 +252,3 @@ export async function attachRawConsole(s: Socket, opts: RawAttachOptions = {}): 
     const timeout = opts.timeoutMs !== undefined ? setTimeout(() => finish(0), opts.timeoutMs) : undefined;
   });
 }
-
-// `vpl011 console` lives in ./console-session.ts (resumable across a daemon restart).
-export { attachConsole, type AttachOptions } from './console-session.js';
