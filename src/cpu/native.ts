@@ -147,8 +147,13 @@ export class NativeFastPath {
    * domain, after which the C path must not serve the rest of the block.
    */
   wantSafePoint(): void {
+    this.afterJsTrip(true);
+  }
+
+  /** After a JS trip: re-check live() and, if `safePoint`, ask the MSR filter to pass the next MSR to JS. */
+  afterJsTrip(safePoint: boolean): void {
     const w = this.uart.hot.w;
-    w[HotWord.WantSafePoint] = 1;
+    if (safePoint) w[HotWord.WantSafePoint] = 1;
     w[HotWord.Enabled] = this.uart.live() && !this.traceRefused ? 1 : 0;
   }
 

@@ -22,6 +22,13 @@ export type RunExit =
 export interface VcpuHooks {
   /** Called at every safe point (between TBs): the machine may raise the IRQ line here. */
   safePoint(): void;
+  /**
+   * After an MMIO access served in JS outside the vpl011 page: whether it left work that only a safe point does (an
+   * IRQ line to raise, a listener to tell). Without it, every such access asks for one. A vpl011 access served in
+   * JS always asks (the device's receive timeout and trace switches are looked at there); a queued abort is the
+   * vCPU's own.
+   */
+  needsSafePoint?(): boolean;
   /** MMIO trap: returns the value, or null if the access is refused. Width 8 only from regions mapped `whole`. */
   mmioRead(addr: number, width: AccessWidth): number | null;
   mmioWrite(addr: number, width: AccessWidth, value: number): boolean;
@@ -226,6 +233,7 @@ export class UnicornVcpu implements Vcpu {
     const h = this.hooks;
     const st = this.counts;
     const fast = this.fast;
+    const uartPage = fast !== null && base === fast.uart.base;
     const read = (off: number, sz: number): number | bigint => {
       st.mmio++;
       this.inMmio = true;
@@ -235,8 +243,9 @@ export class UnicornVcpu implements Vcpu {
       } finally {
         this.inMmio = false;
       }
-      fast?.wantSafePoint();
-      return v === null ? this.refusedAccess(base + off, false, sz) : v >>> 0;
+      const r = v === null ? this.refusedAccess(base + off, false, sz) : v >>> 0;
+      fast?.afterJsTrip(uartPage || this.safePointDue());
+      return r;
     };
     const write = (off: number, sz: number, v: number): void => {
       st.mmio++;
@@ -247,8 +256,8 @@ export class UnicornVcpu implements Vcpu {
       } finally {
         this.inMmio = false;
       }
-      fast?.wantSafePoint();
       if (!ok) this.refusedAccess(base + off, true, sz);
+      fast?.afterJsTrip(uartPage || this.safePointDue());
     };
     if (fast && base === fast.uart.base) fast.mapUart(size, read, write);
     else this.uc.mmioMap(base, size, read, write);
@@ -256,6 +265,15 @@ export class UnicornVcpu implements Vcpu {
   }
   /** Regions mapped `whole`, widened (mmio-width.ts) together before the first run: one walk of unicorn's list. */
   private readonly wholeMmio: number[] = [];
+  /**
+   * Whether the native MSR filter must pass the next MSR to JS after a JS MMIO trip: an abort queued for the next
+   * safe point, or the machine's own work (needsSafePoint). An idle Linux wake makes 3 GIC accesses (IAR, EOIR, IAR):
+   * asking after each sent 2 more MSRs per wake through koffi into JS for nothing (the ack lowers the line at once).
+   */
+  private safePointDue(): boolean {
+    return this.pendingAbort !== null || (this.hooks.needsSafePoint?.() ?? true);
+  }
+
   /** Traps and MSR hooks, those the native fast path served included. */
   get stats(): { mmio: number; sync: number; hvc: number; irqRaises: number; aborts: number; msr: number; nativeMmio: number; msrPassed: number } {
     const c = this.counts;

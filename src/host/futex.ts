@@ -33,9 +33,15 @@ export function futexWake(address: bigint, count = INT_MAX): number {
   return Math.max(0, libc().futex(address, FUTEX_WAKE, count, null));
 }
 
+/** The waiter thread's control words (a SharedArrayBuffer): the owner sets STOP, the thread sets ENDED on its way out. */
+export const WAITER_STOP = 0;
+export const WAITER_ENDED = 1;
+
 interface Watch {
   worker: Worker;
   address: bigint;
+  /** [WAITER_STOP, WAITER_ENDED] */
+  control: Int32Array;
   /** The newest value the waiter thread has posted. */
   latest: number;
   waiters: Set<{ seen: number; resolve: (r: WaitResult) => void }>;
@@ -52,13 +58,12 @@ export class FutexWaker {
   private readonly watches = new Map<number, Watch>();
 
   /**
-   * `pollMs`: the waiter thread's futex sleep bound, which only lets it notice termination (close() also wakes it).
-   * A test of the wake path sets it far above its own deadline so a missing FUTEX_WAKE fails instead of being
-   * delivered late by the poll.
+   * `pollMs`: the waiter thread's futex sleep bound. Unbounded by default: an idle daemon must not wake without
+   * work (a 250 ms bound woke it 4 times a second), and close() ends the thread by waking it until it has exited.
    */
   constructor(
     private readonly mapping: Pick<SharedMapping, 'address'>,
-    private readonly pollMs = 250,
+    private readonly pollMs = Infinity,
   ) {}
 
   private addr(words: Int32Array, index: number): bigint {
@@ -98,11 +103,14 @@ export class FutexWaker {
     let w = this.watches.get(index);
     if (w) return w;
     const address = this.addr(words, index);
+    const control = new Int32Array(new SharedArrayBuffer(8));
     const worker = new Worker(new URL('./futex-waiter.js', import.meta.url), {
-      workerData: { address, initial: Atomics.load(words, index), pollMs: this.pollMs },
+      workerData: { address, initial: Atomics.load(words, index), pollMs: this.pollMs, control: control.buffer },
     });
     worker.unref();
-    const watch: Watch = { worker, address, latest: Atomics.load(words, index), waiters: new Set() };
+    const watch: Watch = { worker, address, control, latest: Atomics.load(words, index), waiters: new Set() };
+    liveWatches.add(watch);
+    void worker.once('exit', () => liveWatches.delete(watch));
     worker.on('message', (v: number) => {
       watch.latest = v;
       for (const e of [...watch.waiters]) if (e.seen !== v) e.resolve('ok');
@@ -122,8 +130,48 @@ export class FutexWaker {
     const all = [...this.watches.values()];
     this.watches.clear();
     for (const w of all) for (const e of [...w.waiters]) e.resolve('ok');
-    const ended = all.map((w) => w.worker.terminate());
-    for (const w of all) futexWake(w.address); // return the thread from its futex sleep so it sees the termination
-    await Promise.all(ended);
+    await Promise.all(all.map((w) => endWaiter(w)));
   }
 }
+
+/** How often close() wakes a waiter thread until it has exited. */
+const CLOSE_WAKE_MS = 10;
+
+/**
+ * Neither terminate() nor the process's exit can interrupt the waiter's FUTEX_WAIT (a native call), and the waiter
+ * sleeps without a bound, so it is asked to stop (WAITER_STOP, read after every wake) and woken. One wake can land
+ * just before the thread goes to sleep again (lost: the word did not change), so the wake is repeated until the
+ * thread has ended.
+ */
+async function endWaiter(w: Watch): Promise<void> {
+  Atomics.store(w.control, WAITER_STOP, 1);
+  const ended = new Promise<void>((resolve) => {
+    w.worker.once('exit', () => resolve());
+    if (liveWatches.has(w) === false) resolve();
+  });
+  futexWake(w.address);
+  const again = setInterval(() => futexWake(w.address), CLOSE_WAKE_MS);
+  try {
+    await ended;
+  } finally {
+    clearInterval(again);
+  }
+}
+
+/** Waiter threads not yet ended, of every FutexWaker: the process's exit waits for them (Node joins its workers). */
+const liveWatches = new Set<Watch>();
+/** At most this long (ms) for the waiter threads at process exit. */
+const EXIT_STOP_MS = 2000;
+
+// Node joins worker threads when the process exits, after the 'exit' listeners: a waiter asleep in FUTEX_WAIT would
+// hold the exit for ever. Stop them synchronously here (no timers run any more): stop word, wake, wait for ENDED.
+process.once('exit', () => {
+  const deadline = Date.now() + EXIT_STOP_MS;
+  for (const w of liveWatches) {
+    Atomics.store(w.control, WAITER_STOP, 1);
+    while (Atomics.load(w.control, WAITER_ENDED) === 0 && Date.now() < deadline) {
+      futexWake(w.address);
+      Atomics.wait(w.control, WAITER_ENDED, 0, 1);
+    }
+  }
+});

@@ -197,6 +197,7 @@ export class Machine {
           }
         : {}),
       safePoint: () => this.safePoint(),
+      needsSafePoint: () => this.needsSafePoint(),
       mmioRead: (addr, width) => {
         if (addr < vpl011Base || addr >= vpl011End) return this.read(addr, width);
         // A guest spinning on FR must see the backend's progress without an interrupt: run pending event handlers
@@ -463,6 +464,18 @@ export class Machine {
       this.receiverListening = listening;
       this.opts.onReceiverListening?.(listening);
     }
+  }
+
+  /**
+   * After a JS MMIO trip outside the vpl011 page (the GIC, the address holes): what safePoint() would do now: an IRQ
+   * line to raise (lowering is immediate), a pause to retry, a listener to tell.
+   */
+  private needsSafePoint(): boolean {
+    if (this.gic.irqOut && !this.vcpu.irqLevel) return true;
+    if (this.pausePending && !this.pauseStopped) return true;
+    const inst = this.uartInst;
+    const listening = inst !== undefined && this.domain.vpl011 === inst && inst.device.receiveInterruptsUnmasked;
+    return listening !== this.receiverListening;
   }
 
   stats(): MachineStats {
