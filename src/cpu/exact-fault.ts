@@ -12,9 +12,10 @@
 // (discoverFaultLayout) before use: restoring from mem_io_pc must give the exact PCs of two known loads. Memory is read through /proc/self/mem, where a wrong pointer is an EIO/EFAULT, never a crash.
 // Without a layout (another library, /proc unavailable) the VMM keeps the imprecise delivery at the next safe point.
 import koffi from 'koffi';
-import { REG, SYS, Uc, type UnicornLibrary } from './unicorn.js';
+import { REG, type Uc, type UnicornLibrary } from './unicorn.js';
 import { ENV } from './exception.js';
 import { closeHostMemory, peek } from './host-memory.js';
+import { SCRATCH_RAM, scratchEngine } from './scratch-engine.js';
 
 export interface FaultLayout {
   /** Byte offset of `CPUState *cpu` in uc_struct. */
@@ -37,7 +38,6 @@ function restoreFn(lib: UnicornLibrary): RestoreFn {
 }
 
 const SENTINELS = [0x5eed0123456789abn, 0xa5a5f00dcafe0001n, 0x1122334455667788n];
-const SCRATCH_RAM = 0x40000000;
 const SCRATCH_MMIO = 0x09000000;
 // nop; nop; ldr w1, [x2]; nop; ldr w3, [x2, #4]; hvc #0
 const SCRATCH_CODE = [0xd503201f, 0xd503201f, 0xb9400041, 0xd503201f, 0xb9400443, 0xd4000002];
@@ -50,14 +50,8 @@ const MEM_IO_PC_2_1_1 = 33144;
 
 /** Find and prove the layout on a scratch engine. Returns null (with the reason) when anything does not hold. */
 export function discoverFaultLayout(lib: UnicornLibrary): { layout: FaultLayout | null; why?: string } {
-  const u = new Uc(lib);
+  const u = scratchEngine(lib, SCRATCH_CODE);
   try {
-    u.setSys(SYS.SCR_EL3, 0x531n);
-    u.setSys(SYS.HCR_EL2, (1n << 31n) | (1n << 4n) | (1n << 3n));
-    u.memMap(SCRATCH_RAM, 0x10000);
-    const code = Buffer.alloc(SCRATCH_CODE.length * 4);
-    SCRATCH_CODE.forEach((w, i) => code.writeUInt32LE(w, i * 4));
-    u.memWrite(SCRATCH_RAM, code);
     const uc = koffi.address(u.handle);
     const pat = Buffer.alloc(24);
     SENTINELS.forEach((v, i) => pat.writeBigUInt64LE(v, 8 * i));

@@ -14,8 +14,9 @@
 // must hold what memory_map_io put there; and proveWholeMmio (part of the self-test) checks on a scratch engine that
 // a 64-bit store and load then arrive as one call each with the whole value. Memory goes through /proc/self/mem.
 import koffi from 'koffi';
-import { SYS, Uc, xreg, type UnicornLibrary } from './unicorn.js';
+import { xreg, type Uc, type UnicornLibrary } from './unicorn.js';
 import { peek, poke } from './host-memory.js';
+import { SCRATCH_RAM, scratchEngine } from './scratch-engine.js';
 
 /** mmio_cbs: read, user_data_read, write, user_data_write (8 bytes each), then MemoryRegionOps. */
 const CBS_OPS = 32;
@@ -133,7 +134,6 @@ export function widenMmio(u: Uc, bases: readonly number[]): string | null {
   return null;
 }
 
-const SCRATCH_RAM = 0x40000000;
 const SCRATCH_MMIO = 0x09000000;
 // str x1, [x2]; ldr x3, [x2, #8]; hvc #0
 const SCRATCH_CODE = [0xf9000041, 0xf9400443, 0xd4000002];
@@ -146,14 +146,8 @@ const LOADED = 0xfedcba9876543210n;
  * unicorn's own behaviour, for the test that shows the check can fail.)
  */
 export function proveWholeMmio(lib: UnicornLibrary, widen = true): string | null {
-  const u = new Uc(lib);
+  const u = scratchEngine(lib, SCRATCH_CODE);
   try {
-    u.setSys(SYS.SCR_EL3, 0x531n);
-    u.setSys(SYS.HCR_EL2, (1n << 31n) | (1n << 4n) | (1n << 3n));
-    u.memMap(SCRATCH_RAM, 0x10000);
-    const code = Buffer.alloc(SCRATCH_CODE.length * 4);
-    SCRATCH_CODE.forEach((w, i) => code.writeUInt32LE(w, i * 4));
-    u.memWrite(SCRATCH_RAM, code);
     const calls: string[] = [];
     u.mmioMap(SCRATCH_MMIO, 0x1000, (off, size) => {
       calls.push(`r${size}@${off}`);
