@@ -117,6 +117,11 @@ export function parseTcp(v: string): Checked<{ host: string; port: number }> {
   return valid({ host: host === 'localhost' ? '127.0.0.1' : host, port });
 }
 
+/** A request's optional `tcp` field, as sent: a "HOST:PORT" string, loopback only. */
+function tcpField(v: unknown): Checked<{ host: string; port: number }> {
+  return typeof v === 'string' ? parseTcp(v) : invalid('tcp: expected "127.0.0.1:PORT"');
+}
+
 function domainRef(v: unknown): string | undefined {
   if (typeof v === 'number' && Number.isInteger(v) && v > 0) return String(v);
   if (typeof v === 'string' && (NAME_RE.test(v) || /^\d+$/.test(v))) return v;
@@ -181,8 +186,7 @@ export function parseRequest(line: string): Checked<Request> {
         out.name = r.name;
       }
       if (r.tcp !== undefined) {
-        if (typeof r.tcp !== 'string') return invalid('tcp: expected "127.0.0.1:PORT"');
-        const t = parseTcp(r.tcp);
+        const t = tcpField(r.tcp);
         if (!t.ok) return invalid(t.error);
         out.tcp = t.value;
       }
@@ -239,8 +243,7 @@ export function parseRequest(line: string): Checked<Request> {
         out.config = r.config;
       }
       if (r.tcp !== undefined) {
-        if (typeof r.tcp !== 'string') return invalid('tcp: expected "127.0.0.1:PORT"');
-        const t = parseTcp(r.tcp);
+        const t = tcpField(r.tcp);
         if (!t.ok) return invalid(t.error);
         out.tcp = t.value;
       }
