@@ -185,8 +185,10 @@ export async function runDomainHost(specPath: string): Promise<number> {
     say('no daemon drained the console; giving up');
     removeRecord(paths.domainsDir, rec.domid);
   }
-  rmSync(join(paths.domainsDir, `${rec.domid}.spec.json`), { force: true });
   if (exitInfo.reason !== 'crashed') rmSync(join(paths.domainsDir, `${rec.domid}.stderr`), { force: true });
+  // Last: while the spec exists the daemon gives this domid to no new domain (requests/up.ts), whose files the lines
+  // above would otherwise remove (a migrate's restore reused the domid as soon as the record was gone).
+  rmSync(join(paths.domainsDir, `${rec.domid}.spec.json`), { force: true });
   magic.unlink();
   magic.close();
   insight.unlink();

@@ -90,6 +90,9 @@ export async function launch(ctx: DaemonContext, claim: (name: string) => string
   for (let d = 1; d < ctx.evtchn.maxDomains; d++) {
     if (supervisor.isReserved(d) || ctx.served.has(d) || records.some((r) => r.domid === d)) continue;
     if (existsSync(join(paths.domainsDir, `${d}.json`))) continue;
+    // A host that has ended but not yet removed its files: its clean-up would remove the new host's spec and stderr
+    // (they are named by domid). It removes its spec last (domain-host.ts).
+    if (existsSync(join(paths.domainsDir, `${d}.spec.json`))) continue;
     domid = d;
     break;
   }
