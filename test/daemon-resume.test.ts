@@ -30,19 +30,6 @@ async function killDaemon(h: Harness): Promise<void> {
   }, 'the daemon gone', 10_000);
 }
 
-/** The client's exit, or a failure after `ms` (the timer is cleared either way: it must not keep the run alive). */
-async function exitWithin(client: ConsoleProcess, ms: number): Promise<{ code: number | null }> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      client.exited,
-      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`the client did not end; stderr:\n${client.stderr}`)), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** The daemon's list, or undefined while no daemon answers. */
 async function tryInfo(h: Harness, name: string) {
   try {
@@ -66,7 +53,7 @@ test('output: a console client rides through two kill -9 of the daemon; it print
       await h.until(() => client!.length >= at, `the client to have printed ${at} bytes`, 240_000);
       await killDaemon(h);
     }
-    const { code } = await exitWithin(client, 400_000);
+    const { code } = await client.exitWithin(400_000);
     assert.equal(code, 0, client.stderr);
     assert.equal(client.stderr.match(/reconnecting\.\.\./g)?.length, 2, `"reconnecting..." once per kill:\n${client.stderr}`);
     const end = '\r\n[vpl011: domain river (d1) shut down (poweroff)]\r\n';
@@ -130,7 +117,7 @@ test('a domain that ends while the daemon is dead: the reconnecting client still
     const hostPid = readRecord(runPaths(h.runDir).domainsDir, id)!.pid;
     await killDaemon(h);
     process.kill(hostPid, 'SIGTERM'); // the domain ends with no daemon to see it (a new one finds it ended)
-    const { code } = await exitWithin(client, 120_000);
+    const { code } = await client.exitWithin(120_000);
     assert.equal(code, 0, client.stderr);
     assert.match(client.out, /said once\n\r\n\[vpl011: domain brief \(d\d+\) shut down \(stopped\)\]\r\n$/);
     assert.equal(client.out.split('said once').length, 2, 'the echo was shown once');

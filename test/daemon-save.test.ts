@@ -13,18 +13,6 @@ import { fnv1a32, streamPattern } from '../src/vmm/bare-guests.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-async function exitWithin(client: ConsoleProcess, ms: number): Promise<{ code: number | null }> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      client.exited,
-      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`the client did not end; stderr:\n${client.stderr}`)), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 test('migrate under an attached console: the client follows the domain and prints the stream byte for byte, then its end', { timeout: 600_000 }, async () => {
   const h = new Harness();
   // Long enough that the guest still streams when the migration comes, at the native path's speed.
@@ -39,7 +27,7 @@ test('migrate under an attached console: the client follows the domain and print
     assert.equal(m.code, 0, m.stderr);
     assert.match(m.stderr, /domain river migrated/);
     h.trackHosts();
-    const { code } = await exitWithin(client, 400_000);
+    const { code } = await client.exitWithin(400_000);
     assert.equal(code, 0, client.stderr);
     assert.match(client.stderr, /is migrating; following it/);
     assert.match(client.stderr, /following the migrated domain/);
@@ -82,7 +70,7 @@ test('input piped into a console client across a migration reaches the guest exa
     await client.expect(/fnv1a32 [0-9a-f]{8} bytes [0-9a-f]{8}\n/, 300_000);
     assert.ok(client.out.includes(want), `the guest read the input exactly once: want ${want.trim()}, got ${client.out.slice(-60)}`);
     client.child.stdin.end();
-    assert.equal((await exitWithin(client, 120_000)).code, 0, client.stderr);
+    assert.equal((await client.exitWithin(120_000)).code, 0, client.stderr);
   } finally {
     client?.kill();
     await h.cleanup();

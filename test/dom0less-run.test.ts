@@ -30,15 +30,6 @@ function cfg(name: string, lines: Record<string, string | number>): string {
   return path;
 }
 
-async function exitOf(g: ConsoleProcess, ms: number): Promise<number | null> {
-  const t = setTimeout(() => g.kill(), ms);
-  try {
-    return (await g.exited).code;
-  } finally {
-    clearTimeout(t);
-  }
-}
-
 test('bare pair, exact bytes: the unfocused DOM2 in 126-byte lines, the focused DOM1 unprefixed, no line started mid-line', async () => {
   const streamCount = 65536;
   const floodCount = 300_000;
@@ -56,7 +47,7 @@ test('bare pair, exact bytes: the unfocused DOM2 in 126-byte lines, the focused 
       await new Promise((r) => setTimeout(r, 200));
     }
     g.child.kill('SIGTERM'); // destroys both domains; the run ends with 128 + 15
-    assert.equal(await exitOf(g, 60_000), 143);
+    assert.equal((await g.exitWithin(60_000)).code, 143);
     const out = g.out;
     assert.ok(out.startsWith(msg('DOM1')), 'the focus is given to DOM1 before any domain runs');
     const lines = out.slice(msg('DOM1').length).split('\n');
@@ -124,7 +115,7 @@ test('bare pair: focused echo of a 1000-byte paste through the 32-byte IN (none 
     for (let t = 0; t < 600 && !g.stderr.includes('DOM2 (b): poweroff'); t++) await new Promise((r) => setTimeout(r, 100));
     assert.match(g.stderr, /DOM2 \(b\): poweroff/, 'said as soon as it happens');
     g.type(SWITCH + 'k' + SWITCH + '\x04');
-    assert.equal(await exitOf(g, 60_000), 0, g.stderr);
+    assert.equal((await g.exitWithin(60_000)).code, 0, g.stderr);
     assert.equal(
       g.out.slice(from),
       '(XEN) ' + paste + '\n' + // the open line is ended before Xen's message
@@ -188,7 +179,7 @@ describe('two Linux guests on one console', () => {
     g.type(SWITCH + SWITCH);
     await g.expect(/\*\*\* Serial input to DOM1/, 10_000, from);
     g.type('poweroff -f\n');
-    assert.equal(await exitOf(g, 120_000), 0, g.stderr);
+    assert.equal((await g.exitWithin(120_000)).code, 0, g.stderr);
     assert.match(g.stderr, /DOM1 \(alpha\): poweroff/);
   });
 });

@@ -347,6 +347,27 @@ export class ConsoleProcess {
     return processCpuNs(this.pid);
   }
 
+  /**
+   * The process's exit, waited for at most `ms`: past that it is killed (-9) and the wait fails with its stderr, so a
+   * process that does not end fails its test instead of hanging it (the timer is cleared either way).
+   */
+  async exitWithin(ms: number): Promise<Exit> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        this.exited,
+        new Promise<never>((_, rej) => {
+          timer = setTimeout(() => {
+            void this.kill();
+            rej(new Error(`${this.label}: did not end within ${ms} ms; stderr:\n${this.stderr}`));
+          }, ms);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Ends the process: SIGTERM, then SIGKILL after `graceMs`; at once with SIGKILL when `graceMs` is 0. */
   async kill(graceMs = 0): Promise<Exit> {
     if (!this.exitInfo) {
