@@ -32,6 +32,14 @@ export const PACE_MS = 1;
 export const DRAIN_FROM = XENCONS_OUT_SIZE / 2;
 /** Streams serviced per turn stop after this long, so interactive consoles are seen again soon (1,000 consoles). */
 export const TURN_BUDGET_MS = 1;
+/**
+ * Bytes a paced stream's batch leaves in OUT (Console.service keepOut). A batch that emptied the ring made the
+ * guest's next byte an "OUT 0 -> 1" notify, which woke this loop (and, on a busy host, preempted the vCPU that
+ * sent it) for a byte it would only take at the next pace: one wasted wake per batch, half of all the wakes of a
+ * bare-metal flood (docs/PERF.md "Bare-metal flood"). The byte is taken at the next turn; a stream's last bytes when
+ * it ends at the turn after its rate drops (a few ms), or by Console.flush() when the domain ends.
+ */
+export const STREAM_KEEP = 1;
 
 interface Served {
   console: Console;
@@ -115,11 +123,16 @@ export class ConsoleBackend {
     return true;
   }
 
-  /** One service() turn for a console, its output written once, its rate window updated. Returns bytes moved. */
-  private serviceOne(c: Console, now: number): number {
+  /**
+   * One service() turn for a console, its output written once, its rate window updated. Returns bytes moved.
+   * `early`: a paced stream drained between its turns (half full): its output is written at its next turn (within
+   * PACE_MS, or at once once SINK_FLUSH_BYTES are gathered) if it has one, instead of one write per half ring (in
+   * the bare flood ~4,000 writes of 1 KiB, a syscall and a pass through the sink's stream each; docs/PERF.md).
+   */
+  private serviceOne(c: Console, now: number, early = false): number {
     const before = c.counters.bytesOut;
-    if (c.service()) this.runnable.add(c);
-    c.flushOutput();
+    if (c.service(this.streaming(c) ? STREAM_KEEP : 0)) this.runnable.add(c);
+    if (!early || !this.runnable.has(c)) c.flushOutput();
     const moved = c.counters.bytesOut - before;
     let r = this.rates.get(c);
     if (!r) this.rates.set(c, (r = { winStart: now, winBytes: 0, streaming: false }));
@@ -161,7 +174,7 @@ export class ConsoleBackend {
           // never waits on TXFF for the pace: one batch per ms would cap a stream near 2 MB/s. Within the budget.
           const end = now + TURN_BUDGET_MS;
           for (const c of streams) {
-            if (c.outputQueued() >= DRAIN_FROM && performance.now() <= end) this.serviceOne(c, performance.now());
+            if (c.outputQueued() >= DRAIN_FROM && performance.now() <= end) this.serviceOne(c, performance.now(), true);
             else this.runnable.add(c);
           }
         } else {
