@@ -41,6 +41,19 @@ export const TURN_BUDGET_MS = 1;
  */
 export const STREAM_KEEP = 1;
 
+export interface BackendOptions {
+  /**
+   * Between a paced stream's batches, wait for the next notify synchronously (Atomics.wait on the doorbell, this
+   * thread blocked) for up to this many ms in a row, then give the event loop one turn. Each batch then costs a
+   * futex wake and the batch itself, not an event-loop wake (the notify posted as a task, a promise, timers): in the
+   * bare-metal flood that was ~40 us of the main thread per 1 KiB batch (docs/PERF.md "Bare-metal flood"). Only
+   * when every runnable console is a stream and one event-channel table is served; input, signals and timers wait
+   * at most this long, as they wait for a stream turn's TURN_BUDGET_MS anyway. 0 (the default): never; `vpl011
+   * run` (one console) sets it, the daemon (many consoles, clients on the same loop) does not.
+   */
+  syncStreamMs?: number;
+}
+
 interface Served {
   console: Console;
   evtchn: EventChannels;
@@ -55,8 +68,13 @@ export class ConsoleBackend {
   private kick: (() => void) | undefined;
   private stopped: Promise<void> | undefined;
 
-  constructor(domid = 0) {
+  private readonly syncStreamMs: number;
+  /** When the current run of synchronous waits began (performance.now()), or -1 after an event-loop turn. */
+  private burstStart = -1;
+
+  constructor(domid = 0, opts: BackendOptions = {}) {
     this.domid = domid;
+    this.syncStreamMs = opts.syncStreamMs ?? 0;
   }
 
   /** Serve a console whose backend port is `localPort` in `evtchn` (bound by the caller). */
@@ -197,12 +215,31 @@ export class ConsoleBackend {
       if (this.runnable.size > 0 && performance.now() < nextStreamTurnAt && this.onlyStreamsRunnable()) {
         // Nothing interactive to do: sleep until the streams' next turn, or a notify / kick (input) before it.
         // The doorbells read before this turn's dispatch: a notify since then ends the sleep at once (evtchn rule).
-        await this.sleep(tables, doorbells, Math.max(1, Math.ceil(nextStreamTurnAt - performance.now())));
-        continue;
+        if (this.waitInBurst(tables, doorbells, nextStreamTurnAt)) continue;
+        if (this.burstStart < 0) {
+          await this.sleep(tables, doorbells, Math.max(1, Math.ceil(nextStreamTurnAt - performance.now())));
+          continue;
+        }
       }
       // Yield to I/O between turns (sinks drain, input arrives), then go round again.
       await new Promise<void>((r) => setImmediate(r));
+      this.burstStart = -1;
     }
+  }
+
+  /**
+   * BackendOptions.syncStreamMs: wait for the streams' next notify (or their next turn) synchronously, while the
+   * current burst of such waits is shorter than syncStreamMs. False when not enabled or the burst is over (the
+   * loop then gives the event loop a turn, which ends the burst).
+   */
+  private waitInBurst(tables: EventChannels[], seen: number[], until: number): boolean {
+    if (this.syncStreamMs <= 0 || tables.length !== 1) return false;
+    const now = performance.now();
+    if (this.burstStart < 0) this.burstStart = now;
+    const left = Math.min(until, this.burstStart + this.syncStreamMs) - now;
+    if (left <= 0) return false;
+    tables[0]!.waitSync(this.domid, seen[0]!, left);
+    return true;
   }
 
   /** Wait until a doorbell moves from `seen`, a kick, or `timeoutMs`: the evtchn rule's sleep (a counted waiter). */
