@@ -71,6 +71,8 @@ export class ConsoleBackend {
   private readonly syncStreamMs: number;
   /** When the current run of synchronous waits began (performance.now()), or -1 after an event-loop turn. */
   private burstStart = -1;
+  /** Synchronous waits made (BackendOptions.syncStreamMs), for tests and diagnostics. */
+  syncWaits = 0;
 
   constructor(domid = 0, opts: BackendOptions = {}) {
     this.domid = domid;
@@ -238,6 +240,7 @@ export class ConsoleBackend {
     if (this.burstStart < 0) this.burstStart = now;
     const left = Math.min(until, this.burstStart + this.syncStreamMs) - now;
     if (left <= 0) return false;
+    this.syncWaits++;
     tables[0]!.waitSync(this.domid, seen[0]!, left);
     return true;
   }
