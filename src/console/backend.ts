@@ -13,7 +13,9 @@
 // notify is the one for "full" (or input arrives): that ends the wait at once, and a guest that filled the ring
 // waits on FR.TXFF only until this batch, while the 2 KiB ring holds what arrives meanwhile. Below that rate
 // (typing, echo, a prompt, a short command's output) every batch is taken as soon as it is notified, so
-// interactive latency is unchanged. Each turn's output is written to the sinks at the end of the turn, once.
+// interactive latency is unchanged. Each turn's output is written to the sinks at the end of the turn, once (a
+// stream's half-full drains between its turns at its next turn). Between a paced stream's batches the ring keeps
+// one byte (STREAM_KEEP), and `vpl011 run` waits for the next notify synchronously (BackendOptions.syncStreamMs).
 // The rate is kept per console: interactive consoles are serviced first in every turn and never paced; streaming
 // consoles get at most TURN_BUDGET_MS per turn (the rest keep their place), so with a thousand streams a keystroke
 // still waits at most about one budget, not a turn over every console.
