@@ -68,3 +68,25 @@ test('a paced stream keeps OUT from emptying between batches, and its tail still
     console.close();
   }
 });
+
+test('a corrupt OUT half is resynchronised by a turn that keeps bytes, and the guest is told', () => {
+  const page = new SharedArrayBuffer(4096);
+  const ev = EventChannels.create({ maxDomains: 2, portsPerDomain: 4 });
+  const gp = ev.allocUnbound(1, 0);
+  const localPort = ev.bindInterdomain(0, 1, gp);
+  const front = new ConsoleRing(page);
+  const console = new Console({ name: 'c', domid: 1, ring: new ConsoleRingBackend(page), evtchn: ev, backendDomid: 0, localPort, report: () => {} });
+  console.addSink(new Writable({ write(_c, _e, cb) { cb(); } }), { label: 'sink' });
+  for (let i = 0; i < 10; i++) front.putOut(0x41);
+  // The guest scribbles on out_cons (the ring page is guest memory): OUT reads as corrupt.
+  const idx = new Int32Array(page, 0xc00, 4);
+  Atomics.store(idx, 2, Atomics.load(idx, 3) + 5000);
+  assert.ok(front.outQueued() < 0, 'corrupt');
+  try {
+    console.service(1);
+    assert.equal(front.outQueued(), 0, 'resynchronised (out_cons := out_prod), not left for a later turn');
+    assert.equal(ev.isPending(1, gp), true, 'the device is told (it treats a corrupt half as full until then)');
+  } finally {
+    console.close();
+  }
+});

@@ -404,8 +404,10 @@ export class Console {
   /** One batch out of the ring into scratch: readOut, or peek/record/commit with a recorder. -1: record failed. */
   private takeOut(keep = 0): number {
     let dst = this.scratch;
-    if (keep > 0) {
-      const take = this.ring.outQueued() - keep; // a corrupt half (negative) is left to the next full take
+    const level = keep > 0 ? this.ring.outQueued() : -1;
+    if (level >= 0) {
+      // (A corrupt half, RING_CORRUPT, is read as ever: the read below resynchronises it.)
+      const take = level - keep;
       if (take <= 0) return 0;
       if (take < dst.length) dst = dst.subarray(0, take);
     }
