@@ -17,6 +17,7 @@
 // The rate is kept per console: interactive consoles are serviced first in every turn and never paced; streaming
 // consoles get at most TURN_BUDGET_MS per turn (the rest keep their place), so with a thousand streams a keystroke
 // still waits at most about one budget, not a turn over every console.
+import { hop, hopFlush } from '../util/hop-trace.js';
 import type { EventChannels } from '../xen/evtchn.js';
 import type { Console } from './console.js';
 import { XENCONS_OUT_SIZE } from '../xen/ring.js';
@@ -121,6 +122,7 @@ export class ConsoleBackend {
     if (c.service()) this.runnable.add(c);
     c.flushOutput();
     const moved = c.counters.bytesOut - before;
+    if (moved > 0) hop('out', moved);
     let r = this.rates.get(c);
     if (!r) this.rates.set(c, (r = { winStart: now, winBytes: 0, streaming: false }));
     if (now - r.winStart > STREAM_WINDOW_MS) {
@@ -141,7 +143,9 @@ export class ConsoleBackend {
       for (const t of tables) t.dispatch(this.domid);
       if (this.runnable.size === 0) {
         // Sleep until any table's doorbell moves or someone kicks us (new console, input, a drained sink, stop).
+        hopFlush();
         await this.sleep(tables, doorbells, Infinity);
+        hop('bwake');
         continue;
       }
       const batch = [...this.runnable];
