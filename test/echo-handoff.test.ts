@@ -1,6 +1,7 @@
 // The vCPU hands its CPU to the backend it has just woken (src/vmm/machine.ts handOffIfWoke, src/host/cpu-yield.ts,
 // docs/PERF.md "Echo latency"): after a vpl011 access whose notify woke a sleeping backend, and only then, on both
-// vCPU paths (the native fast path's tail and the TypeScript device).
+// vCPU paths (the native fast path's tail and the TypeScript device). That it does not slow a stream is a benchmark's
+// question (bench/bare.ts floodOnce with VPL011_YIELD_ON_WAKE=0/1), not a test's.
 import { test, within } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { EventChannels } from '../src/xen/evtchn.js';
@@ -73,8 +74,9 @@ for (const native of ['1', '0'] as const) {
   test(`${path}: a guest write that wakes the sleeping backend yields the vCPU's CPU to it, once per wake`, async () => {
     const s = await session(true, native);
     assert.ok(s.evtchnWakes > 0, 'the backend slept and the guest woke it');
-    // Every wake this vCPU sent came from a vpl011 access (OUT 0 -> 1 on a DR write), and each was handed off.
-    assert.equal(s.handoffs, s.evtchnWakes, `handoffs ${s.handoffs}, wakes ${s.evtchnWakes}`);
+    // Every wake this vCPU sent came from a vpl011 access (OUT 0 -> 1 on a DR write); each was handed off but those
+    // within HANDOFF_GAP_MS of the previous hand-off (a stream's).
+    assert.ok(s.handoffs >= 1 && s.handoffs <= s.evtchnWakes, `handoffs ${s.handoffs}, wakes ${s.evtchnWakes}`);
   });
 
   test(`${path}: a backend that never sleeps is never woken, and the vCPU never yields`, async () => {

@@ -106,6 +106,9 @@ export interface SleepBounds {
 }
 
 const YIELD_ON_WAKE = process.env.VPL011_YIELD_ON_WAKE !== '0';
+/** Hand-offs at most this often (ms): a TX stream wakes the backend every few bytes after each hand-off (each drain
+ * empties the ring), and a hand-off per wake made the bare flood 4.5x slower; an echo's wakes are a round trip apart. */
+const HANDOFF_GAP_MS = 0.1;
 const MAX_IDLE_MS = 1000; // a WFI with no timer armed still rechecks shouldStop() this often
 
 export class Machine {
@@ -126,6 +129,7 @@ export class Machine {
   private readonly frWatch: FrPollWatch;
   private frStalls = 0;
   private handoffs = 0;
+  private lastHandoff = -Infinity;
   private polls = 0;
   private readonly uartInst: VuartInstance | undefined;
   private readonly insight: InsightPublisher | undefined;
@@ -398,6 +402,9 @@ export class Machine {
    */
   private handOffIfWoke(wakesBefore: number): void {
     if (this.opts.evtchn.wakesSent === wakesBefore || !YIELD_ON_WAKE) return;
+    const now = performance.now();
+    if (now - this.lastHandoff < HANDOFF_GAP_MS) return;
+    this.lastHandoff = now;
     this.handoffs++;
     yieldCpu();
   }
