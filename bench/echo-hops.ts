@@ -11,8 +11,8 @@
 //   irq     ... until the RX interrupt is raised (HCR_EL2.VI)
 //   guest   ... until the guest has written the echo to DR and the vCPU rings the backend (the Linux tty path)
 //   bwake   ... until the backend thread runs (Atomics.waitAsync, event loop)
-//   out     ... until it has written the byte to stdout
-//   recv    ... until this harness has read it
+//   out     ... until it is about to write the byte to stdout
+//   recv    ... until this harness has read it (the write() and the reader's wakeup)
 // Printed: each hop's p50/p90/p99/max over all samples, and the hops of every sample slower than --slow ms, with the
 // garbage collections that fell inside it. A hop that is long in a slow sample is where its time went; whether the
 // thread was waiting for a CPU there takes `perf sched` (docs/PERF.md).

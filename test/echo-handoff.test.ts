@@ -71,7 +71,7 @@ async function session(sleeps: boolean, native: '0' | '1'): Promise<MachineStats
 
 for (const native of ['1', '0'] as const) {
   const path = native === '1' ? 'native fast path' : 'TypeScript path';
-  test(`${path}: a guest write that wakes the sleeping backend yields the vCPU's CPU to it, once per wake`, async () => {
+  test(`${path}: a guest write that wakes the sleeping backend yields the vCPU's CPU to it (at most once per wake)`, async () => {
     const s = await session(true, native);
     assert.ok(s.evtchnWakes > 0, 'the backend slept and the guest woke it');
     // Every wake this vCPU sent came from a vpl011 access (OUT 0 -> 1 on a DR write); each was handed off but those

@@ -120,9 +120,9 @@ export class ConsoleBackend {
   private serviceOne(c: Console, now: number): number {
     const before = c.counters.bytesOut;
     if (c.service()) this.runnable.add(c);
+    if (c.counters.bytesOut !== before) hop('out', c.counters.bytesOut - before); // just before the write
     c.flushOutput();
     const moved = c.counters.bytesOut - before;
-    if (moved > 0) hop('out', moved);
     let r = this.rates.get(c);
     if (!r) this.rates.set(c, (r = { winStart: now, winBytes: 0, streaming: false }));
     if (now - r.winStart > STREAM_WINDOW_MS) {
