@@ -39,6 +39,8 @@ interface Sample {
   gotMs: number;
 }
 
+class UsageError extends Error {}
+
 function parseArgs(argv: string[]): { samples: number; rounds: number; slowMs: number } {
   const o = { samples: ECHO_SAMPLES, rounds: 1, slowMs: 1 };
   for (let i = 0; i < argv.length; i++) {
@@ -47,7 +49,7 @@ function parseArgs(argv: string[]): { samples: number; rounds: number; slowMs: n
     if (a === '--samples' && Number.isInteger(v) && v > 0 && v <= 100_000) o.samples = v;
     else if (a === '--rounds' && Number.isInteger(v) && v > 0 && v <= 100) o.rounds = v;
     else if (a === '--slow' && v > 0) o.slowMs = v;
-    else throw new Error(`echo-hops: bad argument ${a} ${argv[i + 1] ?? ''} (--samples N, --rounds R, --slow MS)`);
+    else throw new UsageError(`bad argument ${a} ${argv[i + 1] ?? ''} (--samples N, --rounds R, --slow MS)`);
     i++;
   }
   return o;
@@ -105,58 +107,62 @@ export async function run(argv = process.argv.slice(2)): Promise<void> {
   const p = vpl011Process(['run', '--timeout', '900'], { VPL011_HOPTRACE: join(dir, 'hops') });
   const samples: Sample[] = [];
   try {
-    await bootToPrompt(p, DEFAULT_LIMITS);
-    await command(p, 'stty raw -echo isig');
-    await command(p, 'echo HOPS-$((40+2)); cat', 'HOPS-42');
-    p.readEvery(0);
-    for (let r = 0; r < o.rounds; r++) {
-      for (let i = 0; i < ECHO_WARMUP + o.samples; i++) {
-        const ch = String.fromCharCode(0x61 + (i % 26));
-        const from = p.length;
-        const t0 = process.hrtime.bigint();
-        await p.write(ch);
-        const got = await p.waitFor(ch, from, DEFAULT_LIMITS.echoCharMs, `echo of "${ch}"`);
-        if (i >= ECHO_WARMUP) samples.push({ sentMs: Number(t0) / 1e6, gotMs: Number(got.ns) / 1e6 });
-      }
-    }
-    const stop = p.length;
-    await p.write('\x03');
-    await p.waitFor(PROMPT, stop, DEFAULT_LIMITS.commandMs, 'prompt after ^C');
-    await command(p, 'stty sane');
-    await powerOff(p, DEFAULT_LIMITS);
+    await measure(p, o, samples);
+    report(readLines(dir), samples, o.slowMs);
   } finally {
     if (!p.exitStatus) await p.kill(2000);
-  }
-  try {
-    const lines = readLines(dir);
-    const totals = samples.map((s) => s.gotMs - s.sentMs);
-    process.stdout.write(
-      `${samples.length} round trips, load average ${loadavg()[0]!.toFixed(2)}: p50 ${percentile(totals, 50).toFixed(3)} ` +
-        `p90 ${percentile(totals, 90).toFixed(3)} p99 ${percentile(totals, 99).toFixed(3)} max ${Math.max(...totals).toFixed(3)} ms\n`,
-    );
-    const rows = samples.map((s) => ({ s, h: hopsOf(s, lines, '1') }));
-    const whole = rows.filter((r) => r.h !== undefined) as { s: Sample; h: Record<Hop, number> }[];
-    process.stdout.write(`hops (ms) of the ${whole.length} samples whose every hop was seen:\n`);
-    process.stdout.write(`${'hop'.padEnd(7)}     p50     p90     p99     max\n`);
-    for (const h of HOPS) {
-      const v = whole.map((r) => r.h[h]);
-      process.stdout.write(`${h.padEnd(7)} ${f3(percentile(v, 50))} ${f3(percentile(v, 90))} ${f3(percentile(v, 99))} ${f3(Math.max(...v))}\n`);
-    }
-    const slow = whole.filter((r) => r.s.gotMs - r.s.sentMs >= o.slowMs);
-    process.stdout.write(`\nsamples of ${o.slowMs} ms or more (${slow.length}; ${rows.filter((r) => !r.h && r.s.gotMs - r.s.sentMs >= o.slowMs).length} more with a hop not seen):\n`);
-    process.stdout.write(`${'total'.padStart(7)} ${HOPS.map((h) => h.padStart(7)).join(' ')}  gc\n`);
-    for (const r of slow) {
-      const gcs = lines.filter((l) => l.id === 'gc' && l.ms >= r.s.sentMs - 5 && l.ms <= r.s.gotMs).map((l) => `${l.thread}:${l.detail}`);
-      process.stdout.write(`${f3(r.s.gotMs - r.s.sentMs)} ${HOPS.map((h) => f3(r.h[h])).join(' ')}  ${gcs.join(' ')}\n`);
-    }
-  } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function measure(p: ConsoleProcess, o: { samples: number; rounds: number }, samples: Sample[]): Promise<void> {
+  await bootToPrompt(p, DEFAULT_LIMITS);
+  await command(p, 'stty raw -echo isig');
+  await command(p, 'echo HOPS-$((40+2)); cat', 'HOPS-42');
+  p.readEvery(0);
+  for (let r = 0; r < o.rounds; r++) {
+    for (let i = 0; i < ECHO_WARMUP + o.samples; i++) {
+      const ch = String.fromCharCode(0x61 + (i % 26));
+      const from = p.length;
+      const t0 = process.hrtime.bigint();
+      await p.write(ch);
+      const got = await p.waitFor(ch, from, DEFAULT_LIMITS.echoCharMs, `echo of "${ch}"`);
+      if (i >= ECHO_WARMUP) samples.push({ sentMs: Number(t0) / 1e6, gotMs: Number(got.ns) / 1e6 });
+    }
+  }
+  const stop = p.length;
+  await p.write('\x03');
+  await p.waitFor(PROMPT, stop, DEFAULT_LIMITS.commandMs, 'prompt after ^C');
+  await command(p, 'stty sane');
+  await powerOff(p, DEFAULT_LIMITS);
+}
+
+function report(lines: Line[], samples: Sample[], slowMs: number): void {
+  const totals = samples.map((s) => s.gotMs - s.sentMs);
+  process.stdout.write(
+    `${samples.length} round trips, load average ${loadavg()[0]!.toFixed(2)}: p50 ${percentile(totals, 50).toFixed(3)} ` +
+      `p90 ${percentile(totals, 90).toFixed(3)} p99 ${percentile(totals, 99).toFixed(3)} max ${Math.max(...totals).toFixed(3)} ms\n`,
+  );
+  const rows = samples.map((s) => ({ s, h: hopsOf(s, lines, '1') }));
+  const whole = rows.filter((r) => r.h !== undefined) as { s: Sample; h: Record<Hop, number> }[];
+  process.stdout.write(`hops (ms) of the ${whole.length} samples whose every hop was seen:\n`);
+  process.stdout.write(`${'hop'.padEnd(7)}     p50     p90     p99     max\n`);
+  for (const h of HOPS) {
+    const v = whole.map((r) => r.h[h]);
+    process.stdout.write(`${h.padEnd(7)} ${f3(percentile(v, 50))} ${f3(percentile(v, 90))} ${f3(percentile(v, 99))} ${f3(Math.max(...v))}\n`);
+  }
+  const slow = whole.filter((r) => r.s.gotMs - r.s.sentMs >= slowMs);
+  process.stdout.write(`\nsamples of ${slowMs} ms or more (${slow.length}; ${rows.filter((r) => !r.h && r.s.gotMs - r.s.sentMs >= slowMs).length} more with a hop not seen):\n`);
+  process.stdout.write(`${'total'.padStart(7)} ${HOPS.map((h) => h.padStart(7)).join(' ')}  gc\n`);
+  for (const r of slow) {
+    const gcs = lines.filter((l) => l.id === 'gc' && l.ms >= r.s.sentMs - 5 && l.ms <= r.s.gotMs).map((l) => `${l.thread}:${l.detail}`);
+    process.stdout.write(`${f3(r.s.gotMs - r.s.sentMs)} ${HOPS.map((h) => f3(r.h[h])).join(' ')}  ${gcs.join(' ')}\n`);
   }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   run().catch((e: unknown) => {
     process.stderr.write(`echo-hops: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 1;
+    process.exitCode = e instanceof UsageError ? 2 : 1;
   });
 }
