@@ -19,6 +19,7 @@
 // The rate is kept per console: interactive consoles are serviced first in every turn and never paced; streaming
 // consoles get at most TURN_BUDGET_MS per turn (the rest keep their place), so with a thousand streams a keystroke
 // still waits at most about one budget, not a turn over every console.
+import { hop, hopFlush } from '../util/hop-trace.js';
 import type { EventChannels } from '../xen/evtchn.js';
 import type { Console } from './console.js';
 import { XENCONS_OUT_SIZE } from '../xen/ring.js';
@@ -154,7 +155,10 @@ export class ConsoleBackend {
   private serviceOne(c: Console, now: number, early = false): number {
     const before = c.counters.bytesOut;
     if (c.service(this.streaming(c) ? STREAM_KEEP : 0)) this.runnable.add(c);
-    if (!early || !this.runnable.has(c)) c.flushOutput();
+    if (!early || !this.runnable.has(c)) {
+      if (c.counters.bytesOut !== before) hop('out', c.counters.bytesOut - before); // just before the write
+      c.flushOutput();
+    }
     const moved = c.counters.bytesOut - before;
     let r = this.rates.get(c);
     if (!r) this.rates.set(c, (r = { winStart: now, winBytes: 0, streaming: false }));
@@ -176,7 +180,9 @@ export class ConsoleBackend {
       for (const t of tables) t.dispatch(this.domid);
       if (this.runnable.size === 0) {
         // Sleep until any table's doorbell moves or someone kicks us (new console, input, a drained sink, stop).
+        hopFlush();
         await this.sleep(tables, doorbells, Infinity);
+        hop('bwake');
         continue;
       }
       const batch = [...this.runnable];

@@ -18,6 +18,7 @@
 // one service() call moves at most `quantum` bytes out of the ring and then yields; the backend loop calls it again
 // on the next turn if the ring still has data. Data waiting in the ring is never lost, and an interactive console
 // waits at most one turn of the loop behind a busy one.
+import { hop } from '../util/hop-trace.js';
 import type { Writable } from 'node:stream';
 import { ConsoleRingBackend, XENCONS_OUT_SIZE, XENCONSOLE_CONNECTED, type RingCorruptionReport } from '../xen/ring.js';
 import type { EventChannels } from '../xen/evtchn.js';
@@ -350,7 +351,10 @@ export class Console {
     // least half full, or a corrupt half resynchronised. The vpl011 re-reads both rings' levels on it (TXFF clears,
     // TXI and RX state update). FR.TXFE may then lag behind a small drain until the guest's next UART event; a vCPU
     // whose guest spins on FR re-derives it before waiting (src/vmm/machine.ts). The evtchn pending bit coalesces.
-    if (notifyGuest && this.localPort > 0) this.evtchn.notify(this.backendDomid, this.localPort);
+    if (notifyGuest && this.localPort > 0) {
+      hop('notify-guest');
+      this.evtchn.notify(this.backendDomid, this.localPort);
+    }
     // Final check (ring.h RING_FINAL_CHECK_FOR_*): data that arrived after our last read, before we go to sleep,
     // gets another turn rather than waiting for a notification the frontend may have skipped.
     if (!again && !this.throttled && !held && this.ring.outQueued() > 0) again = true;
