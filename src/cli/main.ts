@@ -69,8 +69,15 @@ export function buildProgram(): Command {
         }
         opts.config = configs[0];
       }
-      const { runCommand } = await import('./run.js');
-      process.exitCode = await runCommand(opts);
+      // The vCPU's thread starts now and loads its modules while this one loads the rest and builds the guest.
+      const { SpareWorker } = await import('../vmm/spare-worker.js');
+      const spare = new SpareWorker();
+      try {
+        const { runCommand } = await import('./run.js');
+        process.exitCode = await runCommand(opts, spare);
+      } finally {
+        spare.discard(); // unused when the run ended before its domain was built (a bad argument or config)
+      }
     });
 
   program
