@@ -10,8 +10,11 @@ if (!existsSync(fileURLToPath(mainUrl))) {
   process.exit(1);
 }
 try {
+  // `vpl011 run`: the vCPU's thread starts before the CLI's own modules load, and loads its modules meanwhile
+  // (dist/src/vmm/spare-worker.js); main() hands it to the run or ends it.
+  const spare = process.argv[2] === 'run' ? new (await import(new URL('../dist/src/vmm/spare-worker.js', import.meta.url).href)).SpareWorker() : undefined;
   const cli = await import(mainUrl.href);
-  await cli.main(process.argv);
+  await cli.main(process.argv, spare);
 } catch (e) {
   // An error nobody expected: one line (the stack only with VPL011_DEBUG=1, for a bug report).
   const text = e instanceof Error ? (process.env.VPL011_DEBUG ? (e.stack ?? e.message) : e.message) : String(e);

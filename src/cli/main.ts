@@ -5,6 +5,7 @@ import { registerDaemonCommands } from './daemon-commands.js';
 import { registerInsightCommands } from './insight-commands.js';
 import { FileReadError, READ_CAP, readAtMost, readRegularFile } from '../util/bounded-read.js';
 import { printableLine } from '../util/quote.js';
+import type { SpareWorker } from '../vmm/spare-worker.js';
 
 /** `replay --qemu-trace` reads at most this much (about a million trace lines). */
 const QEMU_TRACE_CAP = 64 * 1024 * 1024;
@@ -25,7 +26,8 @@ function mebibytes(v: string): number {
   return n;
 }
 
-export function buildProgram(): Command {
+/** `spare`: the vCPU's worker for `run`, if the caller started one already (bin/vpl011.js does). */
+export function buildProgram(spare?: SpareWorker): Command {
   const program = new Command();
   program
     .name('vpl011')
@@ -69,14 +71,13 @@ export function buildProgram(): Command {
         }
         opts.config = configs[0];
       }
-      // The vCPU's thread starts now and loads its modules while this one loads the rest and builds the guest.
-      const { SpareWorker } = await import('../vmm/spare-worker.js');
-      const spare = new SpareWorker();
+      // The vCPU's thread starts first and loads its modules while this one loads the rest and builds the guest.
+      const worker = spare ?? new (await import('../vmm/spare-worker.js')).SpareWorker();
       try {
         const { runCommand } = await import('./run.js');
-        process.exitCode = await runCommand(opts, spare);
+        process.exitCode = await runCommand(opts, worker);
       } finally {
-        spare.discard(); // unused when the run ended before its domain was built (a bad argument or config)
+        worker.discard(); // unused when the run ended before its domain was built (a bad argument or config)
       }
     });
 
@@ -127,7 +128,12 @@ function endQuietlyWhenOutputCloses(): void {
   }
 }
 
-export async function main(argv: string[]): Promise<void> {
+/** `spare`: a worker started for `run` before this module loaded (bin/vpl011.js); ended here if nothing used it. */
+export async function main(argv: string[], spare?: SpareWorker): Promise<void> {
   endQuietlyWhenOutputCloses();
-  await buildProgram().parseAsync(argv);
+  try {
+    await buildProgram(spare).parseAsync(argv);
+  } finally {
+    spare?.discard(); // no domain took it (dom0less builds its own; a bad argument builds none)
+  }
 }
