@@ -1,6 +1,6 @@
 // The `vpl011` command line: thin front ends over the layers below. Each command imports its module lazily, so
 // `vpl011 replay` never loads the CPU library and `vpl011 list` never loads the toolstack.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { registerDaemonCommands } from './daemon-commands.js';
 import { registerInsightCommands } from './insight-commands.js';
 import { FileReadError, READ_CAP, readAtMost, readRegularFile } from '../util/bounded-read.js';
@@ -27,6 +27,8 @@ function mebibytes(v: string): number {
 }
 
 /** `spare`: the vCPU's worker for `run`, if the caller started one already (bin/vpl011.js does). */
+const exitCodeOf = (err: CommanderError): number => (err.exitCode === 0 ? 0 : 2);
+
 export function buildProgram(spare?: SpareWorker): Command {
   const program = new Command();
   program
@@ -37,7 +39,12 @@ export function buildProgram(spare?: SpareWorker): Command {
     .configureOutput({
       outputError: (str, write) => write(`vpl011: ${printableLine(str.trim().replace(/^error: /, ''))} (--help lists the options)\n`),
     })
-    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+    // With a spare worker loading (`run`), not process.exit: that would end its thread mid-load, and koffi aborts
+    // the process when its thread is terminated inside a call. main() sets the exit code and lets the worker end.
+    .exitOverride((err) => {
+      if (spare === undefined) process.exit(exitCodeOf(err));
+      throw err;
+    });
 
   program
     .command('run')
@@ -133,6 +140,9 @@ export async function main(argv: string[], spare?: SpareWorker): Promise<void> {
   endQuietlyWhenOutputCloses();
   try {
     await buildProgram(spare).parseAsync(argv);
+  } catch (e) {
+    if (!(e instanceof CommanderError)) throw e;
+    process.exitCode = exitCodeOf(e); // a bad argument (its line already printed) or --help, with a spare loading
   } finally {
     spare?.discard(); // no domain took it (dom0less builds its own; a bad argument builds none)
   }

@@ -14,24 +14,26 @@ export class SpareWorker {
   private adopted = false;
 
   constructor() {
-    // Unused, it must not keep the process alive (a bad config ends the run before any domain exists).
-    this.worker.unref();
     this.worker.on('error', (e) => { this.error ??= e; });
     this.ended = new Promise((resolve) => this.worker.once('exit', () => resolve()));
   }
 
-  /** Take the worker for a domain (once): it now keeps the process alive like any running domain. */
+  /** Take the worker for a domain (once). */
   adopt(): Worker {
     if (this.adopted) throw new Error('spare worker: already in use');
     this.adopted = true;
-    this.worker.ref();
     return this.worker;
   }
 
-  /** End the worker if no domain took it. */
+  /**
+   * If no domain took the worker, tell it there is none: it ends once its modules are loaded (worker.ts). Never
+   * terminate() it: koffi aborts the whole process when its thread is terminated inside a call (loading unicorn's
+   * binding is a series of them), so a run refused at once (exit 2) would end with SIGABRT instead. The process
+   * waits for that end (up to the ~60 ms of loading), so nothing may process.exit() while a spare loads.
+   */
   discard(): void {
     if (this.adopted) return;
     this.adopted = true;
-    void this.worker.terminate();
+    this.worker.postMessage(null);
   }
 }

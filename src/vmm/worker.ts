@@ -16,7 +16,10 @@ import { errorMessage } from '../util/errors.js';
 
 // The domain comes as the first message (startDomainWorker): the thread may have been started before the domain was
 // built (spare-worker.ts), its modules loading meanwhile.
-const init = await new Promise<WorkerInit>((resolve) => parentPort!.once('message', resolve));
+// null: no domain for it (spare-worker.ts discard()): end now, loaded, never terminated mid-call.
+const first = await new Promise<WorkerInit | null>((resolve) => parentPort!.once('message', resolve));
+if (first === null) process.exit(0);
+const init: WorkerInit = first;
 const port = parentPort!;
 const post = (m: DomainEvent): void => port.postMessage(m);
 const control = new Int32Array(init.control);
