@@ -14,7 +14,7 @@ import { ensureGuestImages } from '../src/toolstack/fetch.js';
 import { ConsoleProcess, killAll } from '../test/lib/console-process.js';
 import { markdownTable, replaceSection } from './lib/results.js';
 import { median } from './lib/stats.js';
-import { QEMU, qemuBareArgs, qemuLinuxArgs, repoRoot, vpl011BareArgs, vpl011Command, vpl011LinuxArgs } from './lib/targets.js';
+import { QEMU, qemuBareArgs, qemuLinuxArgs, repoRoot, vpl011BareArgs, vpl011Command, vpl011LinuxArgs, vpl011NodeFlags } from './lib/targets.js';
 import { bareRun, DEFAULT_LIMITS, linuxSession, type BareRun, type LinuxRun } from './lib/workloads.js';
 import { BARE_TX_BYTES, buildBareTx, checkBareTxOutput, QEMU_VIRT_UART, XEN_GUEST_PL011 } from './qemu/bare-tx.js';
 import { errorMessage } from '../src/util/errors.js';
@@ -163,7 +163,7 @@ function report(c: Collected, opts: Options, cmdline: string): string {
     `- QEMU: \`${QEMU} ${qemuLinuxArgs('<Image>', '<initramfs>').map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}\` `
       + '(`-nographic -serial stdio` together are refused by QEMU 7.2: "cannot use stdio by multiple character devices"; '
       + '`-display none -monitor none -serial stdio` is the same console without the monitor). '
-      + `Ours: \`node bin/vpl011.js ${vpl011LinuxArgs(VPL011_SESSION_TIMEOUT_S).join(' ')}\` (default guest, \`console=ttyAMA0 earlycon\`). `
+      + `Ours: \`node ${vpl011NodeFlags().map((f) => `${f} `).join('')}bin/vpl011.js ${vpl011LinuxArgs(VPL011_SESSION_TIMEOUT_S).join(' ')}\` (default guest, \`console=ttyAMA0 earlycon\`; the node flags are bin/node-flags, as ./vpl011 runs it). `
       + 'Same Debian kernel and busybox initramfs (ensureGuestImages()), console on stdin/stdout pipes.',
     '- boot: from just before spawn() to the first `/ # ` on stdout.',
     '- idle: 1 s after the prompt, CPU time of every thread of the VMM process (/proc/<pid>/task/*/schedstat) over 10 s.',
@@ -180,7 +180,7 @@ function report(c: Collected, opts: Options, cmdline: string): string {
       + `${BARE_TX_BYTES.toLocaleString('en-US')} bytes polling FR.TXFF, waits for FR.BUSY clear, PSCI SYSTEM_OFF by hvc; `
       + `UART at 0x${QEMU_VIRT_UART.toString(16)} for QEMU (\`${QEMU} ${qemuBareArgs('<elf>', 'stdio').join(' ')}\`, and with `
       + `\`-serial file:/dev/null\`); ours runs guests/bare/tx-flood.S's flat binary (UART 0x${XEN_GUEST_PL011.toString(16)}, same loop, bytes a..z) when it builds, `
-      + `else the program above assembled for 0x${XEN_GUEST_PL011.toString(16)} (\`node bin/vpl011.js ${vpl011BareArgs('<elf>', VPL011_BARE_TIMEOUT_S).join(' ')}\`); `
+      + `else the program above assembled for 0x${XEN_GUEST_PL011.toString(16)} (\`node ${vpl011NodeFlags().map((f) => `${f} `).join('')}bin/vpl011.js ${vpl011BareArgs('<elf>', VPL011_BARE_TIMEOUT_S).join(' ')}\`); `
       + 'the VMM\'s stdout is a regular file (checked byte for byte after the run, not a pipe to node, whose reading of '
       + 'one-byte writes would be what is measured); wall time from spawn to exit.',
     '',

@@ -1,6 +1,6 @@
 // The two VMMs the guest benchmark compares, each started with the guest console on its stdin/stdout pipes:
 // QEMU 7.2 (its own PL011 at 0x09000000) and ours (`node bin/vpl011.js run`, the vpl011 at 0x22000000).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,12 +33,19 @@ export function repoRoot(): string {
   return resolve('.');
 }
 
-/** `node bin/vpl011.js`, or undefined while the CLI entry is not in the tree yet. */
+/** The node flags the launcher (./vpl011) runs the VMM with: bin/node-flags, one per line, '#' comments. */
+export function vpl011NodeFlags(root = repoRoot()): string[] {
+  const file = join(root, 'bin', 'node-flags');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').replace(/#.*$/gm, '').split(/\s+/).filter((f) => f !== '');
+}
+
+/** `node <bin/node-flags> bin/vpl011.js`, as ./vpl011 runs it, or undefined while the CLI entry is not in the tree yet. */
 export function vpl011Command(): { cmd: string; args: string[]; cwd: string } | undefined {
   const root = repoRoot();
   const bin = join(root, 'bin', 'vpl011.js');
   if (!existsSync(bin)) return undefined;
-  return { cmd: process.execPath, args: [bin], cwd: root };
+  return { cmd: process.execPath, args: [...vpl011NodeFlags(root), bin], cwd: root };
 }
 
 /** Our default guest (Debian kernel + busybox initramfs, `console=ttyAMA0 earlycon`), bounded by --timeout. */

@@ -1,10 +1,11 @@
 // The `vpl011` command line: thin front ends over the layers below. Each command imports its module lazily, so
 // `vpl011 replay` never loads the CPU library and `vpl011 list` never loads the toolstack.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { registerDaemonCommands } from './daemon-commands.js';
 import { registerInsightCommands } from './insight-commands.js';
 import { FileReadError, READ_CAP, readAtMost, readRegularFile } from '../util/bounded-read.js';
 import { printableLine } from '../util/quote.js';
+import type { SpareWorker } from '../vmm/spare-worker.js';
 
 /** `replay --qemu-trace` reads at most this much (about a million trace lines). */
 const QEMU_TRACE_CAP = 64 * 1024 * 1024;
@@ -25,7 +26,10 @@ function mebibytes(v: string): number {
   return n;
 }
 
-export function buildProgram(): Command {
+/** `spare`: the vCPU's worker for `run`, if the caller started one already (bin/vpl011.js does). */
+const exitCodeOf = (err: CommanderError): number => (err.exitCode === 0 ? 0 : 2);
+
+export function buildProgram(spare?: SpareWorker): Command {
   const program = new Command();
   program
     .name('vpl011')
@@ -35,7 +39,12 @@ export function buildProgram(): Command {
     .configureOutput({
       outputError: (str, write) => write(`vpl011: ${printableLine(str.trim().replace(/^error: /, ''))} (--help lists the options)\n`),
     })
-    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+    // With a spare worker loading (`run`), not process.exit: that would end its thread mid-load, and koffi aborts
+    // the process when its thread is terminated inside a call. main() sets the exit code and lets the worker end.
+    .exitOverride((err) => {
+      if (spare === undefined) process.exit(exitCodeOf(err));
+      throw err;
+    });
 
   program
     .command('run')
@@ -69,8 +78,14 @@ export function buildProgram(): Command {
         }
         opts.config = configs[0];
       }
-      const { runCommand } = await import('./run.js');
-      process.exitCode = await runCommand(opts);
+      // The vCPU's thread starts first and loads its modules while this one loads the rest and builds the guest.
+      const worker = spare ?? new (await import('../vmm/spare-worker.js')).SpareWorker();
+      try {
+        const { runCommand } = await import('./run.js');
+        process.exitCode = await runCommand(opts, worker);
+      } finally {
+        worker.discard(); // unused when the run ended before its domain was built (a bad argument or config)
+      }
     });
 
   program
@@ -120,7 +135,15 @@ function endQuietlyWhenOutputCloses(): void {
   }
 }
 
-export async function main(argv: string[]): Promise<void> {
+/** `spare`: a worker started for `run` before this module loaded (bin/vpl011.js); ended here if nothing used it. */
+export async function main(argv: string[], spare?: SpareWorker): Promise<void> {
   endQuietlyWhenOutputCloses();
-  await buildProgram().parseAsync(argv);
+  try {
+    await buildProgram(spare).parseAsync(argv);
+  } catch (e) {
+    if (!(e instanceof CommanderError)) throw e;
+    process.exitCode = exitCodeOf(e); // a bad argument (its line already printed) or --help, with a spare loading
+  } finally {
+    spare?.discard(); // no domain took it (dom0less builds its own; a bad argument builds none)
+  }
 }

@@ -10,10 +10,11 @@ import { printableLine } from '../util/quote.js';
 import { BuildError, firmwarePayloadHint } from '../toolstack/build.js';
 import { ensureGuestImages, ensureUnicorn } from '../toolstack/fetch.js';
 import { startGuest, type RunningGuest } from '../console/guest-session.js';
-import { SavedFileError, readSavedFile, type LoadedSave } from '../vmm/saved-file.js';
+import type { LoadedSave } from '../vmm/saved-file.js';
 import { errorMessage } from '../util/errors.js';
 import { stopOnSignals } from './stop-signals.js';
 import { EscapeReader, escapeHelp, keyName } from '../console/escape.js';
+import type { SpareWorker } from '../vmm/spare-worker.js';
 
 export interface RunOptions {
   config?: string;
@@ -97,7 +98,8 @@ export async function resolveGuestConfig(
   return config;
 }
 
-export async function runCommand(opts: RunOptions): Promise<number> {
+/** `spare`: the vCPU's worker, started by the caller before this module loaded (spare-worker.ts). */
+export async function runCommand(opts: RunOptions, spare?: SpareWorker): Promise<number> {
   let guest: RunningGuest;
   let logFd: number | undefined;
   try {
@@ -109,6 +111,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
         say(`--restore takes the guest from the saved file; --${clash.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} cannot be used with it`);
         return 2;
       }
+      // Loaded only here: the save format's modules are a fifth of this command's start-up.
+      const { readSavedFile } = await import('../vmm/saved-file.js');
       restore = readSavedFile(opts.restore);
     }
     const config = restore ? restore.config : await resolveGuestConfig(opts);
@@ -122,6 +126,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       // A person at a terminal types after seeing the prompt; a script's input is there from the start.
       holdInputUntilListening: !process.stdin.isTTY && inputWaitsForListener(config),
       ...(restore ? { restore: restore.machine } : {}),
+      ...(spare ? { spare } : {}),
     });
   } catch (e) {
     if (logFd !== undefined) closeSync(logFd);
@@ -129,7 +134,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       say(`--log ${e.message}`);
       return 2;
     }
-    if (e instanceof ConfigError || e instanceof BuildError || e instanceof SavedFileError) {
+    if (e instanceof ConfigError || e instanceof BuildError || (opts.restore !== undefined && e instanceof (await import('../vmm/saved-file.js')).SavedFileError)) {
       say(e.message);
       return 2;
     }

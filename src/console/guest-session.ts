@@ -7,10 +7,10 @@ import { EventChannels } from '../xen/evtchn.js';
 import { ConsoleRingBackend } from '../xen/ring.js';
 import { VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../xen/arch-arm.js';
 import { startDomainThread, type DomainExit } from '../vmm/domain-thread.js';
+import type { SpareWorker } from '../vmm/spare-worker.js';
 import type { MachineStats } from '../vmm/machine.js';
 import { Console, type OverflowPolicy } from './console.js';
-import { restoreImage, withMagic, type MachineState } from '../vmm/machine-state.js';
-import { encodeSaved, writeSavedFile } from '../vmm/saved-file.js';
+import type { MachineState } from '../vmm/machine-state.js';
 import { ConsoleBackend, TURN_BUDGET_MS } from './backend.js';
 import { BACKEND_DOMID } from '../xen/domain.js';
 
@@ -26,6 +26,8 @@ export interface GuestSessionOptions {
   holdInputUntilListening?: boolean;
   /** Start from a saved domain (docs/SAVE.md: `run --restore`) instead of building the image. */
   restore?: MachineState;
+  /** The vCPU's worker, started ahead while the guest was being built (spare-worker.ts). */
+  spare?: SpareWorker;
 }
 
 
@@ -49,7 +51,8 @@ export interface RunningGuest {
 export async function startGuest(config: GuestConfig, opts: GuestSessionOptions = {}): Promise<RunningGuest> {
   const domid = opts.domid ?? 1;
   const report = opts.report ?? (() => {});
-  const image = opts.restore ? restoreImage(opts.restore) : await buildGuest(config);
+  // The save format's modules are loaded only for a restore or a save (a fifth of a boot's start-up otherwise).
+  const image = opts.restore ? (await import('../vmm/machine-state.js')).restoreImage(opts.restore) : await buildGuest(config);
   const dom = startDomainThread({
     domid,
     name: config.name,
@@ -57,6 +60,7 @@ export async function startGuest(config: GuestConfig, opts: GuestSessionOptions 
     policy: config.mmioPolicy,
     vuart: config.vuart,
     ...(opts.restore ? { restore: opts.restore } : {}),
+    ...(opts.spare ? { spare: opts.spare } : {}),
     createPaused: true,
   });
   let guestPort: number;
@@ -108,6 +112,7 @@ export async function startGuest(config: GuestConfig, opts: GuestSessionOptions 
     stop: () => dom.stop(),
     stats: () => dom.request('stats', {}),
     async save(file, o = {}) {
+      const [{ encodeSaved, writeSavedFile }, { withMagic }] = await Promise.all([import('../vmm/saved-file.js'), import('../vmm/machine-state.js')]);
       const paused = await dom.pause();
       if (o.keepRunning) {
         dom.resume(); // the state is a copy: the guest need not wait for the file

@@ -4,11 +4,11 @@
 // 2 MiB of RAM and the initrd just below it, so the kernel's image_size (bss included) has the rest.
 import type { GuestConfig } from './config.js';
 import { statSync } from 'node:fs';
-import { FileReadError, readRegularFile } from '../util/bounded-read.js';
+import { FileReadError, readRegularFile, readRegularFileInto } from '../util/bounded-read.js';
 import type { GuestImage, GuestSegment } from './guest-image.js';
 import { buildGuestDt } from './guest-dt.js';
 import { GUEST_RAM_BASE, QEMU_VIRT_BOOT, guestLayout } from './guest-map.js';
-import { ImageError, isElf, loadElf64, loadRaw, parseArm64ImageHeader } from './image.js';
+import { ImageError, isElf, loadElf64, loadRaw, parseArm64ImageHeader, type Arm64ImageHeader } from './image.js';
 import { hex } from '../util/hex.js';
 import { Vpl011Error } from '../util/errors.js';
 
@@ -26,9 +26,13 @@ export class BuildError extends Vpl011Error<'EINVAL'> {
   }
 }
 
-/** A kernel, ramdisk or firmware: a regular file no larger than where it goes (a bigger one cannot be loaded anyway). */
-function readInput(path: string, what: string, limit: number, limitIs = "the guest's memory"): Uint8Array {
+/**
+ * A kernel, ramdisk or firmware: a regular file no larger than where it goes (a bigger one cannot be loaded anyway),
+ * into a buffer of its own, or with `place` straight into the memory it returns for the file's size (guest RAM).
+ */
+function readInput(path: string, what: string, limit: number, limitIs = "the guest's memory", place?: (size: number) => Uint8Array): Uint8Array {
   try {
+    if (place) return readRegularFileInto(path, limit, place);
     const b = readRegularFile(path, limit);
     return new Uint8Array(b.buffer, b.byteOffset, b.length); // a view: new Uint8Array(b) would copy 33 MB again
   } catch (e) {
@@ -41,34 +45,74 @@ export async function buildGuest(config: GuestConfig): Promise<GuestImage> {
   const ramBase = GUEST_RAM_BASE;
   const ramSize = config.memoryMiB * MiB;
   if (config.firmware !== undefined) return buildFirmwareGuest(config, ramSize);
+  if (config.kind === 'linux') return buildLinuxInRam(config, ramBase, ramSize);
   const kernel = readInput(config.kernel, 'kernel', ramSize);
-  const initrd = config.ramdisk !== undefined ? readInput(config.ramdisk, 'ramdisk', ramSize) : undefined;
+  // A bare program takes no ramdisk; one named is still read, so a missing file is reported as before.
+  if (config.ramdisk !== undefined) readInput(config.ramdisk, 'ramdisk', ramSize);
   try {
-    return config.kind === 'linux' ? layoutLinux(config, kernel, initrd, ramBase, ramSize) : layoutBare(config, kernel, ramBase, ramSize);
+    return layoutBare(config, kernel, ramBase, ramSize);
   } catch (e) {
     if (e instanceof ImageError) throw new BuildError(`kernel ${config.kernel}: ${e.message}`);
     throw e;
   }
 }
 
-/** Pure layout of a Linux guest, exported for tests. */
-export function layoutLinux(config: GuestConfig, kernel: Uint8Array, initrd: Uint8Array | undefined, ramBase: number, ramSize: number): GuestImage {
-  const hdr = parseArm64ImageHeader(kernel);
+/**
+ * Linux with its kernel and initrd read straight into guest RAM: a SharedArrayBuffer the vCPU's thread maps in place
+ * (GuestImage.ram), so the ~34 MB are neither copied into a buffer of their own nor into the guest by the VMM.
+ */
+function buildLinuxInRam(config: GuestConfig, ramBase: number, ramSize: number): GuestImage {
+  const ram = new SharedArrayBuffer(ramSize);
+  const at = (addr: number, size: number) => new Uint8Array(ram, addr - ramBase, size);
+  // The Image goes to the 2 MiB-aligned base first; its header then says how far above that it runs (text_offset,
+  // 0 since Linux 5.8), and it is moved there if not 0.
+  const base = alignUp(ramBase, SZ_2M);
+  let kernel = readInput(config.kernel, 'kernel', ramBase + ramSize - base, undefined, (size) => at(base, size));
+  let hdr: Arm64ImageHeader;
+  try {
+    hdr = parseArm64ImageHeader(kernel);
+  } catch (e) {
+    if (e instanceof ImageError) throw new BuildError(`kernel ${config.kernel}: ${e.message}`);
+    throw e;
+  }
+  if (hdr.textOffset !== 0) {
+    if (base + hdr.textOffset + kernel.length > ramBase + ramSize) linuxPlacement(config, hdr, undefined, ramBase, ramSize);
+    const all = new Uint8Array(ram);
+    all.copyWithin(base + hdr.textOffset - ramBase, base - ramBase, base - ramBase + kernel.length);
+    all.fill(0, base - ramBase, base - ramBase + Math.min(hdr.textOffset, kernel.length)); // RAM below the kernel reads as before: zero
+    kernel = at(base + hdr.textOffset, kernel.length);
+  }
+  // The initrd's place depends on its size (just below the DTB); one that does not fit is refused before it is read.
+  const initrd = config.ramdisk !== undefined
+    ? readInput(config.ramdisk, 'ramdisk', ramSize, undefined, (size) => at(linuxPlacement(config, hdr, size, ramBase, ramSize).initrd!.start, size))
+    : undefined;
+  return { ...layoutLinux(config, kernel, initrd, ramBase, ramSize), ram };
+}
+
+/** Where a Linux guest's pieces go (booting.rst), or the BuildError that says how much memory it needs. */
+function linuxPlacement(config: GuestConfig, hdr: Arm64ImageHeader, initrdLength: number | undefined, ramBase: number, ramSize: number) {
   const kernelAddr = alignUp(ramBase, SZ_2M) + hdr.textOffset;
   const kernelEnd = kernelAddr + hdr.imageSize;
   const ramEnd = ramBase + ramSize;
   const dtbAddr = alignDown(ramEnd - DTB_MAX, SZ_2M);
-  let initrdRange: { start: number; end: number } | undefined;
-  if (initrd) {
-    const start = alignDown(dtbAddr - initrd.length, PAGE);
-    initrdRange = { start, end: start + initrd.length };
+  let initrd: { start: number; end: number } | undefined;
+  if (initrdLength !== undefined) {
+    const start = alignDown(dtbAddr - initrdLength, PAGE);
+    initrd = { start, end: start + initrdLength };
   }
-  const lowestAbove = initrdRange?.start ?? dtbAddr;
+  const lowestAbove = initrd?.start ?? dtbAddr;
   if (kernelEnd > lowestAbove) {
-    const need = Math.ceil((kernelEnd - ramBase + (initrd?.length ?? 0) + DTB_MAX + SZ_2M) / MiB);
+    const need = Math.ceil((kernelEnd - ramBase + (initrdLength ?? 0) + DTB_MAX + SZ_2M) / MiB);
     throw new BuildError(`memory: ${config.memoryMiB} MiB is too small for this kernel (${Math.ceil(hdr.imageSize / MiB)} MiB with bss)`
-      + `${initrd ? ` and initrd (${Math.ceil(initrd.length / MiB)} MiB)` : ''} plus the DTB; use at least ${need} MiB`);
+      + `${initrdLength !== undefined ? ` and initrd (${Math.ceil(initrdLength / MiB)} MiB)` : ''} plus the DTB; use at least ${need} MiB`);
   }
+  return { kernelAddr, dtbAddr, initrd };
+}
+
+/** Pure layout of a Linux guest, exported for tests. */
+export function layoutLinux(config: GuestConfig, kernel: Uint8Array, initrd: Uint8Array | undefined, ramBase: number, ramSize: number): GuestImage {
+  const hdr = parseArm64ImageHeader(kernel);
+  const { kernelAddr, dtbAddr, initrd: initrdRange } = linuxPlacement(config, hdr, initrd?.length, ramBase, ramSize);
   const layout = guestLayout(config.layout ?? 'xen');
   const dtb = buildGuestDt({ ramBase, ramSize, bootargs: config.cmdline, vuart: config.vuart, layout, ...(initrdRange ? { initrd: initrdRange } : {}) });
   if (dtb.length > DTB_MAX) throw new BuildError(`DTB is ${dtb.length} bytes; the arm64 boot protocol allows at most 2 MiB`);

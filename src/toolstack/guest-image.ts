@@ -24,6 +24,11 @@ export interface GuestImage {
   flash?: FlashContents[];
   ramBase: number;
   ramSize: number;
+  /**
+   * Guest RAM itself, when the toolstack read the images straight into it (Linux): the VMM maps it in place, and
+   * the segments that are views of it at their own address are there already (not copied again).
+   */
+  ram?: SharedArrayBuffer;
   segments: GuestSegment[];
   /** PC at the first instruction (EL1h, MMU off, DAIF masked): in RAM, or in flash bank 0 for firmware. */
   entry: number;

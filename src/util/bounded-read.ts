@@ -56,6 +56,33 @@ function formatSize(n: number): string {
  * Throws FileReadError with a one-line reason for anything else.
  */
 export function readRegularFile(path: string, cap: number = READ_CAP): Buffer {
+  const { fd, size } = openRegular(path, cap);
+  try {
+    const out = Buffer.allocUnsafeSlow(size);
+    return readWhole(fd, path, out) ? out : readAtMost(fd, path, cap);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The regular file at `path` (at most `cap` bytes) read straight into memory the caller places by its size:
+ * `place(size)` returns a view of exactly `size` bytes, or throws (e.g. "does not fit"). A guest kernel goes into
+ * guest RAM this way, with no buffer of its own to copy from. A file that changes size while read is an error.
+ */
+export function readRegularFileInto(path: string, cap: number, place: (size: number) => Uint8Array): Uint8Array {
+  const { fd, size } = openRegular(path, cap);
+  try {
+    const out = place(size);
+    if (!readWhole(fd, path, out)) throw new FileReadError(path, 'changed size while being read');
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A descriptor of the regular file at `path` and its size, no larger than `cap` (checked on the descriptor). */
+function openRegular(path: string, cap: number): { fd: number; size: number } {
   let fd: number;
   try {
     // O_NONBLOCK: opening a FIFO must not wait for a writer. It changes nothing for a regular file.
@@ -67,34 +94,35 @@ export function readRegularFile(path: string, cap: number = READ_CAP): Buffer {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new FileReadError(path, `is ${describeFileType(st)}, not a regular file`);
     if (st.size > cap) throw new FileReadError(path, `is ${formatSize(st.size)}; the limit is ${formatSize(cap)}`);
-    return readWhole(fd, path, st.size) ?? readAtMost(fd, path, cap);
-  } finally {
+    return { fd, size: st.size };
+  } catch (e) {
     closeSync(fd);
+    throw e;
   }
 }
 
 /**
- * A regular file of `size` bytes read straight into one buffer of its own (a guest kernel is ~33 MB: reading it in
+ * A regular file of `out.length` bytes read straight into `out`, e.g. one buffer of its own (a guest kernel is ~33 MB: reading it in
  * 64 KiB chunks and joining them copied it twice; its own ArrayBuffer, never Node's pool, can be transferred to the
- * vCPU's thread). Positional reads, so null (the file changed size while read) lets the caller read it again from
- * the start.
+ * vCPU's thread) or guest RAM. Positional reads, so false (the file changed size while read) lets the caller read it
+ * again from the start.
  */
-function readWhole(fd: number, name: string, size: number): Buffer | null {
-  const out = Buffer.allocUnsafeSlow(size);
+function readWhole(fd: number, name: string, out: Uint8Array): boolean {
+  const size = out.length;
   let got = 0;
   try {
     while (got < size) {
       const n = readSync(fd, out, got, size - got, got);
-      if (n === 0) return null; // shrank
+      if (n === 0) return false; // shrank
       got += n;
     }
-    if (readSync(fd, Buffer.alloc(1), 0, 1, size) !== 0) return null; // grew
+    if (readSync(fd, Buffer.alloc(1), 0, 1, size) !== 0) return false; // grew
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EISDIR') throw new FileReadError(name, 'is a directory, not a regular file');
     throw new FileReadError(name, `cannot read (${code ?? errorMessage(e)})`);
   }
-  return out;
+  return true;
 }
 
 /**

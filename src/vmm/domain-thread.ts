@@ -2,7 +2,7 @@
 // reading its messages (control.ts DomainMessage), sending it requests, and stopping it (domain-stop.ts). Two hosts
 // use it: `vpl011 run` and the library (startDomainThread: the guest's memory and event channels are
 // SharedArrayBuffers in this process) and the daemon's domain host (startDomainWorker over cross-process mappings).
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { MessageChannel } from 'node:worker_threads';
 import { EventChannels } from '../xen/evtchn.js';
 import type { GuestImage } from '../toolstack/guest-image.js';
 import type { RefusedAccessPolicy } from '../xen/domain.js';
@@ -16,6 +16,7 @@ import { stopDomainWorker } from './domain-stop.js';
 import type { MachineState } from './machine-state.js';
 import { SavePauser } from './save-pauser.js';
 import { unicornLibraryPath } from '../toolstack/cache.js';
+import { SpareWorker } from './spare-worker.js';
 
 export type DomainExit = MachineExit & { stats?: MachineStats };
 
@@ -45,6 +46,8 @@ export interface DomainWorkerOptions {
   trace?: boolean;
   /** Start from a saved state (docs/SAVE.md); `image` then only gives the RAM range (machine-state.ts restoreImage). */
   restore?: MachineState;
+  /** A worker started ahead (spare-worker.ts) to run this domain; default: a new one. */
+  spare?: SpareWorker;
   /** The vuart's backend is Xen (dom0less): its buffers (createXenConsoleRegion), served by the console mux. */
   xenConsole?: SharedArrayBuffer;
 }
@@ -74,7 +77,7 @@ export interface DomainWorker {
 const TRANSFER_MIN = 1024 * 1024;
 
 /**
- * The large segment buffers of an image, given away to the vCPU's thread with its workerData instead of copied
+ * The large segment buffers of an image, given away to the vCPU's thread with its first message instead of copied
  * (kernel and initrd: ~34 MB copied twice by the structured clone, ~130 ms of a start). The image's big segments
  * are unusable in this thread afterwards; nothing here reads them again.
  */
@@ -102,7 +105,9 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
     ...(opts.xenConsole ? { xenConsole: opts.xenConsole } : {}),
     ...(opts.createPaused ? { createPaused: true } : {}),
   };
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, transferList: [requests.port2, ...imageTransferList(opts.image)] });
+  const spare = opts.spare ?? new SpareWorker();
+  const worker = spare.adopt();
+  worker.postMessage(init, [requests.port2, ...imageTransferList(opts.image)]);
   const tag = `d${opts.domid}`;
 
   let resolvePort!: (p: number) => void;
@@ -137,9 +142,10 @@ export function startDomainWorker(opts: DomainWorkerOptions): DomainWorker {
   };
   const exited = new Promise<DomainExit>((resolve) => {
     worker.on('message', (m: DomainEvent) => (onMessage[m.type] as (m: DomainEvent) => void)(m));
-    worker.on('error', (e) => { done ??= { reason: 'crashed', message: `${tag} worker: ${e.message}` }; });
-    worker.on('exit', () => {
+    // The spare keeps the worker's first error and its end, including those from before it was adopted here.
+    void spare.ended.then(() => {
       ended = true;
+      if (spare.error) done ??= { reason: 'crashed', message: `${tag} worker: ${spare.error.message}` };
       const d: DomainExit = done ?? (stopping ? { reason: 'stopped' } : { reason: 'crashed', message: `${tag}: worker ended without an exit report` });
       rejectPort(new Error(d.message ?? d.reason));
       pauser.ended(d.message ?? d.reason);

@@ -285,7 +285,15 @@ export class Machine {
     }
 
     const v = this.vcpu;
-    v.mapRam(image.ramBase, image.ramSize);
+    // RAM the toolstack read the images into (a SharedArrayBuffer: its store never moves, and the Uc keeps it
+    // referenced) is mapped in place; otherwise unicorn allocates it and the segments are copied in.
+    const ram = opts.restore ? undefined : image.ram;
+    if (ram !== undefined) {
+      if (ram.byteLength !== image.ramSize) throw new Error('machine: the image\'s RAM does not match its size');
+      v.mapShared(image.ramBase, ram);
+    } else {
+      v.mapRam(image.ramBase, image.ramSize);
+    }
     if (opts.restore) {
       if (opts.restore.ram.base !== image.ramBase || opts.restore.ram.size !== image.ramSize) throw new Error('machine: the saved RAM does not match the domain');
       loadRam(v, opts.restore.ram);
@@ -294,6 +302,7 @@ export class Machine {
       if (s.addr < image.ramBase || s.addr + s.data.length > image.ramBase + image.ramSize) {
         throw new Error(`machine: segment ${s.what} at 0x${s.addr.toString(16)} is outside guest RAM`);
       }
+      if (ram !== undefined && s.data.buffer === ram && s.data.byteOffset === s.addr - image.ramBase) continue; // in place
       v.loadMemory(s.addr, s.data);
     }
     // Flash bank 0 (qemu-virt): the firmware runs from it before relocating itself to RAM, as under QEMU's -bios.

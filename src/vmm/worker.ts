@@ -1,7 +1,7 @@
 // The domain's worker-thread entry: builds the Machine on the memory it is given, reports the vuart port, runs,
 // answers requests at the vCPU's safe points, and reports the exit and the stats. Nothing escapes: every error
 // becomes a 'crashed' exit message. Closing the machine is domain_vpl011_deinit's teardown (Machine.close).
-import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort } from 'node:worker_threads';
 import { Machine } from './machine.js';
 import { EventChannels } from '../xen/evtchn.js';
 import { viewOf } from '../host/libc.js';
@@ -14,7 +14,12 @@ import { EngineCell } from '../cpu/remote-stop.js';
 import { pauseForSave, saveRequested } from './save-pause.js';
 import { errorMessage } from '../util/errors.js';
 
-const init = workerData as WorkerInit;
+// The domain comes as the first message (startDomainWorker): the thread may have been started before the domain was
+// built (spare-worker.ts), its modules loading meanwhile.
+// null: no domain for it (spare-worker.ts discard()): end now, loaded, never terminated mid-call.
+const first = await new Promise<WorkerInit | null>((resolve) => parentPort!.once('message', resolve));
+if (first === null) process.exit(0);
+const init: WorkerInit = first;
 const port = parentPort!;
 const post = (m: DomainEvent): void => port.postMessage(m);
 const control = new Int32Array(init.control);
