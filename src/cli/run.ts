@@ -1,6 +1,7 @@
 // `vpl011 run`: build a guest, start its vCPU in a worker thread, and be its console backend in this thread, with
 // the console on the terminal (raw mode, Ctrl-] escapes: src/console/escape.ts) or, when stdin is not a terminal,
 // on plain pipes.
+import { hop } from '../util/hop-trace.js';
 import { closeSync, createWriteStream, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError, checkGuestConfig, defaultGuestConfig, inputWaitsForListener, loadConfig, type GuestConfig, type MmioPolicy } from '../toolstack/config.js';
@@ -155,6 +156,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const escapes = new EscapeReader();
   const note = (text: string) => process.stderr.write(`\n${text}\n`); // raw mode keeps ONLCR
   const onData = (chunk: Buffer) => {
+    hop('in', chunk.length);
     if (userQuit) return;
     const actions = tty ? escapes.feed(chunk) : [{ kind: 'data' as const, bytes: chunk as Uint8Array }];
     for (const a of actions) {

@@ -18,6 +18,7 @@
 // one service() call moves at most `quantum` bytes out of the ring and then yields; the backend loop calls it again
 // on the next turn if the ring still has data. Data waiting in the ring is never lost, and an interactive console
 // waits at most one turn of the loop behind a busy one.
+import { hop } from '../util/hop-trace.js';
 import type { Writable } from 'node:stream';
 import { ConsoleRingBackend, XENCONS_OUT_SIZE, XENCONSOLE_CONNECTED, type RingCorruptionReport } from '../xen/ring.js';
 import type { EventChannels } from '../xen/evtchn.js';
@@ -284,8 +285,11 @@ export class Console {
   /**
    * Move data both ways once. Returns true if it should be called again soon (data left in the ring that it did
    * not take this turn); false when it is waiting for an event (ring empty) or for a sink to drain.
+   * `keepOut` bytes are left in OUT (the backend's paced streams, backend.ts STREAM_KEEP): a ring that never
+   * empties during a stream never goes from empty to non-empty, so the vpl011 does not wake the backend after
+   * every batch for a byte it will not take before its next turn anyway; the next turn (or flush()) takes them.
    */
-  service(): boolean {
+  service(keepOut = 0): boolean {
     if (this.closed) return false;
     let notifyGuest = false;
 
@@ -327,15 +331,16 @@ export class Console {
       this.throttled = false;
       const corrupt = this.ring.corruptEvents;
       this.makeRoomForBatch();
-      const n = this.takeOut();
+      const n = this.takeOut(keepOut);
       // A corrupt OUT half was just resynchronised: the device treats it as full until told (DEVICE.md).
       if (this.ring.corruptEvents !== corrupt) notifyGuest = true;
       if (n < 0) break; // the recorder failed: retry later
       if (n === 0) break;
       // Tell the device only when the batch took OUT down from at least half full (docs/PERF.md): below that,
       // TXFF, BUSY and TXI (every profile's threshold is above half) cannot change for it, and a notification per
-      // small batch of a stream costs the vCPU more than the bytes. The first batch of a turn takes the whole level.
-      if (n >= XENCONS_OUT_SIZE / 2) notifyGuest = true;
+      // small batch of a stream costs the vCPU more than the bytes. The first batch of a turn takes the whole level
+      // (but what it keeps).
+      if (n + keepOut >= XENCONS_OUT_SIZE / 2) notifyGuest = true;
       moved += n;
       this.counters.bytesOut += n;
       this.deliver(this.scratch.subarray(0, n));
@@ -346,7 +351,10 @@ export class Console {
     // least half full, or a corrupt half resynchronised. The vpl011 re-reads both rings' levels on it (TXFF clears,
     // TXI and RX state update). FR.TXFE may then lag behind a small drain until the guest's next UART event; a vCPU
     // whose guest spins on FR re-derives it before waiting (src/vmm/machine.ts). The evtchn pending bit coalesces.
-    if (notifyGuest && this.localPort > 0) this.evtchn.notify(this.backendDomid, this.localPort);
+    if (notifyGuest && this.localPort > 0) {
+      hop('notify-guest');
+      this.evtchn.notify(this.backendDomid, this.localPort);
+    }
     // Final check (ring.h RING_FINAL_CHECK_FOR_*): data that arrived after our last read, before we go to sleep,
     // gets another turn rather than waiting for a notification the frontend may have skipped.
     if (!again && !this.throttled && !held && this.ring.outQueued() > 0) again = true;
@@ -398,11 +406,19 @@ export class Console {
   }
 
   /** One batch out of the ring into scratch: readOut, or peek/record/commit with a recorder. -1: record failed. */
-  private takeOut(): number {
+  private takeOut(keep = 0): number {
+    let dst = this.scratch;
+    const level = keep > 0 ? this.ring.outQueued() : -1;
+    if (level >= 0) {
+      // (A corrupt half, RING_CORRUPT, is read as ever: the read below resynchronises it.)
+      const take = level - keep;
+      if (take <= 0) return 0;
+      if (take < dst.length) dst = dst.subarray(0, take);
+    }
     const rec = this.recorder;
-    if (!rec) return this.ring.readOut(this.scratch);
+    if (!rec) return this.ring.readOut(dst);
     if (this.recordRetry) return -1;
-    const n = this.ring.peekOut(this.scratch);
+    const n = this.ring.peekOut(dst);
     if (n === 0) return 0;
     try {
       rec(this.scratch.subarray(0, n), this.ring.peekedCons);

@@ -11,7 +11,7 @@ import type { MachineStats } from '../vmm/machine.js';
 import { Console, type OverflowPolicy } from './console.js';
 import { restoreImage, withMagic, type MachineState } from '../vmm/machine-state.js';
 import { encodeSaved, writeSavedFile } from '../vmm/saved-file.js';
-import { ConsoleBackend } from './backend.js';
+import { ConsoleBackend, TURN_BUDGET_MS } from './backend.js';
 import { BACKEND_DOMID } from '../xen/domain.js';
 
 
@@ -84,7 +84,8 @@ export async function startGuest(config: GuestConfig, opts: GuestSessionOptions 
     console.holdInput = true;
     void dom.listening.then(() => console.releaseInput());
   }
-  const backend = new ConsoleBackend(BACKEND_DOMID);
+  // One console: between a stream's batches the backend may block this thread for up to a stream turn (backend.ts).
+  const backend = new ConsoleBackend(BACKEND_DOMID, { syncStreamMs: TURN_BUDGET_MS });
   let detach = backend.add(console, evtchn, localPort);
   void backend.start();
   dom.unpause(); // the console is connected: the guest may run (and end) now

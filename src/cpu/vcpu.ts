@@ -1,4 +1,5 @@
 // The vCPU as the VMM sees it, so another backend can replace unicorn, and the unicorn implementation of it.
+import { hop } from '../util/hop-trace.js';
 import { EXCP, REG, SYS, UC_PROT_EXEC, UC_PROT_READ, Uc, loadUnicorn, xreg, type UnicornLibrary } from './unicorn.js';
 import { SyncEntry, dabtSyndrome, type SyncRecord } from './exception.js';
 import { VirtTimer } from './timer.js';
@@ -290,6 +291,7 @@ export class UnicornVcpu implements Vcpu {
     if (level !== this.hcrVi) {
       this.hcrVi = level;
       if (level) this.counts.irqRaises++;
+      hop(level ? 'irq1' : 'irq0');
       // Writing HCR_EL2.VI runs arm_cpu_update_virq -> cpu_interrupt(VIRQ); QEMU then takes the IRQ itself at the next
       // TB boundary when PSTATE.I = 0. Raising requests a TB exit, so only at safe points (docs/UPSTREAM.md §5.2).
       this.uc.setSys(SYS.HCR_EL2, HCR_EL2_BASE | (level ? HCR_EL2_VI : 0n));

@@ -1,5 +1,6 @@
 // One domain's machine (one vCPU): guest RAM, the magic pages, the MMIO bus (GICv2, vpl011), the arch timer, PSCI,
 // and the run loop. Runs in the domain's worker thread; MMIO traps are handled synchronously, as on Xen's pCPU.
+import { hop, hopFlush } from '../util/hop-trace.js';
 import type { GuestImage } from '../toolstack/guest-image.js';
 import { UnicornVcpu, type RunExit } from '../cpu/vcpu.js';
 import { selftestVerdictDir, unicornLibraryPath } from '../toolstack/cache.js';
@@ -13,6 +14,7 @@ import { XenConsoleFrontend } from '../xen/xen-console.js';
 import { MMIO_ABORT, MMIO_DONE, type AccessWidth } from '../xen/mmio.js';
 import { FrPollWatch } from '../device/poll-pacer.js';
 import { addressHoles } from './address-holes.js';
+import { yieldCpu } from '../host/cpu-yield.js';
 import { AccessTraceWriter, initTraceRegion, monoMs, TRACE_DEFAULT_CAPACITY, traceRegionBytes } from '../device/access-trace.js';
 import { initInsightRegion, InsightPublisher, INSIGHT_TRACE_OFFSET, PUBLISH_PERIOD_MS } from './insight.js';
 import { HotWord } from '../device/hot-state.js';
@@ -44,6 +46,8 @@ export interface MachineStats {
   /** vpl011 accesses the native fast path served (included in mmio), and MSRs its filter passed to JS. */
   nativeMmio: number;
   msrPassed: number;
+  /** Times the vCPU yielded its CPU right after a vpl011 access woke the sleeping backend (handOffIfWoke). */
+  handoffs: number;
 }
 
 export interface MachineOptions {
@@ -101,6 +105,10 @@ export interface SleepBounds {
   idleMs: number;
 }
 
+const YIELD_ON_WAKE = process.env.VPL011_YIELD_ON_WAKE !== '0';
+/** Hand-offs at most this often (ms): a TX stream wakes the backend every few bytes after each hand-off (each drain
+ * empties the ring), and a hand-off per wake made the bare flood 4.5x slower; an echo's wakes are a round trip apart. */
+const HANDOFF_GAP_MS = 0.1;
 const MAX_IDLE_MS = 1000; // a WFI with no timer armed still rechecks shouldStop() this often
 
 export class Machine {
@@ -120,6 +128,8 @@ export class Machine {
   /** FR polling: the episode and how long the vCPU may be parked instead of trapping (the device's answer). */
   private readonly frWatch: FrPollWatch;
   private frStalls = 0;
+  private handoffs = 0;
+  private lastHandoff = -Infinity;
   private polls = 0;
   private readonly uartInst: VuartInstance | undefined;
   private readonly insight: InsightPublisher | undefined;
@@ -190,7 +200,11 @@ export class Machine {
               ringPage: xencons.page,
               doorbell: opts.evtchn.doorbellView(opts.domid),
               lineEvents: opts.evtchn.lineEventWords(opts.domid),
-              tail: (flags: number, prod: number, cons: number) => inst.device.nativeTail(flags, prod, cons),
+              tail: (flags: number, prod: number, cons: number) => {
+                const wakes = opts.evtchn.wakesSent;
+                inst.device.nativeTail(flags, prod, cons);
+                this.handOffIfWoke(wakes);
+              },
               live: () => this.domain.vpl011 === inst && !this.domain.crashed && !this.stopRequested,
               ...(traceView ? { trace: traceView } : {}),
             },
@@ -205,7 +219,10 @@ export class Machine {
         this.pollEvents();
         if (addr !== frAddr) {
           this.frWatch.end();
-          return this.uartRead(addr, width);
+          const wakes = this.opts.evtchn.wakesSent; // a DR read that frees IN space notifies the backend
+          const r = this.uartRead(addr, width);
+          this.handOffIfWoke(wakes);
+          return r;
         }
         const v = this.uartRead(addr, width);
         if (v === null) {
@@ -242,7 +259,10 @@ export class Machine {
           const inst = this.uartInst;
           // The vpl011 directly (what the bus would find), while it is the domain's and the domain is alive.
           if (inst !== undefined && this.domain.vpl011 === inst && !this.domain.crashed) {
-            if (inst.device.write(addr - vpl011Base, width, value) === MMIO_DONE) return true;
+            const wakes = opts.evtchn.wakesSent;
+            const done = inst.device.write(addr - vpl011Base, width, value) === MMIO_DONE;
+            this.handOffIfWoke(wakes);
+            if (done) return true;
             return this.refused(addr, width, true, value) !== null;
           }
         }
@@ -375,6 +395,20 @@ export class Machine {
     });
   }
 
+  /**
+   * The device's access just woke the sleeping backend (the ring's waiter count was non-zero: `wakesSent` moved):
+   * yield the CPU, so a backend woken onto this CPU takes the output now instead of after the guest's next slice
+   * (src/host/cpu-yield.ts). Free when nothing else waits for this CPU; never with VPL011_YIELD_ON_WAKE=0.
+   */
+  private handOffIfWoke(wakesBefore: number): void {
+    if (this.opts.evtchn.wakesSent === wakesBefore || !YIELD_ON_WAKE) return;
+    const now = performance.now();
+    if (now - this.lastHandoff < HANDOFF_GAP_MS) return;
+    this.lastHandoff = now;
+    this.handoffs++;
+    yieldCpu();
+  }
+
   /** A changed FR the guest is about to see (after a park or a re-derivation): a new polling episode. */
   private frSeen(v: number | null): number | null {
     if (v === null) this.frWatch.end();
@@ -425,6 +459,7 @@ export class Machine {
     const db = this.opts.evtchn.doorbell(this.opts.domid);
     if (db !== this.lastDoorbell) {
       this.lastDoorbell = db;
+      hop('db');
       // A guest spinning on the UART never returns to the run loop: notice stop() here too. Both stop paths
       // (domain-thread stop(), the daemon's domain host) set the flag and then kick the doorbell, so the flag is
       // read when the doorbell moves; every 1024th poll reads it anyway, for a stop that did not kick.
@@ -480,7 +515,7 @@ export class Machine {
 
   stats(): MachineStats {
     const s = this.vcpu.stats;
-    return { mmio: s.mmio, irqs: s.irqRaises, wfiSleeps: this.wfiSleeps, sync: s.sync, hvc: s.hvc, aborts: s.aborts, frStalls: this.frStalls, msr: s.msr, counterReads: this.vcpu.timer.counterReads, evtchnWakes: this.opts.evtchn.wakesSent, nativeMmio: s.nativeMmio, msrPassed: s.msrPassed };
+    return { mmio: s.mmio, irqs: s.irqRaises, wfiSleeps: this.wfiSleeps, sync: s.sync, hvc: s.hvc, aborts: s.aborts, frStalls: this.frStalls, msr: s.msr, counterReads: this.vcpu.timer.counterReads, evtchnWakes: this.opts.evtchn.wakesSent, nativeMmio: s.nativeMmio, msrPassed: s.msrPassed, handoffs: this.handoffs };
   }
 
   run(): MachineExit {
@@ -529,7 +564,10 @@ export class Machine {
       const ms = left === null ? idle : Math.min(idle, left);
       this.wfiSleeps++;
       this.publishInsight(true, true); // idle: what `vpl011 stat` shows is exact while the vCPU sleeps
+      hop('sleep', ms);
+      hopFlush();
       evtchn.waitSync(domid, seen, ms);
+      hop('wake');
       this.safePoint();
     }
   }

@@ -30,6 +30,7 @@
 // the console backend tells the domain's vpl011 besides bytes (BREAK, framing/parity errors). It lives here because
 // every party that serves a domain maps this table already (VERSION 2 added it).
 
+import { hop } from '../util/hop-trace.js';
 import { Vpl011Error } from '../util/errors.js';
 import { LINE_EVENT_WORDS } from './line-events.js';
 
@@ -399,6 +400,7 @@ export class EventChannels {
     Atomics.add(w, i, 1);
     if (this.ringProbe !== undefined) this.ringProbe(domid);
     // After the add (the Dekker half): a waiter counted itself before comparing the doorbell with its `seen`.
+    hop('ring', domid);
     if (Atomics.load(w, this.portBase + domid * this.portsPerDomain * PORT_WORDS + P0_WAITERS) === 0) return;
     this.wakesSent++;
     if (this.waker) this.waker.wake(w, i);

@@ -252,10 +252,11 @@ void *fp_msr_ptr(void) { return (void *)fp_msr; }
 
 
 /* Vpl011.update(event): re-derive RIS (a data event latches every condition that holds; otherwise bits can only
- * clear), FR and the line from the levels. */
-static int update_levels(int32_t *h, int event) {
-  uint32_t in_l = (uint32_t)h[HS_RING_IN_LEVEL];
-  uint32_t out_l = (uint32_t)h[HS_RING_OUT_LEVEL];
+ * clear), FR and the line from the levels. `in_l`/`out_l` are the rings' levels (h[HS_RING_*_LEVEL]), passed by a
+ * caller that has just stored one of them: read back from memory, gcc loaded both words as one 64-bit load, which
+ * cannot be forwarded from the 32-bit store just made (a store-forwarding stall on every DR write: ~half of this
+ * function's time in the bare flood's profile, docs/PERF.md "Bare-metal flood"). */
+static int update_levels_from(int32_t *h, int event, uint32_t in_l, uint32_t out_l) {
   h[HS_DEV_IN_LEVEL] = (int32_t)in_l;
   h[HS_DEV_OUT_LEVEL] = (int32_t)out_l;
   uint32_t rx_l = h[HS_RX_ON] ? in_l : 0;
@@ -288,6 +289,9 @@ static int update_levels(int32_t *h, int event) {
     return TAIL_LINE;
   }
   return 0;
+}
+static int update_levels(int32_t *h, int event) {
+  return update_levels_from(h, event, (uint32_t)h[HS_RING_IN_LEVEL], (uint32_t)h[HS_RING_OUT_LEVEL]);
 }
 
 /* The machine's checks before any vpl011 access (Machine.pollEvents): a moved doorbell means pending events to
@@ -323,7 +327,7 @@ static void dr_write(struct fastpath *s, uint8_t byte) {
   h[HS_RING_OUT_LEVEL] = (int32_t)level;
   s->f[HF_BYTES_OUT] += 1;
   if (level == 1 || level == OUT_SIZE / 2 || level == OUT_SIZE) flags |= TAIL_NOTIFY;
-  flags |= update_levels(h, 1);
+  flags |= update_levels_from(h, 1, (uint32_t)h[HS_RING_IN_LEVEL], level);
   if (flags) s->js_tail(flags, next, cons);
 }
 
@@ -363,7 +367,7 @@ static int dr_read(struct fastpath *s) {
   }
   h[HS_RING_IN_LEVEL] = (int32_t)level;
   s->f[HF_BYTES_IN] += 1;
-  flags |= update_levels(h, 1);
+  flags |= update_levels_from(h, 1, level, (uint32_t)h[HS_RING_OUT_LEVEL]);
   if ((uint32_t)h[HS_DEV_IN_LEVEL] == IN_SIZE - 1) flags |= TAIL_NOTIFY;
   if (flags) s->js_tail(flags, rep_prod, rep_cons);
   return byte;
