@@ -51,6 +51,21 @@ test('an onOutput observer counts as a taker: output flows without sinks (the ba
   assert.equal(seen, 'xyz');
 });
 
+test('setting onOutput after output was held asks for a service turn (an in-process session stalled otherwise)', () => {
+  // startGuest() runs the backend's first turns before its caller can set onOutput: the guest's notifies were
+  // spent on held turns, so without a wake the output stayed held and the guest waited on TXFF for good.
+  const { front, console } = setup();
+  for (const b of Buffer.from('held')) front.putOut(b);
+  let woken = 0;
+  console.wake = () => woken++;
+  assert.equal(console.service(), false);
+  assert.equal(front.outQueued(), 4, 'held in the ring');
+  console.onOutput = () => {};
+  assert.equal(woken, 1, 'the new observer asks for a turn');
+  console.onOutput = undefined;
+  assert.equal(woken, 1, 'removing it does not');
+});
+
 test('the guest is notified after a drain from at least half full, not after a small one (docs/PERF.md)', () => {
   const { front, console, ev, gp } = setup();
   console.addSink(collector().stream, { label: 's' });

@@ -166,8 +166,16 @@ export class Console {
   private closed = false;
   /** Set by the backend loop: called when this console wants another service() turn (sink drained, input queued). */
   wake: () => void = () => {};
+  private outputObserver: ((chunk: Uint8Array) => void) | undefined;
   /** Called with every chunk of output, before the sinks (for prompt detection, statistics, tests). */
-  onOutput: ((chunk: Uint8Array) => void) | undefined;
+  get onOutput(): ((chunk: Uint8Array) => void) | undefined {
+    return this.outputObserver;
+  }
+  /** An observer is a taker (see service): output held for want of one can flow now, as after addSink(). */
+  set onOutput(fn: ((chunk: Uint8Array) => void) | undefined) {
+    this.outputObserver = fn;
+    if (fn) this.wake();
+  }
   /** Called when queued input has all gone into the ring (so a paused source may resume). */
   onInputSpace: (() => void) | undefined;
   /**
