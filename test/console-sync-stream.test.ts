@@ -4,14 +4,12 @@
 // ends after syncStreamMs and the loop gets a turn. Here a real guest streams 2 MiB (polled TX, guests/bare/stream.S)
 // through the real backend and Console; a setImmediate ticker counts event-loop turns while it flows, and every byte
 // must arrive in order. A backend whose synchronous waits never ended would tick ~0 times.
+import { vuartBackend } from './lib/vuart-backend.js';
 import { test, within } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { startDomainThread } from '../src/vmm/domain-thread.js';
 import { buildBareGuest, BARE_LOAD_ADDR, streamPattern } from '../src/vmm/bare-guests.js';
-import { EventChannels } from '../src/xen/evtchn.js';
-import { ConsoleRingBackend } from '../src/xen/ring.js';
-import { VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../src/xen/arch-arm.js';
 import { Console } from '../src/console/console.js';
 import { ConsoleBackend, TURN_BUDGET_MS } from '../src/console/backend.js';
 
@@ -35,9 +33,7 @@ test('a synchronously waiting backend still gives the event loop its turns durin
   let detach = (): void => {};
   try {
     const port = await dom.vuartPort;
-    const ev = EventChannels.attach(dom.evtchn);
-    const localPort = ev.bindInterdomain(0, 1, port);
-    const ring = new ConsoleRingBackend(dom.magicPages, VUART_PFN_OFFSET * XEN_PAGE_SIZE);
+    const { ev, local: localPort, ring } = vuartBackend(dom, port);
     console = new Console({ name: 'stream', domid: 1, ring, evtchn: ev, backendDomid: 0, localPort });
     const chunks: Buffer[] = [];
     let firstByteTicks = -1;

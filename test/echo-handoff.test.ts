@@ -2,13 +2,11 @@
 // docs/PERF.md "Echo latency"): after a vpl011 access whose notify woke a sleeping backend, and only then, on both
 // vCPU paths (the native fast path's tail and the TypeScript device). That it does not slow a stream is a benchmark's
 // question (bench/bare.ts floodOnce with VPL011_YIELD_ON_WAKE=0/1), not a test's.
+import { vuartBackend } from './lib/vuart-backend.js';
 import { test, within } from './lib/bounded.js';
 import assert from 'node:assert/strict';
-import { EventChannels } from '../src/xen/evtchn.js';
 import { startDomainThread } from '../src/vmm/domain-thread.js';
 import { buildBareGuest, BARE_LOAD_ADDR } from '../src/vmm/bare-guests.js';
-import { ConsoleRingBackend } from '../src/xen/ring.js';
-import { VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../src/xen/arch-arm.js';
 import type { GuestImage } from '../src/toolstack/guest-image.js';
 import type { MachineStats } from '../src/vmm/machine.js';
 
@@ -34,9 +32,7 @@ async function session(sleeps: boolean, native: '0' | '1'): Promise<MachineStats
   const keepAlive = setInterval(() => {}, 1000);
   try {
     const port = await dom.vuartPort;
-    const ev = EventChannels.attach(dom.evtchn);
-    const local = ev.bindInterdomain(0, 1, port);
-    const ring = new ConsoleRingBackend(dom.magicPages, VUART_PFN_OFFSET * XEN_PAGE_SIZE);
+    const { ev, local, ring } = vuartBackend(dom, port);
     let out = '';
     const buf = new Uint8Array(2048);
     let sent = false;

@@ -2,15 +2,13 @@
 // (VPL011_NATIVE=0). Bare metal: a 1 MiB polled TX stream (byte-exact, pattern), 256 KiB polled RX (checksum), and
 // the hello banner + echo; Linux: a byte-exact `cat` flood through the IRQ-driven tty and a paste, via `vpl011 run`.
 // Each run also says which path served the UART (MachineStats.nativeMmio), so a silent fallback fails the test.
+import { vuartBackend } from './lib/vuart-backend.js';
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { startDomainThread, type DomainThread } from '../src/vmm/domain-thread.js';
 import { buildBareGuest, BARE_LOAD_ADDR, fnv1a32, streamPattern, type BareGuest } from '../src/vmm/bare-guests.js';
-import { EventChannels } from '../src/xen/evtchn.js';
-import { ConsoleRingBackend } from '../src/xen/ring.js';
-import { VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../src/xen/arch-arm.js';
 import type { GuestImage } from '../src/toolstack/guest-image.js';
 import { nativeLibraryPath } from '../src/cpu/native.js';
 import { PROMPT, vpl011Process } from './lib/console-process.js';
@@ -41,9 +39,7 @@ function start(env: string, name: BareGuest, defines?: Record<string, number>): 
 /** A console backend in the test: drains OUT into a buffer, feeds IN, notifies after each batch as xenconsoled. */
 async function serve(dom: DomainThread, input: Uint8Array): Promise<{ out: () => Buffer; stop: () => void }> {
   const port = await dom.vuartPort;
-  const ev = EventChannels.attach(dom.evtchn);
-  const local = ev.bindInterdomain(0, 1, port);
-  const ring = new ConsoleRingBackend(dom.magicPages, VUART_PFN_OFFSET * XEN_PAGE_SIZE);
+  const { ev, local, ring } = vuartBackend(dom, port);
   const chunks: Buffer[] = [];
   let fed = 0;
   let running = true;

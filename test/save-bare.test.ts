@@ -2,13 +2,11 @@
 // saved mid-stream and restored in a new worker writes exactly its pattern, byte for byte (nothing lost, nothing
 // repeated, including what sat in OUT at the save); one saved with "keep running" goes on unchanged; input waiting in
 // IN at the save is read by the restored guest exactly once (its checksum of all input matches).
+import { vuartBackend } from './lib/vuart-backend.js';
 import { test, within } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { startDomainThread, type DomainThread } from '../src/vmm/domain-thread.js';
 import { buildBareGuest, BARE_LOAD_ADDR, fnv1a32, streamPattern, type BareGuest } from '../src/vmm/bare-guests.js';
-import { EventChannels } from '../src/xen/evtchn.js';
-import { ConsoleRingBackend } from '../src/xen/ring.js';
-import { VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../src/xen/arch-arm.js';
 import type { GuestImage } from '../src/toolstack/guest-image.js';
 import { restoreImage, withMagic, type MachineState } from '../src/vmm/machine-state.js';
 import { decodeSavedDomain, encodeSavedDomain } from '../src/vmm/saved-domain.js';
@@ -21,9 +19,7 @@ function image(name: BareGuest, defs: Record<string, number>): GuestImage {
 
 /** A console backend in the test (xenconsoled's job): drains OUT, feeds `input` into IN as it frees up. */
 function serve(dom: DomainThread, port: number, input: Uint8Array = new Uint8Array()) {
-  const ev = EventChannels.attach(dom.evtchn);
-  const local = ev.bindInterdomain(0, 1, port);
-  const ring = new ConsoleRingBackend(dom.magicPages, VUART_PFN_OFFSET * XEN_PAGE_SIZE);
+  const { ev, local, ring } = vuartBackend(dom, port);
   const chunks: Buffer[] = [];
   let outBytes = 0;
   let fed = 0;

@@ -4,6 +4,7 @@
 // generous (a loaded 2-core machine); the typical figure is in docs/CPU.md. Before the fix each of these ran forever
 // (or 10 s for destroy, through SIGKILL).
 import { after } from 'node:test';
+import { vuartBackend } from './lib/vuart-backend.js';
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -15,9 +16,6 @@ import { VPL011_BIN as CLI } from '../src/util/self.js';
 import { Harness } from './lib/daemon-harness.js';
 import { buildBareGuestFile, buildBareGuest, BARE_LOAD_ADDR } from '../src/vmm/bare-guests.js';
 import { startDomainThread } from '../src/vmm/domain-thread.js';
-import { EventChannels } from '../src/xen/evtchn.js';
-import { ConsoleRingBackend } from '../src/xen/ring.js';
-import { VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../src/xen/arch-arm.js';
 
 /** "It ended", not "it was fast": today's failure is forever (or 10 s); the goal is 200 ms. */
 const STOP_BOUND_MS = 2000;
@@ -102,9 +100,7 @@ test('DomainThread.stop() ends guests in b . and on a RAM flag with "stopped"', 
     });
     // Drain the ring once the guest has written its line: then it is in its loop.
     const port = await dom.vuartPort;
-    const ev = EventChannels.attach(dom.evtchn);
-    ev.bindInterdomain(0, 1, port);
-    const ring = new ConsoleRingBackend(dom.magicPages, VUART_PFN_OFFSET * XEN_PAGE_SIZE);
+    const { ring } = vuartBackend(dom, port);
     let out = '';
     const buf = new Uint8Array(64);
     const deadline = Date.now() + 20_000;

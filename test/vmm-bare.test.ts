@@ -1,11 +1,9 @@
 // Bare-metal guests on real unicorn in a worker thread, through the vpl011, the console ring and event channels.
+import { vuartBackend } from './lib/vuart-backend.js';
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { startDomainThread, type DomainThread } from '../src/vmm/domain-thread.js';
 import { buildBareGuest, BARE_LOAD_ADDR, type BareGuest } from '../src/vmm/bare-guests.js';
-import { EventChannels } from '../src/xen/evtchn.js';
-import { ConsoleRingBackend } from '../src/xen/ring.js';
-import { VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../src/xen/arch-arm.js';
 import type { GuestImage } from '../src/toolstack/guest-image.js';
 
 function image(name: BareGuest, x1 = 0): GuestImage {
@@ -17,9 +15,7 @@ function image(name: BareGuest, x1 = 0): GuestImage {
 /** A minimal console backend in the test: drains OUT, feeds IN, notifies like xenconsoled. */
 async function serve(dom: DomainThread, input: Uint8Array): Promise<{ out: () => string; stop: () => void }> {
   const port = await dom.vuartPort;
-  const ev = EventChannels.attach(dom.evtchn);
-  const local = ev.bindInterdomain(0, 1, port);
-  const ring = new ConsoleRingBackend(dom.magicPages, VUART_PFN_OFFSET * XEN_PAGE_SIZE);
+  const { ev, local, ring } = vuartBackend(dom, port);
   let out = '';
   let fed = 0;
   let running = true;

@@ -1,13 +1,12 @@
 // The fast wakeup paths of docs/PERF.md: evtchn wakes only counted waiters (never losing one), and a vCPU whose guest
 // spins on an unchanged UARTFR waits on its doorbell instead of trapping (TXFF: waiting for the backend; RXFE: an
 // idle polled guest), with no byte lost or reordered.
+import { vuartBackend } from './lib/vuart-backend.js';
 import { test, within } from './lib/bounded.js';
 import assert from 'node:assert/strict';
 import { EventChannels, type DoorbellWaker, type WaitResult } from '../src/xen/evtchn.js';
 import { startDomainThread } from '../src/vmm/domain-thread.js';
 import { buildBareGuest, streamPattern, BARE_LOAD_ADDR, type BareGuest } from '../src/vmm/bare-guests.js';
-import { ConsoleRingBackend } from '../src/xen/ring.js';
-import { VUART_PFN_OFFSET, XEN_PAGE_SIZE } from '../src/xen/arch-arm.js';
 import type { GuestImage } from '../src/toolstack/guest-image.js';
 
 /** A DoorbellWaker that records wakes and lets the test resolve async waits by hand (the cross-process shape). */
@@ -73,9 +72,7 @@ test('a guest spinning on FR.TXFF behind a slow backend waits on its doorbell: e
   const dom = startDomainThread({ domid: 1, name: 'stream', image: image('stream', { COUNT }), sleepBounds: NO_FALLBACK });
   try {
     const port = await dom.vuartPort;
-    const ev = EventChannels.attach(dom.evtchn);
-    const local = ev.bindInterdomain(0, 1, port);
-    const ring = new ConsoleRingBackend(dom.magicPages, VUART_PFN_OFFSET * XEN_PAGE_SIZE);
+    const { ev, local, ring } = vuartBackend(dom, port);
     const chunks: Buffer[] = [];
     const buf = new Uint8Array(4096);
     let drains = 0;
@@ -111,9 +108,7 @@ test('an idle guest polling FR.RXFE sleeps on its doorbell between bursts of rea
   const dom = startDomainThread({ domid: 1, name: 'hello', image: image('hello'), sleepBounds: NO_FALLBACK });
   try {
     const port = await dom.vuartPort;
-    const ev = EventChannels.attach(dom.evtchn);
-    const local = ev.bindInterdomain(0, 1, port);
-    const ring = new ConsoleRingBackend(dom.magicPages, VUART_PFN_OFFSET * XEN_PAGE_SIZE);
+    const { ev, local, ring } = vuartBackend(dom, port);
     let out = '';
     const buf = new Uint8Array(2048);
     const pump = (): void => {
