@@ -48,6 +48,8 @@ export interface MachineStats {
   msrPassed: number;
   /** Times the vCPU yielded its CPU right after a vpl011 access woke the sleeping backend (handOffIfWoke). */
   handoffs: number;
+  /** pollEvents' periodic checks (stop, trace switch, insight) reached through UART accesses: one per 1024. */
+  periodicChecks: number;
 }
 
 export interface MachineOptions {
@@ -130,7 +132,12 @@ export class Machine {
   private frStalls = 0;
   private handoffs = 0;
   private lastHandoff = -Infinity;
-  private polls = 0;
+  /**
+   * Accesses since the start, for the periodic checks of pollEvents: the hot state's Polls word, counted by both
+   * paths (the native one serves most accesses and sends every 1024th here uncounted), or this thread's own.
+   */
+  private readonly pollCount: Int32Array;
+  private periodicChecks = 0;
   private readonly uartInst: VuartInstance | undefined;
   private readonly insight: InsightPublisher | undefined;
   private lastPublish = -Infinity;
@@ -168,6 +175,7 @@ export class Machine {
     });
     this.uartInst = vuartOf(this.domain);
     this.frWatch = new FrPollWatch(this.uartInst?.ring.hot);
+    this.pollCount = this.uartInst?.ring.hot.w ?? new Int32Array(HotWord.Polls + 1);
 
     const vpl011Base = layout.uart.base;
     const vpl011End = vpl011Base + XEN_PAGE_SIZE;
@@ -474,7 +482,8 @@ export class Machine {
       // read when the doorbell moves; every 1024th poll reads it anyway, for a stop that did not kick.
       this.checkStop();
       this.opts.evtchn.dispatch(this.opts.domid);
-    } else if ((++this.polls & 1023) === 0) {
+    } else if ((++this.pollCount[HotWord.Polls]! & 1023) === 0) {
+      this.periodicChecks++;
       this.checkStop();
       // A guest that only polls the UART reaches no other safe point.
       this.followTraceSwitch();
@@ -524,7 +533,7 @@ export class Machine {
 
   stats(): MachineStats {
     const s = this.vcpu.stats;
-    return { mmio: s.mmio, irqs: s.irqRaises, wfiSleeps: this.wfiSleeps, sync: s.sync, hvc: s.hvc, aborts: s.aborts, frStalls: this.frStalls, msr: s.msr, counterReads: this.vcpu.timer.counterReads, evtchnWakes: this.opts.evtchn.wakesSent, nativeMmio: s.nativeMmio, msrPassed: s.msrPassed, handoffs: this.handoffs };
+    return { mmio: s.mmio, irqs: s.irqRaises, wfiSleeps: this.wfiSleeps, sync: s.sync, hvc: s.hvc, aborts: s.aborts, frStalls: this.frStalls, msr: s.msr, counterReads: this.vcpu.timer.counterReads, evtchnWakes: this.opts.evtchn.wakesSent, nativeMmio: s.nativeMmio, msrPassed: s.msrPassed, handoffs: this.handoffs, periodicChecks: this.periodicChecks };
   }
 
   run(): MachineExit {

@@ -303,7 +303,10 @@ static int may_serve(int32_t *h, int32_t *doorbell) {
     h[HS_LAST_DOORBELL] = db;
     return 0;
   }
-  if ((++h[HS_POLLS] & (POLL_PERIOD - 1)) == 0) return 0;
+  /* One count of accesses for both paths (HS_POLLS, Machine.pollEvents): the POLL_PERIOD-th is left uncounted here
+   * and sent to JS, whose count of it reaches the multiple and runs the periodic checks. */
+  if ((((uint32_t)h[HS_POLLS] + 1) & (POLL_PERIOD - 1)) == 0) return 0;
+  h[HS_POLLS] += 1;
   return 1;
 }
 
