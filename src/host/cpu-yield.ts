@@ -8,7 +8,7 @@
 // runnable on this CPU it returns immediately.
 //
 // Best effort: without Linux's libc (or koffi's) it does nothing.
-import koffi from 'koffi';
+import { libcFunction } from './libc.js';
 
 let yieldFn: (() => number) | null | undefined;
 
@@ -18,7 +18,7 @@ export function yieldCpu(): void {
     yieldFn = null;
     if (process.platform === 'linux') {
       try {
-        yieldFn = koffi.load('libc.so.6').func('int sched_yield()') as () => number;
+        yieldFn = libcFunction('int sched_yield()') as () => number;
       } catch {
         yieldFn = null;
       }

@@ -4,6 +4,7 @@
 import { closeSync, openSync } from 'node:fs';
 import koffi from 'koffi';
 import { Vpl011Error } from '../util/errors.js';
+import { libcFunction } from './libc.js';
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
@@ -13,7 +14,7 @@ let flockFn: ((fd: number, op: number) => number) | undefined;
 
 function flock(fd: number, op: number): number {
   if (!flockFn) {
-    const f = koffi.load('libc.so.6').func('int flock(int fd, int op)');
+    const f = libcFunction('int flock(int fd, int op)');
     flockFn = (d, o) => f(d, o) as number;
   }
   return flockFn(fd, op);

@@ -1,10 +1,11 @@
 // libc through koffi: the few POSIX calls the cross-process console path needs (shm_open/mmap for shared pages,
-// futex for sleeping on a word another process changes). Loaded lazily so modules that only need types, and
-// `vpl011 run` (which shares memory between threads only), never load libc.
+// futex for sleeping on a word another process changes). Bound lazily so modules that only need types, and
+// `vpl011 run` (which shares memory between threads only), never bind them; libcFunction() is the one loader of
+// libc for these and for the single-call bindings beside them.
 //
 // Fixed prototypes only: a variadic koffi call costs ~6 µs where a fixed one costs ~0.9 µs (measured on the target
 // machine), so syscall() is declared with the six futex arguments.
-import koffi from 'koffi';
+import koffi, { type LibraryHandle } from 'koffi';
 
 export interface Libc {
   shm_open(name: string, oflag: number, mode: number): number;
@@ -39,22 +40,31 @@ export const EACCES = 13;
 const SYS_FUTEX: Record<string, number> = { x64: 202, arm64: 98 };
 
 let cached: Libc | undefined;
+let library: LibraryHandle | undefined;
+
+/**
+ * One function of Linux's libc, by its C prototype: the one place libc is loaded (once), for the calls here and
+ * for the single-call bindings beside them (flock.ts, cpu-yield.ts).
+ */
+export function libcFunction(prototype: string): ReturnType<LibraryHandle['func']> {
+  library ??= koffi.load('libc.so.6');
+  return library.func(prototype);
+}
 
 export function libc(): Libc {
   if (cached) return cached;
   if (process.platform !== 'linux') throw new Error('host: cross-process shared memory needs Linux (shm_open, futex)');
   const nr = SYS_FUTEX[process.arch];
   if (nr === undefined) throw new Error(`host: no futex syscall number for ${process.arch}`);
-  const lib = koffi.load('libc.so.6');
-  const shmOpen = lib.func('int shm_open(const char *name, int oflag, uint32_t mode)');
-  const shmUnlink = lib.func('int shm_unlink(const char *name)');
-  const ftruncate = lib.func('int ftruncate(int fd, int64_t len)');
-  const lseek = lib.func('int64_t lseek(int fd, int64_t off, int whence)');
-  const mmap = lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)');
-  const munmap = lib.func('int munmap(void *addr, size_t len)');
-  const close = lib.func('int close(int fd)');
-  const syscall = lib.func('long syscall(long nr, uint64_t addr, int op, int val, void *ts, void *a2, int v3)');
-  const getuid = lib.func('uint32_t getuid()');
+  const shmOpen = libcFunction('int shm_open(const char *name, int oflag, uint32_t mode)');
+  const shmUnlink = libcFunction('int shm_unlink(const char *name)');
+  const ftruncate = libcFunction('int ftruncate(int fd, int64_t len)');
+  const lseek = libcFunction('int64_t lseek(int fd, int64_t off, int whence)');
+  const mmap = libcFunction('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)');
+  const munmap = libcFunction('int munmap(void *addr, size_t len)');
+  const close = libcFunction('int close(int fd)');
+  const syscall = libcFunction('long syscall(long nr, uint64_t addr, int op, int val, void *ts, void *a2, int v3)');
+  const getuid = libcFunction('uint32_t getuid()');
   cached = {
     shm_open: (name, oflag, mode) => shmOpen(name, oflag, mode) as number,
     shm_unlink: (name) => shmUnlink(name) as number,
