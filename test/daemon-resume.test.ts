@@ -5,13 +5,14 @@
 // reach guests/bare/checksum.S exactly once (its FNV-1a and count match).
 import { test } from './lib/bounded.js';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Harness } from './lib/daemon-harness.js';
 import { ConsoleProcess, vpl011Process } from './lib/console-process.js';
+import { expectReadOnce, pipeIntoChecksumGuest } from './lib/piped-input.js';
 import { runPaths } from '../src/daemon/paths.js';
 import { readRecord } from '../src/daemon/records.js';
-import { fnv1a32, streamPattern } from '../src/vmm/bare-guests.js';
+import { streamPattern } from '../src/vmm/bare-guests.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -79,21 +80,14 @@ test('input: bytes piped into a console client across two kill -9 of the daemon 
   let client: ConsoleProcess | undefined;
   try {
     await h.startDaemon();
-    await h.up('sum', 'checksum', { COUNT });
-    client = vpl011Process(['console', 'sum', '--run-dir', h.runDir]);
-    // (The guest's "checksum ready" may have gone out before the client attached: the log has it.)
-    await h.until(() => h.log('sum').includes('checksum ready\n'), 'the guest ready');
-    // Printable bytes (any value would do through a pipe), written as fast as the client takes them.
-    const data = Buffer.from(randomBytes(COUNT).map((b) => 0x20 + (b % 95)));
-    client.child.stdin.write(data);
+    const piped = await pipeIntoChecksumGuest(h, 'sum', COUNT);
+    client = piped.client;
+    const data = piped.data;
     for (const at of [256 * 1024, 1024 * 1024]) {
       await h.until(async () => ((await tryInfo(h, 'sum'))?.bytesIn ?? 0) >= at, `${at} bytes of input in the guest`, 240_000);
       await killDaemon(h);
     }
-    const hex = (n: number) => n.toString(16).padStart(8, '0');
-    const want = `fnv1a32 ${hex(fnv1a32(data))} bytes ${hex(COUNT)}\n`;
-    await client.expect(/fnv1a32 [0-9a-f]{8} bytes [0-9a-f]{8}\n/, 300_000);
-    assert.ok(client.out.includes(want), `the guest read the input exactly once: want ${want.trim()}, got ${client.out.slice(-60)}`);
+    await expectReadOnce(client, data);
     assert.equal(client.stderr.match(/reconnecting\.\.\./g)?.length, 2, client.stderr);
     client.child.stdin.end();
     const { code } = await client.exited;
