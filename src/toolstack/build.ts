@@ -76,6 +76,8 @@ function buildLinuxInRam(config: GuestConfig, ramBase: number, ramSize: number):
     throw e;
   }
   if (hdr.textOffset !== 0) {
+    // Moved past the end of RAM: linuxPlacement throws the BuildError that says how much memory it needs (its
+    // image_size, bss included, is at least the file's length).
     if (base + hdr.textOffset + kernel.length > ramBase + ramSize) linuxPlacement(config, hdr, undefined, ramBase, ramSize);
     const all = new Uint8Array(ram);
     all.copyWithin(base + hdr.textOffset - ramBase, base - ramBase, base - ramBase + kernel.length);
